@@ -1,0 +1,50 @@
+"""The Litestar application: routes, database pool, authentication and error handling."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from psycopg_pool import AsyncConnectionPool
+
+from api.auth import authentication
+from api.db import create_pool
+from api.problems import EXCEPTION_HANDLERS
+from api.routes.health import healthz, readyz
+from api.routes.ingest import MAX_BODY_BYTES, post_events
+from api.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def database(app: Litestar) -> AsyncIterator[None]:
+        pool = create_pool(settings.database_url, settings.db_pool_size)
+        # Not waiting: the service starts while PostgreSQL is down and answers 503 meanwhile.
+        await pool.open(wait=False)
+        app.state.pool = pool
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    return Litestar(
+        route_handlers=[healthz, readyz, post_events],
+        lifespan=[database],
+        dependencies={"pool": Provide(_pool, sync_to_thread=False)},
+        middleware=[authentication],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=MAX_BODY_BYTES,
+        openapi_config=OpenAPIConfig(
+            title="Usage",
+            version="1.0.0",
+            description="Metering service of the agent platform: ingest and usage reads.",
+        ),
+    )
+
+
+def _pool(state: State) -> AsyncConnectionPool:
+    return state.pool

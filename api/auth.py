@@ -1,0 +1,42 @@
+"""Who is calling: the bearer key of every request, and what its scope lets it do (DESIGN §6)."""
+
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.middleware.base import DefineMiddleware
+
+from api.keys import ApiKey, Scope, find_key
+from api.problems import Problem
+
+PUBLIC = {"exclude_from_auth": True}  # route option: no key needed
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="usage"'}
+
+
+class _BearerKey(AbstractAuthenticationMiddleware):
+    async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
+        scheme, _, key = connection.headers.get("authorization", "").partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key:
+            raise Problem(401, "an API key is required: Authorization: Bearer <key>",
+                          headers=_CHALLENGE)  # fmt: skip
+        async with connection.app.state.pool.connection() as conn:
+            api_key = await find_key(conn, key)
+        if api_key is None:
+            raise Problem(401, "the API key is unknown or revoked", headers=_CHALLENGE)
+        return AuthenticationResult(user=api_key, auth=api_key)
+
+
+authentication = DefineMiddleware(_BearerKey, exclude_from_auth_key="exclude_from_auth")
+
+
+def requires(*scopes: Scope):
+    """A guard: the request's key must have one of ``scopes``."""
+
+    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        api_key: ApiKey = connection.user
+        if api_key.scope not in scopes:
+            allowed = " or ".join(scope.value for scope in scopes)
+            raise Problem(403, f"this route needs a key of scope {allowed}; "
+                               f"this key has scope {api_key.scope.value}")  # fmt: skip
+
+    return guard

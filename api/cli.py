@@ -1,0 +1,118 @@
+"""The `usage-api` command (DESIGN §8)."""
+
+import argparse
+import asyncio
+import re
+
+import psycopg
+
+from api import migrations
+from api.db import connect_kwargs
+from api.events import SLUG_PATTERN
+from api.keys import Scope, create_key, list_keys, revoke_key
+from api.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    args.run(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="usage-api", description="Usage metering service")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    migrate = commands.add_parser("migrate", help="bring the database schema to the latest")
+    migrate.set_defaults(run=_migrate)
+
+    serve = commands.add_parser("serve", help="run the HTTP server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(run=_serve)
+
+    keys = commands.add_parser("keys", help="create, list and revoke API keys")
+    key_commands = keys.add_subparsers(required=True, metavar="ACTION")
+    create = key_commands.add_parser("create", help="create a key; prints it on the last line")
+    create.add_argument("--scope", required=True, choices=[scope.value for scope in Scope])
+    create.add_argument("--org", type=_slug, help="the organization (scope read only)")
+    create.set_defaults(run=_create_key)
+    key_commands.add_parser("list", help="list keys (never the keys themselves)").set_defaults(
+        run=_list_keys
+    )
+    revoke = key_commands.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(run=_revoke_key)
+
+    demo = commands.add_parser("demo", help="load demo organizations over the last 35 days")
+    demo.add_argument("--seed", type=int, default=1)
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _slug(value: str) -> str:
+    if not re.fullmatch(SLUG_PATTERN, value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not an organization slug ({SLUG_PATTERN})")
+    return value
+
+
+def _migrate(_: argparse.Namespace) -> None:
+    migrations.upgrade(Settings.from_env().database_url)
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from api.app import create_app
+
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
+
+
+async def _connect() -> psycopg.AsyncConnection:
+    return await psycopg.AsyncConnection.connect(
+        Settings.from_env().database_url, **connect_kwargs()
+    )
+
+
+def _create_key(args: argparse.Namespace) -> None:
+    scope = Scope(args.scope)
+    if (scope is Scope.READ) != (args.org is not None):
+        raise SystemExit("usage-api keys create: --org is required with --scope read "
+                         "and not allowed with ingest or admin")  # fmt: skip
+
+    async def create() -> None:
+        async with await _connect() as conn:
+            created = await create_key(conn, scope, args.org)
+        org = f" for organization {args.org}" if args.org else ""
+        print(f"Created {scope.value} key {created.key_id}{org}. It is shown only once:")
+        print(created.key)
+
+    asyncio.run(create())
+
+
+def _list_keys(_: argparse.Namespace) -> None:
+    async def show() -> None:
+        async with await _connect() as conn:
+            keys = await list_keys(conn)
+        print(f"{'KEY_ID':<17} {'SCOPE':<7} {'ORG':<24} {'CREATED':<20} REVOKED")
+        for key in keys:
+            revoked = key.revoked_at.strftime("%Y-%m-%d %H:%M:%S") if key.revoked_at else "-"
+            print(f"{key.key_id:<17} {key.scope.value:<7} {key.org or '*':<24} "
+                  f"{key.created_at:%Y-%m-%d %H:%M:%S}  {revoked}")  # fmt: skip
+
+    asyncio.run(show())
+
+
+def _revoke_key(args: argparse.Namespace) -> None:
+    async def revoke() -> None:
+        async with await _connect() as conn:
+            if not await revoke_key(conn, args.key_id):
+                raise SystemExit(f"no live key with id {args.key_id}")
+        print(f"Revoked key {args.key_id}")
+
+    asyncio.run(revoke())
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from api.demo import load_demo
+
+    asyncio.run(load_demo(Settings.from_env().database_url, seed=args.seed))

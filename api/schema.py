@@ -1,0 +1,213 @@
+"""The database schema: every table the service reads or writes.
+
+Every table carries ``org_id`` and every primary and unique key starts with it, so the
+schema can be distributed by organization (Citus, distribution column ``org_id``).
+Alembic's migrations under ``migrations/`` build exactly this metadata.
+"""
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    func,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "pk": "%(table_name)s_pkey",
+        "ix": "%(table_name)s_%(column_0_N_name)s_idx",
+        "ck": "%(table_name)s_%(constraint_name)s_check",
+    }
+)
+
+# Keys of scope ingest and admin are not bound to one organization; they are stored under
+# this org_id, which no slug can equal.
+ALL_ORGS = "*"
+
+
+def _org_id() -> Column:
+    return Column("org_id", Text, primary_key=True)
+
+
+def _timestamp(name: str, *, nullable: bool = False) -> Column:
+    return Column(name, DateTime(timezone=True), nullable=nullable)
+
+
+def _event_columns() -> list[Column]:
+    """The columns every raw event table starts with; its key is DESIGN §5's dedupe key."""
+    return [
+        _org_id(),
+        Column("source", Text, primary_key=True),
+        Column("event_id", Text, primary_key=True),
+        _timestamp("time"),
+    ]
+
+
+def _identity_kind_check(column: str) -> CheckConstraint:
+    return CheckConstraint(f"{column} IN ('agent', 'user')", name=column)
+
+
+orgs = Table(
+    "orgs",
+    metadata,
+    _org_id(),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Agents and users; an agent of a workload or volume is the identity of kind 'agent' with
+# the same id. The name is the one on the latest event (by time, then source and event id)
+# that carried a name.
+identities = Table(
+    "identities",
+    metadata,
+    _org_id(),
+    Column("kind", Text, primary_key=True),
+    Column("identity_id", Text, primary_key=True),
+    Column("name", Text),
+    _timestamp("name_time", nullable=True),
+    Column("name_source", Text),
+    Column("name_event_id", Text),
+    _identity_kind_check("kind"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    _org_id(),
+    Column("key_id", Text, primary_key=True),
+    Column("scope", Text, nullable=False),
+    Column("key_hash", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    _timestamp("revoked_at", nullable=True),
+    CheckConstraint("scope IN ('read', 'ingest', 'admin')", name="scope"),
+    Index(None, "key_hash"),
+)
+
+# One row per event ever accepted, whatever its type: the dedupe of DESIGN §5 is on
+# (subject, source, id) across all types, so it cannot live in the per-type tables.
+event_receipts = Table(
+    "event_receipts",
+    metadata,
+    _org_id(),
+    Column("source", Text, primary_key=True),
+    Column("event_id", Text, primary_key=True),
+)
+
+llm_calls = Table(
+    "llm_calls",
+    metadata,
+    *_event_columns(),
+    Column("identity_kind", Text, nullable=False),
+    Column("identity_id", Text, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("cached_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("succeeded", Boolean, nullable=False),
+    _identity_kind_check("identity_kind"),
+    Index(None, "org_id", "time"),
+)
+
+workload_events = Table(
+    "workload_events",
+    metadata,
+    *_event_columns(),
+    Column("workload_id", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("agent_id", Text),
+    Column("cpu_cores", Float),
+    Column("memory_bytes", BigInteger),
+    CheckConstraint("action IN ('allocated', 'released')", name="action"),
+    Index(None, "org_id", "workload_id"),
+)
+
+volume_events = Table(
+    "volume_events",
+    metadata,
+    *_event_columns(),
+    Column("volume_id", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("agent_id", Text),
+    Column("size_bytes", BigInteger),
+    CheckConstraint("action IN ('provisioned', 'deleted')", name="action"),
+    Index(None, "org_id", "volume_id"),
+)
+
+
+def _platform_event_table(name: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        *_event_columns(),
+        Column("thread_id", Text, nullable=False),
+        Column("identity_kind", Text, nullable=False),
+        Column("identity_id", Text, nullable=False),
+        _identity_kind_check("identity_kind"),
+        Index(None, "org_id", "time"),
+    )
+
+
+thread_events = _platform_event_table("thread_events")
+message_events = _platform_event_table("message_events")
+
+# Derived tables, maintained by ingest in the same transaction as the raw rows.
+
+llm_rollup_5m = Table(
+    "llm_rollup_5m",
+    metadata,
+    _org_id(),
+    Column("bucket_start", DateTime(timezone=True), primary_key=True),
+    Column("identity_kind", Text, primary_key=True),
+    Column("identity_id", Text, primary_key=True),
+    Column("model", Text, primary_key=True),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("cached_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("successful_requests", BigInteger, nullable=False),
+    Column("failed_requests", BigInteger, nullable=False),
+)
+
+platform_rollup_5m = Table(
+    "platform_rollup_5m",
+    metadata,
+    _org_id(),
+    Column("bucket_start", DateTime(timezone=True), primary_key=True),
+    Column("threads_created", BigInteger, nullable=False),
+    Column("messages_sent", BigInteger, nullable=False),
+)
+
+# A segment is one stretch of constant reservation: [start_time, end_time), end_time NULL
+# while the reservation still holds (it then counts up to a query's as_of). Zero-length
+# stretches are not stored, so start_time is unique per object.
+workload_segments = Table(
+    "workload_segments",
+    metadata,
+    _org_id(),
+    Column("workload_id", Text, primary_key=True),
+    Column("start_time", DateTime(timezone=True), primary_key=True),
+    _timestamp("end_time", nullable=True),
+    Column("agent_id", Text, nullable=False),
+    Column("cpu_cores", Float, nullable=False),
+    Column("memory_bytes", BigInteger, nullable=False),
+    Index(None, "org_id", "start_time"),
+)
+
+volume_segments = Table(
+    "volume_segments",
+    metadata,
+    _org_id(),
+    Column("volume_id", Text, primary_key=True),
+    Column("start_time", DateTime(timezone=True), primary_key=True),
+    _timestamp("end_time", nullable=True),
+    Column("agent_id", Text, nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Index(None, "org_id", "start_time"),
+)

@@ -1,0 +1,23 @@
+"""Alembic environment: the database is DATABASE_URL, the target is api.schema.metadata."""
+
+import os
+
+from alembic import context
+from sqlalchemy import create_engine
+
+from api.db import sqlalchemy_url
+from api.schema import metadata
+
+url = context.config.get_main_option("sqlalchemy.url") or sqlalchemy_url(os.environ["DATABASE_URL"])
+
+if context.is_offline_mode():
+    context.configure(url=url, target_metadata=metadata, literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        context.configure(connection=connection, target_metadata=metadata)
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
