@@ -26,7 +26,8 @@ class _BearerKey(AbstractAuthenticationMiddleware):
         return AuthenticationResult(user=api_key, auth=api_key)
 
 
-authentication = DefineMiddleware(_BearerKey, exclude_from_auth_key="exclude_from_auth")
+# The OpenAPI document is public: it describes the API, not anyone's usage.
+authentication = DefineMiddleware(_BearerKey, exclude=["^/schema"])
 
 
 def requires(*scopes: Scope):

@@ -11,8 +11,6 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
 from psycopg_pool import PoolTimeout
 
-from api.parsing import EventError
-
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = 5
 
@@ -30,12 +28,13 @@ _TITLES = {
 }
 
 
-class ErrorItem(msgspec.Struct, frozen=True, kw_only=True):
-    """One of several things wrong: in a query (`field` is the parameter) or in a batch."""
+class ErrorItem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One of several things wrong: in a batch (`index` is the event's position, `field`
+    its attribute) or in a query (`field` is the parameter)."""
 
-    message: str
-    field: str | None = None
     index: int | None = None
+    field: str | None
+    message: str
 
 
 class ProblemDetails(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -43,7 +42,7 @@ class ProblemDetails(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     title: str
     status: int
     detail: str
-    errors: list[ErrorItem] | list[EventError] | None = None
+    errors: list[ErrorItem] | None = None
 
 
 class Problem(Exception):

@@ -10,7 +10,7 @@ from api.auth import requires
 from api.ingest import IngestResult, ingest
 from api.keys import Scope
 from api.parsing import BodyShape, InvalidEvents, MalformedBody, TooManyEvents, parse_events
-from api.problems import Problem, problem_responses
+from api.problems import ErrorItem, Problem, problem_responses
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 
@@ -51,6 +51,7 @@ async def post_events(request: Request, pool: NamedDependency[AsyncConnectionPoo
     except TooManyEvents as error:
         raise Problem(413, str(error)) from None
     except InvalidEvents as error:
-        raise Problem(422, str(error), errors=error.errors) from None
+        errors = [ErrorItem(index=e.index, field=e.field, message=e.message) for e in error.errors]
+        raise Problem(422, str(error), errors=errors) from None
     async with pool.connection() as conn:
         return await ingest(conn, events)

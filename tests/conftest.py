@@ -1,0 +1,99 @@
+"""Fixtures: a throwaway PostgreSQL cluster for the session, the app over it, API keys."""
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from litestar.testing import TestClient
+
+from api import migrations
+from api.app import create_app
+from api.db import connect_kwargs
+from api.embedded_postgres import EmbeddedPostgres
+from api.keys import CreatedKey, Scope, create_key, revoke_key
+from api.settings import Settings
+from tests.database import reset
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[EmbeddedPostgres]:
+    folder = Path(tempfile.mkdtemp(prefix="usage-test-pg-"))
+    cluster = EmbeddedPostgres(folder, durable=False)
+    cluster.start()
+    yield cluster
+    cluster.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres: EmbeddedPostgres) -> str:
+    migrations.upgrade(postgres.url)
+    return postgres.url
+
+
+@pytest.fixture
+def empty_database_url(postgres: EmbeddedPostgres) -> Iterator[str]:
+    """A new database with no tables, dropped after the test."""
+    name = "empty_check"
+    admin_url = postgres.url.replace("/usage?", "/postgres?")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
+    yield postgres.url.replace("/usage?", f"/{name}?")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def db(database_url: str) -> str:
+    """The migrated database with no events in it (API keys are kept)."""
+    reset(database_url)
+    return database_url
+
+
+@pytest.fixture(scope="session")
+def client(database_url: str) -> Iterator[TestClient]:
+    with TestClient(app=create_app(Settings(database_url=database_url))) as test_client:
+        yield test_client
+
+
+def _with_connection(database_url: str, action: Callable[[psycopg.AsyncConnection], Any]) -> Any:
+    async def run() -> Any:
+        async with await psycopg.AsyncConnection.connect(database_url, **connect_kwargs()) as conn:
+            return await action(conn)
+
+    return asyncio.run(run())
+
+
+@pytest.fixture(scope="session")
+def new_key(database_url: str) -> Callable[..., CreatedKey]:
+    """Creates a key: ``new_key(Scope.READ, "acme")``."""
+    return lambda scope, org=None: _with_connection(
+        database_url, lambda conn: create_key(conn, scope, org)
+    )
+
+
+@pytest.fixture(scope="session")
+def revoke(database_url: str) -> Callable[[str], bool]:
+    """Revokes a key by its id."""
+    return lambda key_id: _with_connection(database_url, lambda conn: revoke_key(conn, key_id))
+
+
+@pytest.fixture(scope="session")
+def ingest_key(new_key) -> str:
+    return new_key(Scope.INGEST).key
+
+
+@pytest.fixture(scope="session")
+def admin_key(new_key) -> str:
+    return new_key(Scope.ADMIN).key
+
+
+@pytest.fixture(scope="session")
+def read_key(new_key) -> str:
+    return new_key(Scope.READ, "acme").key

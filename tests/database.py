@@ -1,0 +1,37 @@
+"""Reading and clearing the test database's tables."""
+
+from typing import Any
+
+import psycopg
+from sqlalchemy import Table, select
+
+from api.db import compile_statement, connect
+from api.schema import api_keys, metadata, orgs
+
+# Everything a batch of events can change; api_keys belong to the session's fixtures.
+EVENT_TABLES = [table for table in metadata.sorted_tables if table is not api_keys]
+_VOLATILE_COLUMNS = {orgs.c.created_at, api_keys.c.created_at}
+
+
+def reset(database_url: str) -> None:
+    names = ", ".join(table.name for table in EVENT_TABLES)
+    with connect(database_url) as conn:
+        conn.execute(f"TRUNCATE {names}")
+
+
+def _sorted_rows(conn: psycopg.Connection, table: Table) -> list[tuple[Any, ...]]:
+    columns = [c for c in table.columns if c not in _VOLATILE_COLUMNS]
+    statement = compile_statement(select(*columns).order_by(*columns))
+    return conn.execute(statement.sql, statement.defaults).fetchall()
+
+
+def snapshot(database_url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table events change, sorted: equal snapshots, equal state."""
+    with connect(database_url) as conn:
+        return {table.name: _sorted_rows(conn, table) for table in EVENT_TABLES}
+
+
+def rows(database_url: str, table_name: str) -> list[tuple[Any, ...]]:
+    """A table's rows, sorted, without the columns that hold the time of writing."""
+    with connect(database_url) as conn:
+        return _sorted_rows(conn, metadata.tables[table_name])
