@@ -317,8 +317,8 @@ def _poisson(rng: random.Random, mean: float) -> int:
     return count
 
 
-async def load_demo(database_url: str, seed: int = 1) -> None:
-    now = datetime.now(UTC)
+async def load_demo(database_url: str, seed: int = 1, now: datetime | None = None) -> None:
+    now = now or datetime.now(UTC)
     events = demo_events(seed, now)
     accepted = 0
     async with await psycopg.AsyncConnection.connect(database_url, **connect_kwargs()) as conn:

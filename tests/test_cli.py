@@ -1,0 +1,94 @@
+"""The `usage-api` command, run as a user runs it: the installed console script."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.database import rows
+from tests.factories import llm_call, post_events
+
+USAGE_API = shutil.which("usage-api", path=os.path.dirname(sys.executable))
+
+
+def usage_api(database_url: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [USAGE_API, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DATABASE_URL": database_url},
+        timeout=120,
+    )
+
+
+def test_migrate_is_idempotent(database_url):
+    for _ in range(2):
+        result = usage_api(database_url, "migrate")
+        assert result.returncode == 0, result.stderr
+
+
+def test_keys_create_prints_a_working_key_on_its_last_line(client, db):
+    result = usage_api(db, "keys", "create", "--scope", "ingest")
+    assert result.returncode == 0, result.stderr
+    key = result.stdout.strip().splitlines()[-1]
+    assert key.startswith("usage_") and " " not in key
+    assert post_events(client, key, [llm_call()]).status_code == 200
+
+
+def test_keys_list_shows_ids_and_scopes_never_keys(db):
+    created = usage_api(db, "keys", "create", "--scope", "read", "--org", "listed-org")
+    key = created.stdout.strip().splitlines()[-1]
+    listing = usage_api(db, "keys", "list")
+    assert listing.returncode == 0
+    line = next(line for line in listing.stdout.splitlines() if "listed-org" in line)
+    assert line.split()[1] == "read"
+    assert key not in listing.stdout
+
+
+def test_revoked_key_fails(client, db):
+    created = usage_api(db, "keys", "create", "--scope", "ingest").stdout.strip().splitlines()
+    key_id = re.search(r"key ([0-9a-f]+)", created[0]).group(1)
+    key = created[-1]
+    assert post_events(client, key, [llm_call()]).status_code == 200
+    revoked = usage_api(db, "keys", "revoke", key_id)
+    assert revoked.returncode == 0, revoked.stderr
+    assert post_events(client, key, [llm_call()]).status_code == 401
+    listed = next(
+        line for line in usage_api(db, "keys", "list").stdout.splitlines() if key_id in line
+    )
+    assert listed.split()[-1] != "-"
+    again = usage_api(db, "keys", "revoke", key_id)
+    assert again.returncode != 0
+    assert "no live key" in again.stderr
+
+
+def test_read_key_for_a_new_org_creates_the_org(db):
+    result = usage_api(db, "keys", "create", "--scope", "read", "--org", "newco")
+    assert result.returncode == 0, result.stderr
+    assert ("newco",) in rows(db, "orgs")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["keys", "create", "--scope", "read"],
+        ["keys", "create", "--scope", "ingest", "--org", "acme"],
+        ["keys", "create", "--scope", "read", "--org", "Not A Slug"],
+        ["keys", "create", "--scope", "owner"],
+    ],
+)
+def test_keys_create_refuses_bad_arguments(db, args):
+    result = usage_api(db, *args)
+    assert result.returncode != 0
+    assert result.stderr
+    assert rows(db, "orgs") == []
+
+
+def test_without_database_url_it_says_what_to_do():
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    result = subprocess.run([USAGE_API, "migrate"], capture_output=True, text=True, env=env)
+    assert result.returncode != 0
+    assert "DATABASE_URL" in result.stderr
