@@ -21,7 +21,7 @@ from sqlalchemy import Table, and_, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 
 from api import allocations
-from api.buckets import ROLLUP_WIDTH, floor_time
+from api.buckets import ROLLUP_WIDTH, floor_to
 from api.db import Compiled, as_arrays, compile_statement, execute, unnest_rows
 from api.events import (
     Agent,
@@ -257,7 +257,7 @@ def _llm_rollup_rows(events: Iterable[Event]) -> list[tuple[Any, ...]]:
         data = event.data
         key = (
             event.subject,
-            floor_time(event.time, ROLLUP_WIDTH),
+            floor_to(event.time, ROLLUP_WIDTH),
             data.identity.kind,
             data.identity.id,
             data.model,
@@ -274,6 +274,6 @@ def _platform_rollup_rows(events: Iterable[Event]) -> list[tuple[Any, ...]]:
     counts: dict[tuple[str, datetime], list[int]] = defaultdict(lambda: [0, 0])
     for event in events:
         if isinstance(event, ThreadCreatedEvent | MessageSentEvent):
-            key = (event.subject, floor_time(event.time, ROLLUP_WIDTH))
+            key = (event.subject, floor_to(event.time, ROLLUP_WIDTH))
             counts[key][0 if isinstance(event, ThreadCreatedEvent) else 1] += 1
     return [key + tuple(figures) for key, figures in counts.items()]

@@ -1,0 +1,211 @@
+"""Time windows (DESIGN §3), checked against integer arithmetic on epoch microseconds."""
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from api.windows import (
+    AUTO_MAX_BUCKETS,
+    BUCKET_WIDTHS,
+    MAX_BUCKETS,
+    PRESETS,
+    WindowError,
+    check_top,
+    resolve_window,
+)
+
+US = 1_000_000
+MONDAY_OFFSET_US = 4 * 86_400 * US  # 1970-01-05 is a Monday
+
+
+def epoch_us(moment: datetime) -> int:
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * US + delta.microseconds
+
+
+def width_us(bucket: str) -> int:
+    return {
+        "5m": 300,
+        "15m": 900,
+        "30m": 1800,
+        "1h": 3600,
+        "6h": 21_600,
+        "1d": 86_400,
+        "7d": 604_800,
+    }[bucket] * US
+
+
+def oracle_floor(us: int, bucket: str) -> int:
+    origin = MONDAY_OFFSET_US if bucket == "7d" else 0
+    return us - (us - origin) % width_us(bucket)
+
+
+def oracle_ceil(us: int, bucket: str) -> int:
+    floor = oracle_floor(us, bucket)
+    return floor if floor == us else floor + width_us(bucket)
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+_random_moments = st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2040, 1, 1), timezones=st.just(UTC)
+)
+# Instants on bucket boundaries, where off-by-one mistakes live.
+_aligned_moments = st.builds(
+    lambda weeks, minutes: (
+        datetime(2026, 1, 5, tzinfo=UTC) + timedelta(weeks=weeks, minutes=minutes)
+    ),
+    st.integers(-300, 300),
+    st.sampled_from([0, 5, 15, 30, 60, 360, 1440]),
+)
+moments = st.one_of(_random_moments, _aligned_moments)
+# Spans of a whole number of some bucket width, around the 300 and 2,000 bucket limits.
+spans = st.one_of(
+    st.integers(1, 800 * 86_400 * US).map(lambda us: timedelta(microseconds=us)),
+    st.builds(
+        lambda n, width: n * width,
+        st.sampled_from([1, 2, 299, 300, 301, 1999, 2000, 2001]),
+        st.sampled_from(list(BUCKET_WIDTHS.values())),
+    ),
+)
+lags = st.one_of(
+    st.just(timedelta(0)),
+    st.integers(-(10**12), 10**12).map(lambda us: timedelta(microseconds=us)),
+)
+offsets = st.sampled_from([timedelta(0), timedelta(hours=2), timedelta(hours=-7, minutes=-30)])
+
+
+@given(
+    now=moments, preset=st.sampled_from(list(PRESETS)), end_before=st.none() | st.integers(0, 10**9)
+)
+def test_presets_give_their_aligned_bucket_count_ending_at_ceil_as_of(now, preset, end_before):
+    end = None if end_before is None else iso(now - timedelta(seconds=end_before))
+    window = resolve_window(now=now, range_=preset, end=end)
+    as_of = now if end is None else min(now, datetime.fromisoformat(end))
+    bucket = {"24h": "5m", "7d": "1h", "30d": "6h"}[preset]
+    buckets = window.buckets()
+    assert len(buckets) == {"24h": 288, "7d": 168, "30d": 120}[preset]
+    assert window.as_of == as_of and window.bucket == bucket
+    assert epoch_us(window.end) == oracle_ceil(epoch_us(as_of), bucket)
+    assert all(epoch_us(b.start) % width_us(bucket) == 0 for b in buckets)
+    assert buckets[-1].start + window.width == window.end
+
+
+@given(
+    start=moments,
+    span=spans,
+    lag=lags,
+    offset=offsets,
+    bucket=st.none() | st.sampled_from(list(BUCKET_WIDTHS)),
+)
+def test_custom_windows_follow_the_rules(start, span, lag, offset, bucket):
+    end = start + span
+    now = end + lag
+    params = {
+        "start": start.astimezone(timezone(offset)).isoformat(),
+        "end": end.astimezone(timezone(offset)).isoformat(),
+    }
+    as_of = min(now, end)
+    try:
+        window = resolve_window(now=now, bucket=bucket, **params)
+    except WindowError as error:
+        if start >= as_of:
+            assert error.field == "start"
+            return
+        if span > timedelta(days=800):
+            assert error.field == "end"
+            return
+        chosen = bucket or "7d"
+        count = (
+            oracle_ceil(epoch_us(as_of), chosen) - oracle_floor(epoch_us(start), chosen)
+        ) // width_us(chosen)
+        assert count > MAX_BUCKETS and error.field == "bucket"
+        return
+    assert start < as_of and span <= timedelta(days=800)
+    assert window.range == "custom" and window.as_of == as_of and window.counted_from == start
+
+    def count(name: str) -> int:
+        low, high = oracle_floor(epoch_us(start), name), oracle_ceil(epoch_us(as_of), name)
+        return (high - low) // width_us(name)
+
+    if bucket is None:
+        fitting = [name for name in BUCKET_WIDTHS if count(name) <= AUTO_MAX_BUCKETS]
+        assert window.bucket == fitting[0]
+    else:
+        assert window.bucket == bucket
+    buckets = window.buckets()
+    assert len(buckets) == count(window.bucket) <= MAX_BUCKETS
+    # Contiguous, no gap or overlap, covering [start, as_of) and nothing more.
+    w = width_us(window.bucket)
+    starts = [epoch_us(b.start) for b in buckets]
+    assert starts == list(range(starts[0], starts[0] + w * len(starts), w))
+    assert starts[0] <= epoch_us(start) < starts[0] + w
+    assert starts[-1] < epoch_us(as_of) <= starts[-1] + w
+    for b, s in zip(buckets, starts, strict=True):
+        inside = s >= epoch_us(start) and s + w <= epoch_us(as_of)
+        assert b.partial == (not inside)
+
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "says"),
+    [
+        (
+            {"range_": "24h", "start": "2026-11-01T00:00:00Z", "end": "2026-11-02T00:00:00Z"},
+            "start",
+            "either range or start",
+        ),
+        ({"start": "2026-11-01T00:00:00Z"}, "end", "needs end"),
+        ({"start": "2026-11-24T12:00:00Z", "end": "2026-11-25T00:00:00Z"}, "start", "before"),
+        ({"start": "2026-11-02T00:00:00Z", "end": "2026-11-01T00:00:00Z"}, "start", "before"),
+        ({"start": "2026-11-01T00:00:00", "end": "2026-11-02T00:00:00Z"}, "start", "offset"),
+        ({"end": "yesterday"}, "end", "RFC 3339"),
+        ({"range_": "90d"}, "range", "24h, 7d, 30d"),
+        ({"bucket": "2h"}, "bucket", "5m, 15m"),
+        ({"start": "2024-01-01T00:00:00Z", "end": "2026-11-01T00:00:00Z"}, "end", "800 days"),
+        (
+            {"start": "2026-01-01T00:00:00Z", "end": "2026-11-01T00:00:00Z", "bucket": "5m"},
+            "bucket",
+            "at most 2,000",
+        ),
+        ({"range_": "30d", "bucket": "5m"}, "bucket", "at most 2,000"),
+    ],
+)
+def test_invalid_windows_say_what_is_wrong(params, field, says):
+    with pytest.raises(WindowError) as refused:
+        resolve_window(now=NOW, **params)
+    assert refused.value.field == field
+    assert says in str(refused.value)
+
+
+def test_defaults_to_the_last_24_hours_now():
+    window = resolve_window(now=NOW + timedelta(seconds=1))
+    assert (window.range, window.bucket, window.as_of) == ("24h", "5m", NOW + timedelta(seconds=1))
+    assert window.end == NOW + timedelta(minutes=5)
+    assert window.buckets()[-1].partial and not window.buckets()[0].partial
+
+
+def test_an_end_in_the_future_is_capped_at_now():
+    assert resolve_window(now=NOW, range_="7d", end="2030-01-01T00:00:00Z").as_of == NOW
+
+
+def test_weekly_buckets_start_on_mondays():
+    window = resolve_window(
+        now=NOW, start="2026-08-01T00:00:00Z", end="2026-11-01T00:00:00Z", bucket="7d"
+    )
+    assert all(b.start.weekday() == 0 and b.start.hour == 0 for b in window.buckets())
+
+
+@pytest.mark.parametrize(("top", "ok"), [(0, False), (1, True), (100, True), (101, False)])
+def test_top_is_between_1_and_100(top, ok):
+    if ok:
+        assert check_top(top) == top
+    else:
+        with pytest.raises(WindowError):
+            check_top(top)
