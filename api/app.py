@@ -14,6 +14,7 @@ from api.db import create_pool
 from api.problems import EXCEPTION_HANDLERS
 from api.routes.health import healthz, readyz
 from api.routes.ingest import MAX_BODY_BYTES, post_events
+from api.routes.usage import AllOrgsUsage, OrgUsage
 from api.settings import Settings
 
 
@@ -32,7 +33,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await pool.close()
 
     return Litestar(
-        route_handlers=[healthz, readyz, post_events],
+        route_handlers=[healthz, readyz, post_events, OrgUsage, AllOrgsUsage],
         lifespan=[database],
         dependencies={"pool": Provide(_pool, sync_to_thread=False)},
         middleware=[authentication],

@@ -91,14 +91,15 @@ def _from_problem(_: Request, problem: Problem) -> Response[ProblemDetails]:
 
 
 def _from_http_exception(_: Request, exc: HTTPException) -> Response[ProblemDetails]:
-    errors = None
+    detail, errors = exc.detail, None
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
         errors = [
             ErrorItem(message=str(item.get("message", "")), field=item.get("key"))
             for item in exc.extra
             if isinstance(item, dict)
         ]
-    return problem_response(exc.status_code, exc.detail, errors=errors, headers=exc.headers)
+        detail = "invalid parameters: " + "; ".join(f"{e.field}: {e.message}" for e in errors)
+    return problem_response(exc.status_code, detail, errors=errors, headers=exc.headers)
 
 
 def _from_database_error(_: Request, exc: Exception) -> Response[ProblemDetails]:

@@ -1,0 +1,274 @@
+"""GET usage: one organization's (read or admin key) or all organizations' (admin key)."""
+
+import csv
+import io
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+import psycopg
+from litestar import Controller, Request, Response, get
+from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency, Provide
+from litestar.params import QueryParameter
+from psycopg_pool import AsyncConnectionPool
+from sqlalchemy import bindparam, exists, select
+
+from api.auth import requires
+from api.db import compile_statement, execute
+from api.keys import ApiKey, Scope
+from api.problems import ErrorItem, Problem, problem_responses
+from api.schema import orgs
+from api.sections.allocated import compute_usage, storage_usage
+from api.sections.common import SectionQuery
+from api.sections.llm import llm_usage
+from api.sections.platform import platform_usage
+from api.sections.shapes import (
+    AllOrgsComputeUsage,
+    AllOrgsLlmUsage,
+    AllOrgsPlatformUsage,
+    AllOrgsStorageUsage,
+    ComputeUsage,
+    LlmUsage,
+    PlatformUsage,
+    StorageUsage,
+)
+from api.windows import BUCKET_WIDTHS, PRESETS, WindowError, check_top, resolve_window
+
+CSV = "text/csv"
+_ORG_EXISTS = compile_statement(select(exists().where(orgs.c.org_id == bindparam("org"))))
+
+_Section = Callable[[psycopg.AsyncConnection, SectionQuery], Awaitable[Any]]
+
+
+def _window_query(
+    org: str | None,
+    range_: str | None,
+    start: str | None,
+    end: str | None,
+    bucket: str | None,
+    top: int,
+) -> SectionQuery:
+    try:
+        window = resolve_window(
+            now=datetime.now(UTC), range_=range_, start=start, end=end, bucket=bucket
+        )
+        return SectionQuery(window=window, org=org, top=check_top(top))
+    except WindowError as error:
+        raise Problem(
+            400, str(error), errors=[ErrorItem(field=error.field, message=str(error))]
+        ) from None
+
+
+# The window parameters, declared once for every usage route.
+RangeParam = Annotated[
+    str | None,
+    QueryParameter(
+        name="range",
+        description="A preset: 24h (default), 7d or 30d. Not together with start.",
+        schema_extra={"enum": list(PRESETS)},
+    ),
+]
+StartParam = Annotated[
+    str | None,
+    QueryParameter(description="Start of a custom window: RFC 3339 with offset; needs end."),
+]
+EndParam = Annotated[
+    str | None,
+    QueryParameter(
+        description="End of a custom window, or a preset's snapshot time (default now)."
+    ),
+]
+BucketParam = Annotated[
+    str | None,
+    QueryParameter(
+        description="Bucket width; picked automatically when omitted.",
+        schema_extra={"enum": list(BUCKET_WIDTHS)},
+    ),
+]
+TopParam = Annotated[
+    int, QueryParameter(description="Size of top-N breakdowns, 1..100.", ge=1, le=100)
+]
+FormatParam = Annotated[
+    str | None,
+    QueryParameter(
+        name="format",
+        description="csv: the series as CSV (as does Accept: text/csv).",
+        schema_extra={"enum": ["json", "csv"]},
+    ),
+]
+
+
+async def org_query(
+    request: Request,
+    pool: NamedDependency[AsyncConnectionPool],
+    org: str,
+    range_: RangeParam = None,
+    start: StartParam = None,
+    end: EndParam = None,
+    bucket: BucketParam = None,
+    top: TopParam = 10,
+) -> SectionQuery:
+    """The query of a one-organization read, once the key may read that organization."""
+    api_key: ApiKey = request.user
+    if api_key.scope is Scope.READ and api_key.org != org:
+        raise Problem(404, f"organization {org!r} not found")
+    async with pool.connection() as conn:
+        found = await (await execute(conn, _ORG_EXISTS, org=org)).fetchone()
+    if not found[0]:
+        raise Problem(404, f"organization {org!r} not found")
+    return _window_query(org, range_, start, end, bucket, top)
+
+
+async def all_orgs_query(
+    range_: RangeParam = None,
+    start: StartParam = None,
+    end: EndParam = None,
+    bucket: BucketParam = None,
+    top: TopParam = 10,
+) -> SectionQuery:
+    return _window_query(None, range_, start, end, bucket, top)
+
+
+async def _answer(
+    request: Request,
+    pool: AsyncConnectionPool,
+    section: _Section,
+    query: SectionQuery,
+    output: str | None,
+) -> Any:
+    if output not in (None, "json", "csv"):
+        message = f"format must be json or csv, not {output!r}"
+        raise Problem(400, message, errors=[ErrorItem(field="format", message=message)])
+    async with pool.connection() as conn:
+        usage = await section(conn, query)
+    if output == "csv" or (output is None and _prefers_csv(request)):
+        return _csv_response(usage.series)
+    return usage
+
+
+def _prefers_csv(connection: ASGIConnection) -> bool:
+    return connection.accept.best_match(["application/json", CSV]) == CSV
+
+
+def _csv_response(series: list[msgspec.Struct]) -> Response[str]:
+    """The series as RFC 4180 CSV: a header row, then one row per bucket, oldest first."""
+    rows = msgspec.to_builtins(series)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    columns = list(series[0].__struct_fields__) if series else []
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(_csv_value(row[name]) for name in columns)
+    return Response(out.getvalue(), media_type=CSV)
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+_READ_ERRORS = problem_responses(400, 401, 403, 404, 503)
+_CSV_NOTE = " With Accept: text/csv or format=csv: the series as CSV."
+
+
+class OrgUsage(Controller):
+    """One organization's usage: a read key for that organization, or an admin key."""
+
+    path = "/orgs/{org:str}/usage"
+    tags = ["usage"]
+    guards = [requires(Scope.READ, Scope.ADMIN)]
+    dependencies = {"usage_query": Provide(org_query)}
+    responses = _READ_ERRORS
+
+    @get("/llm", summary="Tokens and requests", description="By consumer and model." + _CSV_NOTE)
+    async def llm(
+        self,
+        request: Request,
+        pool: NamedDependency[AsyncConnectionPool],
+        usage_query: NamedDependency[SectionQuery],
+        output: FormatParam = None,
+    ) -> LlmUsage:
+        return await _answer(request, pool, llm_usage, usage_query, output)
+
+    @get("/compute", summary="CPU core-hours and RAM GB-hours reserved", description=_CSV_NOTE)
+    async def compute(
+        self,
+        request: Request,
+        pool: NamedDependency[AsyncConnectionPool],
+        usage_query: NamedDependency[SectionQuery],
+        output: FormatParam = None,
+    ) -> ComputeUsage:
+        return await _answer(request, pool, compute_usage, usage_query, output)
+
+    @get("/storage", summary="Storage GB-hours provisioned", description=_CSV_NOTE)
+    async def storage(
+        self,
+        request: Request,
+        pool: NamedDependency[AsyncConnectionPool],
+        usage_query: NamedDependency[SectionQuery],
+        output: FormatParam = None,
+    ) -> StorageUsage:
+        return await _answer(request, pool, storage_usage, usage_query, output)
+
+    @get("/platform", summary="Threads created and messages sent", description=_CSV_NOTE)
+    async def platform(
+        self,
+        request: Request,
+        pool: NamedDependency[AsyncConnectionPool],
+        usage_query: NamedDependency[SectionQuery],
+        output: FormatParam = None,
+    ) -> PlatformUsage:
+        return await _answer(request, pool, platform_usage, usage_query, output)
+
+
+class AllOrgsUsage(Controller):
+    """Every organization's usage together, with a by-organization breakdown: admin keys."""
+
+    path = "/usage"
+    tags = ["usage (all organizations)"]
+    guards = [requires(Scope.ADMIN)]
+    dependencies = {"usage_query": Provide(all_orgs_query)}
+    responses = _READ_ERRORS
+
+    @get("/llm", summary="Tokens and requests, all organizations", description=_CSV_NOTE)
+    async def llm(
+        self,
+        request: Request,
+        pool: NamedDependency[AsyncConnectionPool],
+        usage_query: NamedDependency[SectionQuery],
+        output: FormatParam = None,
+    ) -> AllOrgsLlmUsage:
+        return await _answer(request, pool, llm_usage, usage_query, output)
+
+    @get("/compute", summary="Compute reserved, all organizations", description=_CSV_NOTE)
+    async def compute(
+        self,
+        request: Request,
+        pool: NamedDependency[AsyncConnectionPool],
+        usage_query: NamedDependency[SectionQuery],
+        output: FormatParam = None,
+    ) -> AllOrgsComputeUsage:
+        return await _answer(request, pool, compute_usage, usage_query, output)
+
+    @get("/storage", summary="Storage provisioned, all organizations", description=_CSV_NOTE)
+    async def storage(
+        self,
+        request: Request,
+        pool: NamedDependency[AsyncConnectionPool],
+        usage_query: NamedDependency[SectionQuery],
+        output: FormatParam = None,
+    ) -> AllOrgsStorageUsage:
+        return await _answer(request, pool, storage_usage, usage_query, output)
+
+    @get("/platform", summary="Platform activity, all organizations", description=_CSV_NOTE)
+    async def platform(
+        self,
+        request: Request,
+        pool: NamedDependency[AsyncConnectionPool],
+        usage_query: NamedDependency[SectionQuery],
+        output: FormatParam = None,
+    ) -> AllOrgsPlatformUsage:
+        return await _answer(request, pool, platform_usage, usage_query, output)

@@ -1,0 +1,177 @@
+"""What every section's SQL shares: its parameters, the org scope, buckets and top-N.
+
+Statements are built once per scope (one org, or all orgs for admins) and compiled at
+import; a request only binds parameters.
+"""
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.rows import namedtuple_row
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    DateTime,
+    Integer,
+    Interval,
+    Select,
+    Subquery,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    func,
+    or_,
+    select,
+)
+
+from api.buckets import origin_of
+from api.db import Compiled
+from api.sections.shapes import WindowOut
+from api.windows import Window, rollup_split
+
+_TIMESTAMP = DateTime(timezone=True)
+ORG = bindparam("org", type_=Text)
+TOP = bindparam("top", type_=Integer)
+WIDTH = bindparam("width", type_=Interval)
+ORIGIN = bindparam("origin", type_=_TIMESTAMP)
+COUNTED_FROM = bindparam("counted_from", type_=_TIMESTAMP)
+AS_OF = bindparam("as_of", type_=_TIMESTAMP)
+HEAD_TO = bindparam("head_to", type_=_TIMESTAMP)
+ROLLUP_FROM = bindparam("rollup_from", type_=_TIMESTAMP)
+ROLLUP_TO = bindparam("rollup_to", type_=_TIMESTAMP)
+
+
+class Scope(enum.Enum):
+    ORG = "one organization"
+    ALL = "all organizations"
+
+    def where(self, table: Any) -> list[ColumnElement[bool]]:
+        return [table.c.org_id == ORG] if self is Scope.ORG else []
+
+
+@dataclass(frozen=True, slots=True)
+class SectionQuery:
+    """What a usage request asks for: a window, one org (None: all orgs) and the top-N size."""
+
+    window: Window
+    org: str | None
+    top: int
+
+    @property
+    def scope(self) -> Scope:
+        return Scope.ALL if self.org is None else Scope.ORG
+
+    def params(self) -> dict[str, Any]:
+        window, split = self.window, rollup_split(self.window)
+        return {
+            "org": self.org,
+            "top": self.top,
+            "width": window.width,
+            "origin": origin_of(window.width),
+            "counted_from": window.counted_from,
+            "as_of": window.as_of,
+            "head_to": split.head[1],
+            "rollup_from": split.rollup[0],
+            "rollup_to": split.rollup[1],
+        }
+
+    def window_out(self) -> WindowOut:
+        window = self.window
+        return WindowOut(
+            start=window.counted_from,
+            end=window.as_of,
+            as_of=window.as_of,
+            range=window.range,
+            bucket=window.bucket,
+            bucket_seconds=int(window.width.total_seconds()),
+        )
+
+
+def in_rollup(bucket_start: ColumnElement) -> ColumnElement[bool]:
+    """Rollup buckets wholly inside the counted window."""
+    return and_(bucket_start >= ROLLUP_FROM, bucket_start < ROLLUP_TO)
+
+
+def at_edges(time: ColumnElement) -> ColumnElement[bool]:
+    """Raw events of the counted window that no whole rollup bucket holds."""
+    return or_(
+        and_(time >= COUNTED_FROM, time < HEAD_TO),
+        and_(time >= ROLLUP_TO, time < AS_OF),
+    )
+
+
+def bucket_of(time: ColumnElement) -> ColumnElement:
+    return func.date_bin(WIDTH, time, ORIGIN)
+
+
+def raw_events(table: Table, scope: Scope, *columns: ColumnElement) -> Select:
+    return select(*columns).where(*scope.where(table), at_edges(table.c.time))
+
+
+def as_count(condition: ColumnElement[bool]) -> ColumnElement:
+    return case((condition, 1), else_=0)
+
+
+def total(column: ColumnElement) -> ColumnElement:
+    """SUM that stays an integer: PostgreSQL sums bigints as numeric."""
+    summed = func.sum(column)
+    return cast(summed, BigInteger) if isinstance(column.type, BigInteger | Integer) else summed
+
+
+def code_point_order(column: ColumnElement) -> ColumnElement:
+    """Ascending by code point, whatever the database's collation: the documented tie order."""
+    return column.collate("C")
+
+
+def top_n(
+    per_item: Subquery,
+    keys: Sequence[str],
+    measures: Sequence[str],
+    order: Callable[[Subquery], list[ColumnElement]],
+) -> Select:
+    """The first TOP items by ``order``, each on its own row with its position, then one row
+    (position NULL) holding the count and sums of all the others, if there are any."""
+    ranked = select(
+        *per_item.c, func.row_number().over(order_by=order(per_item)).label("rank")
+    ).subquery()
+    position = case((ranked.c.rank <= TOP, ranked.c.rank)).label("position")
+    positioned = select(position, *ranked.c).subquery()
+    return (
+        select(
+            positioned.c.position,
+            *(func.min(positioned.c[key]).label(key) for key in keys),
+            *(total(positioned.c[name]).label(name) for name in measures),
+            func.count().label("count"),
+        )
+        .group_by(positioned.c.position)
+        .order_by(positioned.c.position.nulls_last())
+    )
+
+
+def split_top(rows: Sequence[Any]) -> tuple[list[Any], Any | None]:
+    """Rows of ``top_n``: the ranked ones, and the row of the others (or None)."""
+    ranked = [row for row in rows if row.position is not None]
+    others = next((row for row in rows if row.position is None), None)
+    return ranked, others
+
+
+async def fetch_all(
+    conn: psycopg.AsyncConnection, statements: Sequence[Compiled], params: dict[str, Any]
+) -> list[list[Any]]:
+    """Every statement's rows (as named tuples), all from one snapshot, sent in one pipeline
+    so a section costs one round trip."""
+    async with conn.transaction():
+        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        async with conn.pipeline():
+            cursors = []
+            for statement in statements:
+                cursor = conn.cursor(row_factory=namedtuple_row)
+                await cursor.execute(statement.sql, statement.params(params))
+                cursors.append(cursor)
+        return [await cursor.fetchall() for cursor in cursors]

@@ -1,0 +1,126 @@
+"""The platform section: threads created and messages sent per bucket."""
+
+from typing import Any
+
+import psycopg
+from sqlalchemy import CTE, literal, select, union_all
+
+from api.db import Compiled, compile_statement
+from api.schema import message_events, platform_rollup_5m, thread_events
+from api.sections.common import (
+    Scope,
+    SectionQuery,
+    bucket_of,
+    code_point_order,
+    fetch_all,
+    in_rollup,
+    raw_events,
+    split_top,
+    top_n,
+    total,
+)
+from api.sections.shapes import (
+    AllOrgsPlatformUsage,
+    OtherPlatformOrgs,
+    PlatformBucket,
+    PlatformOrgUsage,
+    PlatformSummary,
+    PlatformUsage,
+)
+
+_MEASURES = ["threads_created", "messages_sent"]
+
+
+def _facts(scope: Scope) -> CTE:
+    rollup = platform_rollup_5m
+    from_rollup = select(
+        rollup.c.org_id,
+        rollup.c.bucket_start.label("at"),
+        rollup.c.threads_created,
+        rollup.c.messages_sent,
+    ).where(*scope.where(rollup), in_rollup(rollup.c.bucket_start))
+    threads = raw_events(
+        thread_events,
+        scope,
+        thread_events.c.org_id,
+        thread_events.c.time,
+        literal(1).label("threads_created"),
+        literal(0).label("messages_sent"),
+    )
+    messages = raw_events(
+        message_events,
+        scope,
+        message_events.c.org_id,
+        message_events.c.time,
+        literal(0).label("threads_created"),
+        literal(1).label("messages_sent"),
+    )
+    return union_all(from_rollup, threads, messages).cte("facts")
+
+
+def _statements(scope: Scope) -> list[Compiled]:
+    facts = _facts(scope)
+    bucket = bucket_of(facts.c.at).label("bucket")
+    series = select(bucket, *(total(facts.c[name]).label(name) for name in _MEASURES)).group_by(
+        bucket
+    )
+    if scope is Scope.ORG:
+        return [compile_statement(series)]
+    per_org = (
+        select(facts.c.org_id, *(total(facts.c[name]).label(name) for name in _MEASURES))
+        .group_by(facts.c.org_id)
+        .subquery()
+    )
+    by_org = top_n(
+        per_org,
+        ["org_id"],
+        _MEASURES,
+        lambda item: [
+            item.c.messages_sent.desc(),
+            item.c.threads_created.desc(),
+            code_point_order(item.c.org_id),
+        ],
+    )
+    return [compile_statement(series), compile_statement(by_org)]
+
+
+_STATEMENTS = {scope: _statements(scope) for scope in Scope}
+
+
+async def platform_usage(conn: psycopg.AsyncConnection, query: SectionQuery) -> PlatformUsage:
+    results = await fetch_all(conn, _STATEMENTS[query.scope], query.params())
+    per_bucket = {row.bucket: row for row in results[0]}
+    series = [
+        PlatformBucket(
+            start=bucket.start,
+            partial=bucket.partial,
+            **{name: getattr(row, name) if row else 0 for name in _MEASURES},
+        )
+        for bucket in query.window.buckets()
+        for row in [per_bucket.get(bucket.start)]
+    ]
+    summary = PlatformSummary(
+        threads_created=sum(b.threads_created for b in series),
+        messages_sent=sum(b.messages_sent for b in series),
+    )
+    fields: dict[str, Any] = {
+        "org": query.org,
+        "window": query.window_out(),
+        "summary": summary,
+        "series": series,
+    }
+    if query.scope is Scope.ORG:
+        return PlatformUsage(**fields)
+    orgs, others = split_top(results[1])
+    return AllOrgsPlatformUsage(
+        **fields,
+        by_org=[
+            PlatformOrgUsage(org=row.org_id, **{name: getattr(row, name) for name in _MEASURES})
+            for row in orgs
+        ],
+        other_orgs=None
+        if others is None
+        else OtherPlatformOrgs(
+            count=others.count, **{name: getattr(others, name) for name in _MEASURES}
+        ),
+    )

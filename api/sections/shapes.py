@@ -1,0 +1,209 @@
+"""The response of every usage endpoint (DESIGN §4), field for field."""
+
+from datetime import datetime
+from typing import Literal
+
+from msgspec import Struct
+
+
+class _Out(Struct, frozen=True, kw_only=True):
+    pass
+
+
+class _SeriesPoint(_Out):
+    start: datetime
+    partial: bool
+
+
+class WindowOut(_Out):
+    start: datetime
+    end: datetime
+    as_of: datetime
+    range: Literal["24h", "7d", "30d", "custom"]
+    bucket: Literal["5m", "15m", "30m", "1h", "6h", "1d", "7d"]
+    bucket_seconds: int
+
+
+# LLM
+
+
+class TokenSums(_Out):
+    input_tokens: int
+    cached_tokens: int
+    output_tokens: int
+    total_tokens: int
+    requests: int
+
+
+class LlmSummary(_Out):
+    input_tokens: int
+    cached_tokens: int
+    output_tokens: int
+    successful_requests: int
+    failed_requests: int
+
+
+class LlmBucket(_SeriesPoint):
+    cached_input_tokens: int
+    fresh_input_tokens: int
+    output_tokens: int
+    successful_requests: int
+    failed_requests: int
+
+
+class IdentityOut(Struct, frozen=True, kw_only=True, omit_defaults=True):
+    kind: Literal["agent", "user"]
+    id: str
+    name: str
+    org: str | None = None  # cross-org reads only: the same id in two orgs is two identities
+
+
+class ConsumerUsage(TokenSums):
+    identity: IdentityOut
+
+
+class ModelUsage(TokenSums):
+    model: str
+
+
+class OtherTokens(TokenSums):
+    count: int
+
+
+class LlmOrgUsage(LlmSummary):
+    org: str
+
+
+class OtherLlmOrgs(LlmSummary):
+    count: int
+
+
+class LlmUsage(_Out):
+    org: str | None
+    window: WindowOut
+    summary: LlmSummary
+    series: list[LlmBucket]
+    top_consumers: list[ConsumerUsage]
+    by_model: list[ModelUsage]
+    other_consumers: OtherTokens | None
+    other_models: OtherTokens | None
+
+
+class AllOrgsLlmUsage(LlmUsage):
+    by_org: list[LlmOrgUsage]
+    other_orgs: OtherLlmOrgs | None
+
+
+# Compute
+
+
+class AgentOut(Struct, frozen=True, kw_only=True, omit_defaults=True):
+    id: str
+    name: str
+    org: str | None = None  # cross-org reads only
+
+
+class ComputeSummary(_Out):
+    cpu_core_hours: float
+    ram_gb_hours: float
+
+
+class ComputeBucket(_SeriesPoint):
+    cpu_core_hours: float
+    ram_gb_hours: float
+
+
+class AgentCompute(ComputeSummary):
+    agent: AgentOut
+
+
+class OtherCompute(ComputeSummary):
+    count: int
+
+
+class ComputeOrgUsage(ComputeSummary):
+    org: str
+
+
+class ComputeUsage(_Out):
+    org: str | None
+    window: WindowOut
+    summary: ComputeSummary
+    series: list[ComputeBucket]
+    top_agents: list[AgentCompute]
+    other_agents: OtherCompute | None
+
+
+class AllOrgsComputeUsage(ComputeUsage):
+    by_org: list[ComputeOrgUsage]
+    other_orgs: OtherCompute | None
+
+
+# Storage
+
+
+class StorageSummary(_Out):
+    storage_gb_hours: float
+
+
+class StorageBucket(_SeriesPoint):
+    storage_gb_hours: float
+
+
+class AgentStorage(StorageSummary):
+    agent: AgentOut
+
+
+class OtherStorage(StorageSummary):
+    count: int
+
+
+class StorageOrgUsage(StorageSummary):
+    org: str
+
+
+class StorageUsage(_Out):
+    org: str | None
+    window: WindowOut
+    summary: StorageSummary
+    series: list[StorageBucket]
+    top_agents: list[AgentStorage]
+    other_agents: OtherStorage | None
+
+
+class AllOrgsStorageUsage(StorageUsage):
+    by_org: list[StorageOrgUsage]
+    other_orgs: OtherStorage | None
+
+
+# Platform
+
+
+class PlatformSummary(_Out):
+    threads_created: int
+    messages_sent: int
+
+
+class PlatformBucket(_SeriesPoint):
+    threads_created: int
+    messages_sent: int
+
+
+class PlatformOrgUsage(PlatformSummary):
+    org: str
+
+
+class OtherPlatformOrgs(PlatformSummary):
+    count: int
+
+
+class PlatformUsage(_Out):
+    org: str | None
+    window: WindowOut
+    summary: PlatformSummary
+    series: list[PlatformBucket]
+
+
+class AllOrgsPlatformUsage(PlatformUsage):
+    by_org: list[PlatformOrgUsage]
+    other_orgs: OtherPlatformOrgs | None
