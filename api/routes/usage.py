@@ -11,7 +11,7 @@ import psycopg
 from litestar import Controller, Request, Response, get
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency, Provide
-from litestar.params import QueryParameter
+from litestar.params import FromPath, QueryParameter
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import bindparam, exists, select
 
@@ -103,7 +103,7 @@ FormatParam = Annotated[
 async def org_query(
     request: Request,
     pool: NamedDependency[AsyncConnectionPool],
-    org: str,
+    org: FromPath[str],
     range_: RangeParam = None,
     start: StartParam = None,
     end: EndParam = None,

@@ -6,9 +6,8 @@ written from DESIGN §5.
 """
 
 import asyncio
-import itertools
 import random
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import msgspec
 import psycopg
@@ -21,107 +20,24 @@ from api.parsing import BodyShape, parse_events
 from tests.database import reset, rows, snapshot
 from tests.factories import (
     BASE_TIME,
-    identity,
     llm_call,
     message_sent,
     post_events,
-    thread_created,
     volume_deleted,
     volume_provisioned,
     workload_allocated,
     workload_released,
 )
-
-# Few distinct values, so ties in time, shared objects and renames are common.
-_times = st.builds(
-    lambda minutes, micros: BASE_TIME + timedelta(minutes=minutes, microseconds=micros),
-    st.integers(0, 120),
-    st.sampled_from([0, 0, 0, 1, 999_999]),
-)
-_who = st.builds(
-    identity,
-    st.sampled_from(["a1", "a2"]),
-    st.sampled_from(["agent", "user"]),
-    st.sampled_from([None, "Ann", "Bob"]),
-)
-_orgs = st.sampled_from(["acme", "acme", "globex"])
-_event = st.one_of(
-    st.builds(
-        lambda t, w, o, n, i: llm_call(
-            time=t, who=w, org=o, input_tokens=n, cached_tokens=n // 2, output_tokens=i
-        ),
-        _times,
-        _who,
-        _orgs,
-        st.integers(0, 10**6),
-        st.integers(0, 10**4),
-    ),
-    st.builds(
-        lambda t, w, a, c: workload_allocated(w, agent=a, cpu_cores=c, time=t),
-        _times,
-        st.sampled_from(["w1", "w2"]),
-        st.sampled_from(["a1", "a2"]),
-        st.sampled_from([0.5, 1, 2]),
-    ),
-    st.builds(lambda t, w: workload_released(w, time=t), _times, st.sampled_from(["w1", "w2"])),
-    st.builds(
-        lambda t, v, s: volume_provisioned(v, size_bytes=s, time=t),
-        _times,
-        st.sampled_from(["v1", "v2"]),
-        st.sampled_from([2**30, 5 * 2**30]),
-    ),
-    st.builds(lambda t, v: volume_deleted(v, time=t), _times, st.sampled_from(["v1", "v2"])),
-    st.builds(lambda t, w: thread_created(time=t, who=w), _times, _who),
-    st.builds(lambda t, w: message_sent(time=t, who=w), _times, _who),
-)
-event_sets = st.lists(_event, min_size=1, max_size=30)
+from tests.oracle import from_us, segments
+from tests.strategies import deliveries, event_sets
 
 
-@st.composite
-def deliveries(draw, events):
-    """The events shuffled, some sent again, cut into batches."""
-    resent = draw(st.lists(st.sampled_from(events), max_size=10))
-    stream = draw(st.permutations(events + resent))
-    cuts = sorted(draw(st.lists(st.integers(0, len(stream)), max_size=5)))
-    bounds = [0, *cuts, len(stream)]
-    return [stream[a:b] for a, b in itertools.pairwise(bounds) if b > a]
-
-
-def expected_segments(events, kind: str) -> list[tuple]:
-    """DESIGN §5 by hand: sort an object's events, each holds until the next one."""
-    allocating, object_field = {
-        "workload": ("workload.allocated", "workload_id"),
-        "volume": ("volume.provisioned", "volume_id"),
-    }[kind]
-    by_object: dict[tuple, list[dict]] = {}
-    for event in events:
-        if event["type"].startswith(kind + "."):
-            key = (event["subject"], event["data"][object_field])
-            by_object.setdefault(key, []).append(event)
-    segments = []
-    for (org, object_id), history in by_object.items():
-        history.sort(
-            key=lambda e: (e["time_parsed"], e["type"] != allocating, e["id"], e["source"])
-        )
-        for position, event in enumerate(history):
-            if event["type"] != allocating:
-                continue
-            start = event["time_parsed"]
-            end = history[position + 1]["time_parsed"] if position + 1 < len(history) else None
-            if end is not None and end == start:
-                continue
-            data = event["data"]
-            sizes = (
-                (float(data["cpu_cores"]), data["memory_bytes"])
-                if kind == "workload"
-                else (data["size_bytes"],)
-            )
-            segments.append((org, object_id, start, end, data["agent"]["id"], *sizes))
-    return sorted(segments, key=lambda s: (s[0], s[1], s[2]))
-
-
-def _with_parsed_times(events):
-    return [{**e, "time_parsed": datetime.fromisoformat(e["time"])} for e in events]
+def _stored_form(segments: list[tuple]) -> list[tuple]:
+    """Oracle segments as the database rows hold them."""
+    return [
+        (org, object_id, from_us(start), None if end is None else from_us(end), *rest)
+        for org, object_id, start, end, *rest in segments
+    ]
 
 
 @settings(
@@ -146,9 +62,8 @@ def test_order_batching_and_resending_never_change_the_state(
     assert accepted == len(events)
     assert snapshot(database_url) == in_one_batch
 
-    parsed = _with_parsed_times(events)
-    assert rows(database_url, "workload_segments") == expected_segments(parsed, "workload")
-    assert rows(database_url, "volume_segments") == expected_segments(parsed, "volume")
+    assert rows(database_url, "workload_segments") == _stored_form(segments(events, "workload"))
+    assert rows(database_url, "volume_segments") == _stored_form(segments(events, "volume"))
 
 
 def _parse(events):
@@ -183,9 +98,8 @@ def test_concurrent_batches_on_the_same_objects(database_url):
         rng.shuffle(events)
         batches = [events[n::4] for n in range(4)]
         assert asyncio.run(_ingest_concurrently(database_url, batches)) == len(events)
-        parsed = _with_parsed_times(events)
-        assert rows(database_url, "workload_segments") == expected_segments(parsed, "workload")
-        assert rows(database_url, "volume_segments") == expected_segments(parsed, "volume")
+        assert rows(database_url, "workload_segments") == _stored_form(segments(events, "workload"))
+        assert rows(database_url, "volume_segments") == _stored_form(segments(events, "volume"))
         assert sum(r[8] for r in rows(database_url, "llm_rollup_5m")) == 20
 
 

@@ -1,0 +1,357 @@
+"""A reference implementation of DESIGN §3 to §5 in plain Python, for tests to compare against.
+
+Written from the design, not from the service's SQL: integer microseconds since the epoch for
+time, a list of event dicts (as posted) for data.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+US = 1_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MONDAY_US = 4 * 86_400 * US  # 1970-01-05
+WIDTH_US = {
+    name: seconds * US
+    for name, seconds in {
+        "5m": 300,
+        "15m": 900,
+        "30m": 1800,
+        "1h": 3600,
+        "6h": 21_600,
+        "1d": 86_400,
+        "7d": 604_800,
+    }.items()
+}
+PRESETS = {
+    "24h": ("5m", 86_400 * US),
+    "7d": ("1h", 7 * 86_400 * US),
+    "30d": ("6h", 30 * 86_400 * US),
+}
+GIB = 2**30
+
+
+def epoch_us(moment: datetime) -> int:
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * US + delta.microseconds
+
+
+def from_us(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def floor_us(us: int, bucket: str) -> int:
+    origin = _MONDAY_US if bucket == "7d" else 0
+    return us - (us - origin) % WIDTH_US[bucket]
+
+
+def ceil_us(us: int, bucket: str) -> int:
+    floor = floor_us(us, bucket)
+    return floor if floor == us else floor + WIDTH_US[bucket]
+
+
+def event_us(event: dict) -> int:
+    return epoch_us(datetime.fromisoformat(event["time"]))
+
+
+@dataclass(frozen=True)
+class OracleWindow:
+    bucket: str
+    counted_from: int  # µs
+    as_of: int  # µs
+    first_bucket: int
+    end: int
+
+    @classmethod
+    def preset(cls, name: str, as_of: datetime, bucket: str | None = None) -> "OracleWindow":
+        default, duration = PRESETS[name]
+        bucket = bucket or default
+        end = ceil_us(epoch_us(as_of), bucket)
+        counted_from = end - duration
+        return cls(bucket, counted_from, epoch_us(as_of), floor_us(counted_from, bucket), end)
+
+    @classmethod
+    def custom(cls, start: datetime, as_of: datetime, bucket: str | None) -> "OracleWindow":
+        s, a = epoch_us(start), epoch_us(as_of)
+        if bucket is None:
+            bucket = next(
+                name
+                for name in WIDTH_US
+                if (ceil_us(a, name) - floor_us(s, name)) // WIDTH_US[name] <= 300
+            )
+        return cls(bucket, s, a, floor_us(s, bucket), ceil_us(a, bucket))
+
+    def buckets(self) -> list[int]:
+        return list(range(self.first_bucket, self.end, WIDTH_US[self.bucket]))
+
+    def counts(self, us: int) -> bool:
+        return self.counted_from <= us < self.as_of
+
+    def bucket_of(self, us: int) -> int:
+        return floor_us(us, self.bucket)
+
+    def partial(self, bucket: int) -> bool:
+        return bucket < self.counted_from or bucket + WIDTH_US[self.bucket] > self.as_of
+
+
+def unique_events(events: list[dict]) -> list[dict]:
+    """The stored events: the first of each (subject, source, id)."""
+    seen: dict[tuple, dict] = {}
+    for event in events:
+        seen.setdefault((event["subject"], event["source"], event["id"]), event)
+    return list(seen.values())
+
+
+def names(events: list[dict]) -> dict[tuple[str, str, str], str]:
+    """(org, kind, id) → the name on the identity's latest named event (time, source, id)."""
+    latest: dict[tuple, tuple] = {}
+    for event in events:
+        data = event["data"]
+        if "identity" in data:
+            who = data["identity"]
+        elif "agent" in data:
+            who = {"kind": "agent", **data["agent"]}
+        else:
+            continue
+        if not who.get("name"):
+            continue
+        key = (event["subject"], who["kind"], who["id"])
+        order = (event_us(event), event["source"], event["id"])
+        if key not in latest or latest[key][0] < order:
+            latest[key] = (order, who["name"])
+    return {key: name for key, (_, name) in latest.items()}
+
+
+def segments(events: list[dict], kind: str) -> list[tuple]:
+    """DESIGN §5 by hand: sort an object's events, each holds until the next one."""
+    allocating, object_field = {
+        "workload": ("workload.allocated", "workload_id"),
+        "volume": ("volume.provisioned", "volume_id"),
+    }[kind]
+    by_object: dict[tuple, list[dict]] = defaultdict(list)
+    for event in events:
+        if event["type"].startswith(kind + "."):
+            by_object[event["subject"], event["data"][object_field]].append(event)
+    found = []
+    for (org, object_id), history in by_object.items():
+        history.sort(key=lambda e: (event_us(e), e["type"] != allocating, e["id"], e["source"]))
+        for position, event in enumerate(history):
+            if event["type"] != allocating:
+                continue
+            start = event_us(event)
+            end = event_us(history[position + 1]) if position + 1 < len(history) else None
+            if end == start:
+                continue
+            data = event["data"]
+            sizes = (
+                (float(data["cpu_cores"]), data["memory_bytes"])
+                if kind == "workload"
+                else (data["size_bytes"],)
+            )
+            found.append((org, object_id, start, end, data["agent"]["id"], *sizes))
+    return sorted(found, key=lambda s: (s[0], s[1], s[2]))
+
+
+def _ranked(items: dict[Any, dict], order, top: int) -> tuple[list, dict | None]:
+    ranked = sorted(items.items(), key=order)
+    rest = ranked[top:]
+    if not rest:
+        return ranked[:top], None
+    other = {"count": len(rest)}
+    for _, figures in rest:
+        for name, value in figures.items():
+            other[name] = other.get(name, 0) + value
+    return ranked[:top], other
+
+
+def llm(events: list[dict], window: OracleWindow, top: int, org: str | None) -> dict:
+    events = unique_events(events)
+    known = names(events)
+    series = {b: [0, 0, 0, 0, 0] for b in window.buckets()}
+    consumers: dict[tuple, dict] = {}
+    models: dict[str, dict] = {}
+    orgs: dict[str, dict] = {}
+    for event in events:
+        us = event_us(event)
+        if event["type"] != "llm.call" or not window.counts(us):
+            continue
+        if org is not None and event["subject"] != org:
+            continue
+        d = event["data"]
+        figures = series[window.bucket_of(us)]
+        figures[0] += d["cached_tokens"]
+        figures[1] += d["input_tokens"] - d["cached_tokens"]
+        figures[2] += d["output_tokens"]
+        figures[3 if d["succeeded"] else 4] += 1
+        sums = {
+            "input_tokens": d["input_tokens"],
+            "cached_tokens": d["cached_tokens"],
+            "output_tokens": d["output_tokens"],
+            "total_tokens": d["input_tokens"] + d["output_tokens"],
+            "requests": 1,
+        }
+        who = (event["subject"], d["identity"]["kind"], d["identity"]["id"])
+        for table, key in ((consumers, who), (models, d["model"])):
+            entry = table.setdefault(key, dict.fromkeys(sums, 0))
+            for name, value in sums.items():
+                entry[name] += value
+        per_org = orgs.setdefault(
+            event["subject"],
+            dict.fromkeys(
+                [
+                    "input_tokens",
+                    "cached_tokens",
+                    "output_tokens",
+                    "successful_requests",
+                    "failed_requests",
+                    "total_tokens",
+                ],
+                0,
+            ),
+        )
+        per_org["input_tokens"] += d["input_tokens"]
+        per_org["cached_tokens"] += d["cached_tokens"]
+        per_org["output_tokens"] += d["output_tokens"]
+        per_org["total_tokens"] += d["input_tokens"] + d["output_tokens"]
+        per_org["successful_requests" if d["succeeded"] else "failed_requests"] += 1
+    series_out = [
+        {
+            "start": b,
+            "partial": window.partial(b),
+            "cached_input_tokens": f[0],
+            "fresh_input_tokens": f[1],
+            "output_tokens": f[2],
+            "successful_requests": f[3],
+            "failed_requests": f[4],
+        }
+        for b, f in series.items()
+    ]
+    top_consumers, other_consumers = _ranked(
+        consumers, lambda item: (-item[1]["total_tokens"], item[0][2], item[0][1], item[0][0]), top
+    )
+    by_model, other_models = _ranked(models, lambda item: (-item[1]["total_tokens"], item[0]), top)
+    result = {
+        "summary": {
+            "input_tokens": sum(f[0] + f[1] for f in series.values()),
+            "cached_tokens": sum(f[0] for f in series.values()),
+            "output_tokens": sum(f[2] for f in series.values()),
+            "successful_requests": sum(f[3] for f in series.values()),
+            "failed_requests": sum(f[4] for f in series.values()),
+        },
+        "series": series_out,
+        "top_consumers": [
+            {
+                "identity": {"kind": kind, "id": id_, "name": known.get((o, kind, id_), id_)}
+                | ({"org": o} if org is None else {}),
+                **figures,
+            }
+            for (o, kind, id_), figures in top_consumers
+        ],
+        "by_model": [{"model": model, **figures} for model, figures in by_model],
+        "other_consumers": other_consumers,
+        "other_models": other_models,
+    }
+    if org is None:
+        by_org, other_orgs = _ranked(orgs, lambda item: (-item[1]["total_tokens"], item[0]), top)
+        result["by_org"] = [{"org": o, **_without_total(f)} for o, f in by_org]
+        result["other_orgs"] = _without_total(other_orgs) if other_orgs else None
+    return result
+
+
+def _without_total(figures: dict) -> dict:
+    return {name: value for name, value in figures.items() if name != "total_tokens"}
+
+
+def allocated(
+    events: list[dict], window: OracleWindow, top: int, org: str | None, kind: str
+) -> dict:
+    """Compute (kind "workload") or storage ("volume") hours, split exactly across buckets."""
+    events = unique_events(events)
+    known = names(events)
+    figures_of = (
+        {"cpu_core_hours": lambda s: s[5], "ram_gb_hours": lambda s: s[6] / GIB}
+        if kind == "workload"
+        else {"storage_gb_hours": lambda s: s[5] / GIB}
+    )
+    width = WIDTH_US[window.bucket]
+    series = {b: dict.fromkeys(figures_of, 0.0) for b in window.buckets()}
+    agents: dict[tuple, dict] = {}
+    orgs: dict[str, dict] = {}
+    for segment in segments(events, kind):
+        if org is not None and segment[0] != org:
+            continue
+        start = max(segment[2], window.counted_from)
+        end = min(segment[3] if segment[3] is not None else window.as_of, window.as_of)
+        if end <= start:
+            continue
+        for bucket in range(window.bucket_of(start), end, width):
+            seconds = (min(end, bucket + width) - max(start, bucket)) / US
+            for name, rate in figures_of.items():
+                series[bucket][name] += rate(segment) * seconds / 3600
+        for table, key in ((agents, (segment[0], segment[4])), (orgs, segment[0])):
+            entry = table.setdefault(key, dict.fromkeys(figures_of, 0.0))
+            for name, rate in figures_of.items():
+                entry[name] += rate(segment) * (end - start) / US / 3600
+    ranking = next(iter(figures_of))
+    top_agents, other_agents = _ranked(
+        agents, lambda item: (-item[1][ranking], item[0][1], item[0][0]), top
+    )
+    result = {
+        "summary": {name: sum(f[name] for f in series.values()) for name in figures_of},
+        "series": [{"start": b, "partial": window.partial(b), **f} for b, f in series.items()],
+        "top_agents": [
+            {
+                "agent": {"id": agent, "name": known.get((o, "agent", agent), agent)}
+                | ({"org": o} if org is None else {}),
+                **figures,
+            }
+            for (o, agent), figures in top_agents
+        ],
+        "other_agents": other_agents,
+    }
+    if org is None:
+        by_org, other_orgs = _ranked(orgs, lambda item: (-item[1][ranking], item[0]), top)
+        result["by_org"] = [{"org": o, **f} for o, f in by_org]
+        result["other_orgs"] = other_orgs
+    return result
+
+
+def platform(events: list[dict], window: OracleWindow, top: int, org: str | None) -> dict:
+    events = unique_events(events)
+    series = {b: {"threads_created": 0, "messages_sent": 0} for b in window.buckets()}
+    orgs: dict[str, dict] = {}
+    for event in events:
+        us = event_us(event)
+        if event["type"] not in ("thread.created", "message.sent") or not window.counts(us):
+            continue
+        if org is not None and event["subject"] != org:
+            continue
+        name = "threads_created" if event["type"] == "thread.created" else "messages_sent"
+        series[window.bucket_of(us)][name] += 1
+        per_org = orgs.setdefault(event["subject"], {"threads_created": 0, "messages_sent": 0})
+        per_org[name] += 1
+    result = {
+        "summary": {
+            name: sum(f[name] for f in series.values())
+            for name in ("threads_created", "messages_sent")
+        },
+        "series": [{"start": b, "partial": window.partial(b), **f} for b, f in series.items()],
+    }
+    if org is None:
+        by_org, other_orgs = _ranked(
+            orgs,
+            lambda item: (-item[1]["messages_sent"], -item[1]["threads_created"], item[0]),
+            top,
+        )
+        result["by_org"] = [{"org": o, **f} for o, f in by_org]
+        result["other_orgs"] = other_orgs
+    return result
+
+
+SECTIONS = {
+    "llm": llm,
+    "compute": lambda events, window, top, org: allocated(events, window, top, org, "workload"),
+    "storage": lambda events, window, top, org: allocated(events, window, top, org, "volume"),
+    "platform": platform,
+}
