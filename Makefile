@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup run test lint format lock
+.PHONY: setup page run test lint format lock openapi
 
 setup: $(INSTALLED)
 
@@ -17,19 +17,43 @@ $(INSTALLED): requirements-dev.lock pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
-run: setup
+# The page: npm ci when the lock file changes, a Vite build when its sources change.
+FRONTEND := frontend
+NODE_MODULES := $(FRONTEND)/node_modules/.package-lock.json
+PAGE := $(FRONTEND)/dist/index.html
+PAGE_SOURCES := $(filter-out %.test.ts,$(shell find $(FRONTEND)/src -type f)) \
+	$(addprefix $(FRONTEND)/,index.html vite.config.ts tsconfig.json .env package.json)
+
+$(NODE_MODULES): $(FRONTEND)/package-lock.json $(FRONTEND)/package.json
+	cd $(FRONTEND) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(PAGE): $(NODE_MODULES) $(PAGE_SOURCES)
+	cd $(FRONTEND) && npm run --silent build
+
+page: $(PAGE)
+
+run: setup page
 	$(BIN)/python -m api.local
 
-test: setup
+test: setup page
+	cd $(FRONTEND) && npx vitest run
 	$(BIN)/pytest
 
-lint: setup
+lint: setup $(NODE_MODULES)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	cd $(FRONTEND) && npx tsc --noEmit
 
 format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# openapi.yaml is the app's generated document (a test fails when they differ). The
+# document does not depend on the database, so no real URL is needed to write it.
+openapi: setup
+	DATABASE_URL=postgresql://unused $(BIN)/litestar --app api.app:create_app \
+		schema openapi --output openapi.yaml
 
 # Re-pin every dependency after a change to pyproject.toml (needs the package registry).
 lock:

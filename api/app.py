@@ -4,16 +4,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
 from psycopg_pool import AsyncConnectionPool
 
 from api.auth import authentication
 from api.db import create_pool
+from api.openapi import OPENAPI_CONFIG
 from api.problems import EXCEPTION_HANDLERS
 from api.routes.health import healthz, readyz
 from api.routes.ingest import MAX_BODY_BYTES, post_events
+from api.routes.page import page_router
 from api.routes.usage import AllOrgsUsage, OrgUsage
 from api.settings import Settings
 
@@ -33,19 +35,35 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await pool.close()
 
     return Litestar(
-        route_handlers=[healthz, readyz, post_events, OrgUsage, AllOrgsUsage],
+        route_handlers=[
+            healthz,
+            readyz,
+            post_events,
+            OrgUsage,
+            AllOrgsUsage,
+            page_router(settings.page_dir),
+        ],
         lifespan=[database],
         dependencies={"pool": Provide(_pool, sync_to_thread=False)},
         middleware=[authentication],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
-        openapi_config=OpenAPIConfig(
-            title="Usage",
-            version="1.0.0",
-            description="Metering service of the agent platform: ingest and usage reads.",
-        ),
+        cors_config=_cors(settings.cors_origins),
+        openapi_config=OPENAPI_CONFIG,
     )
 
 
 def _pool(state: State) -> AsyncConnectionPool:
     return state.pool
+
+
+def _cors(origins: tuple[str, ...]) -> CORSConfig | None:
+    """Closed unless origins are configured: then those pages may read and send with a key."""
+    if not origins:
+        return None
+    return CORSConfig(
+        allow_origins=list(origins),
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type"],
+        max_age=600,
+    )

@@ -34,6 +34,9 @@ def requires(*scopes: Scope):
     """A guard: the request's key must have one of ``scopes``."""
 
     def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        if connection.scope["method"] == "OPTIONS":
+            # Litestar's own answer (the Allow header): no key, as for CORS preflights.
+            return
         api_key: ApiKey = connection.user
         if api_key.scope not in scopes:
             allowed = " or ".join(scope.value for scope in scopes)

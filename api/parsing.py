@@ -6,10 +6,11 @@ index in the batch, the field at fault and what is wrong with it.
 
 import enum
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 
+from api.buckets import EPOCH
 from api.events import EVENT_TYPES, SLUG_PATTERN, Event, LlmCallEvent
 
 MAX_EVENTS = 10_000
@@ -20,6 +21,14 @@ class BodyShape(enum.Enum):
     BATCH = "a JSON array of CloudEvents"
     SINGLE = "one CloudEvent as a JSON object"
     EITHER = "a JSON array of CloudEvents or one CloudEvent"
+
+
+# What each accepted Content-Type of POST /events may hold.
+SHAPE_OF_MEDIA_TYPE = {
+    "application/cloudevents-batch+json": BodyShape.BATCH,
+    "application/cloudevents+json": BodyShape.SINGLE,
+    "application/json": BodyShape.EITHER,
+}
 
 
 class EventError(msgspec.Struct, frozen=True, kw_only=True):
@@ -64,7 +73,8 @@ def parse_events(body: bytes, shape: BodyShape, now: datetime) -> list[Event]:
         event_errors = _cross_field_errors(index, event, now)
         errors.extend(event_errors)
         if not event_errors:
-            events.append(event)
+            # In UTC: PostgreSQL refuses offsets beyond ±15:59 that RFC 3339 allows.
+            events.append(msgspec.structs.replace(event, time=event.time.astimezone(UTC)))
     if errors:
         raise InvalidEvents(errors)
     return events
@@ -88,6 +98,8 @@ def _split(body: bytes, shape: BodyShape) -> list[msgspec.Raw]:
 
 def _cross_field_errors(index: int, event: Event, now: datetime) -> list[EventError]:
     errors = []
+    if event.time < EPOCH:
+        errors.append(EventError(index=index, field="time", message="must not be before 1970"))
     if event.time > now + MAX_CLOCK_SKEW:
         errors.append(
             EventError(

@@ -1,13 +1,20 @@
 """Configuration, read from the environment once at start-up."""
 
 import os
+from pathlib import Path
 
 import msgspec
+
+# Where `make` builds the page (frontend/dist).
+DEFAULT_PAGE_DIR = Path(__file__).resolve().parent.parent / "frontend" / "dist"
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str
     db_pool_size: int = 10
+    page_dir: Path = DEFAULT_PAGE_DIR
+    # Origins (scheme://host[:port]) whose pages may call the API: a page hosted elsewhere.
+    cors_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -20,4 +27,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return cls(
             database_url=database_url,
             db_pool_size=int(os.environ.get("USAGE_DB_POOL_SIZE", "10")),
+            page_dir=Path(os.environ.get("USAGE_PAGE_DIR", DEFAULT_PAGE_DIR)),
+            cors_origins=tuple(
+                origin.strip()
+                for origin in os.environ.get("USAGE_CORS_ORIGINS", "").split(",")
+                if origin.strip()
+            ),
         )

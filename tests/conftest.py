@@ -4,6 +4,7 @@ import asyncio
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from api.embedded_postgres import EmbeddedPostgres
 from api.keys import CreatedKey, Scope, create_key, revoke_key
 from api.settings import Settings
 from tests.database import reset
+from tests.server import live_server
 
 
 @pytest.fixture(scope="session")
@@ -62,12 +64,21 @@ def client(database_url: str) -> Iterator[TestClient]:
         yield test_client
 
 
+@pytest.fixture(scope="session")
+def server_url(database_url: str) -> Iterator[str]:
+    """The real HTTP server (`usage-api serve`) over the test database."""
+    with live_server(database_url) as base_url:
+        yield base_url
+
+
 def _with_connection(database_url: str, action: Callable[[psycopg.AsyncConnection], Any]) -> Any:
     async def run() -> Any:
         async with await psycopg.AsyncConnection.connect(database_url, **connect_kwargs()) as conn:
             return await action(conn)
 
-    return asyncio.run(run())
+    # In a thread of its own: Playwright's sync API keeps an event loop on the main thread.
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, run()).result()
 
 
 @pytest.fixture(scope="session")

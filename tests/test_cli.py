@@ -2,16 +2,13 @@
 
 import os
 import re
-import shutil
 import subprocess
-import sys
 
 import pytest
 
 from tests.database import rows
 from tests.factories import llm_call, post_events
-
-USAGE_API = shutil.which("usage-api", path=os.path.dirname(sys.executable))
+from tests.server import USAGE_API
 
 
 def usage_api(database_url: str, *args: str) -> subprocess.CompletedProcess:

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from api.demo import DAYS, MODELS, ORGS, demo_events, load_demo
+from api.demo import DAYS, DEMO_ORG, MODELS, ORGS, demo_events, load_demo
 from tests.database import rows
+from tests.usage.invariants import check_invariants
 
 NOW = datetime(2026, 10, 28, 15, 42, tzinfo=UTC)
 
@@ -71,7 +72,7 @@ def test_workloads_and_volumes_resize_end_and_keep_running(events):
     assert any(e.type == "volume.deleted" for e in events)
 
 
-def test_loads_every_event_through_ingest(db, events):
+def test_loads_every_event_through_ingest_and_every_section_answers(db, events, client, read_key):
     asyncio.run(load_demo(db, seed=1, now=NOW))
     assert len(rows(db, "event_receipts")) == len(events)
     calls = [e for e in events if e.type == "llm.call"]
@@ -80,3 +81,14 @@ def test_loads_every_event_through_ingest(db, events):
         e.data["input_tokens"] for e in calls
     )
     assert {r[0] for r in rows(db, "orgs")} == {org.slug for org in ORGS}
+    for section in ["llm", "compute", "storage", "platform"]:
+        for preset in ["24h", "7d", "30d"]:
+            response = client.get(
+                f"/orgs/{DEMO_ORG}/usage/{section}",
+                params={"range": preset, "end": NOW.isoformat()},
+                headers={"Authorization": f"Bearer {read_key}"},
+            )
+            assert response.status_code == 200, response.text
+            body = response.json()
+            check_invariants(section, body)
+            assert all(figure > 0 for figure in body["summary"].values()), (section, preset)

@@ -9,16 +9,17 @@ from psycopg_pool import AsyncConnectionPool
 from api.auth import requires
 from api.ingest import IngestResult, ingest
 from api.keys import Scope
-from api.parsing import BodyShape, InvalidEvents, MalformedBody, TooManyEvents, parse_events
+from api.openapi import IngestOperation
+from api.parsing import (
+    SHAPE_OF_MEDIA_TYPE,
+    InvalidEvents,
+    MalformedBody,
+    TooManyEvents,
+    parse_events,
+)
 from api.problems import ErrorItem, Problem, problem_responses
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
-
-_SHAPES = {
-    "application/cloudevents-batch+json": BodyShape.BATCH,
-    "application/cloudevents+json": BodyShape.SINGLE,
-    "application/json": BodyShape.EITHER,
-}
 
 
 @post(
@@ -36,12 +37,13 @@ _SHAPES = {
         "(same subject, source and id) are counted in `duplicates` and not stored again."
     ),
     responses=problem_responses(400, 401, 403, 413, 415, 422, 503),
+    operation_class=IngestOperation,
 )
 async def post_events(request: Request, pool: NamedDependency[AsyncConnectionPool]) -> IngestResult:
     media_type, _ = request.content_type
-    shape = _SHAPES.get(media_type.lower())
+    shape = SHAPE_OF_MEDIA_TYPE.get(media_type.lower())
     if shape is None:
-        raise Problem(415, f"Content-Type must be one of {', '.join(_SHAPES)}, "
+        raise Problem(415, f"Content-Type must be one of {', '.join(SHAPE_OF_MEDIA_TYPE)}, "
                            f"not {media_type or 'missing'}")  # fmt: skip
     body = await request.body()
     try:

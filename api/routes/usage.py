@@ -4,6 +4,7 @@ import csv
 import io
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Any
 
 import msgspec
@@ -18,6 +19,7 @@ from sqlalchemy import bindparam, exists, select
 from api.auth import requires
 from api.db import compile_statement, execute
 from api.keys import ApiKey, Scope
+from api.openapi import CSV, UsageOperation
 from api.problems import ErrorItem, Problem, problem_responses
 from api.schema import orgs
 from api.sections.allocated import compute_usage, storage_usage
@@ -36,7 +38,6 @@ from api.sections.shapes import (
 )
 from api.windows import BUCKET_WIDTHS, PRESETS, WindowError, check_top, resolve_window
 
-CSV = "text/csv"
 _ORG_EXISTS = compile_statement(select(exists().where(orgs.c.org_id == bindparam("org"))))
 
 _Section = Callable[[psycopg.AsyncConnection, SectionQuery], Awaitable[Any]]
@@ -72,12 +73,16 @@ RangeParam = Annotated[
 ]
 StartParam = Annotated[
     str | None,
-    QueryParameter(description="Start of a custom window: RFC 3339 with offset; needs end."),
+    QueryParameter(
+        description="Start of a custom window: RFC 3339 with offset; needs end.",
+        schema_extra={"format": "date-time"},
+    ),
 ]
 EndParam = Annotated[
     str | None,
     QueryParameter(
-        description="End of a custom window, or a preset's snapshot time (default now)."
+        description="End of a custom window, or a preset's snapshot time (default now).",
+        schema_extra={"format": "date-time"},
     ),
 ]
 BucketParam = Annotated[
@@ -170,7 +175,11 @@ def _csv_value(value: Any) -> Any:
     return value
 
 
-_READ_ERRORS = problem_responses(400, 401, 403, 404, 503)
+# Every usage route: its problems declared (Litestar would document a 400 as
+# application/json) and CSV as the other media type of its 200.
+usage_get = partial(
+    get, responses=problem_responses(400, 401, 403, 404, 503), operation_class=UsageOperation
+)
 _CSV_NOTE = " With Accept: text/csv or format=csv: the series as CSV."
 
 
@@ -181,9 +190,13 @@ class OrgUsage(Controller):
     tags = ["usage"]
     guards = [requires(Scope.READ, Scope.ADMIN)]
     dependencies = {"usage_query": Provide(org_query)}
-    responses = _READ_ERRORS
 
-    @get("/llm", summary="Tokens and requests", description="By consumer and model." + _CSV_NOTE)
+    @usage_get(
+        "/llm",
+        summary="Tokens and requests",
+        description="By consumer and model." + _CSV_NOTE,
+        operation_class=UsageOperation,
+    )
     async def llm(
         self,
         request: Request,
@@ -193,7 +206,12 @@ class OrgUsage(Controller):
     ) -> LlmUsage:
         return await _answer(request, pool, llm_usage, usage_query, output)
 
-    @get("/compute", summary="CPU core-hours and RAM GB-hours reserved", description=_CSV_NOTE)
+    @usage_get(
+        "/compute",
+        summary="CPU core-hours and RAM GB-hours reserved",
+        description=_CSV_NOTE,
+        operation_class=UsageOperation,
+    )
     async def compute(
         self,
         request: Request,
@@ -203,7 +221,12 @@ class OrgUsage(Controller):
     ) -> ComputeUsage:
         return await _answer(request, pool, compute_usage, usage_query, output)
 
-    @get("/storage", summary="Storage GB-hours provisioned", description=_CSV_NOTE)
+    @usage_get(
+        "/storage",
+        summary="Storage GB-hours provisioned",
+        description=_CSV_NOTE,
+        operation_class=UsageOperation,
+    )
     async def storage(
         self,
         request: Request,
@@ -213,7 +236,12 @@ class OrgUsage(Controller):
     ) -> StorageUsage:
         return await _answer(request, pool, storage_usage, usage_query, output)
 
-    @get("/platform", summary="Threads created and messages sent", description=_CSV_NOTE)
+    @usage_get(
+        "/platform",
+        summary="Threads created and messages sent",
+        description=_CSV_NOTE,
+        operation_class=UsageOperation,
+    )
     async def platform(
         self,
         request: Request,
@@ -231,9 +259,13 @@ class AllOrgsUsage(Controller):
     tags = ["usage (all organizations)"]
     guards = [requires(Scope.ADMIN)]
     dependencies = {"usage_query": Provide(all_orgs_query)}
-    responses = _READ_ERRORS
 
-    @get("/llm", summary="Tokens and requests, all organizations", description=_CSV_NOTE)
+    @usage_get(
+        "/llm",
+        summary="Tokens and requests, all organizations",
+        description=_CSV_NOTE,
+        operation_class=UsageOperation,
+    )
     async def llm(
         self,
         request: Request,
@@ -243,7 +275,12 @@ class AllOrgsUsage(Controller):
     ) -> AllOrgsLlmUsage:
         return await _answer(request, pool, llm_usage, usage_query, output)
 
-    @get("/compute", summary="Compute reserved, all organizations", description=_CSV_NOTE)
+    @usage_get(
+        "/compute",
+        summary="Compute reserved, all organizations",
+        description=_CSV_NOTE,
+        operation_class=UsageOperation,
+    )
     async def compute(
         self,
         request: Request,
@@ -253,7 +290,12 @@ class AllOrgsUsage(Controller):
     ) -> AllOrgsComputeUsage:
         return await _answer(request, pool, compute_usage, usage_query, output)
 
-    @get("/storage", summary="Storage provisioned, all organizations", description=_CSV_NOTE)
+    @usage_get(
+        "/storage",
+        summary="Storage provisioned, all organizations",
+        description=_CSV_NOTE,
+        operation_class=UsageOperation,
+    )
     async def storage(
         self,
         request: Request,
@@ -263,7 +305,12 @@ class AllOrgsUsage(Controller):
     ) -> AllOrgsStorageUsage:
         return await _answer(request, pool, storage_usage, usage_query, output)
 
-    @get("/platform", summary="Platform activity, all organizations", description=_CSV_NOTE)
+    @usage_get(
+        "/platform",
+        summary="Platform activity, all organizations",
+        description=_CSV_NOTE,
+        operation_class=UsageOperation,
+    )
     async def platform(
         self,
         request: Request,

@@ -91,13 +91,28 @@ def test_clock_skew_limit_is_five_minutes(minutes):
         assert refused.value.errors[0].field == "time"
 
 
-def test_offsets_are_kept_as_instants():
+@pytest.mark.parametrize("offset", ["+02:30", "-21:31", "+23:59", "Z"])
+def test_offsets_are_kept_as_utc_instants(offset):
+    local = datetime(2026, 11, 2, 0, 0, 0, 123456, tzinfo=UTC).astimezone(
+        datetime.fromisoformat(f"2026-11-02T00:00:00{offset}").tzinfo
+    )
     event = workload_allocated(cpu_cores=0.25)
-    event["time"] = "2026-11-02T02:30:00.123456+02:30"
+    event["time"] = local.isoformat()
     (parsed,) = parse_events(msgspec.json.encode([event]), BodyShape.BATCH, NOW)
     assert isinstance(parsed, WorkloadAllocatedEvent)
     assert parsed.time == datetime(2026, 11, 2, 0, 0, 0, 123456, tzinfo=UTC)
+    assert parsed.time.utcoffset() == timedelta(0)
     assert parsed.data.cpu_cores == 0.25
+
+
+def test_times_before_1970_are_refused():
+    event = llm_call()
+    event["time"] = "0001-01-01T00:00:00+05:00"
+    with pytest.raises(InvalidEvents) as refused:
+        parse_events(msgspec.json.encode([event]), BodyShape.BATCH, NOW)
+    assert [(e.field, e.message) for e in refused.value.errors] == [
+        ("time", "must not be before 1970")
+    ]
 
 
 def test_batch_size_limit():

@@ -1,0 +1,120 @@
+// The page's charts, drawn as SVG by Observable Plot: bars over time and ranked bars.
+
+import * as Plot from "@observablehq/plot";
+
+import { compact } from "./format";
+import type { RankedBar, TimeBar } from "./shape";
+
+export interface Palette {
+  [key: string]: string;
+}
+
+/** Colours that read on light and dark backgrounds alike. */
+export const COLORS = {
+  cached: "#7aa6f5",
+  fresh: "#2f6fde",
+  output: "#f59e0b",
+  cpu: "#2f6fde",
+  ram: "#10a37f",
+  storage: "#8b5cf6",
+  threads: "#2f6fde",
+  messages: "#f59e0b",
+  agent: "#2f6fde",
+  user: "#10a37f",
+  model: "#8b5cf6",
+  other: "#9ca3af",
+};
+
+/** Bars over time: one rect per bar, its title the bucket's exact figures; partial buckets
+ * faded. A legend when there is more than one series. */
+export function timeChart(
+  bars: TimeBar[],
+  palette: Palette,
+  options: { width: number; height?: number; yLabel: string; ariaLabel: string },
+): Element {
+  const keys = Object.keys(palette);
+  return Plot.plot({
+    width: options.width,
+    height: options.height ?? 220,
+    marginLeft: 52,
+    style: { background: "transparent", color: "currentColor", fontSize: "12px" },
+    x: { type: "time", label: null },
+    y: { label: options.yLabel, grid: true, tickFormat: compact },
+    color: {
+      domain: keys,
+      range: keys.map((key) => palette[key]),
+      legend: keys.length > 1,
+    },
+    marks: [
+      Plot.rectY(
+        bars,
+        Plot.stackY({
+          x1: "x1",
+          x2: "x2",
+          y: "value",
+          z: "key",
+          fill: "key",
+          order: keys,
+          fillOpacity: (bar: TimeBar) => (bar.partial ? 0.45 : 1),
+          title: "title",
+          inset: 0.5,
+          ariaDescription: options.ariaLabel,
+        }),
+      ),
+      Plot.ruleY([0]),
+    ],
+  });
+}
+
+/** Horizontal bars in the given order, coloured by kind, each titled with exact figures. */
+export function rankedChart(
+  bars: RankedBar[],
+  palette: Palette,
+  options: { width: number; xLabel: string; ariaLabel: string },
+): Element {
+  const labels = new Map(bars.map((bar) => [bar.id, bar.label]));
+  const longest = Math.max(...bars.map((bar) => truncate(bar.label).length), 4);
+  const kinds = Object.keys(palette).filter((kind) => bars.some((bar) => bar.kind === kind));
+  return Plot.plot({
+    width: options.width,
+    height: 30 + bars.length * 24,
+    marginLeft: Math.min(12 + longest * 7, options.width / 2),
+    marginRight: 48,
+    style: { background: "transparent", color: "currentColor", fontSize: "12px" },
+    x: { label: options.xLabel, grid: true, tickFormat: compact, nice: true },
+    y: {
+      domain: bars.map((bar) => bar.id),
+      label: null,
+      tickFormat: (id: string) => truncate(labels.get(id) ?? id),
+    },
+    color: {
+      domain: kinds,
+      range: kinds.map((kind) => palette[kind]),
+      legend: kinds.length > 1,
+    },
+    marks: [
+      Plot.barX(bars, {
+        x: "value",
+        y: "id",
+        fill: "kind",
+        title: "title",
+        insetTop: 3,
+        insetBottom: 3,
+        ariaDescription: options.ariaLabel,
+      }),
+      Plot.text(bars, {
+        x: "value",
+        y: "id",
+        text: (bar: RankedBar) => compact(bar.value),
+        textAnchor: "start",
+        dx: 4,
+        fill: "currentColor",
+      }),
+      Plot.ruleX([0]),
+    ],
+  });
+}
+
+function truncate(label: string): string {
+  return label.length > 28 ? `${label.slice(0, 27)}…` : label;
+}

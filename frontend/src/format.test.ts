@@ -1,0 +1,65 @@
+import { describe, expect, it } from "vitest";
+
+import { bucketLabel, bucketName, compact, exact, instant, percent } from "./format";
+
+describe("numbers", () => {
+  it("reads compactly", () => {
+    expect(compact(0)).toBe("0");
+    expect(compact(987)).toBe("987");
+    expect(compact(12.345)).toBe("12.3");
+    expect(compact(3456.7)).toBe("3.5K");
+    expect(compact(1_234_567)).toBe("1.2M");
+    expect(compact(2_500_000_000)).toBe("2.5B");
+  });
+
+  it("is exact on hover", () => {
+    expect(exact(1_234_567)).toBe("1,234,567");
+    expect(exact(3456.789012)).toBe("3,456.789012");
+    expect(exact(0.000001)).toBe("0.000001");
+  });
+
+  it("gives ratios in percent, and a dash for nothing", () => {
+    expect(percent(1, 3)).toBe("33.3%");
+    expect(percent(5, 5)).toBe("100%");
+    expect(percent(0, 0)).toBe("–");
+  });
+});
+
+describe("bucket labels in the viewer's time zone", () => {
+  const start = "2026-11-02T00:00:00Z";
+
+  it.each([
+    ["UTC", "Nov 2, 00:00"],
+    ["America/New_York", "Nov 1, 19:00"],
+    ["Asia/Kolkata", "Nov 2, 05:30"],
+    ["Pacific/Chatham", "Nov 2, 13:45"],
+  ])("5-minute buckets in %s", (zone, label) => {
+    expect(bucketLabel(start, 300, zone)).toBe(label);
+  });
+
+  it("daily buckets are dates, in the zone", () => {
+    expect(bucketLabel(start, 86_400, "UTC")).toBe("Nov 2, 2026");
+    expect(bucketLabel(start, 86_400, "America/Los_Angeles")).toBe("Nov 1, 2026");
+  });
+
+  it("weekly buckets say so", () => {
+    expect(bucketLabel("2026-11-02T00:00:00Z", 604_800, "UTC")).toBe("Week of Nov 2, 2026");
+  });
+
+  it("across a daylight-saving change, the wall clock moves, not the bucket", () => {
+    // 2026-11-01 06:00Z is 01:00 EST after New York fell back at 06:00Z.
+    expect(bucketLabel("2026-11-01T05:55:00Z", 300, "America/New_York")).toBe("Nov 1, 01:55");
+    expect(bucketLabel("2026-11-01T06:00:00Z", 300, "America/New_York")).toBe("Nov 1, 01:00");
+  });
+
+  it("the as-of instant names its zone", () => {
+    expect(instant("2026-11-02T12:34:56Z", "UTC")).toBe("Nov 2, 2026, 12:34 UTC");
+    expect(instant("2026-11-02T12:34:56Z", "Europe/Berlin")).toMatch(/^Nov 2, 2026, 13:34 GMT\+1$/);
+  });
+
+  it("names the bucket widths", () => {
+    expect(bucketName("5m")).toBe("5-minute buckets");
+    expect(bucketName("1h")).toBe("hourly buckets");
+    expect(bucketName("7d")).toBe("weekly buckets");
+  });
+});

@@ -1,0 +1,68 @@
+// Numbers and times for reading: compact on the page, exact on hover, in the viewer's zone.
+
+const compactFormat = new Intl.NumberFormat("en-US", {
+  notation: "compact",
+  maximumFractionDigits: 1,
+});
+
+/** 1.2M, 3.5K, 987, 12.3 — for cards and axis ticks. */
+export function compact(value: number): string {
+  if (Math.abs(value) < 1000) {
+    return new Intl.NumberFormat("en-US", { maximumFractionDigits: 1 }).format(value);
+  }
+  return compactFormat.format(value);
+}
+
+/** Every digit that matters: 1,234,567 for counts, 3,456.789012 for hours. */
+export function exact(value: number): string {
+  return new Intl.NumberFormat("en-US", { maximumFractionDigits: 6 }).format(value);
+}
+
+/** "42.5%" of a part in a whole; "–" when the whole is zero. */
+export function percent(part: number, whole: number): string {
+  if (whole === 0) return "–";
+  return new Intl.NumberFormat("en-US", { style: "percent", maximumFractionDigits: 1 }).format(
+    part / whole,
+  );
+}
+
+const DAY_SECONDS = 86_400;
+
+/** A bucket's label in the viewer's time zone (or ``timeZone``): its start, to the minute
+ * for buckets shorter than a day, else its date. */
+export function bucketLabel(start: string, bucketSeconds: number, timeZone?: string): string {
+  const options: Intl.DateTimeFormatOptions =
+    bucketSeconds < DAY_SECONDS
+      ? { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", hourCycle: "h23" }
+      : { month: "short", day: "numeric", year: "numeric" };
+  const label = new Intl.DateTimeFormat("en-US", { ...options, timeZone }).format(new Date(start));
+  return bucketSeconds >= 7 * DAY_SECONDS ? `Week of ${label}` : label;
+}
+
+/** An instant with its zone, as the header's "as of" shows it. */
+export function instant(moment: string, timeZone?: string): string {
+  return new Intl.DateTimeFormat("en-US", {
+    year: "numeric",
+    month: "short",
+    day: "numeric",
+    hour: "2-digit",
+    minute: "2-digit",
+    hourCycle: "h23",
+    timeZone,
+    timeZoneName: "short",
+  }).format(new Date(moment));
+}
+
+const BUCKET_NAMES: Record<string, string> = {
+  "5m": "5-minute",
+  "15m": "15-minute",
+  "30m": "30-minute",
+  "1h": "hourly",
+  "6h": "6-hour",
+  "1d": "daily",
+  "7d": "weekly",
+};
+
+export function bucketName(bucket: string): string {
+  return `${BUCKET_NAMES[bucket] ?? bucket} buckets`;
+}

@@ -1,0 +1,79 @@
+// What every section shares: its frame and states (loading, error, empty), cards and notes.
+
+import { h } from "./dom";
+import { compact, exact } from "./format";
+
+export function sectionFrame(id: string, title: string): { root: HTMLElement; body: HTMLElement } {
+  const body = h("div", { class: "section-body", "aria-live": "polite" });
+  const root = h("section", { class: "usage-section", id, "aria-labelledby": `${id}-title` },
+    h("h2", { id: `${id}-title` }, title),
+    body,
+  );
+  return { root, body };
+}
+
+export function loading(body: HTMLElement, cards: number): void {
+  body.setAttribute("aria-busy", "true");
+  body.replaceChildren(
+    h("div", { class: "cards" }, ...Array.from({ length: cards }, () => h("div", { class: "card skeleton" }))),
+    h("div", { class: "chart skeleton tall" }),
+  );
+}
+
+export function failed(body: HTMLElement, message: string, retry: () => void): void {
+  body.removeAttribute("aria-busy");
+  body.replaceChildren(
+    h("div", { class: "error", role: "alert" },
+      h("p", {}, `This section could not be loaded: ${message}`),
+      h("button", { type: "button", class: "retry", onclick: () => retry() }, "Retry"),
+    ),
+  );
+}
+
+export function filled(body: HTMLElement, ...children: Node[]): void {
+  body.removeAttribute("aria-busy");
+  body.replaceChildren(...children);
+}
+
+export function empty(): HTMLElement {
+  return h("p", { class: "empty" }, "No usage in this range");
+}
+
+/** A summary card: ``value`` for reading, ``title`` (the exact figures) on hover. */
+export function card(label: string, value: Node | string, title: string, sub?: string): HTMLElement {
+  return h("div", { class: "card" },
+    h("div", { class: "card-label" }, label),
+    h("div", { class: "card-value", title, tabindex: "0" }, value),
+    sub ? h("div", { class: "card-sub" }, sub) : null,
+  );
+}
+
+export function figureCard(label: string, value: number, unit = ""): HTMLElement {
+  return card(label, compact(value), `${exact(value)}${unit ? ` ${unit}` : ""}`);
+}
+
+export function chartBox(title: string, chart: Element | null, note?: string): HTMLElement {
+  return h("figure", { class: "chart" },
+    h("figcaption", {}, title),
+    chart ?? h("p", { class: "empty" }, "No usage in this range"),
+    note ? h("p", { class: "note" }, note) : null,
+  );
+}
+
+export function note(text: string): HTMLElement {
+  return h("p", { class: "note" }, text);
+}
+
+export function cardRow(cards: Node[]): HTMLElement {
+  return h("div", { class: "cards" }, ...cards);
+}
+
+/** Charts side by side where there is room. */
+export function grid(...charts: Node[]): HTMLElement {
+  return h("div", { class: "chart-grid" }, ...charts);
+}
+
+/** The width of one of two charts side by side, or the whole width on a narrow screen. */
+export function halfWidth(width: number): number {
+  return width >= 760 ? Math.floor((width - 24) / 2) : width;
+}

@@ -1,0 +1,71 @@
+import type { ComputeFigures, ComputeUsage } from "../api";
+import { COLORS, rankedChart, timeChart } from "../charts";
+import { bucketLabel, exact } from "../format";
+import { cardRow, chartBox, empty, figureCard, note } from "../panel";
+import { isEmpty, rankedBars, timeBars } from "../shape";
+import type { Section } from "./section";
+
+export const ALLOCATION_NOTE = "Allocation-based: what workloads reserved, not what they used.";
+
+const details = (figures: ComputeFigures) => [
+  `CPU: ${exact(figures.cpu_core_hours)} core-hours`,
+  `RAM: ${exact(figures.ram_gb_hours)} GB-hours`,
+];
+
+export const compute: Section<"compute"> = {
+  name: "compute",
+  title: "Compute",
+  cards: 2,
+  render(data: ComputeUsage, width: number): Node[] {
+    const { summary, window } = data;
+    const cards = cardRow([
+      figureCard("CPU core-hours", summary.cpu_core_hours, "core-hours"),
+      figureCard("RAM GB-hours", summary.ram_gb_hours, "GB-hours"),
+    ]);
+    if (isEmpty(summary)) return [cards, empty(), note(ALLOCATION_NOTE)];
+    const label = (start: string) => bucketLabel(start, window.bucket_seconds);
+    const usage = timeBars(
+      data.series,
+      [
+        { key: "CPU core-hours", value: (b) => b.cpu_core_hours, unit: "core-hours" },
+        { key: "RAM GB-hours", value: (b) => b.ram_gb_hours, unit: "GB-hours" },
+      ],
+      window.bucket_seconds,
+      "beside",
+      label,
+    );
+    // Two scales: CPU and RAM share the time axis, each with its own y axis.
+    const [cpu, ram] = ["CPU core-hours", "RAM GB-hours"].map((key) =>
+      usage.filter((bar) => bar.key === key),
+    );
+    const agents = rankedBars(
+      data.top_agents,
+      data.other_agents,
+      (item) => ({ id: item.agent.id, label: item.agent.name, kind: "agent" }),
+      (figures) => figures.cpu_core_hours,
+      (figures) => ("agent" in figures ? [`agent ${figures.agent.id}`] : []).concat(details(figures)),
+    );
+    return [
+      cards,
+      chartBox(
+        "Usage over time",
+        timeChart(cpu, { "CPU core-hours": COLORS.cpu }, {
+          width, height: 160, yLabel: "CPU core-hours", ariaLabel: "cpu over time",
+        }),
+      ),
+      chartBox(
+        "",
+        timeChart(ram, { "RAM GB-hours": COLORS.ram }, {
+          width, height: 160, yLabel: "RAM GB-hours", ariaLabel: "ram over time",
+        }),
+      ),
+      chartBox(
+        "Top agents by CPU core-hours",
+        rankedChart(agents, { agent: COLORS.agent, other: COLORS.other }, {
+          width, xLabel: "CPU core-hours", ariaLabel: "top agents",
+        }),
+      ),
+      note(ALLOCATION_NOTE),
+    ];
+  },
+};

@@ -1,0 +1,52 @@
+import type { StorageUsage } from "../api";
+import { COLORS, rankedChart, timeChart } from "../charts";
+import { bucketLabel, exact } from "../format";
+import { cardRow, chartBox, empty, figureCard, note } from "../panel";
+import { isEmpty, rankedBars, timeBars } from "../shape";
+import type { Section } from "./section";
+
+const STORAGE_NOTE = "Allocation-based: the size volumes were provisioned with, not what they held.";
+
+export const storage: Section<"storage"> = {
+  name: "storage",
+  title: "Storage",
+  cards: 1,
+  render(data: StorageUsage, width: number): Node[] {
+    const { summary, window } = data;
+    const cards = cardRow([figureCard("Storage GB-hours", summary.storage_gb_hours, "GB-hours")]);
+    if (isEmpty(summary)) return [cards, empty(), note(STORAGE_NOTE)];
+    const usage = timeBars(
+      data.series,
+      [{ key: "Storage GB-hours", value: (b) => b.storage_gb_hours, unit: "GB-hours" }],
+      window.bucket_seconds,
+      "stack",
+      (start) => bucketLabel(start, window.bucket_seconds),
+    );
+    const agents = rankedBars(
+      data.top_agents,
+      data.other_agents,
+      (item) => ({ id: item.agent.id, label: item.agent.name, kind: "agent" }),
+      (figures) => figures.storage_gb_hours,
+      (figures) =>
+        ("agent" in figures ? [`agent ${figures.agent.id}`] : []).concat(
+          `Storage: ${exact(figures.storage_gb_hours)} GB-hours`,
+        ),
+    );
+    return [
+      cards,
+      chartBox(
+        "Usage over time",
+        timeChart(usage, { "Storage GB-hours": COLORS.storage }, {
+          width, yLabel: "GB-hours", ariaLabel: "storage over time",
+        }),
+      ),
+      chartBox(
+        "Top agents",
+        rankedChart(agents, { agent: COLORS.agent, other: COLORS.other }, {
+          width, xLabel: "GB-hours", ariaLabel: "top agents",
+        }),
+      ),
+      note(STORAGE_NOTE),
+    ];
+  },
+};
