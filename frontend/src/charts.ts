@@ -5,6 +5,9 @@ import * as Plot from "@observablehq/plot";
 import { compact } from "./format";
 import type { RankedBar, TimeBar } from "./shape";
 
+const MARGIN_LEFT = 52;
+const ROW_HEIGHT = 26;
+
 export interface Palette {
   [key: string]: string;
 }
@@ -33,10 +36,13 @@ export function timeChart(
   options: { width: number; height?: number; yLabel: string; ariaLabel: string },
 ): Element {
   const keys = Object.keys(palette);
+  // Hairline gaps between bars only where bars are wide enough to keep a visible body.
+  const slots = new Set(bars.map((bar) => bar.x1.getTime())).size;
+  const inset = (options.width - MARGIN_LEFT) / Math.max(slots, 1) >= 4 ? 0.5 : 0;
   return Plot.plot({
     width: options.width,
     height: options.height ?? 220,
-    marginLeft: 52,
+    marginLeft: MARGIN_LEFT,
     style: { background: "transparent", color: "currentColor", fontSize: "12px" },
     x: { type: "time", label: null },
     y: { label: options.yLabel, grid: true, tickFormat: compact },
@@ -57,7 +63,7 @@ export function timeChart(
           order: keys,
           fillOpacity: (bar: TimeBar) => (bar.partial ? 0.45 : 1),
           title: "title",
-          inset: 0.5,
+          inset,
           ariaDescription: options.ariaLabel,
         }),
       ),
@@ -77,7 +83,9 @@ export function rankedChart(
   const kinds = Object.keys(palette).filter((kind) => bars.some((bar) => bar.kind === kind));
   return Plot.plot({
     width: options.width,
-    height: 30 + bars.length * 24,
+    height: 50 + bars.length * ROW_HEIGHT,
+    marginTop: 10,
+    marginBottom: 40,
     marginLeft: Math.min(12 + longest * 7, options.width / 2),
     marginRight: 48,
     style: { background: "transparent", color: "currentColor", fontSize: "12px" },

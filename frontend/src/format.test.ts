@@ -6,7 +6,11 @@ describe("numbers", () => {
   it("reads compactly", () => {
     expect(compact(0)).toBe("0");
     expect(compact(987)).toBe("987");
-    expect(compact(12.345)).toBe("12.3");
+    expect(compact(12.345)).toBe("12.35");
+    expect(compact(652.44)).toBe("652.4");
+    expect(compact(0.05)).toBe("0.05");
+    expect(compact(0.15)).toBe("0.15");
+    expect(compact(0.0004)).toBe("0");
     expect(compact(3456.7)).toBe("3.5K");
     expect(compact(1_234_567)).toBe("1.2M");
     expect(compact(2_500_000_000)).toBe("2.5B");

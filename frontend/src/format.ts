@@ -5,12 +5,13 @@ const compactFormat = new Intl.NumberFormat("en-US", {
   maximumFractionDigits: 1,
 });
 
-/** 1.2M, 3.5K, 987, 12.3 — for cards and axis ticks. */
+/** 1.2M, 3.5K, 987, 12.3, 0.25 — for cards and axis ticks: more decimals for smaller
+ * figures, so close ticks stay distinct. */
 export function compact(value: number): string {
-  if (Math.abs(value) < 1000) {
-    return new Intl.NumberFormat("en-US", { maximumFractionDigits: 1 }).format(value);
-  }
-  return compactFormat.format(value);
+  const size = Math.abs(value);
+  if (size >= 1000) return compactFormat.format(value);
+  const decimals = size >= 100 ? 1 : size >= 1 ? 2 : 3;
+  return new Intl.NumberFormat("en-US", { maximumFractionDigits: decimals }).format(value);
 }
 
 /** Every digit that matters: 1,234,567 for counts, 3,456.789012 for hours. */
