@@ -6,7 +6,7 @@ Pure: no I/O, the clock is a parameter. Bucket alignment is ``api.buckets``'.
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from api.buckets import ROLLUP_WIDTH, WEEK, ceil_to, floor_to
+from api.buckets import EPOCH, ROLLUP_WIDTH, WEEK, ceil_to, floor_to
 
 BUCKET_WIDTHS = {
     "5m": timedelta(minutes=5),
@@ -74,6 +74,9 @@ def parse_timestamp(field: str, text: str) -> datetime:
         ) from None
     if moment.tzinfo is None:
         raise WindowError(field, f"{field} needs a UTC offset, such as Z or +02:00")
+    if moment < EPOCH:
+        # Nothing is stored before 1970, and bucket arithmetic near year 1 would overflow.
+        raise WindowError(field, f"{field} must be a time from 1970 on")
     return moment.astimezone(UTC)
 
 

@@ -42,6 +42,7 @@ _CHECKS = [
 @schema.parametrize()
 @settings(
     max_examples=40,
+    derandomize=True,  # the same cases every run: CI must not hinge on a lucky draw
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -175,6 +175,8 @@ NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
             "at most 2,000",
         ),
         ({"range_": "30d", "bucket": "5m"}, "bucket", "at most 2,000"),
+        ({"range_": "24h", "end": "0001-01-01T00:00:00Z"}, "end", "from 1970 on"),
+        ({"start": "1969-12-31T23:59:59Z", "end": "1970-01-02T00:00:00Z"}, "start", "1970"),
     ],
 )
 def test_invalid_windows_say_what_is_wrong(params, field, says):

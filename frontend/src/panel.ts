@@ -77,3 +77,10 @@ export function grid(...charts: Node[]): HTMLElement {
 export function halfWidth(width: number): number {
   return width >= 760 ? Math.floor((width - 24) / 2) : width;
 }
+
+/** Under a chart over time: what its faded bars mean, when it has any. */
+export function partialNote(series: { partial: boolean }[]): string | undefined {
+  return series.some((bucket) => bucket.partial)
+    ? "Faded bars: buckets only partly inside the range, so partly counted."
+    : undefined;
+}

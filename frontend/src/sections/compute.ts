@@ -1,7 +1,7 @@
 import type { ComputeFigures, ComputeUsage } from "../api";
 import { COLORS, rankedChart, timeChart } from "../charts";
 import { bucketLabel, exact } from "../format";
-import { cardRow, chartBox, empty, figureCard, note } from "../panel";
+import { cardRow, chartBox, empty, figureCard, note, partialNote } from "../panel";
 import { isEmpty, rankedBars, timeBars } from "../shape";
 import type { Section } from "./section";
 
@@ -58,6 +58,7 @@ export const compute: Section<"compute"> = {
         timeChart(ram, { "RAM GB-hours": COLORS.ram }, {
           width, height: 160, yLabel: "RAM GB-hours", ariaLabel: "ram over time",
         }),
+        partialNote(data.series),
       ),
       chartBox(
         "Top agents by CPU core-hours",

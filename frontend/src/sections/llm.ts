@@ -2,7 +2,7 @@ import type { LlmUsage, TokenSums } from "../api";
 import { h } from "../dom";
 import { COLORS, rankedChart, timeChart } from "../charts";
 import { bucketLabel, compact, exact, percent } from "../format";
-import { card, cardRow, chartBox, empty, figureCard, grid, halfWidth } from "../panel";
+import { card, cardRow, chartBox, empty, figureCard, grid, halfWidth, partialNote } from "../panel";
 import { isEmpty, rankedBars, timeBars } from "../shape";
 import type { Section } from "./section";
 
@@ -75,6 +75,7 @@ export const llm: Section<"llm"> = {
           { "Cached input": COLORS.cached, "Fresh input": COLORS.fresh, Output: COLORS.output },
           { width, yLabel: "tokens", ariaLabel: "tokens over time" },
         ),
+        partialNote(data.series),
       ),
       grid(
         chartBox(

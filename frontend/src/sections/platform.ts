@@ -1,7 +1,7 @@
 import type { PlatformUsage } from "../api";
 import { COLORS, timeChart } from "../charts";
 import { bucketLabel } from "../format";
-import { cardRow, chartBox, empty, figureCard } from "../panel";
+import { cardRow, chartBox, empty, figureCard, partialNote } from "../panel";
 import { isEmpty, timeBars } from "../shape";
 import type { Section } from "./section";
 
@@ -35,6 +35,7 @@ export const platform: Section<"platform"> = {
           { "Threads created": COLORS.threads, "Messages sent": COLORS.messages },
           { width, yLabel: "count", ariaLabel: "activity over time" },
         ),
+        partialNote(data.series),
       ),
     ];
   },

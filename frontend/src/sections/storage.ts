@@ -1,7 +1,7 @@
 import type { StorageUsage } from "../api";
 import { COLORS, rankedChart, timeChart } from "../charts";
 import { bucketLabel, exact } from "../format";
-import { cardRow, chartBox, empty, figureCard, note } from "../panel";
+import { cardRow, chartBox, empty, figureCard, note, partialNote } from "../panel";
 import { isEmpty, rankedBars, timeBars } from "../shape";
 import type { Section } from "./section";
 
@@ -39,6 +39,7 @@ export const storage: Section<"storage"> = {
         timeChart(usage, { "Storage GB-hours": COLORS.storage }, {
           width, yLabel: "GB-hours", ariaLabel: "storage over time",
         }),
+        partialNote(data.series),
       ),
       chartBox(
         "Top agents",
