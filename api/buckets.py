@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 WEEK = timedelta(days=7)
-ROLLUP_WIDTH = timedelta(minutes=5)
 
 _MONDAY_ORIGIN = datetime(1970, 1, 5, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)

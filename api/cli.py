@@ -43,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("key_id")
     revoke.set_defaults(run=_revoke_key)
 
+    rebuild = commands.add_parser(
+        "rebuild", help="recompute rollups and allocation segments from the raw events"
+    )
+    rebuild.add_argument("--org", type=_slug, help="one organization (default: all)")
+    rebuild.set_defaults(run=_rebuild)
+
     demo = commands.add_parser("demo", help="load demo organizations over the last 35 days")
     demo.add_argument("--seed", type=int, default=1)
     demo.set_defaults(run=_demo)
@@ -116,3 +122,13 @@ def _demo(args: argparse.Namespace) -> None:
     from api.demo import load_demo
 
     asyncio.run(load_demo(Settings.from_env().database_url, seed=args.seed))
+
+
+def _rebuild(args: argparse.Namespace) -> None:
+    from api.rebuild import rebuild
+
+    async def run() -> None:
+        async with await _connect() as conn:
+            await rebuild(conn, args.org)
+
+    asyncio.run(run())

@@ -3,16 +3,15 @@
 Steps, each one statement over the whole batch: register the organizations, record the
 receipts (the dedupe), store the raw rows of the events actually received for the first
 time, then bring the derived tables up to date from those rows alone: identities' names,
-the 5-minute rollups, and the allocation segments of every workload and volume touched.
+the rollups of every tier, and the allocation segments of every workload and volume touched.
 
 Every step takes its row locks in key order, and the steps run in the same order in every
 transaction, so concurrent batches wait for each other but never deadlock.
 """
 
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -21,7 +20,7 @@ from sqlalchemy import Table, and_, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 
 from api import allocations
-from api.buckets import ROLLUP_WIDTH, floor_to
+from api.buckets import floor_to
 from api.db import Compiled, as_arrays, compile_statement, execute, unnest_rows
 from api.events import (
     Agent,
@@ -38,15 +37,18 @@ from api.events import (
 from api.schema import (
     event_receipts,
     identities,
+    llm_by_identity,
+    llm_by_model,
     llm_calls,
-    llm_rollup_5m,
+    llm_totals,
     message_events,
     orgs,
-    platform_rollup_5m,
+    platform_totals,
     thread_events,
     volume_events,
     workload_events,
 )
+from api.tiers import TIERS
 
 
 class IngestResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -72,8 +74,9 @@ async def ingest(conn: psycopg.AsyncConnection, events: Sequence[Event]) -> Inge
         for raw_table in _RAW_TABLES:
             await raw_table.insert.run(conn, raw_table.rows(fresh))
         await _UPSERT_IDENTITIES.run(conn, _identity_rows(fresh))
-        await _ADD_TO_LLM_ROLLUP.run(conn, _llm_rollup_rows(fresh))
-        await _ADD_TO_PLATFORM_ROLLUP.run(conn, _platform_rollup_rows(fresh))
+        for rollup in _ROLLUPS:
+            for tier, width in TIERS.items():
+                await rollup.writes[tier].run(conn, rollup.rows(fresh, width))
         for allocation in allocations.ALL:
             touched = {
                 (e.subject, allocation.object_id(e)) for e in fresh if allocation.concerns(e)
@@ -155,8 +158,6 @@ def _newer_name(stmt: Any) -> Any:
 
 
 _UPSERT_IDENTITIES = _from_arrays(identities, _primary_key(identities), _newer_name)
-_ADD_TO_LLM_ROLLUP = _add_counters(llm_rollup_5m)
-_ADD_TO_PLATFORM_ROLLUP = _add_counters(platform_rollup_5m)
 
 # Raw rows: one function per table from an event to the table's columns after the key.
 
@@ -249,31 +250,67 @@ def _identity_rows(events: Iterable[Event]) -> list[tuple[Any, ...]]:
     return [key + value for key, value in latest.items()]
 
 
-def _llm_rollup_rows(events: Iterable[Event]) -> list[tuple[Any, ...]]:
-    sums: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
-    for event in events:
-        if not isinstance(event, LlmCallEvent):
-            continue
-        data = event.data
-        key = (
-            event.subject,
-            floor_to(event.time, ROLLUP_WIDTH),
-            data.identity.kind,
-            data.identity.id,
-            data.model,
-        )
-        figures = sums[key]
-        figures[0] += data.input_tokens
-        figures[1] += data.cached_tokens
-        figures[2] += data.output_tokens
-        figures[3 if data.succeeded else 4] += 1
-    return [key + tuple(figures) for key, figures in sums.items()]
+@dataclass(frozen=True, slots=True)
+class _Rollup:
+    """A rollup family (api.schema) as ingest feeds it: which events it counts, under which
+    dimensions, with which figures."""
+
+    writes: dict[str, _BatchWrite]  # tier → the upsert adding to its counters
+    kinds: tuple[type, ...]
+    dimensions: Callable[[Any], tuple[str, ...]]
+    figures: Callable[[Any], tuple[int, ...]]
+
+    def rows(self, events: Iterable[Event], width: timedelta) -> list[tuple[Any, ...]]:
+        sums: dict[tuple[Any, ...], list[int]] = {}
+        for event in events:
+            if not isinstance(event, self.kinds):
+                continue
+            key = (event.subject, floor_to(event.time, width), *self.dimensions(event))
+            figures = self.figures(event)
+            total = sums.setdefault(key, [0] * len(figures))
+            for position, figure in enumerate(figures):
+                total[position] += figure
+        return [key + tuple(figures) for key, figures in sums.items()]
 
 
-def _platform_rollup_rows(events: Iterable[Event]) -> list[tuple[Any, ...]]:
-    counts: dict[tuple[str, datetime], list[int]] = defaultdict(lambda: [0, 0])
-    for event in events:
-        if isinstance(event, ThreadCreatedEvent | MessageSentEvent):
-            key = (event.subject, floor_to(event.time, ROLLUP_WIDTH))
-            counts[key][0 if isinstance(event, ThreadCreatedEvent) else 1] += 1
-    return [key + tuple(figures) for key, figures in counts.items()]
+def _rollup(
+    tables: dict[str, Table],
+    kinds: tuple[type, ...],
+    dimensions: Callable[[Any], tuple[str, ...]],
+    figures: Callable[[Any], tuple[int, ...]],
+) -> _Rollup:
+    return _Rollup(
+        writes={tier: _add_counters(table) for tier, table in tables.items()},
+        kinds=kinds,
+        dimensions=dimensions,
+        figures=figures,
+    )
+
+
+def _llm_figures(event: LlmCallEvent) -> tuple[int, ...]:
+    data = event.data
+    return (
+        data.input_tokens,
+        data.cached_tokens,
+        data.output_tokens,
+        int(data.succeeded),
+        int(not data.succeeded),
+    )
+
+
+_ROLLUPS = [
+    _rollup(llm_totals, (LlmCallEvent,), lambda event: (), _llm_figures),
+    _rollup(
+        llm_by_identity,
+        (LlmCallEvent,),
+        lambda event: (event.data.identity.kind, event.data.identity.id),
+        _llm_figures,
+    ),
+    _rollup(llm_by_model, (LlmCallEvent,), lambda event: (event.data.model,), _llm_figures),
+    _rollup(
+        platform_totals,
+        (ThreadCreatedEvent, MessageSentEvent),
+        lambda event: (),
+        lambda event: (1, 0) if isinstance(event, ThreadCreatedEvent) else (0, 1),
+    ),
+]

@@ -20,6 +20,8 @@ from sqlalchemy import (
     func,
 )
 
+from api.tiers import TIERS
+
 metadata = MetaData(
     naming_convention={
         "pk": "%(table_name)s_pkey",
@@ -160,29 +162,39 @@ message_events = _platform_event_table("message_events")
 
 # Derived tables, maintained by ingest in the same transaction as the raw rows.
 
-llm_rollup_5m = Table(
-    "llm_rollup_5m",
-    metadata,
-    _org_id(),
-    Column("bucket_start", DateTime(timezone=True), primary_key=True),
-    Column("identity_kind", Text, primary_key=True),
-    Column("identity_id", Text, primary_key=True),
-    Column("model", Text, primary_key=True),
-    Column("input_tokens", BigInteger, nullable=False),
-    Column("cached_tokens", BigInteger, nullable=False),
-    Column("output_tokens", BigInteger, nullable=False),
-    Column("successful_requests", BigInteger, nullable=False),
-    Column("failed_requests", BigInteger, nullable=False),
-)
+# Rollups: per organization, counts per bucket of each tier (api.tiers: 5 minutes, hours,
+# days), in families by what they break down. Every row sums the events whose time falls in
+# its bucket; a query reads whole buckets and the raw events at its edges.
 
-platform_rollup_5m = Table(
-    "platform_rollup_5m",
-    metadata,
-    _org_id(),
-    Column("bucket_start", DateTime(timezone=True), primary_key=True),
-    Column("threads_created", BigInteger, nullable=False),
-    Column("messages_sent", BigInteger, nullable=False),
-)
+LLM_MEASURES = [
+    "input_tokens",
+    "cached_tokens",
+    "output_tokens",
+    "successful_requests",
+    "failed_requests",
+]
+PLATFORM_MEASURES = ["threads_created", "messages_sent"]
+
+
+def _rollup(family: str, dimensions: list[str], measures: list[str]) -> dict[str, Table]:
+    """One table per tier: ``{family}_{tier}``, keyed by organization, bucket, dimensions."""
+    return {
+        tier: Table(
+            f"{family}_{tier}",
+            metadata,
+            _org_id(),
+            Column("bucket_start", DateTime(timezone=True), primary_key=True),
+            *(Column(name, Text, primary_key=True) for name in dimensions),
+            *(Column(name, BigInteger, nullable=False) for name in measures),
+        )
+        for tier in TIERS
+    }
+
+
+llm_totals = _rollup("llm_totals", [], LLM_MEASURES)
+llm_by_identity = _rollup("llm_by_identity", ["identity_kind", "identity_id"], LLM_MEASURES)
+llm_by_model = _rollup("llm_by_model", ["model"], LLM_MEASURES)
+platform_totals = _rollup("platform_totals", [], PLATFORM_MEASURES)
 
 # A segment is one stretch of constant reservation: [start_time, end_time), end_time NULL
 # while the reservation still holds (it then counts up to a query's as_of). Zero-length

@@ -6,7 +6,7 @@ Pure: no I/O, the clock is a parameter. Bucket alignment is ``api.buckets``'.
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from api.buckets import EPOCH, ROLLUP_WIDTH, WEEK, ceil_to, floor_to
+from api.buckets import EPOCH, WEEK, ceil_to, floor_to
 
 BUCKET_WIDTHS = {
     "5m": timedelta(minutes=5),
@@ -163,23 +163,3 @@ def check_top(top: int) -> int:
     if top not in TOP_RANGE:
         raise WindowError("top", f"top must be between 1 and 100, not {top}")
     return top
-
-
-@dataclass(frozen=True, slots=True)
-class RollupSplit:
-    """Where a window's figures come from: 5-minute rollups for the whole 5-minute buckets
-    inside ``[counted_from, as_of)``, raw events for the edges around them."""
-
-    head: tuple[datetime, datetime]  # raw events in [head[0], head[1])
-    rollup: tuple[datetime, datetime]  # rollup buckets starting in [rollup[0], rollup[1])
-    tail: tuple[datetime, datetime]  # raw events in [tail[0], tail[1])
-
-
-def rollup_split(window: Window) -> RollupSplit:
-    rollup_from = ceil_to(window.counted_from, ROLLUP_WIDTH)
-    rollup_to = max(floor_to(window.as_of, ROLLUP_WIDTH), rollup_from)
-    return RollupSplit(
-        head=(window.counted_from, min(rollup_from, window.as_of)),
-        rollup=(rollup_from, rollup_to),
-        tail=(rollup_to, window.as_of),
-    )

@@ -5,18 +5,32 @@ from typing import Any
 import psycopg
 from sqlalchemy import Table, select
 
+from api import rollups
 from api.db import compile_statement, connect
-from api.schema import api_keys, metadata, orgs
+from api.schema import api_keys, metadata, orgs, volume_segments, workload_segments
 
 # Everything a batch of events can change; api_keys belong to the session's fixtures.
 EVENT_TABLES = [table for table in metadata.sorted_tables if table is not api_keys]
 _VOLATILE_COLUMNS = {orgs.c.created_at, api_keys.c.created_at}
+# What ingest derives from the raw events.
+DERIVED_TABLES = [
+    *(table for family in rollups.ALL for table in family.tables.values()),
+    workload_segments,
+    volume_segments,
+]
 
 
 def reset(database_url: str) -> None:
-    names = ", ".join(table.name for table in EVENT_TABLES)
+    _truncate(database_url, EVENT_TABLES)
+
+
+def truncate_derived(database_url: str) -> None:
+    _truncate(database_url, DERIVED_TABLES)
+
+
+def _truncate(database_url: str, tables: list[Table]) -> None:
     with connect(database_url) as conn:
-        conn.execute(f"TRUNCATE {names}")
+        conn.execute(f"TRUNCATE {', '.join(table.name for table in tables)}")
 
 
 def _sorted_rows(conn: psycopg.Connection, table: Table) -> list[tuple[Any, ...]]:

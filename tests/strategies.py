@@ -18,10 +18,11 @@ from tests.factories import (
 )
 
 # Few distinct values, so ties in time, shared objects, renames and an agent and a user with
-# the same id are common; sub-second times and both sides of minute boundaries too.
+# the same id are common; sub-second times and both sides of minute boundaries too. Most
+# events fall in two hours, some over three days, so every rollup tier holds some.
 times = st.builds(
     lambda minutes, micros: BASE_TIME + timedelta(minutes=minutes, microseconds=micros),
-    st.integers(0, 120),
+    st.integers(0, 120) | st.integers(0, 3 * 1440),
     st.sampled_from([0, 0, 0, 1, 999_999, 500_000]),
 )
 identities = st.builds(

@@ -77,7 +77,7 @@ def test_loads_every_event_through_ingest_and_every_section_answers(db, events, 
     assert len(rows(db, "event_receipts")) == len(events)
     calls = [e for e in events if e.type == "llm.call"]
     assert len(rows(db, "llm_calls")) == len(calls)
-    assert sum(r[5] for r in rows(db, "llm_rollup_5m")) == sum(
+    assert sum(r[2] for r in rows(db, "llm_totals_1d")) == sum(
         e.data["input_tokens"] for e in calls
     )
     assert {r[0] for r in rows(db, "orgs")} == {org.slug for org in ORGS}

@@ -7,11 +7,13 @@ import; a request only binds parameters.
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psycopg
 from psycopg.rows import namedtuple_row
 from sqlalchemy import (
+    CTE,
     BigInteger,
     ColumnElement,
     DateTime,
@@ -19,7 +21,6 @@ from sqlalchemy import (
     Interval,
     Select,
     Subquery,
-    Table,
     Text,
     and_,
     bindparam,
@@ -28,12 +29,15 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    union_all,
 )
 
 from api.buckets import origin_of
 from api.db import Compiled
+from api.rollups import Family
 from api.sections.shapes import WindowOut
-from api.windows import Window, rollup_split
+from api.tiers import TIERS, Cover, cover
+from api.windows import Window
 
 _TIMESTAMP = DateTime(timezone=True)
 ORG = bindparam("org", type_=Text)
@@ -42,9 +46,11 @@ WIDTH = bindparam("width", type_=Interval)
 ORIGIN = bindparam("origin", type_=_TIMESTAMP)
 COUNTED_FROM = bindparam("counted_from", type_=_TIMESTAMP)
 AS_OF = bindparam("as_of", type_=_TIMESTAMP)
-HEAD_TO = bindparam("head_to", type_=_TIMESTAMP)
-ROLLUP_FROM = bindparam("rollup_from", type_=_TIMESTAMP)
-ROLLUP_TO = bindparam("rollup_to", type_=_TIMESTAMP)
+
+# A request reads rollups through two covers of its window (api.tiers): the series' cover
+# keeps to tiers no wider than its buckets; the totals' cover (breakdowns) goes up to days.
+SERIES, TOTALS = "series", "totals"
+_RAW = "raw"
 
 
 class Scope(enum.Enum):
@@ -68,7 +74,7 @@ class SectionQuery:
         return Scope.ALL if self.org is None else Scope.ORG
 
     def params(self) -> dict[str, Any]:
-        window, split = self.window, rollup_split(self.window)
+        window = self.window
         return {
             "org": self.org,
             "top": self.top,
@@ -76,9 +82,8 @@ class SectionQuery:
             "origin": origin_of(window.width),
             "counted_from": window.counted_from,
             "as_of": window.as_of,
-            "head_to": split.head[1],
-            "rollup_from": split.rollup[0],
-            "rollup_to": split.rollup[1],
+            **_cover_params(SERIES, cover(window.counted_from, window.as_of, window.width)),
+            **_cover_params(TOTALS, cover(window.counted_from, window.as_of, TIERS["1d"])),
         }
 
     def window_out(self) -> WindowOut:
@@ -93,29 +98,42 @@ class SectionQuery:
         )
 
 
-def in_rollup(bucket_start: ColumnElement) -> ColumnElement[bool]:
-    """Rollup buckets wholly inside the counted window."""
-    return and_(bucket_start >= ROLLUP_FROM, bucket_start < ROLLUP_TO)
+def _cover_params(name: str, found: Cover) -> dict[str, datetime]:
+    pieces = {_RAW: found.raw, **found.tiers}
+    return {
+        f"{name}_{piece}_{end}_{bound}": span[index]
+        for piece, (head, tail) in pieces.items()
+        for end, span in (("head", head), ("tail", tail))
+        for index, bound in enumerate(("from", "to"))
+    }
 
 
-def at_edges(time: ColumnElement) -> ColumnElement[bool]:
-    """Raw events of the counted window that no whole rollup bucket holds."""
+def _in_cover(column: ColumnElement, name: str, piece: str) -> ColumnElement[bool]:
+    """``column`` (a bucket start, or a raw event's time) in the cover's spans for ``piece``."""
+
+    def bound(end: str, which: str) -> Any:
+        return bindparam(f"{name}_{piece}_{end}_{which}", type_=_TIMESTAMP)
+
     return or_(
-        and_(time >= COUNTED_FROM, time < HEAD_TO),
-        and_(time >= ROLLUP_TO, time < AS_OF),
+        *(and_(column >= bound(end, "from"), column < bound(end, "to")) for end in ("head", "tail"))
     )
+
+
+def covered(name: str, scope: Scope, family: Family) -> CTE:
+    """Every counted row of a rollup family over cover ``name``: its tiers' whole buckets
+    (``at`` is the bucket start) and the raw events at the edges (``at`` is their time)."""
+    tiers = [
+        select(table.c.bucket_start.label("at"), *(table.c[c] for c in family.columns)).where(
+            *scope.where(table), _in_cover(table.c.bucket_start, name, tier)
+        )
+        for tier, table in family.tables.items()
+    ]
+    raw = family.raw(lambda table: [*scope.where(table), _in_cover(table.c.time, name, _RAW)])
+    return union_all(*tiers, *raw).cte(f"{name}_facts")
 
 
 def bucket_of(time: ColumnElement) -> ColumnElement:
     return func.date_bin(WIDTH, time, ORIGIN)
-
-
-def raw_events(table: Table, scope: Scope, *columns: ColumnElement) -> Select:
-    return select(*columns).where(*scope.where(table), at_edges(table.c.time))
-
-
-def as_count(condition: ColumnElement[bool]) -> ColumnElement:
-    return case((condition, 1), else_=0)
 
 
 def total(column: ColumnElement) -> ColumnElement:

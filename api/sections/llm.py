@@ -3,19 +3,23 @@
 from typing import Any
 
 import psycopg
-from sqlalchemy import CTE, Subquery, and_, select, union_all
+from sqlalchemy import CTE, Subquery, and_, select
 
 from api.db import Compiled, compile_statement
-from api.schema import identities, llm_calls, llm_rollup_5m
+from api.rollups import LLM_BY_IDENTITY, LLM_BY_MODEL, LLM_TOTALS
+from api.schema import (
+    LLM_MEASURES,
+    identities,
+)
 from api.sections.common import (
+    SERIES,
+    TOTALS,
     Scope,
     SectionQuery,
-    as_count,
     bucket_of,
     code_point_order,
+    covered,
     fetch_all,
-    in_rollup,
-    raw_events,
     split_top,
     top_n,
     total,
@@ -33,34 +37,8 @@ from api.sections.shapes import (
     OtherTokens,
 )
 
-_MEASURES = [
-    "input_tokens",
-    "cached_tokens",
-    "output_tokens",
-    "successful_requests",
-    "failed_requests",
-]
+_MEASURES = LLM_MEASURES
 _KEYS = ["org_id", "identity_kind", "identity_id", "model"]
-
-
-def _facts(scope: Scope) -> CTE:
-    """Every counted LLM figure: whole 5-minute rollup buckets, plus raw calls at the edges."""
-    rollup, calls = llm_rollup_5m, llm_calls
-    from_rollup = select(
-        rollup.c.bucket_start.label("at"), *(rollup.c[name] for name in _KEYS + _MEASURES)
-    ).where(*scope.where(rollup), in_rollup(rollup.c.bucket_start))
-    from_calls = raw_events(
-        calls,
-        scope,
-        calls.c.time.label("at"),
-        *(calls.c[name] for name in _KEYS),
-        calls.c.input_tokens,
-        calls.c.cached_tokens,
-        calls.c.output_tokens,
-        as_count(calls.c.succeeded).label("successful_requests"),
-        as_count(~calls.c.succeeded).label("failed_requests"),
-    )
-    return union_all(from_rollup, from_calls).cte("facts")
 
 
 def _series(facts: CTE) -> Compiled:
@@ -152,9 +130,14 @@ def _by_org(facts: CTE) -> Compiled:
 
 
 def _statements(scope: Scope) -> list[Compiled]:
-    facts = _facts(scope)
-    statements = [_series(facts), _top_consumers(facts), _by_model(facts)]
-    return statements + ([_by_org(facts)] if scope is Scope.ALL else [])
+    statements = [
+        _series(covered(SERIES, scope, LLM_TOTALS)),
+        _top_consumers(covered(TOTALS, scope, LLM_BY_IDENTITY)),
+        _by_model(covered(TOTALS, scope, LLM_BY_MODEL)),
+    ]
+    if scope is Scope.ALL:
+        statements.append(_by_org(covered(TOTALS, scope, LLM_TOTALS)))
+    return statements
 
 
 _STATEMENTS = {scope: _statements(scope) for scope in Scope}

@@ -3,18 +3,20 @@
 from typing import Any
 
 import psycopg
-from sqlalchemy import CTE, literal, select, union_all
+from sqlalchemy import select
 
 from api.db import Compiled, compile_statement
-from api.schema import message_events, platform_rollup_5m, thread_events
+from api.rollups import PLATFORM_TOTALS
+from api.schema import PLATFORM_MEASURES
 from api.sections.common import (
+    SERIES,
+    TOTALS,
     Scope,
     SectionQuery,
     bucket_of,
     code_point_order,
+    covered,
     fetch_all,
-    in_rollup,
-    raw_events,
     split_top,
     top_n,
     total,
@@ -28,44 +30,18 @@ from api.sections.shapes import (
     PlatformUsage,
 )
 
-_MEASURES = ["threads_created", "messages_sent"]
-
-
-def _facts(scope: Scope) -> CTE:
-    rollup = platform_rollup_5m
-    from_rollup = select(
-        rollup.c.org_id,
-        rollup.c.bucket_start.label("at"),
-        rollup.c.threads_created,
-        rollup.c.messages_sent,
-    ).where(*scope.where(rollup), in_rollup(rollup.c.bucket_start))
-    threads = raw_events(
-        thread_events,
-        scope,
-        thread_events.c.org_id,
-        thread_events.c.time,
-        literal(1).label("threads_created"),
-        literal(0).label("messages_sent"),
-    )
-    messages = raw_events(
-        message_events,
-        scope,
-        message_events.c.org_id,
-        message_events.c.time,
-        literal(0).label("threads_created"),
-        literal(1).label("messages_sent"),
-    )
-    return union_all(from_rollup, threads, messages).cte("facts")
+_MEASURES = PLATFORM_MEASURES
 
 
 def _statements(scope: Scope) -> list[Compiled]:
-    facts = _facts(scope)
+    facts = covered(SERIES, scope, PLATFORM_TOTALS)
     bucket = bucket_of(facts.c.at).label("bucket")
     series = select(bucket, *(total(facts.c[name]).label(name) for name in _MEASURES)).group_by(
         bucket
     )
     if scope is Scope.ORG:
         return [compile_statement(series)]
+    facts = covered(TOTALS, scope, PLATFORM_TOTALS)
     per_org = (
         select(facts.c.org_id, *(total(facts.c[name]).label(name) for name in _MEASURES))
         .group_by(facts.c.org_id)

@@ -16,7 +16,41 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# Rollup families (api/schema.py): one table per tier, keyed by org, bucket, dimensions.
+_TIERS = ["5m", "1h", "1d"]
+_LLM_MEASURES = [
+    "input_tokens",
+    "cached_tokens",
+    "output_tokens",
+    "successful_requests",
+    "failed_requests",
+]
+_ROLLUPS = {
+    "llm_totals": ([], _LLM_MEASURES),
+    "llm_by_identity": (["identity_kind", "identity_id"], _LLM_MEASURES),
+    "llm_by_model": (["model"], _LLM_MEASURES),
+    "platform_totals": ([], ["threads_created", "messages_sent"]),
+}
+
+
+def _create_rollups() -> None:
+    for family, (dimensions, measures) in _ROLLUPS.items():
+        for tier in _TIERS:
+            name = f"{family}_{tier}"
+            op.create_table(
+                name,
+                sa.Column("org_id", sa.Text(), nullable=False),
+                sa.Column("bucket_start", sa.DateTime(timezone=True), nullable=False),
+                *(sa.Column(column, sa.Text(), nullable=False) for column in dimensions),
+                *(sa.Column(column, sa.BigInteger(), nullable=False) for column in measures),
+                sa.PrimaryKeyConstraint(
+                    "org_id", "bucket_start", *dimensions, name=op.f(f"{name}_pkey")
+                ),
+            )
+
+
 def upgrade() -> None:
+    _create_rollups()
     op.create_table(
         "api_keys",
         sa.Column("org_id", sa.Text(), nullable=False),
@@ -77,27 +111,6 @@ def upgrade() -> None:
         op.f("llm_calls_org_id_time_idx"), "llm_calls", ["org_id", "time"], unique=False
     )
     op.create_table(
-        "llm_rollup_5m",
-        sa.Column("org_id", sa.Text(), nullable=False),
-        sa.Column("bucket_start", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("identity_kind", sa.Text(), nullable=False),
-        sa.Column("identity_id", sa.Text(), nullable=False),
-        sa.Column("model", sa.Text(), nullable=False),
-        sa.Column("input_tokens", sa.BigInteger(), nullable=False),
-        sa.Column("cached_tokens", sa.BigInteger(), nullable=False),
-        sa.Column("output_tokens", sa.BigInteger(), nullable=False),
-        sa.Column("successful_requests", sa.BigInteger(), nullable=False),
-        sa.Column("failed_requests", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint(
-            "org_id",
-            "bucket_start",
-            "identity_kind",
-            "identity_id",
-            "model",
-            name=op.f("llm_rollup_5m_pkey"),
-        ),
-    )
-    op.create_table(
         "message_events",
         sa.Column("org_id", sa.Text(), nullable=False),
         sa.Column("source", sa.Text(), nullable=False),
@@ -124,14 +137,6 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.PrimaryKeyConstraint("org_id", name=op.f("orgs_pkey")),
-    )
-    op.create_table(
-        "platform_rollup_5m",
-        sa.Column("org_id", sa.Text(), nullable=False),
-        sa.Column("bucket_start", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("threads_created", sa.BigInteger(), nullable=False),
-        sa.Column("messages_sent", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("org_id", "bucket_start", name=op.f("platform_rollup_5m_pkey")),
     )
     op.create_table(
         "thread_events",
@@ -233,6 +238,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    for family in _ROLLUPS:
+        for tier in _TIERS:
+            op.drop_table(f"{family}_{tier}")
     op.drop_index(op.f("workload_segments_org_id_start_time_idx"), table_name="workload_segments")
     op.drop_table("workload_segments")
     op.drop_index(op.f("workload_events_org_id_workload_id_idx"), table_name="workload_events")
@@ -243,11 +251,9 @@ def downgrade() -> None:
     op.drop_table("volume_events")
     op.drop_index(op.f("thread_events_org_id_time_idx"), table_name="thread_events")
     op.drop_table("thread_events")
-    op.drop_table("platform_rollup_5m")
     op.drop_table("orgs")
     op.drop_index(op.f("message_events_org_id_time_idx"), table_name="message_events")
     op.drop_table("message_events")
-    op.drop_table("llm_rollup_5m")
     op.drop_index(op.f("llm_calls_org_id_time_idx"), table_name="llm_calls")
     op.drop_table("llm_calls")
     op.drop_table("identities")

@@ -100,7 +100,7 @@ def test_concurrent_batches_on_the_same_objects(database_url):
         assert asyncio.run(_ingest_concurrently(database_url, batches)) == len(events)
         assert rows(database_url, "workload_segments") == _stored_form(segments(events, "workload"))
         assert rows(database_url, "volume_segments") == _stored_form(segments(events, "volume"))
-        assert sum(r[8] for r in rows(database_url, "llm_rollup_5m")) == 20
+        assert sum(r[5] for r in rows(database_url, "llm_totals_5m")) == 20
 
 
 def test_the_same_batch_sent_twice_at_once_is_stored_once(database_url):
@@ -109,5 +109,5 @@ def test_the_same_batch_sent_twice_at_once_is_stored_once(database_url):
         batch = [workload_allocated("w1", time=BASE_TIME), llm_call(), message_sent()]
         assert asyncio.run(_ingest_concurrently(database_url, [batch, batch, batch])) == 3
         assert len(rows(database_url, "event_receipts")) == 3
-        assert sum(r[8] for r in rows(database_url, "llm_rollup_5m")) == 1
-        assert rows(database_url, "platform_rollup_5m")[0][3] == 1
+        assert sum(r[5] for r in rows(database_url, "llm_totals_1d")) == 1
+        assert rows(database_url, "platform_totals_1h")[0][3] == 1

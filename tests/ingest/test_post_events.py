@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
+from api.tiers import TIERS
 from tests.database import rows, snapshot
 from tests.factories import (
     BASE_TIME,
@@ -48,10 +49,13 @@ def test_each_event_type_is_stored_with_its_figures(client, db, ingest_key):
         ("acme", "w1", BASE_TIME, BASE_TIME + hour, "a1", 2.0, GIB)
     ]
     assert rows(db, "volume_segments") == [("acme", "v1", BASE_TIME, BASE_TIME + hour, "a1", GIB)]
-    assert rows(db, "llm_rollup_5m") == [
-        ("acme", BASE_TIME, "agent", "a1", "gpt-5", 100, 40, 20, 1, 0)
-    ]
-    assert rows(db, "platform_rollup_5m") == [("acme", BASE_TIME, 1, 1)]
+    for tier in TIERS:
+        assert rows(db, f"llm_totals_{tier}") == [("acme", BASE_TIME, 100, 40, 20, 1, 0)]
+        assert rows(db, f"llm_by_identity_{tier}") == [
+            ("acme", BASE_TIME, "agent", "a1", 100, 40, 20, 1, 0)
+        ]
+        assert rows(db, f"llm_by_model_{tier}") == [("acme", BASE_TIME, "gpt-5", 100, 40, 20, 1, 0)]
+        assert rows(db, f"platform_totals_{tier}") == [("acme", BASE_TIME, 1, 1)]
 
 
 def test_rollups_add_up_within_a_bucket_and_split_across_buckets(client, db, ingest_key):
@@ -64,14 +68,17 @@ def test_rollups_add_up_within_a_bucket_and_split_across_buckets(client, db, ing
         message_sent(time=BASE_TIME + 5 * minute),
     ]
     assert post_events(client, ingest_key, events).status_code == 200
-    assert [r[1:2] + r[5:] for r in rows(db, "llm_rollup_5m")] == [
+    assert [r[1:] for r in rows(db, "llm_totals_5m")] == [
         (BASE_TIME, 15, 6, 22, 1, 1),
         (BASE_TIME + 5 * minute, 7, 0, 3, 1, 0),
     ]
-    assert rows(db, "platform_rollup_5m") == [
+    assert rows(db, "platform_totals_5m") == [
         ("acme", BASE_TIME, 0, 1),
         ("acme", BASE_TIME + 5 * minute, 0, 1),
     ]
+    for tier in ("1h", "1d"):
+        assert [r[1:] for r in rows(db, f"llm_totals_{tier}")] == [(BASE_TIME, 22, 6, 25, 2, 1)]
+        assert rows(db, f"platform_totals_{tier}") == [("acme", BASE_TIME, 0, 2)]
 
 
 def test_duplicates_within_and_across_batches_are_counted_not_stored(client, db, ingest_key):

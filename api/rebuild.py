@@ -1,0 +1,61 @@
+"""Derived tables recomputed from the raw events: every rollup tier and every allocation
+segment. For bulk loads (the benchmark writes raw rows directly) and for repairs; ingest
+keeps them current batch by batch, and a test checks that both ways agree."""
+
+import sys
+
+import psycopg
+from sqlalchemy import Text, bindparam, delete, or_, select
+from sqlalchemy.dialects.postgresql import insert
+
+from api import allocations, rollups
+from api.db import compile_statement, execute
+from api.schema import volume_events, workload_events
+from api.tiers import TIERS
+
+_ORG = bindparam("org", type_=Text)  # None: every organization
+
+
+def _of_org(table):
+    return [or_(_ORG.is_(None), table.c.org_id == _ORG)]
+
+
+_ROLLUP_STATEMENTS = [
+    (
+        table.name,
+        compile_statement(delete(table).where(*_of_org(table))),
+        compile_statement(
+            insert(table).from_select(
+                [c.name for c in table.columns], family.rebuilt(TIERS[tier], _of_org)
+            )
+        ),
+    )
+    for family in rollups.ALL
+    for tier, table in family.tables.items()
+]
+_OBJECTS = [
+    (
+        allocation,
+        compile_statement(
+            select(events.c.org_id, events.c[column]).distinct().where(*_of_org(events))
+        ),
+    )
+    for allocation, events, column in (
+        (allocations.WORKLOADS, workload_events, "workload_id"),
+        (allocations.VOLUMES, volume_events, "volume_id"),
+    )
+]
+
+
+async def rebuild(conn: psycopg.AsyncConnection, org: str | None = None) -> None:
+    """In one transaction: readers see the old figures until the new ones are complete."""
+    async with conn.transaction():
+        for name, clear, fill in _ROLLUP_STATEMENTS:
+            print(f"rebuilding {name}", file=sys.stderr, flush=True)
+            await execute(conn, clear, org=org)
+            await execute(conn, fill, org=org)
+        for allocation, objects in _OBJECTS:
+            cursor = await execute(conn, objects, org=org)
+            found = {tuple(row) for row in await cursor.fetchall()}
+            print(f"rebuilding segments of {len(found):,} objects", file=sys.stderr, flush=True)
+            await allocations.rebuild_segments(conn, allocation, found)
