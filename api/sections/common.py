@@ -46,6 +46,8 @@ WIDTH = bindparam("width", type_=Interval)
 ORIGIN = bindparam("origin", type_=_TIMESTAMP)
 COUNTED_FROM = bindparam("counted_from", type_=_TIMESTAMP)
 AS_OF = bindparam("as_of", type_=_TIMESTAMP)
+FIRST_BUCKET = bindparam("first_bucket", type_=_TIMESTAMP)
+LAST_BUCKET = bindparam("last_bucket", type_=_TIMESTAMP)
 
 # A request reads rollups through two covers of its window (api.tiers): the series' cover
 # keeps to tiers no wider than its buckets; the totals' cover (breakdowns) goes up to days.
@@ -82,6 +84,8 @@ class SectionQuery:
             "origin": origin_of(window.width),
             "counted_from": window.counted_from,
             "as_of": window.as_of,
+            "first_bucket": window.start,
+            "last_bucket": window.end - window.width,
             **_cover_params(SERIES, cover(window.counted_from, window.as_of, window.width)),
             **_cover_params(TOTALS, cover(window.counted_from, window.as_of, TIERS["1d"])),
         }

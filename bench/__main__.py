@@ -1,0 +1,171 @@
+"""`make bench`: the usage endpoints at 10 million LLM calls per org per month, over HTTP,
+beside the straightforward SQL over the raw tables and DuckDB over the same rows in Parquet;
+then ingest throughput and the page-load rate. Prints a table; writes .data/bench/results.json.
+
+The generated data is kept in .data/bench/postgres and reused while its org sizes match.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+
+from api import migrations
+from api.db import connect_kwargs
+from api.embedded_postgres import EmbeddedPostgres
+from api.keys import Scope, create_key
+from api.rebuild import rebuild
+from bench import baselines, load
+from bench.data import BenchOrg, generate, orgs
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / ".data" / "bench"
+SECTIONS = ["llm", "compute", "storage", "platform"]
+PRESETS = ["24h", "7d", "30d"]
+_BENCH_TABLES = [
+    "event_receipts",
+    "llm_calls",
+    "workload_events",
+    "volume_events",
+    "thread_events",
+    "message_events",
+    "identities",
+    "orgs",
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__)
+    parser.add_argument("--requests", type=int, default=60, help="per section and preset")
+    parser.add_argument("--regenerate", action="store_true", help="drop and generate again")
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="multiplies the org sizes (0.01: a smoke run)"
+    )
+    args = parser.parse_args()
+    bench_orgs = orgs(args.scale)
+    OUT.mkdir(parents=True, exist_ok=True)
+    cluster = None
+    database_url = os.environ.get("DATABASE_URL")
+    if not database_url:
+        cluster = EmbeddedPostgres(OUT / "postgres")
+        cluster.start()
+        database_url = cluster.url
+    try:
+        migrations.upgrade(database_url)
+        now = _prepare(database_url, bench_orgs, args.regenerate)
+        results = asyncio.run(_measure(database_url, bench_orgs, now, args.requests))
+    finally:
+        if cluster:
+            cluster.stop()
+    (OUT / "results.json").write_text(json.dumps(results, indent=2))
+    print(f"\nWritten to {OUT / 'results.json'}")
+
+
+def _prepare(database_url: str, bench_orgs: list[BenchOrg], regenerate: bool) -> datetime:
+    """The bench orgs, generated unless already there; returns the generation's 'now'."""
+    with psycopg.connect(database_url, **connect_kwargs()) as conn:
+        found = dict(
+            conn.execute(
+                "SELECT org_id, count(*) FROM llm_calls WHERE org_id LIKE 'bench-%%' "
+                "GROUP BY org_id"
+            ).fetchall()
+        )
+        if not regenerate and found == {org.slug: org.llm_calls for org in bench_orgs}:
+            print("Reusing the generated bench data (--regenerate to start over).")
+            (now,) = conn.execute("SELECT max(time) FROM llm_calls").fetchone()
+            return now
+        print("Generating the bench organizations ...", file=sys.stderr)
+        started = time.monotonic()
+        for table in _BENCH_TABLES:
+            conn.execute(f"DELETE FROM {table} WHERE org_id LIKE 'bench-%%'")
+        now = datetime.now(UTC)
+        for seed, org in enumerate(bench_orgs):
+            generate(conn, org, now, seed / len(bench_orgs))
+    print(f"Generated in {time.monotonic() - started:,.0f} s; deriving ...", file=sys.stderr)
+    started = time.monotonic()
+
+    async def derive() -> None:
+        async with await psycopg.AsyncConnection.connect(database_url, **connect_kwargs()) as c:
+            await rebuild(c)
+
+    asyncio.run(derive())
+    with psycopg.connect(database_url, **connect_kwargs()) as conn:
+        conn.execute("VACUUM ANALYZE")
+    print(f"Derived in {time.monotonic() - started:,.0f} s", file=sys.stderr)
+    return now
+
+
+async def _measure(
+    database_url: str, bench_orgs: list[BenchOrg], now: datetime, requests: int
+) -> dict:
+    big = bench_orgs[0]
+    async with await psycopg.AsyncConnection.connect(database_url, **connect_kwargs()) as conn:
+        read_keys = {o.slug: (await create_key(conn, Scope.READ, o.slug)).key for o in bench_orgs}
+        ingest_key = (await create_key(conn, Scope.INGEST, None)).key
+    results: dict = {
+        "generated_at": now.isoformat(),
+        "orgs": {o.slug: o.llm_calls for o in bench_orgs},
+    }
+    with load.server(database_url) as base_url:
+        reads = {}
+        for org in bench_orgs[:2]:
+            reads[org.slug] = await load.reads(
+                base_url, org.slug, read_keys[org.slug], now, SECTIONS, PRESETS, requests
+            )
+        results["reads"] = reads
+        _print_reads(reads)
+        results["baselines"] = baselines.run(database_url, big.slug, now, PRESETS, OUT)
+        _print_baselines(results["baselines"], big.slug, reads[big.slug])
+        results["ingest"] = await load.ingest(base_url, ingest_key)
+        _print_ingest(results["ingest"])
+        results["page_loads"] = await load.page_loads(
+            base_url, big.slug, read_keys[big.slug], SECTIONS
+        )
+        print(
+            f"\nPage loads (4 sections in parallel): {results['page_loads']['per_second']:,.0f}/s"
+        )
+    return results
+
+
+def _print_reads(reads: dict) -> None:
+    print(f"\n{'org':<11} {'section':<9}" + "".join(f"{p + ' p50/p95 ms':>22}" for p in PRESETS))
+    for org, by_section in reads.items():
+        for section, by_preset in by_section.items():
+            cells = "".join(
+                f"{by_preset[p]['p50_ms']:>13.1f} /{by_preset[p]['p95_ms']:>6.1f}" for p in PRESETS
+            )
+            print(f"{org:<11} {section:<9}{cells}")
+    big, medium = reads.values()
+    growth = max(big[s][p]["p95_ms"] / medium[s][p]["p95_ms"] for s in SECTIONS for p in PRESETS)
+    print(f"largest p95 growth from 1M to 10M calls: {growth:.2f}x")
+
+
+def _print_baselines(found: dict, org: str, reads: dict) -> None:
+    print(f"\nLLM section, {org}: p50 ms (series + top consumers + by model)")
+    print(f"{'preset':<8}{'this API (HTTP)':>17}{'raw SQL':>11}{'DuckDB':>10}{'vs SQL':>9}")
+    for preset in PRESETS:
+        api, sql, duck = (
+            reads["llm"][preset]["p50_ms"],
+            found["raw_sql"][preset]["p50_ms"],
+            found["duckdb"][preset]["p50_ms"],
+        )
+        print(f"{preset:<8}{api:>17.1f}{sql:>11.1f}{duck:>10.1f}{sql / api:>8.0f}x")
+
+
+def _print_ingest(found: dict) -> None:
+    print(
+        f"\nIngest over HTTP: {found['events_per_second']:,.0f} events/s "
+        f"({found['batches']} batches of {found['batch_size']:,}, {found['resent_share']:.0%} "
+        f"re-sent, {found['clients']} clients); batch p50 {found['p50_ms']:.1f} ms, "
+        f"p99 {found['p99_ms']:.1f} ms; duplicates counted {found['duplicates']:,}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""Load over HTTP against the real server: reads per section and preset, ingest batches
+with re-sends, and page loads (four sections at once)."""
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import msgspec
+
+from bench.stats import percentiles
+
+
+@contextmanager
+def server(database_url: str) -> Iterator[str]:
+    """`usage-api serve` on a free loopback port, as deployed: one process."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    usage_api = os.path.join(os.path.dirname(sys.executable), "usage-api")
+    process = subprocess.Popen(
+        [usage_api, "serve", "--port", str(port)],
+        env={**os.environ, "DATABASE_URL": database_url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{base_url}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield base_url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+async def reads(
+    base_url: str,
+    org: str,
+    key: str,
+    now: datetime,
+    sections: list[str],
+    presets: list[str],
+    requests: int,
+) -> dict:
+    """p50/p95 per section and preset, one request at a time (latency, not throughput)."""
+    found: dict = {}
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=60) as client:
+        for section in sections:
+            for preset in presets:
+                samples = []
+                for n in range(requests + 5):
+                    # Each request a different snapshot time: nothing can be served twice.
+                    end = (now - timedelta(seconds=37 * n)).isoformat()
+                    started = time.perf_counter()
+                    response = await client.get(
+                        f"/orgs/{org}/usage/{section}", params={"range": preset, "end": end}
+                    )
+                    elapsed = (time.perf_counter() - started) * 1000
+                    response.raise_for_status()
+                    if n >= 5:  # the first few warm the caches
+                        samples.append(elapsed)
+                found.setdefault(section, {})[preset] = percentiles(samples)
+                print(
+                    f"\r  reads {org} {section} {preset}: "
+                    f"p95 {found[section][preset]['p95_ms']:.1f} ms   ",
+                    end="",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    print(file=sys.stderr)
+    return found
+
+
+def _call(n: int, now: datetime) -> dict:
+    return {
+        "specversion": "1.0",
+        "id": f"ingest-{n}",
+        "source": "bench",
+        "type": "llm.call",
+        "subject": "bench-ingest",
+        "time": (now - timedelta(seconds=n % 86_400)).isoformat(),
+        "data": {
+            "identity": {"kind": "agent", "id": f"id-{n % 300}", "name": f"Agent {n % 300}"},
+            "model": f"model-{n % 8}",
+            "input_tokens": 1000 + n % 500,
+            "cached_tokens": n % 700,
+            "output_tokens": 100 + n % 50,
+            "succeeded": n % 50 != 0,
+        },
+    }
+
+
+async def ingest(
+    base_url: str, key: str, batches: int = 120, batch_size: int = 1000, clients: int = 4
+) -> dict:
+    """Batches of new events plus 10% sent before, from several clients at once."""
+    now = datetime.now(UTC)
+    resent = batch_size // 10
+    bodies = []
+    for b in range(batches):
+        fresh = [_call(b * batch_size + i, now) for i in range(batch_size - resent)]
+        again = [_call(max(b - 1, 0) * batch_size + i, now) for i in range(resent)]
+        bodies.append(msgspec.json.encode(fresh + again))
+    headers = {
+        "Authorization": f"Bearer {key}",
+        "Content-Type": "application/cloudevents-batch+json",
+    }
+    latencies: list[float] = []
+    duplicates = 0
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+
+    async def client_loop() -> None:
+        nonlocal duplicates
+        async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=60) as client:
+            while not queue.empty():
+                body = queue.get_nowait()
+                started = time.perf_counter()
+                response = await client.post("/events", content=body)
+                latencies.append((time.perf_counter() - started) * 1000)
+                response.raise_for_status()
+                duplicates += response.json()["duplicates"]
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client_loop() for _ in range(clients)))
+    elapsed = time.perf_counter() - started
+    return {
+        "events_per_second": batches * batch_size / elapsed,
+        "batches": batches,
+        "batch_size": batch_size,
+        "resent_share": resent / batch_size,
+        "clients": clients,
+        "duplicates": duplicates,
+        **percentiles(latencies),
+    }
+
+
+async def page_loads(
+    base_url: str, org: str, key: str, sections: list[str], seconds: float = 10, loaders: int = 8
+) -> dict:
+    """Page loads per second: each load is one GET per section, in parallel, same end."""
+    headers = {"Authorization": f"Bearer {key}"}
+    done = 0
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=loaders * len(sections))
+    async with httpx.AsyncClient(
+        base_url=base_url, headers=headers, timeout=60, limits=limits
+    ) as client:
+
+        async def loader() -> None:
+            nonlocal done
+            while time.perf_counter() < deadline:
+                params = {"range": "24h", "end": datetime.now(UTC).isoformat()}
+                started = time.perf_counter()
+                answers = await asyncio.gather(
+                    *(client.get(f"/orgs/{org}/usage/{s}", params=params) for s in sections)
+                )
+                for answer in answers:
+                    answer.raise_for_status()
+                latencies.append((time.perf_counter() - started) * 1000)
+                done += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(loader() for _ in range(loaders)))
+        elapsed = time.perf_counter() - started
+    return {"per_second": done / elapsed, "loaders": loaders, **percentiles(latencies)}
