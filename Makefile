@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup page run test lint format lock openapi
+.PHONY: setup page run test bench lint format lock openapi
 
 setup: $(INSTALLED)
 
@@ -39,6 +39,10 @@ run: setup page
 test: setup page
 	cd $(FRONTEND) && npx vitest run
 	$(BIN)/pytest
+
+# Generates 10M LLM calls on first use (kept in .data/bench); about 15 minutes.
+bench: setup
+	$(BIN)/python -m bench
 
 lint: setup $(NODE_MODULES)
 	$(BIN)/ruff check .

@@ -45,12 +45,19 @@ class Allocation:
 
 
 async def rebuild_segments(
-    conn: psycopg.AsyncConnection, allocation: Allocation, objects: Set[tuple[str, str]]
+    conn: psycopg.AsyncConnection,
+    allocation: Allocation,
+    objects: Set[tuple[str, str]],
+    *,
+    lock: bool = True,
 ) -> None:
+    """``lock=False``: the caller already holds the tables (a full rebuild: one advisory lock
+    per object would overflow PostgreSQL's lock table)."""
     if not objects:
         return
     arrays = as_arrays(sorted(objects), _OBJECTS)
-    await execute(conn, allocation.lock, **arrays)
+    if lock:
+        await execute(conn, allocation.lock, **arrays)
     await execute(conn, allocation.clear, **arrays)
     await execute(conn, allocation.fill, **arrays)
 

@@ -75,13 +75,14 @@ def sqlalchemy_url(database_url: str) -> str:
     return f"postgresql+psycopg://{rest}"
 
 
-def unnest_rows(columns: list[tuple[str, TypeEngine]]) -> TableValuedAlias:
-    """A FROM clause over parallel array parameters, one per column, named after them.
+def unnest_rows(columns: list[tuple[str, TypeEngine]], prefix: str = "") -> TableValuedAlias:
+    """A FROM clause over parallel array parameters, one per column, named after them (with
+    ``prefix``, where one statement takes several batches).
 
     Sending a batch as one array per column keeps a write to one statement and one round
     trip whatever the batch size.
     """
-    arrays = [bindparam(name, type_=ARRAY(type_)) for name, type_ in columns]
+    arrays = [bindparam(prefix + name, type_=ARRAY(type_)) for name, type_ in columns]
     return func.unnest(*arrays).table_valued(*(name for name, _ in columns)).render_derived()
 
 

@@ -11,16 +11,15 @@ transaction, so concurrent batches wait for each other but never deadlock.
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import msgspec
 import psycopg
-from sqlalchemy import Table, and_, or_, select, tuple_
+from sqlalchemy import Table, and_, literal, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 
-from api import allocations
-from api.buckets import floor_to
+from api import allocations, rollups
 from api.db import Compiled, as_arrays, compile_statement, execute, unnest_rows
 from api.events import (
     Agent,
@@ -37,13 +36,9 @@ from api.events import (
 from api.schema import (
     event_receipts,
     identities,
-    llm_by_identity,
-    llm_by_model,
     llm_calls,
-    llm_totals,
     message_events,
     orgs,
-    platform_totals,
     thread_events,
     volume_events,
     workload_events,
@@ -71,17 +66,18 @@ async def ingest(conn: psycopg.AsyncConnection, events: Sequence[Event]) -> Inge
         await _INSERT_ORGS.run(conn, [(org,) for org in {e.subject for e in events}])
         received = await _insert_receipts(conn, list(first_of_each_key))
         fresh = [event for key, event in first_of_each_key.items() if key in received]
-        for raw_table in _RAW_TABLES:
-            await raw_table.insert.run(conn, raw_table.rows(fresh))
-        await _UPSERT_IDENTITIES.run(conn, _identity_rows(fresh))
-        for rollup in _ROLLUPS:
-            for tier, width in TIERS.items():
-                await rollup.writes[tier].run(conn, rollup.rows(fresh, width))
+        for write in _ALLOCATION_WRITES:
+            await write.run(conn, fresh)
         for allocation in allocations.ALL:
             touched = {
                 (e.subject, allocation.object_id(e)) for e in fresh if allocation.concerns(e)
             }
             await allocations.rebuild_segments(conn, allocation, touched)
+        await _UPSERT_IDENTITIES.run(conn, _identity_rows(fresh))
+        # Last: every batch adds to the same few rollup rows (today, this hour), whose locks
+        # are then held for the shortest time before the commit.
+        for write in _COUNTED_WRITES:
+            await write.run(conn, fresh)
     return IngestResult(accepted=len(fresh), duplicates=len(events) - len(fresh))
 
 
@@ -199,24 +195,83 @@ def _platform_row(event: ThreadCreatedEvent | MessageSentEvent) -> tuple[Any, ..
 
 @dataclass(frozen=True, slots=True)
 class _RawTable:
-    insert: _BatchWrite
+    table: Table
     kinds: tuple[type, ...]
     row: Callable[[Any], tuple[Any, ...]]
 
-    def rows(self, events: Iterable[Event]) -> Iterable[tuple[Any, ...]]:
-        return (_envelope(e) + self.row(e) for e in events if isinstance(e, self.kinds))
+    @property
+    def columns(self) -> list[str]:
+        return [column.name for column in self.table.columns]
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.table.name}_"
+
+    def arrays(self, events: Iterable[Event]) -> dict[str, list[Any]]:
+        rows = [_envelope(e) + self.row(e) for e in events if isinstance(e, self.kinds)]
+        return as_arrays(rows, [self.prefix + name for name in self.columns])
 
 
-def _raw_table(table: Table, kinds: tuple[type, ...], row: Callable[[Any], Any]) -> _RawTable:
-    return _RawTable(insert=_from_arrays(table, _primary_key(table)), kinds=kinds, row=row)
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """One statement: a batch's new events into their raw tables and, in the same statement
+    (data-modifying CTEs), into every tier of the rollup families that count them."""
+
+    statement: Compiled
+    raw_tables: list[_RawTable]
+
+    async def run(self, conn: psycopg.AsyncConnection, events: Sequence[Event]) -> None:
+        arrays: dict[str, list[Any]] = {}
+        for raw_table in self.raw_tables:
+            arrays |= raw_table.arrays(events)
+        if any(arrays.values()):
+            await execute(conn, self.statement, **arrays)
 
 
-_RAW_TABLES = [
-    _raw_table(llm_calls, (LlmCallEvent,), _llm_call_row),
-    _raw_table(workload_events, (WorkloadAllocatedEvent, WorkloadReleasedEvent), _workload_row),
-    _raw_table(volume_events, (VolumeProvisionedEvent, VolumeDeletedEvent), _volume_row),
-    _raw_table(thread_events, (ThreadCreatedEvent,), _platform_row),
-    _raw_table(message_events, (MessageSentEvent,), _platform_row),
+def _write(raw_tables: list[_RawTable], families: Sequence[rollups.Family] = ()) -> _Write:
+    batches: dict[Table, Any] = {}
+    steps = []
+    for raw_table in raw_tables:
+        table = raw_table.table
+        batch = unnest_rows(
+            [(name, table.c[name].type) for name in raw_table.columns], prefix=raw_table.prefix
+        )
+        batches[table] = batch
+        in_key_order = select(*batch.c).order_by(*(batch.c[n] for n in _primary_key(table)))
+        steps.append(
+            insert(table).from_select(raw_table.columns, in_key_order).cte(f"new_{table.name}")
+        )
+    for family in families:
+        for tier, table in family.tables.items():
+            rows = family.aggregated(TIERS[tier], relations=batches)
+            add = insert(table).from_select([c.name for c in table.columns], rows)
+            add = add.on_conflict_do_update(
+                index_elements=_primary_key(table),
+                set_={name: table.c[name] + add.excluded[name] for name in family.measures},
+            )
+            steps.append(add.cte(f"add_{table.name}"))
+    statement = select(literal(len(steps))).add_cte(*steps)
+    return _Write(statement=compile_statement(statement), raw_tables=raw_tables)
+
+
+_ALLOCATION_WRITES = [
+    _write(
+        [_RawTable(workload_events, (WorkloadAllocatedEvent, WorkloadReleasedEvent), _workload_row)]
+    ),
+    _write([_RawTable(volume_events, (VolumeProvisionedEvent, VolumeDeletedEvent), _volume_row)]),
+]
+_COUNTED_WRITES = [
+    _write(
+        [_RawTable(llm_calls, (LlmCallEvent,), _llm_call_row)],
+        [rollups.LLM_TOTALS, rollups.LLM_BY_IDENTITY, rollups.LLM_BY_MODEL],
+    ),
+    _write(
+        [
+            _RawTable(thread_events, (ThreadCreatedEvent,), _platform_row),
+            _RawTable(message_events, (MessageSentEvent,), _platform_row),
+        ],
+        [rollups.PLATFORM_TOTALS],
+    ),
 ]
 
 
@@ -248,69 +303,3 @@ def _identity_rows(events: Iterable[Event]) -> list[tuple[Any, ...]]:
         if current is None or current[0] is None or current[1:] < candidate[1:]:
             latest[key] = candidate
     return [key + value for key, value in latest.items()]
-
-
-@dataclass(frozen=True, slots=True)
-class _Rollup:
-    """A rollup family (api.schema) as ingest feeds it: which events it counts, under which
-    dimensions, with which figures."""
-
-    writes: dict[str, _BatchWrite]  # tier → the upsert adding to its counters
-    kinds: tuple[type, ...]
-    dimensions: Callable[[Any], tuple[str, ...]]
-    figures: Callable[[Any], tuple[int, ...]]
-
-    def rows(self, events: Iterable[Event], width: timedelta) -> list[tuple[Any, ...]]:
-        sums: dict[tuple[Any, ...], list[int]] = {}
-        for event in events:
-            if not isinstance(event, self.kinds):
-                continue
-            key = (event.subject, floor_to(event.time, width), *self.dimensions(event))
-            figures = self.figures(event)
-            total = sums.setdefault(key, [0] * len(figures))
-            for position, figure in enumerate(figures):
-                total[position] += figure
-        return [key + tuple(figures) for key, figures in sums.items()]
-
-
-def _rollup(
-    tables: dict[str, Table],
-    kinds: tuple[type, ...],
-    dimensions: Callable[[Any], tuple[str, ...]],
-    figures: Callable[[Any], tuple[int, ...]],
-) -> _Rollup:
-    return _Rollup(
-        writes={tier: _add_counters(table) for tier, table in tables.items()},
-        kinds=kinds,
-        dimensions=dimensions,
-        figures=figures,
-    )
-
-
-def _llm_figures(event: LlmCallEvent) -> tuple[int, ...]:
-    data = event.data
-    return (
-        data.input_tokens,
-        data.cached_tokens,
-        data.output_tokens,
-        int(data.succeeded),
-        int(not data.succeeded),
-    )
-
-
-_ROLLUPS = [
-    _rollup(llm_totals, (LlmCallEvent,), lambda event: (), _llm_figures),
-    _rollup(
-        llm_by_identity,
-        (LlmCallEvent,),
-        lambda event: (event.data.identity.kind, event.data.identity.id),
-        _llm_figures,
-    ),
-    _rollup(llm_by_model, (LlmCallEvent,), lambda event: (event.data.model,), _llm_figures),
-    _rollup(
-        platform_totals,
-        (ThreadCreatedEvent, MessageSentEvent),
-        lambda event: (),
-        lambda event: (1, 0) if isinstance(event, ThreadCreatedEvent) else (0, 1),
-    ),
-]

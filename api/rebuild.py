@@ -10,10 +10,13 @@ from sqlalchemy.dialects.postgresql import insert
 
 from api import allocations, rollups
 from api.db import compile_statement, execute
-from api.schema import volume_events, workload_events
+from api.schema import llm_calls, message_events, thread_events, volume_events, workload_events
 from api.tiers import TIERS
 
 _ORG = bindparam("org", type_=Text)  # None: every organization
+_RAW_TABLES = [llm_calls, workload_events, volume_events, thread_events, message_events]
+# SHARE: readers go on, writers (ingest) wait for the commit. Not expressible in SQLAlchemy Core.
+_LOCK_RAW_TABLES = f"LOCK TABLE {', '.join(t.name for t in _RAW_TABLES)} IN SHARE MODE"
 
 
 def _of_org(table):
@@ -26,7 +29,7 @@ _ROLLUP_STATEMENTS = [
         compile_statement(delete(table).where(*_of_org(table))),
         compile_statement(
             insert(table).from_select(
-                [c.name for c in table.columns], family.rebuilt(TIERS[tier], _of_org)
+                [c.name for c in table.columns], family.aggregated(TIERS[tier], _of_org)
             )
         ),
     )
@@ -48,8 +51,10 @@ _OBJECTS = [
 
 
 async def rebuild(conn: psycopg.AsyncConnection, org: str | None = None) -> None:
-    """In one transaction: readers see the old figures until the new ones are complete."""
+    """In one transaction: readers see the old figures until the new ones are complete, and
+    ingest waits (the raw tables are locked against writes) rather than race it."""
     async with conn.transaction():
+        await conn.execute(_LOCK_RAW_TABLES)
         for name, clear, fill in _ROLLUP_STATEMENTS:
             print(f"rebuilding {name}", file=sys.stderr, flush=True)
             await execute(conn, clear, org=org)
@@ -58,4 +63,4 @@ async def rebuild(conn: psycopg.AsyncConnection, org: str | None = None) -> None
             cursor = await execute(conn, objects, org=org)
             found = {tuple(row) for row in await cursor.fetchall()}
             print(f"rebuilding segments of {len(found):,} objects", file=sys.stderr, flush=True)
-            await allocations.rebuild_segments(conn, allocation, found)
+            await allocations.rebuild_segments(conn, allocation, found, lock=False)

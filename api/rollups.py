@@ -1,13 +1,23 @@
 """Rollup families: each family's tables (one per tier, api.schema) and the raw events it
-counts, as columns by name. Reads use the raw columns at a window's edges; a rebuild
-aggregates them whole."""
+counts, as columns by name. One aggregation serves ingest (over a batch's new rows) and
+rebuild (over the raw tables); reads use the raw columns at a window's edges."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Select, Table, case, cast, func, literal, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    FromClause,
+    Select,
+    Table,
+    case,
+    cast,
+    func,
+    literal,
+    select,
+)
 
 from api.buckets import EPOCH
 from api.schema import (
@@ -27,71 +37,90 @@ def _count(condition: ColumnElement[bool]) -> ColumnElement:
     return case((condition, 1), else_=0)
 
 
+# A raw table's rows as a family counts them: columns by name (org_id, dimensions, measures)
+# of a relation with the raw table's columns: the table itself, or a batch about to enter it.
+Columns = Callable[[FromClause], dict[str, ColumnElement]]
+Where = Callable[[FromClause], list[ColumnElement[bool]]]
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Family:
     tables: dict[str, Table]  # tier → table
     dimensions: list[str]
     measures: list[str]
-    # The raw tables it counts, each with its columns by name (org_id, dimensions, measures).
-    sources: list[tuple[Table, dict[str, ColumnElement]]]
+    sources: list[tuple[Table, Columns]]  # the raw tables it counts
 
     @property
     def columns(self) -> list[str]:
         return ["org_id", *self.dimensions, *self.measures]
 
-    def raw(self, where: Callable[[Table], list[ColumnElement[bool]]]) -> list[Select]:
-        """Each raw table's rows meeting ``where``: their time as ``at``, then the columns."""
-        return [
-            select(table.c.time.label("at"), *(columns[c].label(c) for c in self.columns)).where(
-                *where(table)
-            )
-            for table, columns in self.sources
-        ]
+    def raw(
+        self, where: Where, relations: Mapping[Table, FromClause] | None = None
+    ) -> list[Select]:
+        """Each raw table's rows (or those of the relation standing for it) meeting ``where``:
+        their time as ``at``, then the family's columns."""
+        selects = []
+        for table, columns_of in self.sources:
+            relation = relations[table] if relations is not None else table
+            columns = columns_of(relation)
+            selects.append(
+                select(relation.c.time.label("at"), *(columns[c].label(c) for c in self.columns))
+                .where(*where(relation))
+            )  # fmt: skip
+        return selects
 
-    def rebuilt(self, width: timedelta, where: Callable[[Table], list[Any]]) -> Select:
-        """A tier's rows computed from the raw events alone."""
-        raw = self.raw(where)
+    def aggregated(
+        self,
+        width: timedelta,
+        where: Where = lambda relation: [],
+        relations: Mapping[Table, FromClause] | None = None,
+    ) -> Select:
+        """A tier's rows from raw rows: for a rebuild, the raw tables; for ingest, the batch.
+        In key order, so concurrent upserts lock rows in one order."""
+        raw = self.raw(where, relations)
         union = raw[0].union_all(*raw[1:]).subquery() if len(raw) > 1 else raw[0].subquery()
         bucket = func.date_bin(literal(width), union.c.at, literal(EPOCH)).label("bucket_start")
-        keys = [union.c.org_id, *(union.c[name] for name in self.dimensions)]
-        return select(
-            union.c.org_id,
-            bucket,
-            *keys[1:],
-            *(cast(func.sum(union.c[name]), BigInteger).label(name) for name in self.measures),
-        ).group_by(*keys, bucket)
+        dimensions = [union.c[name] for name in self.dimensions]
+        return (
+            select(
+                union.c.org_id,
+                bucket,
+                *dimensions,
+                *(cast(func.sum(union.c[name]), BigInteger).label(name) for name in self.measures),
+            )
+            .group_by(union.c.org_id, bucket, *dimensions)
+            .order_by(union.c.org_id, bucket, *dimensions)
+        )
 
 
-_LLM_COLUMNS = {
-    **{name: llm_calls.c[name] for name in ("org_id", "identity_kind", "identity_id", "model")},
-    "input_tokens": llm_calls.c.input_tokens,
-    "cached_tokens": llm_calls.c.cached_tokens,
-    "output_tokens": llm_calls.c.output_tokens,
-    "successful_requests": _count(llm_calls.c.succeeded),
-    "failed_requests": _count(~llm_calls.c.succeeded),
-}
-
-
-def _platform_columns(table: Table, threads: int, messages: int) -> dict[str, ColumnElement]:
+def _llm_columns(calls: FromClause) -> dict[str, ColumnElement]:
     return {
-        "org_id": table.c.org_id,
+        **{name: calls.c[name] for name in ("org_id", "identity_kind", "identity_id", "model")},
+        "input_tokens": calls.c.input_tokens,
+        "cached_tokens": calls.c.cached_tokens,
+        "output_tokens": calls.c.output_tokens,
+        "successful_requests": _count(calls.c.succeeded),
+        "failed_requests": _count(~calls.c.succeeded),
+    }
+
+
+def _platform_columns(threads: int, messages: int) -> Columns:
+    return lambda events: {
+        "org_id": events.c.org_id,
         "threads_created": literal(threads),
         "messages_sent": literal(messages),
     }
 
 
-LLM_TOTALS = Family(llm_totals, [], LLM_MEASURES, [(llm_calls, _LLM_COLUMNS)])
+LLM_TOTALS = Family(llm_totals, [], LLM_MEASURES, [(llm_calls, _llm_columns)])
 LLM_BY_IDENTITY = Family(
-    llm_by_identity, ["identity_kind", "identity_id"], LLM_MEASURES, [(llm_calls, _LLM_COLUMNS)]
+    llm_by_identity, ["identity_kind", "identity_id"], LLM_MEASURES, [(llm_calls, _llm_columns)]
 )
-LLM_BY_MODEL = Family(llm_by_model, ["model"], LLM_MEASURES, [(llm_calls, _LLM_COLUMNS)])
+LLM_BY_MODEL = Family(llm_by_model, ["model"], LLM_MEASURES, [(llm_calls, _llm_columns)])
 PLATFORM_TOTALS = Family(
     platform_totals,
     [],
     PLATFORM_MEASURES,
-    [
-        (thread_events, _platform_columns(thread_events, 1, 0)),
-        (message_events, _platform_columns(message_events, 0, 1)),
-    ],
+    [(thread_events, _platform_columns(1, 0)), (message_events, _platform_columns(0, 1))],
 )
 ALL = (LLM_TOTALS, LLM_BY_IDENTITY, LLM_BY_MODEL, PLATFORM_TOTALS)

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / ".data" / "bench"
 SECTIONS = ["llm", "compute", "storage", "platform"]
 PRESETS = ["24h", "7d", "30d"]
+_COUNT = "SELECT org_id, {count} FROM {table} WHERE org_id LIKE 'bench-%%' GROUP BY org_id"
 _BENCH_TABLES = [
     "event_receipts",
     "llm_calls",
@@ -68,26 +69,33 @@ def main() -> None:
 
 
 def _prepare(database_url: str, bench_orgs: list[BenchOrg], regenerate: bool) -> datetime:
-    """The bench orgs, generated unless already there; returns the generation's 'now'."""
+    """The bench orgs, generated unless already there, and derived unless already done;
+    returns the generation's 'now'."""
+    expected = {org.slug: org.llm_calls for org in bench_orgs}
     with psycopg.connect(database_url, **connect_kwargs()) as conn:
-        found = dict(
+        raw = dict(conn.execute(_COUNT.format(count="count(*)", table="llm_calls")).fetchall())
+        if regenerate or raw != expected:
+            print("Generating the bench organizations ...", file=sys.stderr)
+            started = time.monotonic()
+            for table in _BENCH_TABLES:
+                conn.execute(f"DELETE FROM {table} WHERE org_id LIKE 'bench-%%'")
+            now = datetime.now(UTC)
+            for seed, org in enumerate(bench_orgs):
+                generate(conn, org, now, seed / len(bench_orgs))
+            print(f"Generated in {time.monotonic() - started:,.0f} s", file=sys.stderr)
+        (now,) = conn.execute("SELECT max(time) FROM llm_calls").fetchone()
+        derived = dict(
             conn.execute(
-                "SELECT org_id, count(*) FROM llm_calls WHERE org_id LIKE 'bench-%%' "
-                "GROUP BY org_id"
+                _COUNT.format(
+                    count="sum(successful_requests + failed_requests)::bigint",
+                    table="llm_totals_1d",
+                )
             ).fetchall()
         )
-        if not regenerate and found == {org.slug: org.llm_calls for org in bench_orgs}:
-            print("Reusing the generated bench data (--regenerate to start over).")
-            (now,) = conn.execute("SELECT max(time) FROM llm_calls").fetchone()
-            return now
-        print("Generating the bench organizations ...", file=sys.stderr)
-        started = time.monotonic()
-        for table in _BENCH_TABLES:
-            conn.execute(f"DELETE FROM {table} WHERE org_id LIKE 'bench-%%'")
-        now = datetime.now(UTC)
-        for seed, org in enumerate(bench_orgs):
-            generate(conn, org, now, seed / len(bench_orgs))
-    print(f"Generated in {time.monotonic() - started:,.0f} s; deriving ...", file=sys.stderr)
+    if derived == expected:
+        print("Reusing the generated bench data (--regenerate to start over).")
+        return now
+    print("Deriving rollups and segments (usage-api rebuild) ...", file=sys.stderr)
     started = time.monotonic()
 
     async def derive() -> None:
