@@ -209,7 +209,8 @@ workload_segments = Table(
     Column("agent_id", Text, nullable=False),
     Column("cpu_cores", Float, nullable=False),
     Column("memory_bytes", BigInteger, nullable=False),
-    Index(None, "org_id", "start_time"),
+    # A window reads the segments still held after its start: ended after it, or open.
+    Index(None, "org_id", "end_time"),
 )
 
 volume_segments = Table(
@@ -221,5 +222,6 @@ volume_segments = Table(
     _timestamp("end_time", nullable=True),
     Column("agent_id", Text, nullable=False),
     Column("size_bytes", BigInteger, nullable=False),
-    Index(None, "org_id", "start_time"),
+    # A window reads the segments still held after its start: ended after it, or open.
+    Index(None, "org_id", "end_time"),
 )

@@ -56,6 +56,13 @@ _TIME = (
     " - (24 - (6 + 16 * (random() + random()) / 2)) * interval '1 hour'"
     " - random() * interval '1 hour'"
 )
+# The n-th of :total events in time order, as a service receives them (and so as the table
+# stores them): x = n/total runs through the 30 days with a daily rhythm, denser by day than
+# by night (x + a sin(2 pi 30 x) / (2 pi 30) is increasing for a < 1).
+_ORDERED_TIME = (
+    f"%(now)s - interval '{DAYS} days' + interval '{DAYS} days' * least(0.9999999,"
+    f" n::float8 / %(total)s + 0.6 * sin(2 * pi() * {DAYS} * n / %(total)s) / (2 * pi() * {DAYS}))"
+)
 
 
 def _statements() -> list[tuple[str, str, str]]:
@@ -69,7 +76,7 @@ def _statements() -> list[tuple[str, str, str]]:
                                    model, input_tokens, cached_tokens, output_tokens, succeeded)
             SELECT %(org)s, 'bench', 'call-' || n, at, kind, identity, model,
                    tokens, (tokens * share)::bigint, output, ok
-            FROM (SELECT n, least({_TIME}, %(now)s - interval '1 second') AS at,
+            FROM (SELECT n, {_ORDERED_TIME} AS at,
                          CASE WHEN n %% 3 = 0 THEN 'user' ELSE 'agent' END AS kind,
                          'id-' || floor(power(random(), 2) * 300)::int AS identity,
                          'model-' || floor(power(random(), 1.5) * 8)::int AS model,
@@ -127,7 +134,7 @@ def _statements() -> list[tuple[str, str, str]]:
             f"""
             INSERT INTO thread_events (org_id, source, event_id, time, thread_id, identity_kind,
                                        identity_id)
-            SELECT %(org)s, 'bench', 'thread-' || n, least({_TIME}, %(now)s - interval '1 second'),
+            SELECT %(org)s, 'bench', 'thread-' || n, {_ORDERED_TIME},
                    't-' || n, 'user', 'id-' || floor(random() * 300)::int
             FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS n""",
         ),
@@ -138,7 +145,7 @@ def _statements() -> list[tuple[str, str, str]]:
             INSERT INTO message_events (org_id, source, event_id, time, thread_id, identity_kind,
                                         identity_id)
             SELECT %(org)s, 'bench', 'message-' || n,
-                   least({_TIME}, %(now)s - interval '1 second'),
+                   {_ORDERED_TIME},
                    't-' || (n / 10), 'agent', 'id-' || floor(random() * 300)::int
             FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS n""",
         ),
@@ -179,7 +186,9 @@ def generate(conn: psycopg.Connection, org: BenchOrg, now: datetime, seed: float
         total, started = getattr(org, attribute), time.monotonic()
         for first in range(0, total, CHUNK):
             last = min(first + CHUNK, total) - 1
-            conn.execute(sql, {"org": org.slug, "now": now, "first": first, "last": last})
+            conn.execute(
+                sql, {"org": org.slug, "now": now, "first": first, "last": last, "total": total}
+            )
             _progress(f"{org.slug} {what}", last + 1, total, started)
         print(file=sys.stderr)
     for sql in _FINISH:

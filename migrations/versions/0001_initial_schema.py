@@ -189,9 +189,9 @@ def upgrade() -> None:
         ),
     )
     op.create_index(
-        op.f("volume_segments_org_id_start_time_idx"),
+        op.f("volume_segments_org_id_end_time_idx"),
         "volume_segments",
-        ["org_id", "start_time"],
+        ["org_id", "end_time"],
         unique=False,
     )
     op.create_table(
@@ -230,9 +230,9 @@ def upgrade() -> None:
         ),
     )
     op.create_index(
-        op.f("workload_segments_org_id_start_time_idx"),
+        op.f("workload_segments_org_id_end_time_idx"),
         "workload_segments",
-        ["org_id", "start_time"],
+        ["org_id", "end_time"],
         unique=False,
     )
 
@@ -241,11 +241,11 @@ def downgrade() -> None:
     for family in _ROLLUPS:
         for tier in _TIERS:
             op.drop_table(f"{family}_{tier}")
-    op.drop_index(op.f("workload_segments_org_id_start_time_idx"), table_name="workload_segments")
+    op.drop_index(op.f("workload_segments_org_id_end_time_idx"), table_name="workload_segments")
     op.drop_table("workload_segments")
     op.drop_index(op.f("workload_events_org_id_workload_id_idx"), table_name="workload_events")
     op.drop_table("workload_events")
-    op.drop_index(op.f("volume_segments_org_id_start_time_idx"), table_name="volume_segments")
+    op.drop_index(op.f("volume_segments_org_id_end_time_idx"), table_name="volume_segments")
     op.drop_table("volume_segments")
     op.drop_index(op.f("volume_events_org_id_volume_id_idx"), table_name="volume_events")
     op.drop_table("volume_events")
