@@ -15,12 +15,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
+from sqlalchemy import delete
 
 from api import migrations
-from api.db import connect_kwargs
+from api.db import compile_statement, connect_kwargs, execute_sync
 from api.embedded_postgres import EmbeddedPostgres
 from api.keys import Scope, create_key
 from api.rebuild import rebuild
+from api.schema import metadata
 from bench import baselines, load
 from bench.data import BenchOrg, generate, orgs
 
@@ -28,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / ".data" / "bench"
 SECTIONS = ["llm", "compute", "storage", "platform"]
 PRESETS = ["24h", "7d", "30d"]
-_COUNT = "SELECT org_id, {count} FROM {table} WHERE org_id LIKE 'bench-%%' GROUP BY org_id"
+_COUNT = "SELECT org_id, {count} FROM {table} WHERE org_id = ANY(%(orgs)s) GROUP BY org_id"
 _BENCH_TABLES = [
     "event_receipts",
     "llm_calls",
@@ -73,7 +75,10 @@ def _prepare(database_url: str, bench_orgs: list[BenchOrg], regenerate: bool) ->
     returns the generation's 'now'."""
     expected = {org.slug: org.llm_calls for org in bench_orgs}
     with psycopg.connect(database_url, **connect_kwargs()) as conn:
-        raw = dict(conn.execute(_COUNT.format(count="count(*)", table="llm_calls")).fetchall())
+        slugs = {"orgs": list(expected)}
+        raw = dict(
+            conn.execute(_COUNT.format(count="count(*)", table="llm_calls"), slugs).fetchall()
+        )
         if regenerate or raw != expected:
             print("Generating the bench organizations ...", file=sys.stderr)
             started = time.monotonic()
@@ -83,13 +88,16 @@ def _prepare(database_url: str, bench_orgs: list[BenchOrg], regenerate: bool) ->
             for seed, org in enumerate(bench_orgs):
                 generate(conn, org, now, seed / len(bench_orgs))
             print(f"Generated in {time.monotonic() - started:,.0f} s", file=sys.stderr)
-        (now,) = conn.execute("SELECT max(time) FROM llm_calls").fetchone()
+        (now,) = conn.execute(
+            "SELECT max(time) FROM llm_calls WHERE org_id = ANY(%(orgs)s)", slugs
+        ).fetchone()
         derived = dict(
             conn.execute(
                 _COUNT.format(
                     count="sum(successful_requests + failed_requests)::bigint",
                     table="llm_totals_1d",
-                )
+                ),
+                slugs,
             ).fetchall()
         )
     if derived == expected:
@@ -130,6 +138,10 @@ async def _measure(
         _print_reads(reads)
         results["baselines"] = baselines.run(database_url, big.slug, now, PRESETS, OUT)
         _print_baselines(results["baselines"], big.slug, reads[big.slug])
+        with psycopg.connect(database_url, **connect_kwargs()) as conn:
+            for table in reversed(metadata.sorted_tables):  # what an earlier run sent
+                statement = delete(table).where(table.c.org_id == load.INGEST_ORG)
+                execute_sync(conn, compile_statement(statement))
         results["ingest"] = await load.ingest(base_url, ingest_key)
         _print_ingest(results["ingest"])
         results["page_loads"] = await load.page_loads(

@@ -89,7 +89,7 @@ def _call(n: int, now: datetime) -> dict:
         "id": f"ingest-{n}",
         "source": "bench",
         "type": "llm.call",
-        "subject": "bench-ingest",
+        "subject": INGEST_ORG,
         "time": (now - timedelta(seconds=n % 86_400)).isoformat(),
         "data": {
             "identity": {"kind": "agent", "id": f"id-{n % 300}", "name": f"Agent {n % 300}"},
@@ -102,10 +102,14 @@ def _call(n: int, now: datetime) -> dict:
     }
 
 
+INGEST_ORG = "bench-ingest"
+
+
 async def ingest(
     base_url: str, key: str, batches: int = 120, batch_size: int = 1000, clients: int = 4
 ) -> dict:
-    """Batches of new events plus 10% sent before, from several clients at once."""
+    """Batches of new events plus 10% sent before, from several clients at once, into an
+    organization emptied first (see ``forget_ingest_org``)."""
     now = datetime.now(UTC)
     resent = batch_size // 10
     bodies = []
