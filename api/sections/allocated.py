@@ -10,7 +10,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from sqlalchemy import CTE, Float, Table, and_, cast, extract, func, or_, select, union_all
+from sqlalchemy import (
+    CTE,
+    DateTime,
+    Float,
+    Table,
+    and_,
+    cast,
+    column,
+    extract,
+    func,
+    literal,
+    or_,
+    select,
+    values,
+)
 
 from api.db import Compiled, compile_statement
 from api.schema import identities, volume_segments, workload_segments
@@ -47,6 +61,7 @@ from api.sections.shapes import (
 )
 
 GIB = 2**30
+_TIMESTAMP = DateTime(timezone=True)
 _SECONDS_PER_HOUR = 3600.0
 
 
@@ -75,7 +90,9 @@ COMPUTE = _Kind(
     workload_segments,
     {
         "cpu_core_hours": lambda segments: segments.c.cpu_cores,
-        "ram_gb_hours": lambda segments: cast(segments.c.memory_bytes, Float) / GIB,
+        "ram_gb_hours": lambda segments: (
+            cast(segments.c.memory_bytes, Float) / literal(float(GIB), Float)
+        ),
     },
     _Shapes(
         ComputeUsage,
@@ -89,7 +106,11 @@ COMPUTE = _Kind(
 )
 STORAGE = _Kind(
     volume_segments,
-    {"storage_gb_hours": lambda segments: cast(segments.c.size_bytes, Float) / GIB},
+    {
+        "storage_gb_hours": lambda segments: (
+            cast(segments.c.size_bytes, Float) / literal(float(GIB), Float)
+        )
+    },
     _Shapes(
         StorageUsage,
         AllOrgsStorageUsage,
@@ -130,21 +151,28 @@ def _series(kind: _Kind, clipped: CTE) -> Compiled:
     it starts and takes it back where it ends. A bucket then holds the rate running at its
     start for its whole width, plus each delta inside it for the rest of the bucket from
     the delta's time: O(segments + buckets), however long the segments are."""
-    deltas = union_all(
-        *(
-            select(
-                bucket_of(at).label("bucket"),
-                *((sign * clipped.c[name]).label(f"{name}_delta") for name in kind.rates),
-                *(
-                    (sign * clipped.c[name] * _seconds(bucket_of(at) + WIDTH - at)).label(
-                        f"{name}_within"
-                    )
-                    for name in kind.rates
-                ),
-            )
-            for at, sign in ((clipped.c.held_from, 1), (clipped.c.held_to, -1))
+    # Each segment gives two deltas, read in one pass: (held_from, +rate), (held_to, -rate).
+    ends = (
+        values(column("at", _TIMESTAMP), column("sign", Float), name="ends")
+        .data([(clipped.c.held_from, 1.0), (clipped.c.held_to, -1.0)])
+        .lateral()
+    )
+    bucket = bucket_of(ends.c.at)
+    deltas = (
+        select(
+            bucket.label("bucket"),
+            *((ends.c.sign * clipped.c[name]).label(f"{name}_delta") for name in kind.rates),
+            *(
+                (ends.c.sign * clipped.c[name] * _seconds(bucket + WIDTH - ends.c.at)).label(
+                    f"{name}_within"
+                )
+                for name in kind.rates
+            ),
         )
-    ).subquery()
+        .select_from(clipped)
+        .join(ends, literal(True))
+        .subquery()
+    )
     per_bucket = (
         select(
             deltas.c.bucket,
