@@ -1,8 +1,9 @@
 import type { ComputeFigures, ComputeUsage } from "../api";
-import { COLORS, rankedChart, timeChart } from "../charts";
+import { COLORS, timeChart } from "../charts";
 import { bucketLabel, exact } from "../format";
 import { cardRow, chartBox, empty, figureCard, note, partialNote } from "../panel";
-import { isEmpty, rankedBars, timeBars } from "../shape";
+import { isEmpty, timeBars } from "../shape";
+import { topAgentsChart } from "./agents";
 import type { Section } from "./section";
 
 export const ALLOCATION_NOTE = "Allocation-based: what workloads reserved, not what they used.";
@@ -38,13 +39,6 @@ export const compute: Section<"compute"> = {
     const [cpu, ram] = ["CPU core-hours", "RAM GB-hours"].map((key) =>
       usage.filter((bar) => bar.key === key),
     );
-    const agents = rankedBars(
-      data.top_agents,
-      data.other_agents,
-      (item) => ({ id: item.agent.id, label: item.agent.name, kind: "agent" }),
-      (figures) => figures.cpu_core_hours,
-      (figures) => ("agent" in figures ? [`agent ${figures.agent.id}`] : []).concat(details(figures)),
-    );
     return [
       cards,
       chartBox(
@@ -60,11 +54,13 @@ export const compute: Section<"compute"> = {
         }),
         partialNote(data.series),
       ),
-      chartBox(
+      topAgentsChart<ComputeFigures>(
         "Top agents by CPU core-hours",
-        rankedChart(agents, { agent: COLORS.agent, other: COLORS.other }, {
-          width, xLabel: "CPU core-hours", ariaLabel: "top agents",
-        }),
+        data.top_agents,
+        data.other_agents,
+        (figures) => figures.cpu_core_hours,
+        details,
+        { width, xLabel: "CPU core-hours" },
       ),
       note(ALLOCATION_NOTE),
     ];

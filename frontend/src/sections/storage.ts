@@ -1,8 +1,9 @@
 import type { StorageUsage } from "../api";
-import { COLORS, rankedChart, timeChart } from "../charts";
+import { COLORS, timeChart } from "../charts";
 import { bucketLabel, exact } from "../format";
 import { cardRow, chartBox, empty, figureCard, note, partialNote } from "../panel";
-import { isEmpty, rankedBars, timeBars } from "../shape";
+import { isEmpty, timeBars } from "../shape";
+import { topAgentsChart } from "./agents";
 import type { Section } from "./section";
 
 const STORAGE_NOTE = "Allocation-based: the size volumes were provisioned with, not what they held.";
@@ -22,16 +23,6 @@ export const storage: Section<"storage"> = {
       "stack",
       (start) => bucketLabel(start, window.bucket_seconds),
     );
-    const agents = rankedBars(
-      data.top_agents,
-      data.other_agents,
-      (item) => ({ id: item.agent.id, label: item.agent.name, kind: "agent" }),
-      (figures) => figures.storage_gb_hours,
-      (figures) =>
-        ("agent" in figures ? [`agent ${figures.agent.id}`] : []).concat(
-          `Storage: ${exact(figures.storage_gb_hours)} GB-hours`,
-        ),
-    );
     return [
       cards,
       chartBox(
@@ -41,11 +32,13 @@ export const storage: Section<"storage"> = {
         }),
         partialNote(data.series),
       ),
-      chartBox(
+      topAgentsChart<{ storage_gb_hours: number }>(
         "Top agents",
-        rankedChart(agents, { agent: COLORS.agent, other: COLORS.other }, {
-          width, xLabel: "GB-hours", ariaLabel: "top agents",
-        }),
+        data.top_agents,
+        data.other_agents,
+        (figures) => figures.storage_gb_hours,
+        (figures) => [`Storage: ${exact(figures.storage_gb_hours)} GB-hours`],
+        { width, xLabel: "GB-hours" },
       ),
       note(STORAGE_NOTE),
     ];

@@ -1,0 +1,36 @@
+// Compute's and storage's "top agents": ranked bars of agents, the others last.
+
+import { COLORS, rankedChart } from "../charts";
+import { chartBox } from "../panel";
+import { rankedBars } from "../shape";
+
+interface AgentItem {
+  agent: { id: string; name: string };
+}
+
+export function topAgentsChart<F extends object>(
+  title: string,
+  items: (F & AgentItem)[],
+  other: (F & { count: number }) | null,
+  value: (figures: F) => number,
+  details: (figures: F) => string[],
+  options: { width: number; xLabel: string },
+): HTMLElement {
+  const bars = rankedBars(
+    items,
+    other,
+    (item) => ({ id: item.agent.id, label: item.agent.name, kind: "agent" }),
+    value,
+    (figures) =>
+      ("agent" in figures ? [`agent ${(figures as AgentItem).agent.id}`] : []).concat(
+        details(figures),
+      ),
+  );
+  return chartBox(
+    title,
+    rankedChart(bars, { agent: COLORS.agent, other: COLORS.other }, {
+      ...options,
+      ariaLabel: "top agents",
+    }),
+  );
+}
