@@ -14,16 +14,13 @@ from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, QueryParameter
 from psycopg_pool import AsyncConnectionPool
-from sqlalchemy import bindparam, exists, select
 
 from api.auth import requires
-from api.db import compile_statement, execute
 from api.keys import ApiKey, Scope
 from api.openapi import CSV, UsageOperation
 from api.problems import ErrorItem, Problem, problem_responses
-from api.schema import orgs
 from api.sections.allocated import compute_usage, storage_usage
-from api.sections.common import SectionQuery
+from api.sections.common import SectionQuery, UnknownOrg
 from api.sections.llm import llm_usage
 from api.sections.platform import platform_usage
 from api.sections.shapes import (
@@ -37,8 +34,6 @@ from api.sections.shapes import (
     StorageUsage,
 )
 from api.windows import BUCKET_WIDTHS, PRESETS, WindowError, check_top, resolve_window
-
-_ORG_EXISTS = compile_statement(select(exists().where(orgs.c.org_id == bindparam("org"))))
 
 _Section = Callable[[psycopg.AsyncConnection, SectionQuery], Awaitable[Any]]
 
@@ -107,7 +102,6 @@ FormatParam = Annotated[
 
 async def org_query(
     request: Request,
-    pool: NamedDependency[AsyncConnectionPool],
     org: FromPath[str],
     range_: RangeParam = None,
     start: StartParam = None,
@@ -115,15 +109,16 @@ async def org_query(
     bucket: BucketParam = None,
     top: TopParam = 10,
 ) -> SectionQuery:
-    """The query of a one-organization read, once the key may read that organization."""
+    """The query of a one-organization read, once the key may read that organization (that
+    the organization exists is checked with the section's own queries)."""
     api_key: ApiKey = request.user
     if api_key.scope is Scope.READ and api_key.org != org:
-        raise Problem(404, f"organization {org!r} not found")
-    async with pool.connection() as conn:
-        found = await (await execute(conn, _ORG_EXISTS, org=org)).fetchone()
-    if not found[0]:
-        raise Problem(404, f"organization {org!r} not found")
+        raise _not_found(org)
     return _window_query(org, range_, start, end, bucket, top)
+
+
+def _not_found(org: str) -> Problem:
+    return Problem(404, f"organization {org!r} not found")
 
 
 async def all_orgs_query(
@@ -146,8 +141,11 @@ async def _answer(
     if output not in (None, "json", "csv"):
         message = f"format must be json or csv, not {output!r}"
         raise Problem(400, message, errors=[ErrorItem(field="format", message=message)])
-    async with pool.connection() as conn:
-        usage = await section(conn, query)
+    try:
+        async with pool.connection() as conn:
+            usage = await section(conn, query)
+    except UnknownOrg:
+        raise _not_found(query.org or "") from None
     if output == "csv" or (output is None and _prefers_csv(request)):
         return _csv_response(usage.series)
     return usage

@@ -26,6 +26,7 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
+    exists,
     func,
     or_,
     select,
@@ -33,8 +34,9 @@ from sqlalchemy import (
 )
 
 from api.buckets import origin_of
-from api.db import Compiled
+from api.db import Compiled, compile_statement
 from api.rollups import Family
+from api.schema import orgs
 from api.sections.shapes import WindowOut
 from api.tiers import TIERS, Cover, cover
 from api.windows import Window
@@ -183,17 +185,30 @@ def split_top(rows: Sequence[Any]) -> tuple[list[Any], Any | None]:
     return ranked, others
 
 
+class UnknownOrg(LookupError):
+    """The query names an organization that has no events and no keys."""
+
+
+_ORG_EXISTS = compile_statement(select(exists().where(orgs.c.org_id == ORG)))
+
+
 async def fetch_all(
     conn: psycopg.AsyncConnection, statements: Sequence[Compiled], params: dict[str, Any]
 ) -> list[list[Any]]:
     """Every statement's rows (as named tuples), all from one snapshot, sent in one pipeline
-    so a section costs one round trip."""
+    so a section costs one round trip; for one organization, with the check that it exists."""
+    one_org = params["org"] is not None
     async with conn.transaction():
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         async with conn.pipeline():
             cursors = []
-            for statement in statements:
+            for statement in [_ORG_EXISTS, *statements] if one_org else statements:
                 cursor = conn.cursor(row_factory=namedtuple_row)
                 await cursor.execute(statement.sql, statement.params(params))
                 cursors.append(cursor)
-        return [await cursor.fetchall() for cursor in cursors]
+        results = [await cursor.fetchall() for cursor in cursors]
+    if not one_org:
+        return results
+    if not results[0][0][0]:
+        raise UnknownOrg(params["org"])
+    return results[1:]
