@@ -1,0 +1,62 @@
+"""How the API serves the page: its path, assets, security headers, and CORS for a page
+hosted elsewhere (closed unless configured)."""
+
+import re
+
+import pytest
+from litestar.testing import TestClient
+
+from api.app import create_app
+from api.settings import Settings
+
+CONSOLE = "https://console.example.com"
+
+
+def test_the_page_and_its_assets_need_no_key(client):
+    page = client.get("/organizations/acme/activity/usage")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff"
+    script = re.search(r'src="(/assets/[^"]+\.js)"', page.text)[1]
+    asset = client.get(script)
+    assert asset.status_code == 200
+    assert "max-age=31536000" in asset.headers["cache-control"]
+    assert client.get("/assets/missing.js").status_code == 404
+
+
+@pytest.fixture(scope="module")
+def cors_client(database_url):
+    settings = Settings(database_url=database_url, cors_origins=(CONSOLE,))
+    with TestClient(app=create_app(settings)) as test_client:
+        yield test_client
+
+
+def _preflight(client, origin):
+    return client.options(
+        "/orgs/acme/usage/llm",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
+
+
+def test_cors_is_closed_by_default(client):
+    response = _preflight(client, CONSOLE)
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_cors_allows_only_the_configured_origins(cors_client, read_key):
+    allowed = _preflight(cors_client, CONSOLE)
+    assert allowed.headers["access-control-allow-origin"] == CONSOLE
+    assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
+    other = _preflight(cors_client, "https://evil.example.com")
+    assert other.headers.get("access-control-allow-origin") != "https://evil.example.com"
+    read = cors_client.get(
+        "/orgs/acme/usage/platform",
+        headers={"Origin": CONSOLE, "Authorization": f"Bearer {read_key}"},
+    )
+    assert read.headers["access-control-allow-origin"] == CONSOLE
