@@ -25,6 +25,7 @@ from api.rebuild import rebuild
 from api.schema import metadata
 from bench import baselines, load
 from bench.data import BenchOrg, generate, orgs
+from tests.server import live_server
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / ".data" / "bench"
@@ -128,7 +129,7 @@ async def _measure(
         "generated_at": now.isoformat(),
         "orgs": {o.slug: o.llm_calls for o in bench_orgs},
     }
-    with load.server(database_url) as base_url:
+    with live_server(database_url) as base_url:
         reads = {}
         for org in bench_orgs[:2]:
             reads[org.slug] = await load.reads(

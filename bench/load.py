@@ -2,46 +2,14 @@
 with re-sends, and page loads (four sections at once)."""
 
 import asyncio
-import os
-import socket
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import msgspec
 
 from bench.stats import percentiles
-
-
-@contextmanager
-def server(database_url: str) -> Iterator[str]:
-    """`usage-api serve` on a free loopback port, as deployed: one process."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    usage_api = os.path.join(os.path.dirname(sys.executable), "usage-api")
-    process = subprocess.Popen(
-        [usage_api, "serve", "--port", str(port)],
-        env={**os.environ, "DATABASE_URL": database_url},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base_url}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        yield base_url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 async def reads(
