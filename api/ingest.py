@@ -1,9 +1,10 @@
 """A batch of validated events into the database: exactly once, in one transaction.
 
 Steps, each one statement over the whole batch: register the organizations, record the
-receipts (the dedupe), store the raw rows of the events actually received for the first
-time, then bring the derived tables up to date from those rows alone: identities' names,
-the rollups of every tier, and the allocation segments of every workload and volume touched.
+receipts (the dedupe); then, for the events received for the first time only: workload and
+volume events and the segments of every object they touch (rebuilt from all its events),
+identities' names, and last the LLM calls and platform events, each kind in one statement
+together with every tier of the rollups that count it.
 
 Every step takes its row locks in key order, and the steps run in the same order in every
 transaction, so concurrent batches wait for each other but never deadlock.
@@ -113,19 +114,6 @@ def _from_arrays(
 
 def _primary_key(table: Table) -> list[str]:
     return [column.name for column in table.primary_key.columns]
-
-
-def _add_counters(table: Table) -> _BatchWrite:
-    key = _primary_key(table)
-    counters = [column.name for column in table.columns if column.name not in key]
-    return _from_arrays(
-        table,
-        key,
-        lambda stmt: stmt.on_conflict_do_update(
-            index_elements=key,
-            set_={name: table.c[name] + stmt.excluded[name] for name in counters},
-        ),
-    )
 
 
 _RECEIPT_COLUMNS = _primary_key(event_receipts)
