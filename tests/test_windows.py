@@ -15,36 +15,9 @@ from api.windows import (
     check_top,
     resolve_window,
 )
-
-US = 1_000_000
-MONDAY_OFFSET_US = 4 * 86_400 * US  # 1970-01-05 is a Monday
-
-
-def epoch_us(moment: datetime) -> int:
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * US + delta.microseconds
-
-
-def width_us(bucket: str) -> int:
-    return {
-        "5m": 300,
-        "15m": 900,
-        "30m": 1800,
-        "1h": 3600,
-        "6h": 21_600,
-        "1d": 86_400,
-        "7d": 604_800,
-    }[bucket] * US
-
-
-def oracle_floor(us: int, bucket: str) -> int:
-    origin = MONDAY_OFFSET_US if bucket == "7d" else 0
-    return us - (us - origin) % width_us(bucket)
-
-
-def oracle_ceil(us: int, bucket: str) -> int:
-    floor = oracle_floor(us, bucket)
-    return floor if floor == us else floor + width_us(bucket)
+from tests.oracle import US, WIDTH_US, epoch_us
+from tests.oracle import ceil_us as oracle_ceil
+from tests.oracle import floor_us as oracle_floor
 
 
 def iso(moment: datetime) -> str:
@@ -91,7 +64,7 @@ def test_presets_give_their_aligned_bucket_count_ending_at_ceil_as_of(now, prese
     assert len(buckets) == {"24h": 288, "7d": 168, "30d": 120}[preset]
     assert window.as_of == as_of and window.bucket == bucket
     assert epoch_us(window.end) == oracle_ceil(epoch_us(as_of), bucket)
-    assert all(epoch_us(b.start) % width_us(bucket) == 0 for b in buckets)
+    assert all(epoch_us(b.start) % WIDTH_US[bucket] == 0 for b in buckets)
     assert buckets[-1].start + window.width == window.end
 
 
@@ -122,7 +95,7 @@ def test_custom_windows_follow_the_rules(start, span, lag, offset, bucket):
         chosen = bucket or "7d"
         count = (
             oracle_ceil(epoch_us(as_of), chosen) - oracle_floor(epoch_us(start), chosen)
-        ) // width_us(chosen)
+        ) // WIDTH_US[chosen]
         assert count > MAX_BUCKETS and error.field == "bucket"
         return
     assert start < as_of and span <= timedelta(days=800)
@@ -130,7 +103,7 @@ def test_custom_windows_follow_the_rules(start, span, lag, offset, bucket):
 
     def count(name: str) -> int:
         low, high = oracle_floor(epoch_us(start), name), oracle_ceil(epoch_us(as_of), name)
-        return (high - low) // width_us(name)
+        return (high - low) // WIDTH_US[name]
 
     if bucket is None:
         fitting = [name for name in BUCKET_WIDTHS if count(name) <= AUTO_MAX_BUCKETS]
@@ -140,7 +113,7 @@ def test_custom_windows_follow_the_rules(start, span, lag, offset, bucket):
     buckets = window.buckets()
     assert len(buckets) == count(window.bucket) <= MAX_BUCKETS
     # Contiguous, no gap or overlap, covering [start, as_of) and nothing more.
-    w = width_us(window.bucket)
+    w = WIDTH_US[window.bucket]
     starts = [epoch_us(b.start) for b in buckets]
     assert starts == list(range(starts[0], starts[0] + w * len(starts), w))
     assert starts[0] <= epoch_us(start) < starts[0] + w
