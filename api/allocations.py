@@ -34,6 +34,8 @@ _SEGMENT_FRAME = ["org_id", "start_time", "end_time", "agent_id"]
 
 @dataclass(frozen=True, slots=True)
 class Allocation:
+    events: Table  # the raw events of its objects
+    object_column: str
     event_kinds: tuple[type, ...]
     object_id: Callable[[Event], str]
     lock: Compiled
@@ -116,6 +118,8 @@ def _allocation(
         ),
     )
     return Allocation(
+        events=events,
+        object_column=object_column,
         event_kinds=event_kinds,
         object_id=lambda event: getattr(event.data, object_column),
         lock=compile_statement(lock),

@@ -40,13 +40,12 @@ _OBJECTS = [
     (
         allocation,
         compile_statement(
-            select(events.c.org_id, events.c[column]).distinct().where(*_of_org(events))
+            select(allocation.events.c.org_id, allocation.events.c[allocation.object_column])
+            .distinct()
+            .where(*_of_org(allocation.events))
         ),
     )
-    for allocation, events, column in (
-        (allocations.WORKLOADS, workload_events, "workload_id"),
-        (allocations.VOLUMES, volume_events, "volume_id"),
-    )
+    for allocation in allocations.ALL
 ]
 
 

@@ -6,7 +6,7 @@ import { isEmpty, timeBars } from "../shape";
 import { topAgentsChart } from "./agents";
 import type { Section } from "./section";
 
-export const ALLOCATION_NOTE = "Allocation-based: what workloads reserved, not what they used.";
+const ALLOCATION_NOTE = "Allocation-based: what workloads reserved, not what they used.";
 
 const details = (figures: ComputeFigures) => [
   `CPU: ${exact(figures.cpu_core_hours)} core-hours`,
