@@ -7,6 +7,8 @@ A segment is one such stretch of non-zero length.
 
 Rebuilding an object from all of its events, rather than patching its segments, makes the
 result independent of arrival order and batching. Objects have few events, so it is cheap.
+The statements that remove and insert segments carry their reservation changes to the
+rollups (api.reservations) in the same statement.
 A transaction-scoped advisory lock per object serializes concurrent rebuilds; the rebuild
 runs after the lock is granted, so in READ COMMITTED it sees every event committed before.
 """
@@ -17,7 +19,9 @@ from dataclasses import dataclass
 import psycopg
 from sqlalchemy import Column, Table, Text, delete, func, literal, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.sql.expression import Executable
 
+from api import reservations
 from api.db import Compiled, as_arrays, compile_statement, execute, unnest_rows
 from api.events import (
     Event,
@@ -26,7 +30,7 @@ from api.events import (
     WorkloadAllocatedEvent,
     WorkloadReleasedEvent,
 )
-from api.schema import volume_events, volume_segments, workload_events, workload_segments
+from api.schema import volume_events, workload_events
 
 _OBJECTS = ["org_id", "object_id"]
 _SEGMENT_FRAME = ["org_id", "start_time", "end_time", "agent_id"]
@@ -37,6 +41,7 @@ class Allocation:
     events: Table  # the raw events of its objects
     object_column: str
     event_kinds: tuple[type, ...]
+    reservations: reservations.Reservations
     object_id: Callable[[Event], str]
     lock: Compiled
     clear: Compiled
@@ -64,13 +69,25 @@ async def rebuild_segments(
     await execute(conn, allocation.fill, **arrays)
 
 
+def _with_changes(
+    reserved: reservations.Reservations, segments_written: Executable, sign: int
+) -> Executable:
+    """The statement removing (``sign`` -1) or inserting segments, with the upserts that
+    carry their changes to the reservation rollups."""
+    written = segments_written.returning(*reserved.segments.c).cte("written")
+    changed = reserved.changes_of(written, sign).cte("changed")
+    upserts = reserved.maintained(changed)
+    return select(func.count()).select_from(written).add_cte(changed, *upserts)
+
+
 def _allocation(
     events: Table,
-    segments: Table,
+    reserved: reservations.Reservations,
     object_column: str,
     allocating_action: str,
     event_kinds: tuple[type, ...],
 ) -> Allocation:
+    segments = reserved.segments
     touched = unnest_rows([(name, Text()) for name in _OBJECTS])
     touched_objects = select(touched.c.org_id, touched.c.object_id)
 
@@ -121,23 +138,24 @@ def _allocation(
         events=events,
         object_column=object_column,
         event_kinds=event_kinds,
+        reservations=reserved,
         object_id=lambda event: getattr(event.data, object_column),
         lock=compile_statement(lock),
-        clear=compile_statement(clear),
-        fill=compile_statement(fill),
+        clear=compile_statement(_with_changes(reserved, clear, -1)),
+        fill=compile_statement(_with_changes(reserved, fill, 1)),
     )
 
 
 WORKLOADS = _allocation(
     workload_events,
-    workload_segments,
+    reservations.WORKLOADS,
     "workload_id",
     "allocated",
     (WorkloadAllocatedEvent, WorkloadReleasedEvent),
 )
 VOLUMES = _allocation(
     volume_events,
-    volume_segments,
+    reservations.VOLUMES,
     "volume_id",
     "provisioned",
     (VolumeProvisionedEvent, VolumeDeletedEvent),

@@ -36,9 +36,16 @@ _ROLLUP_STATEMENTS = [
     for family in rollups.ALL
     for tier, table in family.tables.items()
 ]
+
+# Segments and their reservation changes are cleared first: rebuilding the segments then
+# only adds, so the changes come out right even if they had drifted.
 _OBJECTS = [
     (
         allocation,
+        [
+            compile_statement(delete(table).where(*_of_org(table)))
+            for table in allocation.reservations.tables
+        ],
         compile_statement(
             select(allocation.events.c.org_id, allocation.events.c[allocation.object_column])
             .distinct()
@@ -58,7 +65,9 @@ async def rebuild(conn: psycopg.AsyncConnection, org: str | None = None) -> None
             print(f"rebuilding {name}", file=sys.stderr, flush=True)
             await execute(conn, clear, org=org)
             await execute(conn, fill, org=org)
-        for allocation, objects in _OBJECTS:
+        for allocation, clears, objects in _OBJECTS:
+            for clear in clears:
+                await execute(conn, clear, org=org)
             cursor = await execute(conn, objects, org=org)
             found = {tuple(row) for row in await cursor.fetchall()}
             print(f"rebuilding segments of {len(found):,} objects", file=sys.stderr, flush=True)

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Index,
     LargeBinary,
     MetaData,
+    Numeric,
     Table,
     Text,
     func,
@@ -209,7 +210,8 @@ workload_segments = Table(
     Column("agent_id", Text, nullable=False),
     Column("cpu_cores", Float, nullable=False),
     Column("memory_bytes", BigInteger, nullable=False),
-    # A window reads the segments still held after its start: ended after it, or open.
+    # A window's edges read the segments starting and ending in them.
+    Index(None, "org_id", "start_time"),
     Index(None, "org_id", "end_time"),
 )
 
@@ -222,6 +224,56 @@ volume_segments = Table(
     _timestamp("end_time", nullable=True),
     Column("agent_id", Text, nullable=False),
     Column("size_bytes", BigInteger, nullable=False),
-    # A window reads the segments still held after its start: ended after it, or open.
+    # A window's edges read the segments starting and ending in them.
+    Index(None, "org_id", "start_time"),
     Index(None, "org_id", "end_time"),
 )
+
+# Reservation changes: each segment changes its agent's reservation by +rate at its start
+# and -rate at its end. Per tier and bucket, ``{rate}_change`` sums the changes and
+# ``{rate}_moment`` sums each change times its seconds after the bucket start; with the
+# reservations held now (``*_held``), that integrates any window exactly from whole buckets
+# and the segments at its edges (api.sections.allocated). Numeric: changes cancel exactly.
+WORKLOAD_RATES = ["cpu_cores", "memory_bytes"]
+VOLUME_RATES = ["size_bytes"]
+
+
+def _change_measures(rates: list[str]) -> list[Column]:
+    return [
+        Column(f"{rate}_{part}", Numeric, nullable=False)
+        for rate in rates
+        for part in ("change", "moment")
+    ]
+
+
+def _changes(family: str, dimensions: list[str], rates: list[str]) -> dict[str, Table]:
+    return {
+        tier: Table(
+            f"{family}_{tier}",
+            metadata,
+            _org_id(),
+            Column("bucket_start", DateTime(timezone=True), primary_key=True),
+            *(Column(name, Text, primary_key=True) for name in dimensions),
+            *_change_measures(rates),
+        )
+        for tier in TIERS
+    }
+
+
+def _held(name: str, rates: list[str]) -> Table:
+    """Per agent, the sum of every change: what its open segments reserve now."""
+    return Table(
+        name,
+        metadata,
+        _org_id(),
+        Column("agent_id", Text, primary_key=True),
+        *(Column(rate, Numeric, nullable=False) for rate in rates),
+    )
+
+
+workload_changes = _changes("workload_changes", [], WORKLOAD_RATES)
+workload_changes_by_agent = _changes("workload_changes_by_agent", ["agent_id"], WORKLOAD_RATES)
+workloads_held = _held("workloads_held", WORKLOAD_RATES)
+volume_changes = _changes("volume_changes", [], VOLUME_RATES)
+volume_changes_by_agent = _changes("volume_changes_by_agent", ["agent_id"], VOLUME_RATES)
+volumes_held = _held("volumes_held", VOLUME_RATES)

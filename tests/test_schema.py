@@ -3,11 +3,15 @@
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from hypothesis import HealthCheck, given, settings
 from sqlalchemy import Index, UniqueConstraint, create_engine, inspect
 
 from api import migrations
 from api.db import sqlalchemy_url
 from api.schema import metadata
+from tests.database import reset, snapshot
+from tests.factories import post_events
+from tests.strategies import event_sets
 
 
 def test_upgrade_head_builds_exactly_the_metadata(empty_database_url):
@@ -37,3 +41,18 @@ def test_every_key_starts_with_org_id(table):
     unique_keys += [i for i in table.indexes if isinstance(i, Index) and i.unique]
     for key in unique_keys:
         assert next(iter(key.columns)).name == "org_id", key.name
+
+
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(events=event_sets)
+def test_migration_0002_derives_the_reservation_changes_ingest_keeps(
+    client, database_url, ingest_key, events
+):
+    reset(database_url)
+    assert post_events(client, ingest_key, events).status_code == 200
+    built_by_ingest = snapshot(database_url)
+    migrations.downgrade(database_url, "0001")
+    migrations.upgrade(database_url)
+    assert snapshot(database_url) == built_by_ingest

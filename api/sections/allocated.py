@@ -1,44 +1,49 @@
-"""Compute and storage: reservations integrated over time, from allocation segments.
+"""Compute and storage: reservations integrated over time, from reservation changes.
 
-Each segment is clipped to the counted window ``[counted_from, as_of)`` (a running workload
-or live volume counts up to ``as_of``) and split exactly at bucket edges: a bucket gets the
-reserved amount times the seconds of the segment that fall inside it.
+A reservation changes at the start and end of each segment (api.reservations). Over the
+counted window ``[counted_from, as_of)`` (a running workload or live volume counts up to
+``as_of``), an amount is the reservation running at ``counted_from`` times the window's
+seconds, plus each change in the window times its seconds to ``as_of``; the same holds per
+bucket. The reservation running at ``counted_from`` is the one held now less every change
+since. So a request reads whole buckets of changes and only the segments starting or
+ending at the window's ragged edges, however many segments the window holds.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from sqlalchemy import (
-    CTE,
-    DateTime,
     Float,
-    Table,
+    Select,
+    Subquery,
     and_,
     cast,
-    column,
-    extract,
     func,
     literal,
-    or_,
     select,
-    values,
+    union_all,
 )
 
 from api.db import Compiled, compile_statement
-from api.schema import identities, volume_segments, workload_segments
+from api.reservations import VOLUMES, WORKLOADS, Reservations, seconds
+from api.schema import identities
 from api.sections.common import (
+    AFTER,
     AS_OF,
     COUNTED_FROM,
     FIRST_BUCKET,
     LAST_BUCKET,
+    RAW,
+    SERIES,
+    TOTALS,
     WIDTH,
     Scope,
     SectionQuery,
     bucket_of,
     code_point_order,
     fetch_all,
+    in_cover,
     split_top,
     top_n,
 )
@@ -61,8 +66,8 @@ from api.sections.shapes import (
 )
 
 GIB = 2**30
-_TIMESTAMP = DateTime(timezone=True)
-_SECONDS_PER_HOUR = 3600.0
+_SECONDS_PER_HOUR = 3600
+_WINDOW_SECONDS = seconds(AS_OF - COUNTED_FROM)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,24 +81,28 @@ class _Shapes:
     org: type
 
 
+@dataclass(frozen=True, slots=True)
+class _Figure:
+    rate: str  # the reserved amount: a column of the segments
+    per_unit: int  # the rate's units per figure unit per hour (bytes per GiB, ...)
+
+    @property
+    def divisor(self) -> int:
+        return self.per_unit * _SECONDS_PER_HOUR
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class _Kind:
-    """One allocation-based section: its segments, its figures and its response shapes."""
+    """One allocation-based section: its reservations, its figures and response shapes."""
 
-    segments: Table
-    # figure name → the amount reserved, in the figure's unit per hour (cores, GiB)
-    rates: dict[str, Callable[[Table], Any]]
+    reservations: Reservations
+    figures: dict[str, _Figure]  # figure name → how it is measured
     shapes: _Shapes
 
 
 COMPUTE = _Kind(
-    workload_segments,
-    {
-        "cpu_core_hours": lambda segments: segments.c.cpu_cores,
-        "ram_gb_hours": lambda segments: (
-            cast(segments.c.memory_bytes, Float) / literal(float(GIB), Float)
-        ),
-    },
+    WORKLOADS,
+    {"cpu_core_hours": _Figure("cpu_cores", 1), "ram_gb_hours": _Figure("memory_bytes", GIB)},
     _Shapes(
         ComputeUsage,
         AllOrgsComputeUsage,
@@ -105,12 +114,8 @@ COMPUTE = _Kind(
     ),
 )
 STORAGE = _Kind(
-    volume_segments,
-    {
-        "storage_gb_hours": lambda segments: (
-            cast(segments.c.size_bytes, Float) / literal(float(GIB), Float)
-        )
-    },
+    VOLUMES,
+    {"storage_gb_hours": _Figure("size_bytes", GIB)},
     _Shapes(
         StorageUsage,
         AllOrgsStorageUsage,
@@ -123,115 +128,139 @@ STORAGE = _Kind(
 )
 
 
-def _clipped(kind: _Kind, scope: Scope) -> CTE:
-    segments = kind.segments
-    return (
-        select(
-            segments.c.org_id,
-            segments.c.agent_id,
-            *(rate(segments).label(name) for name, rate in kind.rates.items()),
-            func.greatest(segments.c.start_time, COUNTED_FROM).label("held_from"),
-            func.least(func.coalesce(segments.c.end_time, AS_OF), AS_OF).label("held_to"),
-        )
-        .where(
-            *scope.where(segments),
-            segments.c.start_time < AS_OF,
-            or_(segments.c.end_time.is_(None), segments.c.end_time > COUNTED_FROM),
-        )
-        .cte("clipped")
+def _changes(kind: _Kind, scope: Scope, cover: str, *, by_agent: bool) -> Select:
+    """The reservation changes in a cover of the window: whole buckets, segments at edges."""
+    reserved = kind.reservations
+    return reserved.changes_in(
+        reserved.changes_by_agent if by_agent else reserved.changes,
+        lambda table, tier: [*scope.where(table), in_cover(table.c.bucket_start, cover, tier)],
+        lambda segments, time: [*scope.where(segments), in_cover(segments.c[time], cover, RAW)],
     )
 
 
-def _hours(rate: Any, held_from: Any, held_to: Any) -> Any:
-    return func.sum(rate * _seconds(held_to - held_from)) / _SECONDS_PER_HOUR
+def _in_figure_units(amount: Any, figure: _Figure) -> Any:
+    return cast(amount / literal(figure.divisor), Float)
 
 
-def _series(kind: _Kind, clipped: CTE) -> Compiled:
-    """Per bucket, by deltas rather than segment by bucket: a segment adds its rate where
-    it starts and takes it back where it ends. A bucket then holds the rate running at its
-    start for its whole width, plus each delta inside it for the rest of the bucket from
-    the delta's time: O(segments + buckets), however long the segments are."""
-    # Each segment gives two deltas, read in one pass: (held_from, +rate), (held_to, -rate).
-    ends = (
-        values(column("at", _TIMESTAMP), column("sign", Float), name="ends")
-        .data([(clipped.c.held_from, 1.0), (clipped.c.held_to, -1.0)])
-        .lateral()
-    )
-    bucket = bucket_of(ends.c.at)
-    deltas = (
-        select(
-            bucket.label("bucket"),
-            *((ends.c.sign * clipped.c[name]).label(f"{name}_delta") for name in kind.rates),
-            *(
-                (ends.c.sign * clipped.c[name] * _seconds(bucket + WIDTH - ends.c.at)).label(
-                    f"{name}_within"
-                )
-                for name in kind.rates
-            ),
-        )
-        .select_from(clipped)
-        .join(ends, literal(True))
-        .subquery()
-    )
+def _series(kind: _Kind, scope: Scope) -> Compiled:
+    """Per bucket: the reservation running at its (counted) start for its counted seconds,
+    plus each change inside it for its seconds to the bucket's counted end."""
+    rates = [figure.rate for figure in kind.figures.values()]
+    held = kind.reservations.held
+    changes = _changes(kind, scope, SERIES, by_agent=False).cte("window_changes")
+    after = _changes(kind, scope, AFTER, by_agent=False).cte("after_changes")
+    bucket = bucket_of(changes.c.at)
+    bucket_end = func.least(bucket + WIDTH, AS_OF)
     per_bucket = (
         select(
-            deltas.c.bucket,
-            *(func.sum(deltas.c[f"{name}_{part}"]).label(f"{name}_{part}")
-              for name in kind.rates for part in ("delta", "within")),
+            bucket.label("bucket"),
+            *(func.sum(changes.c[f"{rate}_change"]).label(f"{rate}_change") for rate in rates),
+            *(
+                func.sum(
+                    changes.c[f"{rate}_change"] * seconds(bucket_end - changes.c.at)
+                    - changes.c[f"{rate}_moment"]
+                ).label(f"{rate}_within")
+                for rate in rates
+            ),
         )
-        .group_by(deltas.c.bucket)
+        .group_by(bucket)
         .subquery()
-    )  # fmt: skip
+    )
+
+    def sum_of(column: Any, *where: Any) -> Any:
+        return select(func.coalesce(func.sum(column), 0)).where(*where).scalar_subquery()
+
+    def running_at_counted_from(rate: str) -> Any:
+        return (
+            sum_of(held.c[rate], *scope.where(held))
+            - sum_of(changes.c[f"{rate}_change"])
+            - sum_of(after.c[f"{rate}_change"])
+        )
+
     buckets = (
         func.generate_series(FIRST_BUCKET, LAST_BUCKET, WIDTH)
         .table_valued("bucket")
         .render_derived()
+    )
+    counted = func.greatest(
+        seconds(
+            func.least(buckets.c.bucket + WIDTH, AS_OF)
+            - func.greatest(buckets.c.bucket, COUNTED_FROM)
+        ),
+        0,
     )
     earlier = {"order_by": buckets.c.bucket, "rows": (None, -1)}
     return compile_statement(
         select(
             buckets.c.bucket,
             *(
-                (
+                _in_figure_units(
                     (
-                        func.coalesce(func.sum(per_bucket.c[f"{name}_delta"]).over(**earlier), 0.0)
-                        * _seconds(WIDTH)
-                        + func.coalesce(per_bucket.c[f"{name}_within"], 0.0)
+                        running_at_counted_from(figure.rate)
+                        + func.coalesce(
+                            func.sum(per_bucket.c[f"{figure.rate}_change"]).over(**earlier), 0
+                        )
                     )
-                    / _SECONDS_PER_HOUR
+                    * counted
+                    + func.coalesce(per_bucket.c[f"{figure.rate}_within"], 0),
+                    figure,
                 ).label(name)
-                for name in kind.rates
+                for name, figure in kind.figures.items()
             ),
         ).join_from(buckets, per_bucket, per_bucket.c.bucket == buckets.c.bucket, isouter=True)
     )
 
 
-def _seconds(interval: Any) -> Any:
-    # extract() gives numeric since PostgreSQL 14: several times slower to multiply than
-    # float8, and doubles are exact to well below the microseconds stored.
-    return cast(extract("epoch", interval), Float)
-
-
-def _per(clipped: CTE, kind: _Kind, *keys: Any) -> Any:
+def _totals(kind: _Kind, scope: Scope, *, by_agent: bool) -> Subquery:
+    """Per org (and agent), each figure over the window, for those that held anything in it:
+    the reservation held now over the whole window, less what each change since
+    ``counted_from`` did not (yet) hold."""
+    keys = ["org_id", "agent_id"] if by_agent else ["org_id"]
+    rates = [figure.rate for figure in kind.figures.values()]
+    held = kind.reservations.held
+    window = _changes(kind, scope, TOTALS, by_agent=by_agent).subquery("window_changes")
+    after = _changes(kind, scope, AFTER, by_agent=by_agent).subquery("after_changes")
+    parts = union_all(
+        select(
+            *(held.c[key] for key in keys),
+            *((held.c[rate] * _WINDOW_SECONDS).label(rate) for rate in rates),
+        ).where(*scope.where(held)),
+        select(
+            *(window.c[key] for key in keys),
+            *(
+                (
+                    window.c[f"{rate}_change"] * seconds(COUNTED_FROM - window.c.at)
+                    - window.c[f"{rate}_moment"]
+                ).label(rate)
+                for rate in rates
+            ),
+        ),
+        select(
+            *(after.c[key] for key in keys),
+            *((-after.c[f"{rate}_change"] * _WINDOW_SECONDS).label(rate) for rate in rates),
+        ),
+    ).subquery("parts")
     return (
         select(
-            *keys,
+            *(parts.c[key] for key in keys),
             *(
-                _hours(clipped.c[name], clipped.c.held_from, clipped.c.held_to).label(name)
-                for name in kind.rates
+                _in_figure_units(func.sum(parts.c[figure.rate]), figure).label(name)
+                for name, figure in kind.figures.items()
             ),
         )
-        .group_by(*keys)
+        .group_by(*(parts.c[key] for key in keys))
+        # Exact (numeric): an agent that held nothing in the window sums to exactly 0.
+        .having(func.sum(parts.c[rates[0]]) > 0)
         .subquery()
     )
 
 
-def _first_rate(kind: _Kind) -> str:
-    return next(iter(kind.rates))
+def _ranking(kind: _Kind) -> str:
+    return next(iter(kind.figures))
 
 
-def _top_agents(kind: _Kind, clipped: CTE) -> Compiled:
-    per_agent = _per(clipped, kind, clipped.c.org_id, clipped.c.agent_id)
+def _top_agents(kind: _Kind, scope: Scope) -> Compiled:
+    per_agent = _totals(kind, scope, by_agent=True)
     named = (
         select(per_agent, identities.c.name)
         .join_from(
@@ -246,12 +275,12 @@ def _top_agents(kind: _Kind, clipped: CTE) -> Compiled:
         )
         .subquery()
     )
-    ranking = _first_rate(kind)
+    ranking = _ranking(kind)
     return compile_statement(
         top_n(
             named,
             ["org_id", "agent_id", "name"],
-            list(kind.rates),
+            list(kind.figures),
             lambda item: [
                 item.c[ranking].desc(),
                 code_point_order(item.c.agent_id),
@@ -261,23 +290,22 @@ def _top_agents(kind: _Kind, clipped: CTE) -> Compiled:
     )
 
 
-def _by_org(kind: _Kind, clipped: CTE) -> Compiled:
-    per_org = _per(clipped, kind, clipped.c.org_id)
-    ranking = _first_rate(kind)
+def _by_org(kind: _Kind, scope: Scope) -> Compiled:
+    per_org = _totals(kind, scope, by_agent=False)
+    ranking = _ranking(kind)
     return compile_statement(
         top_n(
             per_org,
             ["org_id"],
-            list(kind.rates),
+            list(kind.figures),
             lambda item: [item.c[ranking].desc(), code_point_order(item.c.org_id)],
         )
     )
 
 
 def _statements(kind: _Kind, scope: Scope) -> list[Compiled]:
-    clipped = _clipped(kind, scope)
-    statements = [_series(kind, clipped), _top_agents(kind, clipped)]
-    return statements + ([_by_org(kind, clipped)] if scope is Scope.ALL else [])
+    statements = [_series(kind, scope), _top_agents(kind, scope)]
+    return statements + ([_by_org(kind, scope)] if scope is Scope.ALL else [])
 
 
 _STATEMENTS = {
@@ -296,7 +324,7 @@ async def _figures(
         row = per_bucket.get(bucket.start)
         series.append(
             {"start": bucket.start, "partial": bucket.partial}
-            | {name: float(getattr(row, name) or 0.0) if row else 0.0 for name in kind.rates}
+            | {name: float(getattr(row, name) or 0.0) if row else 0.0 for name in kind.figures}
         )
     agents, others = split_top(results[1])
     return series, agents, others, results[2] if len(results) > 2 else []
@@ -311,11 +339,11 @@ def _agent(row: Any, query: SectionQuery) -> AgentOut:
 
 
 def _sums(row: Any, kind: _Kind) -> dict[str, float]:
-    return {name: float(getattr(row, name)) for name in kind.rates}
+    return {name: float(getattr(row, name)) for name in kind.figures}
 
 
 def _summary(series: list[dict[str, Any]], kind: _Kind) -> dict[str, float]:
-    return {name: sum(bucket[name] for bucket in series) for name in kind.rates}
+    return {name: sum(bucket[name] for bucket in series) for name in kind.figures}
 
 
 async def allocated_usage(

@@ -7,7 +7,7 @@ import; a request only binds parameters.
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -53,8 +53,11 @@ LAST_BUCKET = bindparam("last_bucket", type_=_TIMESTAMP)
 
 # A request reads rollups through two covers of its window (api.tiers): the series' cover
 # keeps to tiers no wider than its buckets; the totals' cover (breakdowns) goes up to days.
-SERIES, TOTALS = "series", "totals"
-_RAW = "raw"
+# Reservations also read what changed after the window (up to LATEST: events are never
+# more than minutes ahead of the clock).
+SERIES, TOTALS, AFTER = "series", "totals", "after"
+RAW = "raw"
+LATEST = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 class Scope(enum.Enum):
@@ -90,6 +93,7 @@ class SectionQuery:
             "last_bucket": window.end - window.width,
             **_cover_params(SERIES, cover(window.counted_from, window.as_of, window.width)),
             **_cover_params(TOTALS, cover(window.counted_from, window.as_of, TIERS["1d"])),
+            **_cover_params(AFTER, cover(window.as_of, LATEST, TIERS["1d"])),
         }
 
     def window_out(self) -> WindowOut:
@@ -105,7 +109,7 @@ class SectionQuery:
 
 
 def _cover_params(name: str, found: Cover) -> dict[str, datetime]:
-    pieces = {_RAW: found.raw, **found.tiers}
+    pieces = {RAW: found.raw, **found.tiers}
     return {
         f"{name}_{piece}_{end}_{bound}": span[index]
         for piece, (head, tail) in pieces.items()
@@ -114,7 +118,7 @@ def _cover_params(name: str, found: Cover) -> dict[str, datetime]:
     }
 
 
-def _in_cover(column: ColumnElement, name: str, piece: str) -> ColumnElement[bool]:
+def in_cover(column: ColumnElement, name: str, piece: str) -> ColumnElement[bool]:
     """``column`` (a bucket start, or a raw event's time) in the cover's spans for ``piece``."""
 
     def bound(end: str, which: str) -> Any:
@@ -130,11 +134,11 @@ def covered(name: str, scope: Scope, family: Family) -> CTE:
     (``at`` is the bucket start) and the raw events at the edges (``at`` is their time)."""
     tiers = [
         select(table.c.bucket_start.label("at"), *(table.c[c] for c in family.columns)).where(
-            *scope.where(table), _in_cover(table.c.bucket_start, name, tier)
+            *scope.where(table), in_cover(table.c.bucket_start, name, tier)
         )
         for tier, table in family.tables.items()
     ]
-    raw = family.raw(lambda table: [*scope.where(table), _in_cover(table.c.time, name, _RAW)])
+    raw = family.raw(lambda table: [*scope.where(table), in_cover(table.c.time, name, RAW)])
     return union_all(*tiers, *raw).cte(f"{name}_facts")
 
 
