@@ -221,9 +221,11 @@ def _write(raw_tables: list[_RawTable], families: Sequence[rollups.Family] = ())
     steps = []
     for raw_table in raw_tables:
         table = raw_table.table
-        batch = unnest_rows(
+        arrays = unnest_rows(
             [(name, table.c[name].type) for name in raw_table.columns], prefix=raw_table.prefix
         )
+        # Decoded from the arrays once, read by the raw insert and by every tier.
+        batch = select(*arrays.c).cte(f"batch_{table.name}").prefix_with("MATERIALIZED")
         batches[table] = batch
         in_key_order = select(*batch.c).order_by(*(batch.c[n] for n in _primary_key(table)))
         steps.append(
