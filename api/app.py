@@ -11,8 +11,11 @@ from psycopg_pool import AsyncConnectionPool
 
 from api.auth import authentication
 from api.db import create_pool
+from api.logs import request_log
+from api.metrics import PROMETHEUS, Metrics
 from api.openapi import OPENAPI_CONFIG
 from api.problems import EXCEPTION_HANDLERS
+from api.rate_limit import RateLimiter
 from api.routes.health import healthz, readyz
 from api.routes.ingest import MAX_BODY_BYTES, post_events
 from api.routes.page import page_router
@@ -29,12 +32,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # Not waiting: the service starts while PostgreSQL is down and answers 503 meanwhile.
         await pool.open(wait=False)
         app.state.pool = pool
+        app.state.rate_limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
         try:
             yield
         finally:
             await pool.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             healthz,
             readyz,
@@ -42,15 +46,20 @@ def create_app(settings: Settings | None = None) -> Litestar:
             OrgUsage,
             AllOrgsUsage,
             page_router(settings.page_dir),
+            Metrics,
         ],
         lifespan=[database],
         dependencies={"pool": Provide(_pool, sync_to_thread=False)},
-        middleware=[authentication],
+        middleware=[PROMETHEUS.middleware, authentication],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
         cors_config=_cors(settings.cors_origins),
         openapi_config=OPENAPI_CONFIG,
     )
+    # Around everything, errors already turned into responses and unknown paths included:
+    # route middleware sees neither.
+    app.asgi_handler = request_log(app.asgi_handler)
+    return app
 
 
 def _pool(state: State) -> AsyncConnectionPool:

@@ -1,11 +1,14 @@
 """Who is calling: the bearer key of every request, and what its scope lets it do (DESIGN §6)."""
 
+import time
+
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.middleware.base import DefineMiddleware
 
 from api.keys import ApiKey, Scope, find_key
+from api.metrics import RATE_LIMITED
 from api.problems import Problem
 
 PUBLIC = {"exclude_from_auth": True}  # route option: no key needed
@@ -23,11 +26,17 @@ class _BearerKey(AbstractAuthenticationMiddleware):
             api_key = await find_key(conn, key)
         if api_key is None:
             raise Problem(401, "the API key is unknown or revoked", headers=_CHALLENGE)
+        wait = connection.app.state.rate_limiter.wait(api_key.key_id, time.monotonic())
+        if wait:
+            RATE_LIMITED.inc()
+            raise Problem(429, f"this key sent too many requests; retry in {wait} s",
+                          headers={"Retry-After": str(wait)})  # fmt: skip
         return AuthenticationResult(user=api_key, auth=api_key)
 
 
-# The OpenAPI document is public: it describes the API, not anyone's usage.
-authentication = DefineMiddleware(_BearerKey, exclude=["^/schema"])
+# The OpenAPI document and the metrics are public: they describe the API and the process,
+# not anyone's usage.
+authentication = DefineMiddleware(_BearerKey, exclude=["^/schema", "^/metrics$"])
 
 
 def requires(*scopes: Scope):

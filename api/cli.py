@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import os
 import re
 
 import psycopg
@@ -69,8 +70,16 @@ def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from api.app import create_app
+    from api.logs import log_config
 
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
+    # SIGTERM: stop accepting, finish the requests in flight (up to 30 s), close the pool.
+    uvicorn.run(
+        create_app(),
+        host=args.host,
+        port=args.port,
+        log_config=log_config(os.environ.get("USAGE_LOG_LEVEL", "INFO").upper()),
+        timeout_graceful_shutdown=30,
+    )
 
 
 async def _connect() -> psycopg.AsyncConnection:

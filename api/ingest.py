@@ -20,7 +20,7 @@ import psycopg
 from sqlalchemy import Table, and_, literal, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 
-from api import allocations, rollups
+from api import allocations, metrics, rollups
 from api.db import Compiled, as_arrays, compile_statement, execute, unnest_rows
 from api.events import (
     Agent,
@@ -79,7 +79,9 @@ async def ingest(conn: psycopg.AsyncConnection, events: Sequence[Event]) -> Inge
         # are then held for the shortest time before the commit.
         for write in _COUNTED_WRITES:
             await write.run(conn, fresh)
-    return IngestResult(accepted=len(fresh), duplicates=len(events) - len(fresh))
+    duplicates = len(events) - len(fresh)
+    metrics.count_ingested(fresh, duplicates)
+    return IngestResult(accepted=len(fresh), duplicates=duplicates)
 
 
 async def _insert_receipts(conn: psycopg.AsyncConnection, keys: list[EventKey]) -> set[EventKey]:

@@ -15,6 +15,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     page_dir: Path = DEFAULT_PAGE_DIR
     # Origins (scheme://host[:port]) whose pages may call the API: a page hosted elsewhere.
     cors_origins: tuple[str, ...] = ()
+    # Per API key: requests per second sustained, and at once; a rate of 0 turns it off.
+    rate_limit: float = 50.0
+    rate_burst: int = 100
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -33,4 +36,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 for origin in os.environ.get("USAGE_CORS_ORIGINS", "").split(",")
                 if origin.strip()
             ),
+            rate_limit=float(os.environ.get("USAGE_RATE_LIMIT", "50")),
+            rate_burst=int(os.environ.get("USAGE_RATE_BURST", "100")),
         )

@@ -129,7 +129,7 @@ async def _measure(
         "generated_at": now.isoformat(),
         "orgs": {o.slug: o.llm_calls for o in bench_orgs},
     }
-    with live_server(database_url) as base_url:
+    with live_server(database_url, USAGE_RATE_LIMIT="0") as base_url:
         reads = {}
         for org in bench_orgs[:2]:
             reads[org.slug] = await load.reads(

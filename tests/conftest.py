@@ -60,14 +60,16 @@ def db(database_url: str) -> str:
 
 @pytest.fixture(scope="session")
 def client(database_url: str) -> Iterator[TestClient]:
-    with TestClient(app=create_app(Settings(database_url=database_url))) as test_client:
+    # Tests send far faster than any caller should; tests/test_limits.py checks the limit.
+    settings = Settings(database_url=database_url, rate_limit=0)
+    with TestClient(app=create_app(settings)) as test_client:
         yield test_client
 
 
 @pytest.fixture(scope="session")
 def server_url(database_url: str) -> Iterator[str]:
     """The real HTTP server (`usage-api serve`) over the test database."""
-    with live_server(database_url) as base_url:
+    with live_server(database_url, USAGE_RATE_LIMIT="0") as base_url:
         yield base_url
 
 

@@ -7,6 +7,7 @@ import schemathesis
 import yaml
 from hypothesis import HealthCheck, settings
 from litestar.serialization import encode_json
+from schemathesis import GenerationMode
 
 from api.app import create_app
 from api.settings import Settings
@@ -62,3 +63,32 @@ def test_the_service_keeps_to_its_document(
             case.call_and_validate(
                 base_url=server_url, headers={"Authorization": f"Bearer {key}"}, checks=_CHECKS
             )
+
+
+# The probes take no input, so nothing about them can be made invalid.
+negative_schema = schemathesis.openapi.from_path(OPENAPI_YAML).exclude(
+    path_regex="^/(healthz|readyz)$"
+)
+negative_schema.config.generation.update(modes=[GenerationMode.NEGATIVE])
+
+
+@negative_schema.parametrize()
+@settings(
+    max_examples=40,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_requests_outside_the_document_are_refused_cleanly(case, server_url, ingest_key, admin_key):
+    """Generated requests that break the document (wrong types, missing or extra parts):
+    never a 500, always refused with a 4xx problem the document declares."""
+    key = ingest_key if case.path == "/events" else admin_key
+    case.call_and_validate(
+        base_url=server_url,
+        headers={"Authorization": f"Bearer {key}"},
+        checks=[
+            schemathesis.checks.not_a_server_error,
+            schemathesis.checks.negative_data_rejection,
+            schemathesis.checks.content_type_conformance,
+        ],
+    )

@@ -36,7 +36,7 @@ MAX_BODY_BYTES = 10 * 1024 * 1024
         "stored; any invalid event gives 422 and stores nothing. Events already stored "
         "(same subject, source and id) are counted in `duplicates` and not stored again."
     ),
-    responses=problem_responses(400, 401, 403, 413, 415, 422, 503),
+    responses=problem_responses(400, 401, 403, 413, 415, 422, 429, 503),
     operation_class=IngestOperation,
 )
 async def post_events(request: Request, pool: NamedDependency[AsyncConnectionPool]) -> IngestResult:

@@ -176,7 +176,7 @@ def _csv_value(value: Any) -> Any:
 # Every usage route: its problems declared (Litestar would document a 400 as
 # application/json) and CSV as the other media type of its 200.
 usage_get = partial(
-    get, responses=problem_responses(400, 401, 403, 404, 503), operation_class=UsageOperation
+    get, responses=problem_responses(400, 401, 403, 404, 429, 503), operation_class=UsageOperation
 )
 _CSV_NOTE = " With Accept: text/csv or format=csv: the series as CSV."
 
