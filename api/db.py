@@ -64,6 +64,9 @@ def create_pool(database_url: str, size: int) -> AsyncConnectionPool:
         kwargs=connect_kwargs(),
         open=False,
         timeout=5.0,
+        # A connection is checked as it is handed out: after PostgreSQL restarts, requests
+        # get fresh connections instead of the dead ones left in the pool.
+        check=AsyncConnectionPool.check_connection,
     )
 
 

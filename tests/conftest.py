@@ -110,3 +110,11 @@ def admin_key(new_key) -> str:
 @pytest.fixture(scope="session")
 def read_key(new_key) -> str:
     return new_key(Scope.READ, "acme").key
+
+
+@pytest.fixture(scope="session")
+def revoked_key(new_key, revoke) -> str:
+    """An admin key, revoked: it opens nothing."""
+    created = new_key(Scope.ADMIN)
+    assert revoke(created.key_id)
+    return created.key

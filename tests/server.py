@@ -8,7 +8,9 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 USAGE_API = shutil.which("usage-api", path=os.path.dirname(sys.executable))
 
@@ -19,28 +21,45 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+@dataclass(frozen=True, slots=True)
+class Server:
+    url: str
+    process: subprocess.Popen
+
+
 @contextmanager
-def live_server(database_url: str, **env: str) -> Iterator[str]:
-    """`usage-api serve` on a free loopback port; yields its base URL once it answers."""
+def running_server(database_url: str, log: Path | None = None, **env: str) -> Iterator[Server]:
+    """`usage-api serve` on a free loopback port, once it answers; its log lines go to
+    ``log`` if given. Stopped (SIGTERM) on exit unless already stopped."""
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [USAGE_API, "serve", "--port", str(port)],
-        env={**os.environ, "DATABASE_URL": database_url, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base_url}/readyz", timeout=1):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("usage-api serve did not become ready") from None
-                time.sleep(0.1)
-        yield base_url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with ExitStack() as stack:
+        stderr = stack.enter_context(log.open("ab")) if log is not None else subprocess.DEVNULL
+        process = subprocess.Popen(
+            [USAGE_API, "serve", "--port", str(port)],
+            env={**os.environ, "DATABASE_URL": database_url, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{base_url}/readyz", timeout=1):
+                        break
+                except OSError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("usage-api serve did not become ready") from None
+                    time.sleep(0.1)
+            yield Server(url=base_url, process=process)
+        finally:
+            if process.poll() is None:
+                process.terminate()
+            process.wait(timeout=40)
+
+
+@contextmanager
+def live_server(database_url: str, **env: str) -> Iterator[str]:
+    """The base URL of ``running_server``."""
+    with running_server(database_url, **env) as server:
+        yield server.url

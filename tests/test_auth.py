@@ -8,14 +8,12 @@ from tests.factories import llm_call, post_events
 
 
 @pytest.fixture(scope="module")
-def keys(new_key, revoke, ingest_key, admin_key, read_key) -> dict[str, str]:
-    revoked = new_key(Scope.INGEST)
-    assert revoke(revoked.key_id)
+def keys(ingest_key, admin_key, read_key, revoked_key) -> dict[str, str]:
     return {
         "ingest": ingest_key,
         "admin": admin_key,
         "read": read_key,
-        "revoked": revoked.key,
+        "revoked": revoked_key,
         "unknown": "usage_" + "x" * 43,
     }
 

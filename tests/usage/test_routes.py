@@ -104,11 +104,21 @@ def _csv_text(value) -> str:
         ("ingest", "/usage/{}", 403),
         ("unknown", "/orgs/acme/usage/{}", 401),
         ("unknown", "/usage/{}", 401),
+        ("revoked", "/orgs/acme/usage/{}", 401),
+        ("revoked", "/usage/{}", 401),
     ],
 )
 @pytest.mark.parametrize("section", SECTIONS)
-def test_who_may_read_what(usage, read_key, admin_key, ingest_key, holder, path, status, section):
-    keys = {"read": read_key, "admin": admin_key, "ingest": ingest_key, "unknown": "usage_x"}
+def test_who_may_read_what(
+    usage, read_key, admin_key, ingest_key, revoked_key, holder, path, status, section
+):
+    keys = {
+        "read": read_key,
+        "admin": admin_key,
+        "ingest": ingest_key,
+        "revoked": revoked_key,
+        "unknown": "usage_x",
+    }
     response = usage(path.format(section), keys[holder], end=END)
     assert response.status_code == status, response.text
     if status != 200:

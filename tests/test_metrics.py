@@ -1,0 +1,34 @@
+"""GET /metrics: Prometheus text, no key needed, no organization in any label."""
+
+import re
+
+from tests.factories import llm_call, post_events, thread_created
+
+
+def _sample(text: str, name: str, labels: str = "") -> float:
+    pattern = rf"^{re.escape(name)}{re.escape(labels)} (\S+)$"
+    found = re.search(pattern, text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_metrics_count_events_by_type_and_duplicates(client, db, ingest_key):
+    before = client.get("/metrics").text
+    events = [llm_call(id="m1"), llm_call(id="m2"), thread_created(id="t1")]
+    assert post_events(client, ingest_key, events).status_code == 200
+    assert post_events(client, ingest_key, events[:1]).status_code == 200
+    after = client.get("/metrics")
+    assert after.status_code == 200
+    assert after.headers["content-type"].startswith("text/plain")
+    stored = "usage_events_stored_total"
+    for labels, added in (('{type="llm.call"}', 2), ('{type="thread.created"}', 1)):
+        assert _sample(after.text, stored, labels) - _sample(before, stored, labels) == added
+    duplicates = "usage_events_duplicate_total"
+    assert _sample(after.text, duplicates) - _sample(before, duplicates) == 1
+
+
+def test_latency_is_labelled_by_route_not_by_organization(client, read_key):
+    client.get("/orgs/acme/usage/llm", headers={"Authorization": f"Bearer {read_key}"})
+    text = client.get("/metrics").text
+    assert 'path="/orgs/{org}/usage/llm"' in text
+    assert "usage_request_duration_seconds_bucket" in text
+    assert "acme" not in text

@@ -1,0 +1,68 @@
+"""The per-key rate limit: a token bucket (pure), and the 429 it gives over HTTP."""
+
+from fractions import Fraction
+
+from hypothesis import given
+from hypothesis import strategies as st
+from litestar.testing import TestClient
+
+from api.app import create_app
+from api.rate_limit import RateLimiter
+from api.settings import Settings
+from tests.database import rows
+from tests.factories import llm_call, post_events
+
+_gaps = st.lists(st.integers(min_value=0, max_value=3000), min_size=1, max_size=60)
+
+
+@given(
+    rate=st.sampled_from([0.5, 1.0, 2.0, 10.0]),
+    burst=st.integers(min_value=1, max_value=5),
+    gaps_ms=_gaps,
+)
+def test_no_span_lets_through_more_than_burst_plus_rate_times_its_length(rate, burst, gaps_ms):
+    limiter = RateLimiter(rate, burst)
+    times, now = [], 0
+    for gap in gaps_ms:
+        now += gap
+        if limiter.wait("k", now / 1000) == 0:
+            times.append(Fraction(now, 1000))
+    for first in range(len(times)):
+        for last in range(first, len(times)):
+            span = times[last] - times[first]
+            assert last - first + 1 <= burst + Fraction(rate) * span + Fraction(1, 10**9)
+
+
+@given(rate=st.sampled_from([0.5, 1.0, 3.0]), burst=st.integers(min_value=1, max_value=5))
+def test_a_refused_key_is_let_through_once_it_waited_as_told(rate, burst):
+    limiter = RateLimiter(rate, burst)
+    now = 100.0
+    for _ in range(burst):
+        assert limiter.wait("k", now) == 0
+    wait = limiter.wait("k", now)
+    assert wait >= 1
+    assert limiter.wait("other", now) == 0  # keys do not share a bucket
+    assert limiter.wait("k", now + wait) == 0
+
+
+def test_a_rate_of_zero_never_limits():
+    limiter = RateLimiter(0, 1)
+    assert all(limiter.wait("k", 0.0) == 0 for _ in range(1000))
+
+
+def test_over_the_limit_is_429_with_retry_after_and_changes_nothing(
+    database_url, db, ingest_key, read_key
+):
+    settings = Settings(database_url=database_url, rate_limit=0.2, rate_burst=2)
+    with TestClient(app=create_app(settings)) as client:
+        assert [post_events(client, ingest_key, [llm_call(id=f"r{n}")]).status_code
+                for n in range(2)] == [200, 200]  # fmt: skip
+        refused = post_events(client, ingest_key, [llm_call(id="r-refused")])
+        assert refused.status_code == 429
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert int(refused.headers["retry-after"]) >= 1
+        assert refused.json()["status"] == 429
+        # another key has its own allowance
+        answer = client.get("/orgs/acme/usage/llm", headers={"Authorization": f"Bearer {read_key}"})
+        assert answer.status_code == 200
+    assert sorted(row[2] for row in rows(db, "event_receipts")) == ["r0", "r1"]
