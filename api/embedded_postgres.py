@@ -67,9 +67,10 @@ class EmbeddedPostgres:
             return ""
         return "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 
-    def stop(self) -> None:
+    def stop(self, mode: str = "fast") -> None:
+        """``mode`` "immediate" stops as a crash would: recovery from the WAL at next start."""
         if self.running():
-            self._run("pg_ctl", "stop", "--wait", "-m", "fast", "-D", str(self.data))
+            self._run("pg_ctl", "stop", "--wait", "-m", mode, "-D", str(self.data))
 
     def running(self) -> bool:
         if not (self.data / "PG_VERSION").exists():

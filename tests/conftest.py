@@ -1,12 +1,9 @@
 """Fixtures: a throwaway PostgreSQL cluster for the session, the app over it, API keys."""
 
-import asyncio
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
@@ -14,11 +11,10 @@ from litestar.testing import TestClient
 
 from api import migrations
 from api.app import create_app
-from api.db import connect_kwargs
 from api.embedded_postgres import EmbeddedPostgres
 from api.keys import CreatedKey, Scope, create_key, revoke_key
 from api.settings import Settings
-from tests.database import reset
+from tests.database import reset, with_connection
 from tests.server import live_server
 
 
@@ -73,20 +69,10 @@ def server_url(database_url: str) -> Iterator[str]:
         yield base_url
 
 
-def _with_connection(database_url: str, action: Callable[[psycopg.AsyncConnection], Any]) -> Any:
-    async def run() -> Any:
-        async with await psycopg.AsyncConnection.connect(database_url, **connect_kwargs()) as conn:
-            return await action(conn)
-
-    # In a thread of its own: Playwright's sync API keeps an event loop on the main thread.
-    with ThreadPoolExecutor(max_workers=1) as thread:
-        return thread.submit(asyncio.run, run()).result()
-
-
 @pytest.fixture(scope="session")
 def new_key(database_url: str) -> Callable[..., CreatedKey]:
     """Creates a key: ``new_key(Scope.READ, "acme")``."""
-    return lambda scope, org=None: _with_connection(
+    return lambda scope, org=None: with_connection(
         database_url, lambda conn: create_key(conn, scope, org)
     )
 
@@ -94,7 +80,7 @@ def new_key(database_url: str) -> Callable[..., CreatedKey]:
 @pytest.fixture(scope="session")
 def revoke(database_url: str) -> Callable[[str], bool]:
     """Revokes a key by its id."""
-    return lambda key_id: _with_connection(database_url, lambda conn: revoke_key(conn, key_id))
+    return lambda key_id: with_connection(database_url, lambda conn: revoke_key(conn, key_id))
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,15 @@
 """Reading and clearing the test database's tables."""
 
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
 from sqlalchemy import Table, select
 
 from api import reservations, rollups
-from api.db import compile_statement, connect
+from api.db import compile_statement, connect, connect_kwargs
 from api.schema import api_keys, metadata, orgs
 
 # Everything a batch of events can change; api_keys belong to the session's fixtures.
@@ -55,3 +58,15 @@ def rows(database_url: str, table_name: str) -> list[tuple[Any, ...]]:
     """A table's rows, sorted, without the columns that hold the time of writing."""
     with connect(database_url) as conn:
         return _sorted_rows(conn, metadata.tables[table_name])
+
+
+def with_connection(database_url: str, action: Callable[[psycopg.AsyncConnection], Any]) -> Any:
+    """``action(conn)`` run to completion on a connection of its own."""
+
+    async def run() -> Any:
+        async with await psycopg.AsyncConnection.connect(database_url, **connect_kwargs()) as conn:
+            return await action(conn)
+
+    # In a thread of its own: Playwright's sync API keeps an event loop on the main thread.
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, run()).result()
