@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup page run test bench lint format lock openapi
+.PHONY: setup page run test bench loadtest lint format lock openapi
 
 setup: $(INSTALLED)
 
@@ -43,6 +43,11 @@ test: setup page
 # Generates 10M LLM calls on first use (kept in .data/bench); about 15 minutes.
 bench: setup
 	$(BIN)/python -m bench
+
+# Readers and ingesters at once on a throwaway PostgreSQL, then every figure against the
+# oracle; bounded in time (SECONDS=30).
+loadtest: setup
+	$(BIN)/python -m bench.loadtest --seconds $(or $(SECONDS),30)
 
 lint: setup $(NODE_MODULES)
 	$(BIN)/ruff check .

@@ -6,7 +6,6 @@ grid), as presets with an explicit end and as custom windows with and without a 
 """
 
 from datetime import datetime
-from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -16,7 +15,8 @@ from tests.database import reset
 from tests.factories import iso, post_events
 from tests.oracle import US, OracleWindow, epoch_us, event_us, from_us
 from tests.strategies import deliveries, event_sets
-from tests.usage.invariants import check_invariants, same
+from tests.usage.invariants import check_invariants
+from tests.usage.matching import assert_equal, comparable
 
 _NUDGES = [0, 0, 1, -1, 150 * US, -299 * US, 3600 * US]
 
@@ -39,33 +39,6 @@ def windows(draw, events: list[dict]) -> tuple[dict[str, str], OracleWindow]:
     if bucket:
         params["bucket"] = bucket
     return params, OracleWindow.custom(from_us(start), from_us(end), bucket)
-
-
-def _comparable(value: Any) -> Any:
-    """The response with bucket starts as epoch microseconds, like the oracle's."""
-    if isinstance(value, dict):
-        return {
-            key: epoch_us(datetime.fromisoformat(item)) if key == "start" else _comparable(item)
-            for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [_comparable(item) for item in value]
-    return value
-
-
-def assert_equal(actual: Any, expected: Any, path: str = "") -> None:
-    if isinstance(expected, dict):
-        assert isinstance(actual, dict) and actual.keys() == expected.keys(), path
-        for key in expected:
-            assert_equal(actual[key], expected[key], f"{path}.{key}")
-    elif isinstance(expected, list):
-        assert isinstance(actual, list) and len(actual) == len(expected), path
-        for n, (a, e) in enumerate(zip(actual, expected, strict=True)):
-            assert_equal(a, e, f"{path}[{n}]")
-    elif isinstance(expected, float):
-        assert same(actual, expected), f"{path}: {actual} != {expected}"
-    else:
-        assert actual == expected, f"{path}: {actual!r} != {expected!r}"
 
 
 @settings(
@@ -98,5 +71,5 @@ def test_every_figure_of_every_endpoint_matches_the_oracle(
             assert epoch_us(datetime.fromisoformat(body["window"]["as_of"])) == window.as_of
             assert body["window"]["bucket"] == window.bucket
             expected = compute(events, window, top, org)
-            actual = _comparable({name: body[name] for name in expected})
+            actual = comparable({name: body[name] for name in expected})
             assert_equal(actual, expected, section)

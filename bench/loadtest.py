@@ -1,0 +1,223 @@
+"""`make loadtest`: readers and ingesters at once against the real server, for a bounded time,
+then every figure checked against the oracle over exactly the acknowledged events.
+
+A throwaway PostgreSQL (durable, as in production) under a temp dir, the real server on
+loopback. Ingesters post batches of new events of every type for several orgs, each batch
+with 10% of events sent before; readers ask for the four sections of random orgs and
+presets. At the end, for each org and for all orgs: every section over the whole period
+must equal tests/oracle.py computed from the events acknowledged (200) — none lost, none
+counted twice.
+"""
+
+import argparse
+import asyncio
+import random
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from api import migrations
+from api.embedded_postgres import EmbeddedPostgres
+from api.keys import Scope, create_key
+from bench.stats import percentiles
+from tests import oracle
+from tests.database import with_connection
+from tests.factories import (
+    BATCH,
+    identity,
+    iso,
+    llm_call,
+    message_sent,
+    thread_created,
+    volume_deleted,
+    volume_provisioned,
+    workload_allocated,
+    workload_released,
+)
+from tests.oracle import OracleWindow
+from tests.server import running_server
+from tests.usage.matching import assert_equal, comparable
+
+ORGS = ["north", "south", "east", "west"]
+SECTIONS = list(oracle.SECTIONS)
+PRESETS = ["24h", "7d", "30d"]
+
+
+class Events:
+    """New events of every type, times within the last two days, for the orgs above."""
+
+    def __init__(self, seed: int, now: datetime) -> None:
+        self.rng = random.Random(seed)
+        self.seed = seed
+        self.now = now
+        self.serial = 0
+
+    def _envelope(self) -> dict[str, Any]:
+        self.serial += 1
+        moment = self.now - timedelta(seconds=self.rng.uniform(0, 2 * 86_400))
+        return {"org": self.rng.choice(ORGS), "id": f"lt-{self.seed}-{self.serial}", "time": moment}
+
+    def next(self) -> dict[str, Any]:
+        kind = self.rng.random()
+        envelope = self._envelope()
+        who = identity(id=f"id-{self.rng.randrange(30)}", kind=self.rng.choice(["agent", "user"]))
+        thing = f"{envelope['org']}-{self.rng.randrange(300)}"
+        agent = f"id-{self.rng.randrange(30)}"
+        if kind < 0.6:
+            return llm_call(who=who, model=f"model-{self.rng.randrange(4)}",
+                            input_tokens=self.rng.randrange(1, 5000), cached_tokens=0,
+                            output_tokens=self.rng.randrange(1, 900),
+                            succeeded=self.rng.random() > 0.05, **envelope)  # fmt: skip
+        if kind < 0.7:
+            return workload_allocated(thing, agent=agent, cpu_cores=self.rng.choice([0.5, 1, 4]),
+                                      memory_bytes=2**30 * self.rng.randrange(1, 8),
+                                      **envelope)  # fmt: skip
+        if kind < 0.75:
+            return workload_released(thing, **envelope)
+        if kind < 0.8:
+            return volume_provisioned(thing, agent=agent,
+                                      size_bytes=2**30 * self.rng.randrange(1, 50),
+                                      **envelope)  # fmt: skip
+        if kind < 0.82:
+            return volume_deleted(thing, **envelope)
+        if kind < 0.87:
+            return thread_created(f"t-{self.seed}-{self.serial}", who=who, **envelope)
+        return message_sent(f"t-{self.rng.randrange(max(self.serial, 1))}", who=who, **envelope)
+
+
+async def _ingester(
+    client: httpx.AsyncClient, events: Events, batch_size: int, deadline: float, found: dict
+) -> None:
+    sent: list[dict] = []
+    while time.monotonic() < deadline:
+        again = events.rng.sample(sent, min(len(sent), batch_size // 10))
+        batch = [events.next() for _ in range(batch_size - len(again))] + again
+        started = time.perf_counter()
+        try:
+            response = await client.post("/events", json=batch, headers={"Content-Type": BATCH})
+        except httpx.HTTPError as error:
+            found["errors"].append(f"ingest: {type(error).__name__}")
+            continue
+        found["ingest_ms"].append((time.perf_counter() - started) * 1000)
+        if response.status_code != 200:
+            found["errors"].append(f"ingest: {response.status_code}")
+            continue
+        found["acknowledged"].extend(batch)
+        sent.extend(batch[: batch_size - len(again)])
+
+
+async def _reader(client: httpx.AsyncClient, rng: random.Random, deadline: float, found: dict):
+    while time.monotonic() < deadline:
+        org, section = rng.choice(ORGS), rng.choice(SECTIONS)
+        params = {"range": rng.choice(PRESETS)}
+        started = time.perf_counter()
+        try:
+            response = await client.get(f"/orgs/{org}/usage/{section}", params=params)
+        except httpx.HTTPError as error:
+            found["errors"].append(f"read: {type(error).__name__}")
+            continue
+        found["read_ms"].append((time.perf_counter() - started) * 1000)
+        # An org no event has named yet is a 404, not an error.
+        if response.status_code not in (200, 404):
+            found["errors"].append(f"read: {response.status_code}")
+
+
+async def _load(url: str, keys: dict[str, str], args: argparse.Namespace, now: datetime) -> dict:
+    found: dict[str, list] = {"acknowledged": [], "errors": [], "ingest_ms": [], "read_ms": []}
+    deadline = time.monotonic() + args.seconds
+    ingest = {"Authorization": f"Bearer {keys['ingest']}"}
+    read = {"Authorization": f"Bearer {keys['admin']}"}
+    async with (
+        httpx.AsyncClient(base_url=url, headers=ingest, timeout=60) as ingest_client,
+        httpx.AsyncClient(base_url=url, headers=read, timeout=60) as read_client,
+    ):
+        started = time.monotonic()
+        await asyncio.gather(
+            *(_ingester(ingest_client, Events(n, now), args.batch, deadline, found)
+              for n in range(args.ingesters)),
+            *(_reader(read_client, random.Random(n), deadline, found) for n in range(args.readers)),
+        )  # fmt: skip
+        found["elapsed"] = time.monotonic() - started
+    return found
+
+
+def _verify(url: str, admin_key: str, acknowledged: list[dict], now: datetime) -> int:
+    """Every section, per org and for all orgs, over the whole period, against the oracle."""
+    start, end = now - timedelta(days=3), datetime.now(UTC)
+    window = OracleWindow.custom(start, end, "1h")
+    params = {"start": iso(start), "end": iso(end), "bucket": "1h", "top": 5}
+    checked = 0
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_key}"}) as client:
+        for org in [*ORGS, None]:
+            for section, compute in oracle.SECTIONS.items():
+                path = f"/orgs/{org}/usage/{section}" if org else f"/usage/{section}"
+                response = client.get(path, params=params, timeout=60)
+                response.raise_for_status()
+                expected = compute(acknowledged, window, 5, org)
+                body = response.json()
+                assert_equal(comparable({name: body[name] for name in expected}), expected,
+                             f"{org or 'all orgs'} {section}")  # fmt: skip
+                checked += 1
+    return checked
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="make loadtest", description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--ingesters", type=int, default=2)
+    parser.add_argument("--readers", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=500)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="usage-loadtest-"))
+    cluster = EmbeddedPostgres(folder, durable=True)
+    try:
+        cluster.start()
+        migrations.upgrade(cluster.url)
+        keys = {
+            scope.value: with_connection(
+                cluster.url, lambda conn, scope=scope: create_key(conn, scope, None)
+            ).key
+            for scope in (Scope.INGEST, Scope.ADMIN)
+        }
+        now = datetime.now(UTC)
+        with running_server(cluster.url, USAGE_RATE_LIMIT="0") as server:
+            print(f"Loading for {args.seconds:.0f} s: {args.ingesters} ingesters "
+                  f"(batches of {args.batch}, 10% re-sent), {args.readers} readers ...",
+                  file=sys.stderr)  # fmt: skip
+            found = asyncio.run(_load(server.url, keys, args, now))
+            print("Checking every figure against the oracle ...", file=sys.stderr)
+            checked = _verify(server.url, keys["admin"], found["acknowledged"], now)
+    finally:
+        cluster.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    _report(found, checked)
+    if found["errors"]:
+        sys.exit(1)
+
+
+def _report(found: dict, checked: int) -> None:
+    elapsed = found["elapsed"]
+    acknowledged = found["acknowledged"]
+    unique = len({(e["subject"], e["source"], e["id"]) for e in acknowledged})
+    ingest, read = percentiles(found["ingest_ms"]), percentiles(found["read_ms"])
+    print(f"\nduration            {elapsed:.1f} s")
+    print(f"ingest              {len(acknowledged) / elapsed:,.0f} events/s acknowledged "
+          f"({unique:,} distinct, {len(acknowledged) - unique:,} re-sent), "
+          f"batch p50 {ingest['p50_ms']:.0f} ms, p99 {ingest['p99_ms']:.0f} ms")  # fmt: skip
+    print(f"reads               {read['n'] / elapsed:,.0f} requests/s, "
+          f"p50 {read['p50_ms']:.0f} ms, p99 {read['p99_ms']:.0f} ms")  # fmt: skip
+    print(f"errors              {len(found['errors'])} {sorted(set(found['errors']))}")
+    print(
+        f"oracle              {checked} answers (4 orgs and all orgs x 4 sections) equal "
+        "the oracle over the acknowledged events: nothing lost, nothing counted twice"
+    )
+
+
+if __name__ == "__main__":
+    main()
