@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 
@@ -29,13 +30,29 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             )
         return cls(
             database_url=database_url,
-            db_pool_size=int(os.environ.get("USAGE_DB_POOL_SIZE", "10")),
+            db_pool_size=_number("USAGE_DB_POOL_SIZE", int, 10, least=1),
             page_dir=Path(os.environ.get("USAGE_PAGE_DIR", DEFAULT_PAGE_DIR)),
             cors_origins=tuple(
                 origin.strip()
                 for origin in os.environ.get("USAGE_CORS_ORIGINS", "").split(",")
                 if origin.strip()
             ),
-            rate_limit=float(os.environ.get("USAGE_RATE_LIMIT", "50")),
-            rate_burst=int(os.environ.get("USAGE_RATE_BURST", "100")),
+            rate_limit=_number("USAGE_RATE_LIMIT", float, 50.0, least=0),
+            rate_burst=_number("USAGE_RATE_BURST", int, 100, least=1),
         )
+
+
+_N = TypeVar("_N", int, float)
+
+
+def _number(name: str, kind: type[_N], default: _N, *, least: _N) -> _N:
+    text = os.environ.get(name)
+    if text is None:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or value < least:
+        raise SystemExit(f"{name} must be a number from {least} on, not {text!r}")
+    return value

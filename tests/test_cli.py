@@ -11,12 +11,12 @@ from tests.factories import llm_call, post_events
 from tests.server import USAGE_API
 
 
-def usage_api(database_url: str, *args: str) -> subprocess.CompletedProcess:
+def usage_api(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [USAGE_API, *args],
         capture_output=True,
         text=True,
-        env={**os.environ, "DATABASE_URL": database_url},
+        env={**os.environ, "DATABASE_URL": database_url, **env},
         timeout=120,
     )
 
@@ -89,3 +89,15 @@ def test_without_database_url_it_says_what_to_do():
     result = subprocess.run([USAGE_API, "migrate"], capture_output=True, text=True, env=env)
     assert result.returncode != 0
     assert "DATABASE_URL" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("USAGE_RATE_LIMIT", "fast"), ("USAGE_RATE_LIMIT", "-1"), ("USAGE_RATE_BURST", "0"),
+     ("USAGE_DB_POOL_SIZE", "many")],
+)  # fmt: skip
+def test_a_bad_setting_stops_serve_saying_which(database_url, variable, value):
+    result = usage_api(database_url, "serve", "--port", "1", **{variable: value})
+    assert result.returncode != 0
+    assert f"{variable} must be a number" in result.stderr
+    assert "Traceback" not in result.stderr
