@@ -177,7 +177,9 @@ LLM_MEASURES = [
 PLATFORM_MEASURES = ["threads_created", "messages_sent"]
 
 
-def _rollup(family: str, dimensions: list[str], measures: list[str]) -> dict[str, Table]:
+def _rollup(
+    family: str, dimensions: list[str], measures: list[str], kind: type = BigInteger
+) -> dict[str, Table]:
     """One table per tier: ``{family}_{tier}``, keyed by organization, bucket, dimensions."""
     return {
         tier: Table(
@@ -186,7 +188,7 @@ def _rollup(family: str, dimensions: list[str], measures: list[str]) -> dict[str
             _org_id(),
             Column("bucket_start", DateTime(timezone=True), primary_key=True),
             *(Column(name, Text, primary_key=True) for name in dimensions),
-            *(Column(name, BigInteger, nullable=False) for name in measures),
+            *(Column(name, kind, nullable=False) for name in measures),
         )
         for tier in TIERS
     }
@@ -238,26 +240,9 @@ WORKLOAD_RATES = ["cpu_cores", "memory_bytes"]
 VOLUME_RATES = ["size_bytes"]
 
 
-def _change_measures(rates: list[str]) -> list[Column]:
-    return [
-        Column(f"{rate}_{part}", Numeric, nullable=False)
-        for rate in rates
-        for part in ("change", "moment")
-    ]
-
-
 def _changes(family: str, dimensions: list[str], rates: list[str]) -> dict[str, Table]:
-    return {
-        tier: Table(
-            f"{family}_{tier}",
-            metadata,
-            _org_id(),
-            Column("bucket_start", DateTime(timezone=True), primary_key=True),
-            *(Column(name, Text, primary_key=True) for name in dimensions),
-            *_change_measures(rates),
-        )
-        for tier in TIERS
-    }
+    measures = [f"{rate}_{part}" for rate in rates for part in ("change", "moment")]
+    return _rollup(family, dimensions, measures, Numeric)
 
 
 def _held(name: str, rates: list[str]) -> Table:
