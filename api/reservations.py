@@ -46,8 +46,10 @@ from api.schema import (
 )
 from api.tiers import TIERS
 
-# Conditions on a segments relation and one of its time columns ("start_time", "end_time").
+# Conditions on a segments relation and one of its time columns ("start_time", "end_time"),
+# and on a rollup table of a tier.
 Where = Callable[[FromClause, str], list[ColumnElement[bool]]]
+WhereTier = Callable[[Table, str], list[ColumnElement[bool]]]
 
 
 def seconds(interval: Any) -> ColumnElement:
@@ -93,7 +95,9 @@ class Reservations:
 
         return union_all(rows("start_time", 1), rows("end_time", -1))
 
-    def changes_in(self, tables: dict[str, Table], where_tier, where_raw: Where) -> Select:
+    def changes_in(
+        self, tables: dict[str, Table], where_tier: WhereTier, where_raw: Where
+    ) -> Select:
         """Rows of ``changes_of`` form from whole buckets of ``tables`` (``at`` is the bucket
         start, the moment is relative to it) and from the segments themselves."""
         by_agent = "agent_id" in tables[next(iter(tables))].c
