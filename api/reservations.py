@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert
 
-from api.buckets import EPOCH
+from api.buckets import origin_of
 from api.schema import (
     VOLUME_RATES,
     WORKLOAD_RATES,
@@ -129,7 +129,8 @@ class Reservations:
         return upserts
 
     def _aggregated(self, changed: CTE, width: timedelta, dimensions: list[str]) -> Select:
-        bucket = func.date_bin(literal(width), changed.c.at, literal(EPOCH)).label("bucket_start")
+        bucket = func.date_bin(literal(width), changed.c.at, literal(origin_of(width)))
+        bucket = bucket.label("bucket_start")
         keys = [changed.c.org_id, bucket, *(changed.c[name] for name in dimensions)]
         return (
             select(

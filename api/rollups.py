@@ -19,7 +19,7 @@ from sqlalchemy import (
     select,
 )
 
-from api.buckets import EPOCH
+from api.buckets import origin_of
 from api.schema import (
     LLM_MEASURES,
     PLATFORM_MEASURES,
@@ -79,7 +79,8 @@ class Family:
         In key order, so concurrent upserts lock rows in one order."""
         raw = self.raw(where, relations)
         union = raw[0].union_all(*raw[1:]).subquery() if len(raw) > 1 else raw[0].subquery()
-        bucket = func.date_bin(literal(width), union.c.at, literal(EPOCH)).label("bucket_start")
+        bucket = func.date_bin(literal(width), union.c.at, literal(origin_of(width)))
+        bucket = bucket.label("bucket_start")
         dimensions = [union.c[name] for name in self.dimensions]
         return (
             select(

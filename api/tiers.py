@@ -1,22 +1,25 @@
 """Rollup tiers, and how a time range splits into their whole buckets (pure, no I/O).
 
-Counts are kept per 5 minutes, per hour and per day. A range ``[start, end)`` is covered by
-raw events at its ragged edges, whole 5-minute buckets up to the next hour, whole hours up
-to the next day, and whole days in the middle: a 30-day range reads about 30 + 2·23 + 2·11
-rollup rows per key instead of 8,640.
+Counts are kept per 5 minutes, hour, 6 hours, day and week (Monday-aligned, like 7-day
+buckets); each tier's boundaries are boundaries of the finer ones. A range ``[start, end)``
+is covered by raw events at its ragged edges, whole 5-minute buckets up to the next hour,
+whole hours up to the next 6 hours, and so on up to whole weeks in the middle: a 30-day range
+reads at most 4 + 2·6 + 2·3 + 2·5 + 2·11 rollup rows per key instead of 8,640.
 """
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from api.buckets import ceil_to, floor_to
+from api.buckets import WEEK, ceil_to, floor_to
 
 TIERS = {
     "5m": timedelta(minutes=5),
     "1h": timedelta(hours=1),
+    "6h": timedelta(hours=6),
     "1d": timedelta(days=1),
+    "7d": WEEK,
 }
-FINEST = TIERS["5m"]
+FINEST, COARSEST = TIERS["5m"], TIERS["7d"]
 
 Span = tuple[datetime, datetime]  # [start, end); empty when start == end
 

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from api.buckets import floor_to
-from api.tiers import FINEST, TIERS, cover
+from api.tiers import COARSEST, FINEST, TIERS, cover
 
 BASE = datetime(2026, 11, 2, tzinfo=UTC)
 _MINUTE = timedelta(minutes=1)
@@ -51,17 +51,22 @@ def test_raw_edges_are_shorter_than_a_rollup_bucket(a, b):
             assert high - low < FINEST
 
 
-def test_a_month_reads_days_in_the_middle():
-    start = BASE + timedelta(hours=6)
-    end = BASE + timedelta(days=30, hours=6, minutes=7, seconds=3)
-    found = cover(start, end, TIERS["1d"])
-    assert found.raw == ((start, start), (end - timedelta(minutes=2, seconds=3), end))
-    assert found.tiers["1h"] == (
-        (start, BASE + timedelta(days=1)),
-        (BASE + timedelta(days=30), BASE + timedelta(days=30, hours=6)),
+def test_a_month_reads_weeks_in_the_middle_and_finer_tiers_towards_the_edges():
+    day, hour = timedelta(days=1), timedelta(hours=1)
+    start = BASE + day + timedelta(hours=7, minutes=12)  # a Tuesday; BASE is a Monday
+    end = BASE + 30 * day + timedelta(hours=13, minutes=7, seconds=3)  # a Wednesday
+    found = cover(start, end, COARSEST)
+    assert found.raw == (
+        (start, start + timedelta(minutes=3)),
+        (end - timedelta(minutes=2, seconds=3), end),
     )
-    assert found.tiers["1d"][0] == (BASE + timedelta(days=1), BASE + timedelta(days=30))
-    assert found.tiers["5m"][1] == (
-        BASE + timedelta(days=30, hours=6),
-        end - timedelta(minutes=2, seconds=3),
-    )
+    tuesday, wednesday, last_monday = BASE + day, BASE + 2 * day, BASE + 28 * day
+    assert found.tiers == {
+        "5m": ((tuesday + 7 * hour + timedelta(minutes=15), tuesday + 8 * hour),
+               (BASE + 30 * day + 13 * hour, end - timedelta(minutes=2, seconds=3))),
+        "1h": ((tuesday + 8 * hour, tuesday + 12 * hour),
+               (BASE + 30 * day + 12 * hour, BASE + 30 * day + 13 * hour)),
+        "6h": ((tuesday + 12 * hour, wednesday), (BASE + 30 * day, BASE + 30 * day + 12 * hour)),
+        "1d": ((wednesday, BASE + 7 * day), (last_monday, BASE + 30 * day)),
+        "7d": ((BASE + 7 * day, last_monday), (last_monday, last_monday)),
+    }  # fmt: skip

@@ -38,7 +38,7 @@ from api.db import Compiled, compile_statement
 from api.rollups import Family
 from api.schema import orgs
 from api.sections.shapes import WindowOut
-from api.tiers import TIERS, Cover, cover
+from api.tiers import COARSEST, Cover, cover
 from api.windows import Window
 
 _TIMESTAMP = DateTime(timezone=True)
@@ -52,7 +52,7 @@ FIRST_BUCKET = bindparam("first_bucket", type_=_TIMESTAMP)
 LAST_BUCKET = bindparam("last_bucket", type_=_TIMESTAMP)
 
 # A request reads rollups through two covers of its window (api.tiers): the series' cover
-# keeps to tiers no wider than its buckets; the totals' cover (breakdowns) goes up to days.
+# keeps to tiers no wider than its buckets; the totals' cover (breakdowns) uses them all.
 # Reservations also read what changed after the window (up to LATEST: events are never
 # more than minutes ahead of the clock).
 SERIES, TOTALS, AFTER = "series", "totals", "after"
@@ -92,8 +92,8 @@ class SectionQuery:
             "first_bucket": window.start,
             "last_bucket": window.end - window.width,
             **_cover_params(SERIES, cover(window.counted_from, window.as_of, window.width)),
-            **_cover_params(TOTALS, cover(window.counted_from, window.as_of, TIERS["1d"])),
-            **_cover_params(AFTER, cover(window.as_of, LATEST, TIERS["1d"])),
+            **_cover_params(TOTALS, cover(window.counted_from, window.as_of, COARSEST)),
+            **_cover_params(AFTER, cover(window.as_of, LATEST, COARSEST)),
         }
 
     def window_out(self) -> WindowOut:
