@@ -7,8 +7,8 @@ A segment is one such stretch of non-zero length.
 
 Rebuilding an object from all of its events, rather than patching its segments, makes the
 result independent of arrival order and batching. Objects have few events, so it is cheap.
-The statements that remove and insert segments carry their reservation changes to the
-rollups (api.reservations) in the same statement.
+The statement that removes an object's segments also carries the difference between them
+and the rebuilt ones to the reservation rollups (api.reservations).
 A transaction-scoped advisory lock per object serializes concurrent rebuilds; the rebuild
 runs after the lock is granted, so in READ COMMITTED it sees every event committed before.
 """
@@ -17,7 +17,20 @@ from collections.abc import Callable, Set
 from dataclasses import dataclass
 
 import psycopg
-from sqlalchemy import Column, Table, Text, delete, func, literal, or_, select, tuple_
+from sqlalchemy import (
+    Column,
+    Delete,
+    Select,
+    Table,
+    Text,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.sql.expression import Executable
 
@@ -69,15 +82,16 @@ async def rebuild_segments(
     await execute(conn, allocation.fill, **arrays)
 
 
-def _with_changes(
-    reserved: reservations.Reservations, segments_written: Executable, sign: int
-) -> Executable:
-    """The statement removing (``sign`` -1) or inserting segments, with the upserts that
-    carry their changes to the reservation rollups."""
-    written = segments_written.returning(*reserved.segments.c).cte("written")
-    changed = reserved.changes_of(written, sign).cte("changed")
+def _replacing(reserved: reservations.Reservations, removal: Delete, rebuilt: Select) -> Executable:
+    """The statement removing the objects' segments and carrying to the reservation rollups,
+    in one upsert per row, the difference to the segments ``rebuilt`` (inserted next, by a
+    statement of their own: one statement cannot delete and insert the same key)."""
+    removed = removal.returning(*reserved.segments.c).cte("removed")
+    made = rebuilt.cte("made")
+    changed = union_all(reserved.changes_of(removed, -1), reserved.changes_of(made, 1))
+    changed = changed.cte("changed")
     upserts = reserved.maintained(changed)
-    return select(func.count()).select_from(written).add_cte(changed, *upserts)
+    return select(func.count()).select_from(removed).add_cte(made, changed, *upserts)
 
 
 def _allocation(
@@ -127,12 +141,9 @@ def _allocation(
         .subquery()
     )
     columns = ["org_id", object_column, "start_time", "end_time", "agent_id", *sizes]
-    fill = insert(segments).from_select(
-        columns,
-        select(*(ordered.c[name] for name in columns)).where(
-            ordered.c.action == allocating_action,
-            or_(ordered.c.end_time.is_(None), ordered.c.end_time > ordered.c.start_time),
-        ),
+    rebuilt = select(*(ordered.c[name] for name in columns)).where(
+        ordered.c.action == allocating_action,
+        or_(ordered.c.end_time.is_(None), ordered.c.end_time > ordered.c.start_time),
     )
     return Allocation(
         events=events,
@@ -141,8 +152,8 @@ def _allocation(
         reservations=reserved,
         object_id=lambda event: getattr(event.data, object_column),
         lock=compile_statement(lock),
-        clear=compile_statement(_with_changes(reserved, clear, -1)),
-        fill=compile_statement(_with_changes(reserved, fill, 1)),
+        clear=compile_statement(_replacing(reserved, clear, rebuilt)),
+        fill=compile_statement(insert(segments).from_select(columns, rebuilt)),
     )
 
 

@@ -6,8 +6,8 @@ reservation by +rate at its start and by -rate at its end (none while open). The
 after the bucket start; ``*_held`` holds the sum of all changes. From these, reads integrate
 any window without touching the segments inside it (api.sections.allocated).
 
-They are maintained where segments are: removing an object's segments takes their changes
-back, inserting adds them, each in the same statement as the segment rows.
+They are maintained where segments are: the statement that removes an object's segments
+takes their changes back and adds those of the segments rebuilt in their place.
 """
 
 from collections.abc import Callable
