@@ -80,7 +80,8 @@ def _prepare(database_url: str, bench_orgs: list[BenchOrg], regenerate: bool) ->
         raw = dict(
             conn.execute(_COUNT.format(count="count(*)", table="llm_calls"), slugs).fetchall()
         )
-        if regenerate or raw != expected:
+        generating = regenerate or raw != expected
+        if generating:
             print("Generating the bench organizations ...", file=sys.stderr)
             started = time.monotonic()
             for table in _BENCH_TABLES:
@@ -101,7 +102,8 @@ def _prepare(database_url: str, bench_orgs: list[BenchOrg], regenerate: bool) ->
                 slugs,
             ).fetchall()
         )
-    if derived == expected:
+    # New raw rows leave the derived ones stale even where their counts happen to match.
+    if derived == expected and not generating:
         print("Reusing the generated bench data (--regenerate to start over).")
         return now
     print("Deriving rollups and segments (usage-api rebuild) ...", file=sys.stderr)
