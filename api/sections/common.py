@@ -202,15 +202,15 @@ async def fetch_all(
     """Every statement's rows (as named tuples), all from one snapshot, sent in one pipeline
     so a section costs one round trip; for one organization, with the check that it exists."""
     one_org = params["org"] is not None
-    async with conn.transaction():
+    # The transaction's BEGIN, its isolation and COMMIT go in the pipeline too.
+    async with conn.pipeline(), conn.transaction():
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        async with conn.pipeline():
-            cursors = []
-            for statement in [_ORG_EXISTS, *statements] if one_org else statements:
-                cursor = conn.cursor(row_factory=namedtuple_row)
-                await cursor.execute(statement.sql, statement.params(params))
-                cursors.append(cursor)
-        results = [await cursor.fetchall() for cursor in cursors]
+        cursors = []
+        for statement in [_ORG_EXISTS, *statements] if one_org else statements:
+            cursor = conn.cursor(row_factory=namedtuple_row)
+            await cursor.execute(statement.sql, statement.params(params))
+            cursors.append(cursor)
+    results = [await cursor.fetchall() for cursor in cursors]
     if not one_org:
         return results
     if not results[0][0][0]:
