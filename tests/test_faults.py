@@ -20,7 +20,7 @@ from api import migrations
 from api.embedded_postgres import EmbeddedPostgres
 from api.keys import Scope, create_key
 from tests.database import reset, rows, with_connection
-from tests.factories import BATCH, llm_call
+from tests.factories import BATCH, llm_call, post_events
 from tests.server import Server, running_server
 
 
@@ -47,13 +47,9 @@ def server(cluster) -> Iterator[Server]:
         yield running
 
 
-def _post(client: httpx.Client, key: str, batch: list[dict]) -> httpx.Response:
-    return client.post(
-        "/events",
-        json=batch,
-        headers={"Authorization": f"Bearer {key}", "Content-Type": BATCH},
-        timeout=30,
-    )
+def _client(server: Server) -> httpx.Client:
+    # Longer than the pool's 5 s wait for a connection while PostgreSQL is away.
+    return httpx.Client(base_url=server.url, timeout=30)
 
 
 def _stored_ids(url: str) -> list[str]:
@@ -83,12 +79,12 @@ def test_postgres_down_mid_ingest_is_503_then_recovers_with_nothing_lost(cluster
     stop = threading.Event()
 
     def ingester() -> None:
-        with httpx.Client(base_url=server.url) as client:
+        with _client(server) as client:
             n = 0
             while not stop.is_set():
                 batch = [llm_call(id=f"call-{n}-{i}") for i in range(50)]
                 n += 1
-                response = _post(client, key, batch)
+                response = post_events(client, key, batch)
                 if response.status_code == 200:
                     acknowledged.append(batch)
                 else:
@@ -124,9 +120,9 @@ def test_postgres_down_mid_ingest_is_503_then_recovers_with_nothing_lost(cluster
     assert {event["id"] for batch in acknowledged for event in batch} <= stored
     _consistent(cluster.url)
     # Sent again, the refused batches are stored once: whatever was stored is a duplicate.
-    with httpx.Client(base_url=server.url) as client:
+    with _client(server) as client:
         for batch in refused:
-            result = _post(client, key, batch).json()
+            result = post_events(client, key, batch).json()
             assert result["accepted"] + result["duplicates"] == len(batch)
     every_id = {event["id"] for batch in acknowledged + refused for event in batch}
     assert _stored_ids(cluster.url) == sorted(every_id)
@@ -139,9 +135,9 @@ def test_the_same_batch_from_two_connections_at_once_is_stored_once(cluster, ser
         start = threading.Barrier(2)
 
         def send(batch: list[dict] = batch, start: threading.Barrier = start) -> dict:
-            with httpx.Client(base_url=server.url) as client:
+            with _client(server) as client:
                 start.wait()
-                return _post(client, key, batch).json()
+                return post_events(client, key, batch).json()
 
         with ThreadPoolExecutor(2) as pool:
             results = list(pool.map(lambda _: send(), range(2)))
@@ -172,8 +168,8 @@ def test_clients_hanging_up_mid_request_change_nothing_and_harm_no_one(cluster, 
     time.sleep(1.0)
     assert len(_stored_ids(cluster.url)) in (0, len(batch))
     _consistent(cluster.url)
-    with httpx.Client(base_url=server.url) as client:
-        result = _post(client, key, batch).json()
+    with _client(server) as client:
+        result = post_events(client, key, batch).json()
     assert result["accepted"] + result["duplicates"] == len(batch)
     assert len(_stored_ids(cluster.url)) == len(batch)
     assert server.process.poll() is None
@@ -181,8 +177,8 @@ def test_clients_hanging_up_mid_request_change_nothing_and_harm_no_one(cluster, 
 
 def test_sigterm_finishes_the_request_in_flight_then_exits(cluster, server, key):
     batch = [llm_call(id=f"last-{i}") for i in range(10_000)]
-    with ThreadPoolExecutor(1) as pool, httpx.Client(base_url=server.url) as client:
-        answer = pool.submit(_post, client, key, batch)
+    with ThreadPoolExecutor(1) as pool, _client(server) as client:
+        answer = pool.submit(post_events, client, key, batch)
         _wait_for(
             lambda: (
                 'method="POST",path="/events",status_code="200"} 1.0'
