@@ -236,12 +236,7 @@ def _write(raw_tables: list[_RawTable], families: Sequence[rollups.Family] = ())
     for family in families:
         for tier, table in family.tables.items():
             rows = family.aggregated(TIERS[tier], relations=batches)
-            add = insert(table).from_select([c.name for c in table.columns], rows)
-            add = add.on_conflict_do_update(
-                index_elements=_primary_key(table),
-                set_={name: table.c[name] + add.excluded[name] for name in family.measures},
-            )
-            steps.append(add.cte(f"add_{table.name}"))
+            steps.append(rollups.adding(table, rows, family.measures))
     statement = select(literal(len(steps))).add_cte(*steps)
     return _Write(statement=compile_statement(statement), raw_tables=raw_tables)
 

@@ -29,9 +29,9 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import insert
 
 from api.buckets import origin_of
+from api.rollups import adding
 from api.schema import (
     VOLUME_RATES,
     WORKLOAD_RATES,
@@ -74,6 +74,11 @@ class Reservations:
     def change_rollups(self) -> list[Table]:
         return [*self.changes.values(), *self.changes_by_agent.values()]
 
+    @property
+    def measures(self) -> list[str]:
+        """The change rollups' measures: per rate, its change and its moment."""
+        return [f"{rate}_{part}" for rate in self.rates for part in ("change", "moment")]
+
     def changes_of(self, segments: FromClause, sign: int = 1, where: Where | None = None) -> Select:
         """The segments' changes as rows: ``at``, org_id, agent_id, per rate its change and
         moment (0: ``at`` is the change's own time). ``sign`` -1 takes them back."""
@@ -101,31 +106,29 @@ class Reservations:
         """Rows of ``changes_of`` form from whole buckets of ``tables`` (``at`` is the bucket
         start, the moment is relative to it) and from the segments themselves."""
         by_agent = "agent_id" in tables[next(iter(tables))].c
-        keys = ["org_id", "agent_id"] if by_agent else ["org_id"]
-        measures = [f"{rate}_{part}" for rate in self.rates for part in ("change", "moment")]
+        columns = (["org_id", "agent_id"] if by_agent else ["org_id"]) + self.measures
         raw = self.changes_of(self.segments, where=where_raw).subquery()
         return union_all(
             *(
-                select(
-                    table.c.bucket_start.label("at"), *(table.c[name] for name in keys + measures)
-                ).where(*where_tier(table, tier))
+                select(table.c.bucket_start.label("at"), *(table.c[name] for name in columns))
+                .where(*where_tier(table, tier))
                 for tier, table in tables.items()
             ),
-            select(raw.c.at, *(raw.c[name] for name in keys + measures)),
-        )
+            select(raw.c.at, *(raw.c[name] for name in columns)),
+        )  # fmt: skip
 
     def maintained(self, changed: CTE) -> list[CTE]:
         """Upserts adding the changes in ``changed`` (rows of ``changes_of``) to every tier
         of both families and to the held reservations, in key order."""
         upserts = [
-            _upsert(table, self._aggregated(changed, TIERS[tier], dimensions), self.rates)
+            adding(table, self._aggregated(changed, TIERS[tier], dimensions), self.measures)
             for dimensions, tables in (([], self.changes), (["agent_id"], self.changes_by_agent))
             for tier, table in tables.items()
         ]
         keys = [changed.c.org_id, changed.c.agent_id]
         sums = [func.sum(changed.c[f"{rate}_change"]).label(rate) for rate in self.rates]
         held = select(*keys, *sums).group_by(*keys).order_by(*keys)
-        upserts.append(_upsert(self.held, held, self.rates, suffixes=("",)))
+        upserts.append(adding(self.held, held, self.rates))
         return upserts
 
     def _aggregated(self, changed: CTE, width: timedelta, dimensions: list[str]) -> Select:
@@ -150,18 +153,6 @@ class Reservations:
             .group_by(*keys)
             .order_by(*keys)
         )
-
-
-def _upsert(
-    table: Table, rows: Select, rates: list[str], suffixes: tuple[str, ...] = ("_change", "_moment")
-) -> CTE:
-    add = insert(table).from_select([c.name for c in table.columns], rows)
-    measures = [f"{rate}{suffix}" for rate in rates for suffix in suffixes]
-    add = add.on_conflict_do_update(
-        index_elements=[c.name for c in table.primary_key.columns],
-        set_={name: table.c[name] + add.excluded[name] for name in measures},
-    )
-    return add.cte(f"add_{table.name}")
 
 
 WORKLOADS = Reservations(

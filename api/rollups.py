@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import (
+    CTE,
     BigInteger,
     ColumnElement,
     FromClause,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     literal,
     select,
 )
+from sqlalchemy.dialects.postgresql import insert
 
 from api.buckets import origin_of
 from api.schema import (
@@ -92,6 +94,17 @@ class Family:
             .group_by(union.c.org_id, bucket, *dimensions)
             .order_by(union.c.org_id, bucket, *dimensions)
         )
+
+
+def adding(table: Table, rows: Select, measures: list[str]) -> CTE:
+    """An upsert (as a CTE, for one statement with others) adding ``rows`` to ``table``:
+    new keys are inserted, and ``measures`` of keys already there add up."""
+    add = insert(table).from_select([c.name for c in table.columns], rows)
+    add = add.on_conflict_do_update(
+        index_elements=[c.name for c in table.primary_key.columns],
+        set_={name: table.c[name] + add.excluded[name] for name in measures},
+    )
+    return add.cte(f"add_{table.name}")
 
 
 def _llm_columns(calls: FromClause) -> dict[str, ColumnElement]:

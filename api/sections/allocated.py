@@ -145,7 +145,7 @@ def _in_figure_units(amount: Any, figure: _Figure) -> Any:
 def _series(kind: _Kind, scope: Scope) -> Compiled:
     """Per bucket: the reservation running at its (counted) start for its counted seconds,
     plus each change inside it for its seconds to the bucket's counted end."""
-    rates = [figure.rate for figure in kind.figures.values()]
+    rates = kind.reservations.rates
     held = kind.reservations.held
     changes = _changes(kind, scope, SERIES, by_agent=False).cte("window_changes")
     after = _changes(kind, scope, AFTER, by_agent=False).cte("after_changes")
@@ -216,7 +216,7 @@ def _totals(kind: _Kind, scope: Scope, *, by_agent: bool) -> Subquery:
     the reservation held now over the whole window, less what each change since
     ``counted_from`` did not (yet) hold."""
     keys = ["org_id", "agent_id"] if by_agent else ["org_id"]
-    rates = [figure.rate for figure in kind.figures.values()]
+    rates = kind.reservations.rates
     held = kind.reservations.held
     window = _changes(kind, scope, TOTALS, by_agent=by_agent).subquery("window_changes")
     after = _changes(kind, scope, AFTER, by_agent=by_agent).subquery("after_changes")
