@@ -2,7 +2,6 @@
 
 import argparse
 import asyncio
-import os
 import re
 
 import psycopg
@@ -72,12 +71,13 @@ def _serve(args: argparse.Namespace) -> None:
     from api.app import create_app
     from api.logs import log_config
 
+    settings = Settings.from_env()
     # SIGTERM: stop accepting, finish the requests in flight (up to 30 s), close the pool.
     uvicorn.run(
-        create_app(),
+        create_app(settings),
         host=args.host,
         port=args.port,
-        log_config=log_config(os.environ.get("USAGE_LOG_LEVEL", "INFO").upper()),
+        log_config=log_config(settings.log_level),
         timeout_graceful_shutdown=30,
     )
 

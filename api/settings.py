@@ -19,6 +19,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Per API key: requests per second sustained, and at once; a rate of 0 turns it off.
     rate_limit: float = 50.0
     rate_burst: int = 100
+    log_level: str = "INFO"
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -39,7 +40,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ),
             rate_limit=_number("USAGE_RATE_LIMIT", float, 50.0, least=0),
             rate_burst=_number("USAGE_RATE_BURST", int, 100, least=1),
+            log_level=_log_level(),
         )
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _log_level() -> str:
+    text = os.environ.get("USAGE_LOG_LEVEL", "INFO")
+    if text.upper() not in _LOG_LEVELS:
+        raise SystemExit(f"USAGE_LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}, not {text!r}")
+    return text.upper()
 
 
 _N = TypeVar("_N", int, float)

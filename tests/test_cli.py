@@ -101,3 +101,10 @@ def test_a_bad_setting_stops_serve_saying_which(database_url, variable, value):
     assert result.returncode != 0
     assert f"{variable} must be a number" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_unknown_log_level_stops_serve_saying_which(database_url):
+    result = usage_api(database_url, "serve", "--port", "1", USAGE_LOG_LEVEL="loud")
+    assert result.returncode != 0
+    assert "USAGE_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR" in result.stderr
+    assert "Traceback" not in result.stderr
