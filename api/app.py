@@ -7,13 +7,13 @@ from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
-from psycopg_pool import AsyncConnectionPool
 
 from api.auth import authentication
-from api.db import create_pool
+from api.availability import Database
+from api.conventions import http_conventions
 from api.logs import request_log
-from api.metrics import PROMETHEUS, Metrics
-from api.openapi import OPENAPI_CONFIG
+from api.metrics import Metrics, count_requests
+from api.openapi import OPENAPI_CONFIG, add_event_schemas
 from api.problems import EXCEPTION_HANDLERS
 from api.rate_limit import RateLimiter
 from api.routes.health import healthz, readyz
@@ -28,15 +28,18 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def database(app: Litestar) -> AsyncIterator[None]:
-        pool = create_pool(settings.database_url, settings.db_pool_size)
-        # Not waiting: the service starts while PostgreSQL is down and answers 503 meanwhile.
-        await pool.open(wait=False)
-        app.state.pool = pool
+        database = Database(settings.database_url, settings.db_pool_size)
+        await database.open()
+        app.state.database = database
         app.state.rate_limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
+        app.state.auth_failure_limiter = RateLimiter(
+            settings.auth_failure_rate, settings.auth_failure_burst
+        )
+        app.state.trusted_proxies = settings.trusted_proxies
         try:
             yield
         finally:
-            await pool.close()
+            await database.close()
 
     app = Litestar(
         route_handlers=[
@@ -49,8 +52,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             Metrics,
         ],
         lifespan=[database],
-        dependencies={"pool": Provide(_pool, sync_to_thread=False)},
-        middleware=[PROMETHEUS.middleware, authentication],
+        dependencies={"database": Provide(_database, sync_to_thread=False)},
+        middleware=[authentication],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
         cors_config=_cors(settings.cors_origins),
@@ -58,12 +61,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     # Around everything, errors already turned into responses and unknown paths included:
     # route middleware sees neither.
-    app.asgi_handler = request_log(app.asgi_handler)
+    app.asgi_handler = request_log(count_requests(http_conventions(app.asgi_handler)))
+    add_event_schemas(app)
     return app
 
 
-def _pool(state: State) -> AsyncConnectionPool:
-    return state.pool
+def _database(state: State) -> Database:
+    return state.database
 
 
 def _cors(origins: tuple[str, ...]) -> CORSConfig | None:

@@ -8,8 +8,9 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from litestar.middleware.base import DefineMiddleware
 
 from api.keys import ApiKey, Scope, find_key
-from api.metrics import RATE_LIMITED
+from api.metrics import AUTH_FAILURES_LIMITED, RATE_LIMITED
 from api.problems import Problem
+from api.rate_limit import client_address
 
 PUBLIC = {"exclude_from_auth": True}  # route option: no key needed
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="usage"'}
@@ -22,11 +23,24 @@ class _BearerKey(AbstractAuthenticationMiddleware):
         if scheme.lower() != "bearer" or not key:
             raise Problem(401, "an API key is required: Authorization: Bearer <key>",
                           headers=_CHALLENGE)  # fmt: skip
-        async with connection.app.state.pool.connection() as conn:
+        state = connection.app.state
+        now = time.monotonic()
+        address = client_address(
+            connection.client.host if connection.client else None,
+            connection.headers.get("x-forwarded-for"),
+            state.trusted_proxies,
+        )
+        wait = state.auth_failure_limiter.refusal(address, now)
+        if wait:
+            AUTH_FAILURES_LIMITED.inc()
+            raise Problem(429, f"too many unknown keys from this address; retry in {wait} s",
+                          headers={"Retry-After": str(wait)})  # fmt: skip
+        async with state.database.connection() as conn:
             api_key = await find_key(conn, key)
         if api_key is None:
+            state.auth_failure_limiter.spend(address, now)
             raise Problem(401, "the API key is unknown or revoked", headers=_CHALLENGE)
-        wait = connection.app.state.rate_limiter.wait(api_key.key_id, time.monotonic())
+        wait = state.rate_limiter.wait(api_key.key_id, now)
         if wait:
             RATE_LIMITED.inc()
             raise Problem(429, f"this key sent too many requests; retry in {wait} s",

@@ -66,20 +66,12 @@ def _migrate(_: argparse.Namespace) -> None:
 
 
 def _serve(args: argparse.Namespace) -> None:
-    import uvicorn
-
     from api.app import create_app
+    from api.http_server import serve
     from api.logs import log_config
 
     settings = Settings.from_env()
-    # SIGTERM: stop accepting, finish the requests in flight (up to 30 s), close the pool.
-    uvicorn.run(
-        create_app(settings),
-        host=args.host,
-        port=args.port,
-        log_config=log_config(settings.log_level),
-        timeout_graceful_shutdown=30,
-    )
+    serve(create_app(settings), args.host, args.port, log_config(settings.log_level))
 
 
 async def _connect() -> psycopg.AsyncConnection:

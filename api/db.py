@@ -5,7 +5,7 @@ dialect; psycopg runs the SQL text with named parameters. That keeps SQLAlchemy'
 building without its engine between the service and the connection pool.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,17 +59,23 @@ def connect(database_url: str) -> psycopg.Connection:
     return psycopg.connect(database_url, **connect_kwargs())
 
 
-def create_pool(database_url: str, size: int) -> AsyncConnectionPool:
+def create_pool(
+    database_url: str,
+    size: int,
+    *,
+    check: Callable[[psycopg.AsyncConnection], Awaitable[None]],
+    timeout: float,
+) -> AsyncConnectionPool:
+    """The server's pool; ``check`` runs on every connection as it is handed out, so after
+    PostgreSQL restarts requests get fresh connections instead of the dead ones left in it."""
     return AsyncConnectionPool(
         database_url,
         min_size=1,
         max_size=size,
         kwargs=connect_kwargs(_SERVER_OPTIONS),
         open=False,
-        timeout=5.0,
-        # A connection is checked as it is handed out: after PostgreSQL restarts, requests
-        # get fresh connections instead of the dead ones left in the pool.
-        check=AsyncConnectionPool.check_connection,
+        timeout=timeout,
+        check=check,
     )
 
 

@@ -10,7 +10,6 @@ import os
 from pathlib import Path
 
 import psycopg
-import uvicorn
 from sqlalchemy import exists, select
 
 from api import migrations
@@ -18,7 +17,9 @@ from api.app import create_app
 from api.db import compile_statement, connect_kwargs, execute
 from api.demo import DEMO_ORG, load_demo
 from api.embedded_postgres import EmbeddedPostgres
+from api.http_server import serve
 from api.keys import Scope, create_key
+from api.logs import log_config
 from api.schema import event_receipts
 from api.settings import Settings
 
@@ -61,7 +62,7 @@ def main() -> None:
             + "\n",
             flush=True,
         )
-        uvicorn.run(create_app(settings), host=HOST, port=PORT, log_level="warning")
+        serve(create_app(settings), HOST, PORT, log_config("WARNING"))
     finally:
         if embedded:
             embedded.stop()

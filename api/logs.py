@@ -21,6 +21,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 _CALLER_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _ACCESS = logging.getLogger("api.access")
+MAX_LOGGED_PATH = 1024  # characters: a client's long path must not make long log lines
 
 
 class JsonFormatter(logging.Formatter):
@@ -74,6 +75,7 @@ def request_log(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send)
             return
         request_id = _request_id(scope)
+        method, path = scope["method"], scope["path"][:MAX_LOGGED_PATH]
         token = REQUEST_ID.set(request_id)
         started = time.perf_counter()
         status = 500
@@ -92,13 +94,13 @@ def request_log(app: ASGIApp) -> ASGIApp:
             key = scope.get("user")
             _ACCESS.info(
                 "%s %s %s",
-                scope["method"],
-                scope["path"],
+                method,
+                path,
                 status,
                 extra={
                     "fields": {
-                        "method": scope["method"],
-                        "path": scope["path"],
+                        "method": method,
+                        "path": path,
                         "status": status,
                         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                         "key_id": getattr(key, "key_id", None),

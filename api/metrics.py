@@ -1,22 +1,36 @@
-"""Prometheus metrics at /metrics: request latency by route (Litestar's middleware, by path
-template, so no organization appears in a label), events stored by type, duplicates, and
-requests refused by the rate limit."""
+"""Prometheus metrics at /metrics: every answer by route template (never a path, so no
+organization appears in a label) and status, whatever answered it (a route, the key check,
+the router's 404 and 405); events stored by type, duplicates, and requests refused by the
+rate limits."""
 
+import time
 from collections import Counter as Tally
 from collections.abc import Iterable
 
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
-from prometheus_client import Counter
+from litestar.plugins.prometheus import PrometheusController
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import Counter, Gauge, Histogram
 
 from api.events import Event
 
-PROMETHEUS = PrometheusConfig(app_name="usage", prefix="usage", group_path=True)
+_ANSWER_LABELS = ["method", "path", "status_code"]
+REQUESTS = Counter("usage_requests_total", "Answers, by method, route and status", _ANSWER_LABELS)
+DURATION = Histogram(
+    "usage_request_duration_seconds", "Time to answer, by method, route and status", _ANSWER_LABELS
+)
+IN_PROGRESS = Gauge("usage_requests_in_progress", "Requests being answered, by method", ["method"])
+# The label of a path no route matched: its text is the client's, not ours to keep.
+UNMATCHED = "(unmatched)"
 
 EVENTS_STORED = Counter("usage_events_stored_total", "Events stored, by CloudEvents type", ["type"])
 EVENTS_DUPLICATE = Counter(
     "usage_events_duplicate_total", "Events received again and not stored a second time"
 )
 RATE_LIMITED = Counter("usage_rate_limited_total", "Requests refused by the per-key rate limit")
+AUTH_FAILURES_LIMITED = Counter(
+    "usage_auth_failures_limited_total",
+    "Requests refused because their address sent too many unknown keys",
+)
 
 
 class Metrics(PrometheusController):
@@ -28,3 +42,37 @@ def count_ingested(stored: Iterable[Event], duplicates: int) -> None:
     for event_type, count in Tally(type(e).__struct_config__.tag for e in stored).items():
         EVENTS_STORED.labels(type=event_type).inc(count)
     EVENTS_DUPLICATE.inc(duplicates)
+
+
+def count_requests(app: ASGIApp) -> ASGIApp:
+    """ASGI wrapper: each answer counted and timed by route template and status."""
+
+    async def counting(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        method = scope["method"]
+        started = time.perf_counter()
+        status = 500
+
+        async def send_counted(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        in_progress = IN_PROGRESS.labels(method=method)
+        in_progress.inc()
+        try:
+            await app(scope, receive, send_counted)
+        finally:
+            in_progress.dec()
+            labels = {
+                "method": method,
+                "path": scope.get("path_template") or UNMATCHED,
+                "status_code": str(status),
+            }
+            REQUESTS.labels(**labels).inc()
+            DURATION.labels(**labels).observe(time.perf_counter() - started)
+
+    return counting

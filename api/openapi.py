@@ -2,42 +2,59 @@
 reads from its raw body, and the CSV that every usage route can answer with."""
 
 from dataclasses import dataclass
-from typing import Any
 
 import msgspec
+from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.openapi.spec import (
+    Components,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    RequestBody,
+    Schema,
+    SecurityScheme,
+)
 
-from api.events import Event
+from api.events import SLUG_PATTERN, Event, schema_hook
 from api.parsing import SHAPE_OF_MEDIA_TYPE, BodyShape
 
 CSV = "text/csv"
 
+BEARER_KEY = "BearerKey"
 OPENAPI_CONFIG = OpenAPIConfig(
     title="Usage",
     version="1.0.0",
     description="Metering service of the agent platform: ingest and usage reads.",
+    security=[{BEARER_KEY: []}],
+    components=Components(
+        security_schemes={
+            BEARER_KEY: SecurityScheme(
+                type="http",
+                scheme="bearer",
+                description="An API key: Authorization: Bearer <key>",
+            )
+        }
+    ),
+)
+PUBLIC_SECURITY: list[dict[str, list[str]]] = [{}]  # a route anyone may call
+
+
+(_EVENT, _BATCH), _EVENT_COMPONENTS = msgspec.json.schema_components(
+    [Event, list[Event]], schema_hook=schema_hook, ref_template="#/components/schemas/{name}"
 )
 
 
-def _inline(schema: Any, components: dict[str, Any]) -> Any:
-    """``schema`` with every ``$ref`` replaced by the component it names. Litestar rebuilds
-    the document's components from its own types, so these schemas must stand alone."""
-    if isinstance(schema, dict):
-        if "$ref" in schema:
-            return _inline(components[schema["$ref"].rsplit("/", 1)[1]], components)
-        return {key: _inline(value, components) for key, value in schema.items()}
-    if isinstance(schema, list):
-        return [_inline(item, components) for item in schema]
-    return schema
+def add_event_schemas(app: Litestar) -> None:
+    """Puts the CloudEvents' schemas among the document's components: Litestar builds
+    those from the types of its own handlers' signatures, and POST /events reads its body
+    by hand. The document is built once and kept, so this lasts."""
+    components = app.openapi_schema.components
+    assert components.schemas is not None
+    assert not components.schemas.keys() & _EVENT_COMPONENTS.keys(), "a component name clash"
+    components.schemas.update(_EVENT_COMPONENTS)  # type: ignore[arg-type]
 
 
-def _event_schemas() -> tuple[dict[str, Any], dict[str, Any]]:
-    (event, batch), components = msgspec.json.schema_components([Event, list[Event]])
-    return _inline(event, components), _inline(batch, components)
-
-
-_EVENT, _BATCH = _event_schemas()
 _SCHEMA_OF_SHAPE = {
     BodyShape.BATCH: _BATCH,
     BodyShape.SINGLE: _EVENT,
@@ -63,7 +80,9 @@ class IngestOperation(Operation):
 
 @dataclass
 class UsageOperation(Operation):
-    """A usage route: JSON, or its series as CSV with Accept: text/csv or format=csv."""
+    """A usage route: JSON, or its series as CSV with Accept: text/csv or format=csv. Its
+    optional query parameters are plain values (a query string cannot send null), and
+    ``org`` is a slug."""
 
     def __post_init__(self) -> None:
         if self.responses and "200" in self.responses:
@@ -72,3 +91,15 @@ class UsageOperation(Operation):
                 **(ok.content or {}),  # type: ignore[union-attr]
                 CSV: OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING)),
             }
+        for parameter in self.parameters or []:
+            schema = parameter.schema  # type: ignore[union-attr]
+            if isinstance(schema, Schema) and schema.one_of:
+                (parameter.schema,) = [  # type: ignore[union-attr]
+                    option
+                    for option in schema.one_of
+                    if not (isinstance(option, Schema) and option.type == OpenAPIType.NULL)
+                ]
+                for name in ("description", "enum", "format"):
+                    setattr(parameter.schema, name, getattr(schema, name, None))
+            if parameter.name == "org" and isinstance(parameter.schema, Schema):  # type: ignore[union-attr]
+                parameter.schema.pattern = SLUG_PATTERN  # type: ignore[union-attr]

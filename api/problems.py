@@ -9,7 +9,9 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
-from psycopg_pool import PoolTimeout
+from psycopg_pool import PoolClosed, PoolTimeout
+
+from api.availability import DatabaseReadOnly, DatabaseUnavailable
 
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = 5
@@ -20,6 +22,7 @@ _TITLES = {
     403: "Forbidden",
     404: "Not found",
     405: "Method not allowed",
+    406: "Not acceptable",
     413: "Request too large",
     415: "Unsupported media type",
     422: "Invalid events",
@@ -64,6 +67,16 @@ class Problem(Exception):
         self.headers = headers or {}
 
 
+def problem(status: int, detail: str, errors: list[Any] | None = None) -> ProblemDetails:
+    return ProblemDetails(
+        type="about:blank",
+        title=_TITLES.get(status, "Error"),
+        status=status,
+        detail=detail,
+        errors=errors,
+    )
+
+
 def problem_response(
     status: int,
     detail: str,
@@ -72,13 +85,7 @@ def problem_response(
     headers: dict[str, str] | None = None,
 ) -> Response[ProblemDetails]:
     return Response(
-        ProblemDetails(
-            type="about:blank",
-            title=_TITLES.get(status, "Error"),
-            status=status,
-            detail=detail,
-            errors=errors,
-        ),
+        problem(status, detail, errors),
         status_code=status,
         media_type=PROBLEM_JSON,
         headers=headers,
@@ -104,9 +111,14 @@ def _from_http_exception(_: Request, exc: HTTPException) -> Response[ProblemDeta
 
 
 def _from_database_error(_: Request, exc: Exception) -> Response[ProblemDetails]:
+    reason = (
+        "the database is read-only"
+        if isinstance(exc, DatabaseReadOnly | psycopg.errors.ReadOnlySqlTransaction)
+        else "the database is unavailable"
+    )
     return problem_response(
         HTTP_503_SERVICE_UNAVAILABLE,
-        "the database is unavailable; nothing was changed, retry later",
+        f"{reason}; nothing was changed, retry later",
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
 
@@ -119,8 +131,13 @@ def _from_unexpected(request: Request, exc: Exception) -> Response[ProblemDetail
 EXCEPTION_HANDLERS = {
     Problem: _from_problem,
     HTTPException: _from_http_exception,
+    # Connection lost, server shutting down or out of resources, a standby or read-only
+    # database, no connection within the wait: none is the client's doing, all pass.
     psycopg.OperationalError: _from_database_error,
+    psycopg.errors.ReadOnlySqlTransaction: _from_database_error,
     PoolTimeout: _from_database_error,
+    PoolClosed: _from_database_error,
+    DatabaseUnavailable: _from_database_error,
     Exception: _from_unexpected,
 }
 

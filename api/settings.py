@@ -1,10 +1,13 @@
 """Configuration, read from the environment once at start-up."""
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import TypeVar
 
 import msgspec
+
+from api.rate_limit import IpNetwork
 
 # Where `make` builds the page (frontend/dist).
 DEFAULT_PAGE_DIR = Path(__file__).resolve().parent.parent / "frontend" / "dist"
@@ -19,6 +22,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Per API key: requests per second sustained, and at once; a rate of 0 turns it off.
     rate_limit: float = 50.0
     rate_burst: int = 100
+    # Per client address: unknown keys per second sustained, and at once.
+    auth_failure_rate: float = 1.0
+    auth_failure_burst: int = 20
+    # Proxies whose X-Forwarded-For names the client (for the limit above).
+    trusted_proxies: tuple[IpNetwork, ...] = ()
     log_level: str = "INFO"
 
     @classmethod
@@ -40,8 +48,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ),
             rate_limit=_number("USAGE_RATE_LIMIT", float, 50.0, least=0),
             rate_burst=_number("USAGE_RATE_BURST", int, 100, least=1),
+            auth_failure_rate=_number("USAGE_AUTH_FAILURE_RATE", float, 1.0, least=0),
+            auth_failure_burst=_number("USAGE_AUTH_FAILURE_BURST", int, 20, least=1),
+            trusted_proxies=_networks("USAGE_TRUSTED_PROXIES"),
             log_level=_log_level(),
         )
+
+
+def _networks(name: str) -> tuple[IpNetwork, ...]:
+    texts = [text.strip() for text in os.environ.get(name, "").split(",") if text.strip()]
+    try:
+        return tuple(ipaddress.ip_network(text) for text in texts)
+    except ValueError as error:
+        raise SystemExit(f"{name} must be IP addresses or networks (CIDR): {error}") from None
 
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")

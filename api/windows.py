@@ -4,9 +4,10 @@ Pure: no I/O, the clock is a parameter. Bucket alignment is ``api.buckets``'.
 """
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from api.buckets import EPOCH, WEEK, ceil_to, floor_to
+from api.buckets import WEEK, ceil_to, floor_to
+from api.timestamps import TimestampError, parse_rfc3339
 
 BUCKET_WIDTHS = {
     "5m": timedelta(minutes=5),
@@ -27,6 +28,18 @@ MAX_SPAN = timedelta(days=800)
 MAX_BUCKETS = 2_000
 AUTO_MAX_BUCKETS = 300
 TOP_RANGE = range(1, 101)
+MIN_PRESET_BUCKETS = 4
+# A preset's bucket override: widths that divide it into whole buckets, neither too few to
+# draw nor more than a window may have (24h: 5m..6h; 7d: 15m..1d; 30d: 30m..1d).
+PRESET_WIDTHS = {
+    name: [
+        bucket
+        for bucket, width in BUCKET_WIDTHS.items()
+        if duration % width == timedelta(0)
+        and MIN_PRESET_BUCKETS <= duration // width <= MAX_BUCKETS
+    ]
+    for name, (_, duration) in PRESETS.items()
+}
 
 
 class WindowError(ValueError):
@@ -67,17 +80,9 @@ class Window:
 
 def parse_timestamp(field: str, text: str) -> datetime:
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise WindowError(
-            field, f"{field} must be an RFC 3339 timestamp such as 2026-11-01T00:00:00Z"
-        ) from None
-    if moment.tzinfo is None:
-        raise WindowError(field, f"{field} needs a UTC offset, such as Z or +02:00")
-    if moment < EPOCH:
-        # Nothing is stored before 1970, and bucket arithmetic near year 1 would overflow.
-        raise WindowError(field, f"{field} must be a time from 1970 on")
-    return moment.astimezone(UTC)
+        return parse_rfc3339(text, truncate=False)
+    except TimestampError as error:
+        raise WindowError(field, f"{field} {error}") from None
 
 
 def resolve_window(
@@ -109,19 +114,23 @@ def resolve_window(
 def _preset(name: str, bucket: str | None, as_of: datetime) -> Window:
     default_bucket, duration = PRESETS[name]
     bucket = bucket or default_bucket
+    if bucket not in PRESET_WIDTHS[name]:
+        raise WindowError(
+            "bucket",
+            f"range={name} takes bucket {', '.join(PRESET_WIDTHS[name])}, not {bucket}: "
+            f"widths that divide {name} into {MIN_PRESET_BUCKETS:,} to {MAX_BUCKETS:,} buckets",
+        )
     width = BUCKET_WIDTHS[bucket]
     window_end = ceil_to(as_of, width)
-    counted_from = window_end - duration
-    return _checked(
-        Window(
-            range=name,
-            bucket=bucket,
-            width=width,
-            start=floor_to(counted_from, width),
-            end=window_end,
-            counted_from=counted_from,
-            as_of=as_of,
-        )
+    start = window_end - duration
+    return Window(
+        range=name,
+        bucket=bucket,
+        width=width,
+        start=start,
+        end=window_end,
+        counted_from=start,
+        as_of=as_of,
     )
 
 

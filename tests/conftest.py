@@ -15,7 +15,7 @@ from api.embedded_postgres import EmbeddedPostgres
 from api.keys import CreatedKey, Scope, create_key, revoke_key
 from api.settings import Settings
 from tests.database import reset, with_connection
-from tests.server import live_server
+from tests.server import UNLIMITED, live_server
 
 
 @pytest.fixture(scope="session")
@@ -56,8 +56,8 @@ def db(database_url: str) -> str:
 
 @pytest.fixture(scope="session")
 def client(database_url: str) -> Iterator[TestClient]:
-    # Tests send far faster than any caller should; tests/test_limits.py checks the limit.
-    settings = Settings(database_url=database_url, rate_limit=0)
+    # Tests send far faster than any caller should; tests/test_rate_limit.py checks the limits.
+    settings = Settings(database_url=database_url, rate_limit=0, auth_failure_rate=0)
     with TestClient(app=create_app(settings)) as test_client:
         yield test_client
 
@@ -65,7 +65,7 @@ def client(database_url: str) -> Iterator[TestClient]:
 @pytest.fixture(scope="session")
 def server_url(database_url: str) -> Iterator[str]:
     """The real HTTP server (`usage-api serve`) over the test database."""
-    with live_server(database_url, USAGE_RATE_LIMIT="0") as base_url:
+    with live_server(database_url, **UNLIMITED) as base_url:
         yield base_url
 
 

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 USAGE_API = shutil.which("usage-api", path=os.path.dirname(sys.executable))
+# Tests send far faster than any caller should, and bad keys on purpose: no rate limits
+# (tests/test_rate_limit.py checks them).
+UNLIMITED = {"USAGE_RATE_LIMIT": "0", "USAGE_AUTH_FAILURE_RATE": "0"}
 
 
 def _free_port() -> int:

@@ -61,14 +61,18 @@ def test_a_key_is_stored_only_as_its_hash(database_url, new_key):
 @pytest.mark.parametrize("method", ["HEAD", "OPTIONS", "PUT", "DELETE", "PATCH"])
 @pytest.mark.parametrize("path", ["/orgs/acme/usage/llm", "/usage/llm", "/events", "/nowhere"])
 def test_other_methods_without_a_key_are_answered_not_failed(client, method, path):
-    """Unauthenticated OPTIONS is Litestar's Allow answer (as CORS preflights need); the rest
-    are 404/405 problems, never a 500."""
+    """Unauthenticated OPTIONS is Litestar's Allow answer (as CORS preflights need); HEAD is
+    GET without a body (so a usage route wants a key); the rest are 404/405 problems, never
+    a 500."""
     response = client.request(method, path)
     if path == "/nowhere":
         assert response.status_code == 404
     elif method == "OPTIONS":
         assert response.status_code == 204
         assert "OPTIONS" in response.headers["allow"]
+    elif method == "HEAD" and path != "/events":
+        assert response.status_code == 401
+        assert response.content == b""
     else:
         assert response.status_code == 405
         assert response.headers["content-type"] == "application/problem+json"

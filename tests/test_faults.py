@@ -21,7 +21,7 @@ from api.embedded_postgres import EmbeddedPostgres
 from api.keys import Scope, create_key
 from tests.database import reset, rows, with_connection
 from tests.factories import BATCH, llm_call, post_events
-from tests.server import Server, running_server
+from tests.server import UNLIMITED, Server, running_server
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def key(cluster) -> str:
 @pytest.fixture
 def server(cluster) -> Iterator[Server]:
     reset(cluster.url)
-    with running_server(cluster.url, USAGE_RATE_LIMIT="0") as running:
+    with running_server(cluster.url, **UNLIMITED) as running:
         yield running
 
 

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from tests.factories import llm_call
-from tests.server import running_server
+from tests.server import UNLIMITED, running_server
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +17,7 @@ def logged(database_url, tmp_path_factory):
     def lines() -> list[dict]:
         return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
 
-    with running_server(database_url, log=log, USAGE_RATE_LIMIT="0") as server:
+    with running_server(database_url, log=log, **UNLIMITED) as server:
         yield server.url, lines, log
 
 

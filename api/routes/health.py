@@ -3,9 +3,12 @@
 import msgspec
 from litestar import get
 from litestar.di import NamedDependency
-from psycopg_pool import AsyncConnectionPool
+from sqlalchemy import func, literal, select
 
 from api.auth import PUBLIC
+from api.availability import Database, DatabaseReadOnly
+from api.db import compile_statement, execute
+from api.openapi import PUBLIC_SECURITY
 from api.problems import problem_responses
 
 
@@ -13,7 +16,13 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     status: str
 
 
-@get("/healthz", opt=PUBLIC, tags=["health"], summary="The process is running")
+@get(
+    "/healthz",
+    opt=PUBLIC,
+    security=PUBLIC_SECURITY,
+    tags=["health"],
+    summary="The process is running",
+)
 async def healthz() -> Health:
     return Health(status="ok")
 
@@ -21,11 +30,21 @@ async def healthz() -> Health:
 @get(
     "/readyz",
     opt=PUBLIC,
+    security=PUBLIC_SECURITY,
     tags=["health"],
-    summary="The database answers",
+    summary="The database answers and takes writes",
     responses=problem_responses(503),
 )
-async def readyz(pool: NamedDependency[AsyncConnectionPool]) -> Health:
-    async with pool.connection(timeout=2.0) as conn:
-        await conn.execute("SELECT 1")
+async def readyz(database: NamedDependency[Database]) -> Health:
+    async with database.connection() as conn:
+        cursor = await execute(conn, _READ_ONLY)
+        (read_only,) = await cursor.fetchone()
+    if read_only:
+        raise DatabaseReadOnly
     return Health(status="ready")
+
+
+# A standby, or default_transaction_read_only: events could not be stored.
+_READ_ONLY = compile_statement(
+    select(func.current_setting("transaction_read_only") == literal("on"))
+)

@@ -7,9 +7,11 @@ from pathlib import Path
 
 from litestar import Response, Router, get
 from litestar.datastructures import CacheControlHeader
+from litestar.params import FromPath
 from litestar.static_files import create_static_files_router
 
 from api.auth import PUBLIC
+from api.events import is_slug
 from api.problems import Problem
 
 # Served from here, the page talks to this origin only; Observable Plot sets inline styles.
@@ -29,7 +31,9 @@ def page_router(page_dir: Path) -> Router:
     index = page_dir / "index.html"
 
     @get("/organizations/{org:str}/activity/usage", media_type="text/html")
-    async def usage_page() -> Response[bytes]:
+    async def usage_page(org: FromPath[str]) -> Response[bytes]:
+        if not is_slug(org):
+            raise Problem(404, f"organization {org!r} not found")
         if not index.is_file():
             raise Problem(
                 503,

@@ -1,7 +1,9 @@
 """GET usage: one organization's (read or admin key) or all organizations' (admin key)."""
 
 import csv
+import hashlib
 import io
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -10,13 +12,14 @@ from typing import Annotated, Any
 import msgspec
 import psycopg
 from litestar import Controller, Request, Response, get
-from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, QueryParameter
-from psycopg_pool import AsyncConnectionPool
 
 from api.auth import requires
+from api.availability import Database
+from api.events import is_slug
 from api.keys import ApiKey, Scope
+from api.negotiation import preferred
 from api.openapi import CSV, UsageOperation
 from api.problems import ErrorItem, Problem, problem_responses
 from api.sections.allocated import compute_usage, storage_usage
@@ -39,6 +42,7 @@ _Section = Callable[[psycopg.AsyncConnection, SectionQuery], Awaitable[Any]]
 
 
 def _window_query(
+    request: Request,
     org: str | None,
     range_: str | None,
     start: str | None,
@@ -46,16 +50,30 @@ def _window_query(
     bucket: str | None,
     top: int,
 ) -> SectionQuery:
+    unknown = sorted(set(request.query_params) - _PARAMETERS)
+    if unknown:
+        errors = [ErrorItem(field=name, message="is not a parameter of this route")
+                  for name in unknown]  # fmt: skip
+        known = ", ".join(sorted(_PARAMETERS))
+        raise Problem(400, f"unknown parameter(s) {', '.join(map(repr, unknown))}; known: "
+                           f"{known}", errors=errors)  # fmt: skip
     try:
         window = resolve_window(
             now=datetime.now(UTC), range_=range_, start=start, end=end, bucket=bucket
         )
+        # Litestar's conversion also reads 1e2 and 10.0 as integers; top is digits only.
+        if not _DIGITS.fullmatch(request.query_params.get("top", "10")):
+            raise WindowError("top", "top must be a whole number between 1 and 100")
         return SectionQuery(window=window, org=org, top=check_top(top))
     except WindowError as error:
         raise Problem(
             400, str(error), errors=[ErrorItem(field=error.field, message=str(error))]
         ) from None
 
+
+_DIGITS = re.compile("[0-9]+")
+# A misspelt parameter (or one of another route) is refused, not silently ignored.
+_PARAMETERS = {"range", "start", "end", "bucket", "top", "format"}
 
 # The window parameters, declared once for every usage route.
 RangeParam = Annotated[
@@ -94,8 +112,9 @@ FormatParam = Annotated[
     str | None,
     QueryParameter(
         name="format",
-        description="csv: the series as CSV (as does Accept: text/csv).",
-        schema_extra={"enum": ["json", "csv"]},
+        # Not in the document: it cannot say that format=csv changes the answer's type, and
+        # generated clients would read CSV as JSON. Accept: text/csv says it (and is there).
+        include_in_schema=False,
     ),
 ]
 
@@ -112,9 +131,9 @@ async def org_query(
     """The query of a one-organization read, once the key may read that organization (that
     the organization exists is checked with the section's own queries)."""
     api_key: ApiKey = request.user
-    if api_key.scope is Scope.READ and api_key.org != org:
+    if not is_slug(org) or (api_key.scope is Scope.READ and api_key.org != org):
         raise _not_found(org)
-    return _window_query(org, range_, start, end, bucket, top)
+    return _window_query(request, org, range_, start, end, bucket, top)
 
 
 def _not_found(org: str) -> Problem:
@@ -122,40 +141,64 @@ def _not_found(org: str) -> Problem:
 
 
 async def all_orgs_query(
+    request: Request,
     range_: RangeParam = None,
     start: StartParam = None,
     end: EndParam = None,
     bucket: BucketParam = None,
     top: TopParam = 10,
 ) -> SectionQuery:
-    return _window_query(None, range_, start, end, bucket, top)
+    return _window_query(request, None, range_, start, end, bucket, top)
 
 
 async def _answer(
     request: Request,
-    pool: AsyncConnectionPool,
+    database: Database,
     section: _Section,
     query: SectionQuery,
     output: str | None,
 ) -> Any:
-    if output not in (None, "json", "csv"):
-        message = f"format must be json or csv, not {output!r}"
-        raise Problem(400, message, errors=[ErrorItem(field="format", message=message)])
+    media_type = _media_type(request, output)
     try:
-        async with pool.connection() as conn:
+        async with database.connection() as conn:
             usage = await section(conn, query)
     except UnknownOrg:
         raise _not_found(query.org or "") from None
-    if output == "csv" or (output is None and _prefers_csv(request)):
-        return _csv_response(usage.series)
-    return usage
+    headers = {"Cache-Control": "private, no-cache", "Vary": "Accept, Authorization"}
+    if media_type == CSV:
+        body = _csv(usage.series).encode()
+        name = f"usage-{query.org or 'all'}-{_SECTION_NAMES[section]}-{query.window.range}.csv"
+        headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    else:
+        body = msgspec.json.encode(usage)
+    # The same answer has the same tag: a client that passes the same end revalidates (304).
+    headers["ETag"] = f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
+    return Response(body, media_type=media_type, headers=headers)
 
 
-def _prefers_csv(connection: ASGIConnection) -> bool:
-    return connection.accept.best_match(["application/json", CSV]) == CSV
+_SECTION_NAMES = {
+    llm_usage: "llm",
+    compute_usage: "compute",
+    storage_usage: "storage",
+    platform_usage: "platform",
+}
+_JSON = "application/json"
 
 
-def _csv_response(series: list[msgspec.Struct]) -> Response[str]:
+def _media_type(request: Request, output: str | None) -> str:
+    """JSON or CSV: ``format`` if given, else what Accept prefers (406 if neither)."""
+    if output is not None:
+        if output not in ("json", "csv"):
+            message = f"format must be json or csv, not {output!r}"
+            raise Problem(400, message, errors=[ErrorItem(field="format", message=message)])
+        return CSV if output == "csv" else _JSON
+    chosen = preferred(request.headers.get("accept"), [_JSON, CSV])
+    if chosen is None:
+        raise Problem(406, f"this route answers {_JSON} or {CSV}; Accept allows neither")
+    return chosen
+
+
+def _csv(series: list[msgspec.Struct]) -> str:
     """The series as RFC 4180 CSV: a header row, then one row per bucket, oldest first."""
     rows = msgspec.to_builtins(series)
     out = io.StringIO()
@@ -164,7 +207,7 @@ def _csv_response(series: list[msgspec.Struct]) -> Response[str]:
     writer.writerow(columns)
     for row in rows:
         writer.writerow(_csv_value(row[name]) for name in columns)
-    return Response(out.getvalue(), media_type=CSV)
+    return out.getvalue()
 
 
 def _csv_value(value: Any) -> Any:
@@ -176,7 +219,9 @@ def _csv_value(value: Any) -> Any:
 # Every usage route: its problems declared (Litestar would document a 400 as
 # application/json) and CSV as the other media type of its 200.
 usage_get = partial(
-    get, responses=problem_responses(400, 401, 403, 404, 429, 503), operation_class=UsageOperation
+    get,
+    responses=problem_responses(400, 401, 403, 404, 406, 429, 503),
+    operation_class=UsageOperation,
 )
 _CSV_NOTE = " With Accept: text/csv or format=csv: the series as CSV."
 
@@ -198,11 +243,11 @@ class OrgUsage(Controller):
     async def llm(
         self,
         request: Request,
-        pool: NamedDependency[AsyncConnectionPool],
+        database: NamedDependency[Database],
         usage_query: NamedDependency[SectionQuery],
         output: FormatParam = None,
     ) -> LlmUsage:
-        return await _answer(request, pool, llm_usage, usage_query, output)
+        return await _answer(request, database, llm_usage, usage_query, output)
 
     @usage_get(
         "/compute",
@@ -213,11 +258,11 @@ class OrgUsage(Controller):
     async def compute(
         self,
         request: Request,
-        pool: NamedDependency[AsyncConnectionPool],
+        database: NamedDependency[Database],
         usage_query: NamedDependency[SectionQuery],
         output: FormatParam = None,
     ) -> ComputeUsage:
-        return await _answer(request, pool, compute_usage, usage_query, output)
+        return await _answer(request, database, compute_usage, usage_query, output)
 
     @usage_get(
         "/storage",
@@ -228,11 +273,11 @@ class OrgUsage(Controller):
     async def storage(
         self,
         request: Request,
-        pool: NamedDependency[AsyncConnectionPool],
+        database: NamedDependency[Database],
         usage_query: NamedDependency[SectionQuery],
         output: FormatParam = None,
     ) -> StorageUsage:
-        return await _answer(request, pool, storage_usage, usage_query, output)
+        return await _answer(request, database, storage_usage, usage_query, output)
 
     @usage_get(
         "/platform",
@@ -243,11 +288,11 @@ class OrgUsage(Controller):
     async def platform(
         self,
         request: Request,
-        pool: NamedDependency[AsyncConnectionPool],
+        database: NamedDependency[Database],
         usage_query: NamedDependency[SectionQuery],
         output: FormatParam = None,
     ) -> PlatformUsage:
-        return await _answer(request, pool, platform_usage, usage_query, output)
+        return await _answer(request, database, platform_usage, usage_query, output)
 
 
 class AllOrgsUsage(Controller):
@@ -267,11 +312,11 @@ class AllOrgsUsage(Controller):
     async def llm(
         self,
         request: Request,
-        pool: NamedDependency[AsyncConnectionPool],
+        database: NamedDependency[Database],
         usage_query: NamedDependency[SectionQuery],
         output: FormatParam = None,
     ) -> AllOrgsLlmUsage:
-        return await _answer(request, pool, llm_usage, usage_query, output)
+        return await _answer(request, database, llm_usage, usage_query, output)
 
     @usage_get(
         "/compute",
@@ -282,11 +327,11 @@ class AllOrgsUsage(Controller):
     async def compute(
         self,
         request: Request,
-        pool: NamedDependency[AsyncConnectionPool],
+        database: NamedDependency[Database],
         usage_query: NamedDependency[SectionQuery],
         output: FormatParam = None,
     ) -> AllOrgsComputeUsage:
-        return await _answer(request, pool, compute_usage, usage_query, output)
+        return await _answer(request, database, compute_usage, usage_query, output)
 
     @usage_get(
         "/storage",
@@ -297,11 +342,11 @@ class AllOrgsUsage(Controller):
     async def storage(
         self,
         request: Request,
-        pool: NamedDependency[AsyncConnectionPool],
+        database: NamedDependency[Database],
         usage_query: NamedDependency[SectionQuery],
         output: FormatParam = None,
     ) -> AllOrgsStorageUsage:
-        return await _answer(request, pool, storage_usage, usage_query, output)
+        return await _answer(request, database, storage_usage, usage_query, output)
 
     @usage_get(
         "/platform",
@@ -312,8 +357,8 @@ class AllOrgsUsage(Controller):
     async def platform(
         self,
         request: Request,
-        pool: NamedDependency[AsyncConnectionPool],
+        database: NamedDependency[Database],
         usage_query: NamedDependency[SectionQuery],
         output: FormatParam = None,
     ) -> AllOrgsPlatformUsage:
-        return await _answer(request, pool, platform_usage, usage_query, output)
+        return await _answer(request, database, platform_usage, usage_query, output)

@@ -140,7 +140,7 @@ def test_times_before_1970_are_refused():
     with pytest.raises(InvalidEvents) as refused:
         parse_events(msgspec.json.encode([event]), BodyShape.BATCH, NOW)
     assert [(e.field, e.message) for e in refused.value.errors] == [
-        ("time", "must not be before 1970")
+        ("time", "must be in the years 1970 to 9999 in UTC")
     ]
 
 

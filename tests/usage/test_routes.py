@@ -29,7 +29,7 @@ def usage(client, db, ingest_key):
         ({"range": "24h", "start": END, "end": END}, "start", "not both"),
         ({"start": END}, "end", "needs end"),
         ({"start": END, "end": END}, "start", "before end"),
-        ({"start": "2026-11-02T00:00:00", "end": END}, "start", "UTC offset"),
+        ({"start": "2026-11-02T00:00:00", "end": END}, "start", "RFC 3339"),
         ({"start": "yesterday", "end": END}, "start", "RFC 3339"),
         ({"range": "90d"}, "range", "24h, 7d, 30d"),
         ({"bucket": "2h"}, "bucket", "5m, 15m, 30m, 1h, 6h, 1d, 7d"),

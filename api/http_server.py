@@ -1,0 +1,71 @@
+"""The HTTP server: uvicorn, with a deadline for each request's headers.
+
+uvicorn closes idle keep-alive connections but waits forever for headers that never end: a
+client sending one header byte a minute (slowloris) holds its connection, and enough of
+them hold every connection the process can take. Headers must now be complete within
+``HEADER_TIMEOUT`` of the connection's first byte (or of its opening).
+"""
+
+import asyncio
+
+import h11
+import uvicorn
+from litestar import Litestar
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+HEADER_TIMEOUT = 10.0  # seconds for a request's headers, from its first byte
+KEEP_ALIVE_TIMEOUT = 5  # seconds an idle connection is kept between requests
+GRACEFUL_SHUTDOWN_TIMEOUT = 30  # seconds for the requests in flight at SIGTERM
+
+
+class HeadersInTime(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol (h11), closing connections whose headers are late."""
+
+    _headers_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._expect_headers()
+
+    def data_received(self, data: bytes) -> None:
+        self._expect_headers()
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:
+            self._cancel_deadline()  # the headers are in
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_deadline()
+        super().connection_lost(exc)
+
+    def on_response_complete(self) -> None:
+        # Between requests the keep-alive timeout applies, until the next request's bytes.
+        self._cancel_deadline()
+        super().on_response_complete()
+
+    def _expect_headers(self) -> None:
+        if self._headers_deadline is None and self.conn.their_state is h11.IDLE:
+            self._headers_deadline = self.loop.call_later(HEADER_TIMEOUT, self._headers_late)
+
+    def _cancel_deadline(self) -> None:
+        if self._headers_deadline is not None:
+            self._headers_deadline.cancel()
+            self._headers_deadline = None
+
+    def _headers_late(self) -> None:
+        self._headers_deadline = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.close()
+
+
+def serve(app: Litestar, host: str, port: int, log_config: dict) -> None:
+    """Until SIGTERM or Ctrl-C: then stop accepting, finish the requests in flight (up to
+    ``GRACEFUL_SHUTDOWN_TIMEOUT``) and close the pool."""
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        http=HeadersInTime,
+        log_config=log_config,
+        timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_TIMEOUT,
+    )

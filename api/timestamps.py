@@ -1,0 +1,57 @@
+"""RFC 3339 timestamps, parsed exactly as DESIGN §3 says (pure, no I/O).
+
+``datetime.fromisoformat`` and msgspec accept more than RFC 3339 (week dates, the basic
+format, a space separator, seconds in the offset) and round nanoseconds up into the next
+second; both are wrong for a meter, so timestamps are parsed here.
+"""
+
+import re
+from datetime import UTC, datetime, timedelta, timezone
+
+EARLIEST_YEAR, LATEST_YEAR = 1970, 9999
+
+# [0-9], not \d: \d matches every Unicode digit.
+_RFC3339 = re.compile(
+    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})[Tt]"
+    r"(?P<time>[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.(?P<fraction>[0-9]+))?"
+    r"(?:(?P<utc>[Zz])|(?P<sign>[+-])(?P<hours>[0-9]{2}):(?P<minutes>[0-9]{2}))"
+)
+EXAMPLE = "2026-11-01T00:00:00Z"
+
+
+class TimestampError(ValueError):
+    """Not an RFC 3339 timestamp this service can use; the message says why."""
+
+
+def parse_rfc3339(text: str, *, truncate: bool) -> datetime:
+    """The UTC instant ``text`` names. Fractions finer than microseconds are truncated toward
+    the past when ``truncate`` (event times: never rounded into the next bucket), refused
+    otherwise (query times)."""
+    found = _RFC3339.fullmatch(text)
+    if found is None:
+        raise TimestampError(f"must be an RFC 3339 timestamp such as {EXAMPLE}")
+    fraction = found["fraction"] or ""
+    if len(fraction) > 6 and not truncate:
+        raise TimestampError("must not have more than 6 fractional digits (microseconds)")
+    offset = timedelta(0)
+    if found["sign"]:
+        hours, minutes = int(found["hours"]), int(found["minutes"])
+        if hours > 23 or minutes > 59:
+            raise TimestampError(
+                f"has an offset out of range: {found['sign']}{hours:02}:{minutes:02}"
+            )
+        offset = timedelta(hours=hours, minutes=minutes) * (-1 if found["sign"] == "-" else 1)
+    try:
+        local = datetime.fromisoformat(f"{found['date']}T{found['time']}").replace(
+            microsecond=int(fraction[:6].ljust(6, "0")), tzinfo=timezone(offset)
+        )
+    except ValueError:
+        raise TimestampError(f"is not a valid date and time: {text}") from None
+    out_of_range = TimestampError(f"must be in the years {EARLIEST_YEAR} to {LATEST_YEAR} in UTC")
+    try:
+        moment = local.astimezone(UTC)
+    except OverflowError:  # past year 1 or 9999 in UTC
+        raise out_of_range from None
+    if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+        raise out_of_range
+    return moment
