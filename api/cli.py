@@ -68,10 +68,9 @@ def _migrate(_: argparse.Namespace) -> None:
 def _serve(args: argparse.Namespace) -> None:
     from api.app import create_app
     from api.http_server import serve
-    from api.logs import log_config
 
     settings = Settings.from_env()
-    serve(create_app(settings), args.host, args.port, log_config(settings.log_level))
+    serve(create_app(settings), args.host, args.port, settings)
 
 
 async def _connect() -> psycopg.AsyncConnection:

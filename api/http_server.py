@@ -3,7 +3,8 @@
 uvicorn closes idle keep-alive connections but waits forever for headers that never end: a
 client sending one header byte a minute (slowloris) holds its connection, and enough of
 them hold every connection the process can take. Headers must now be complete within
-``HEADER_TIMEOUT`` of the connection's first byte (or of its opening).
+the header timeout (``USAGE_HEADER_TIMEOUT``, 10 s) of the connection's opening or, between
+requests, of the next request's first byte.
 """
 
 import asyncio
@@ -13,7 +14,9 @@ import uvicorn
 from litestar import Litestar
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-HEADER_TIMEOUT = 10.0  # seconds for a request's headers, from its first byte
+from api.logs import log_config
+from api.settings import Settings
+
 KEEP_ALIVE_TIMEOUT = 5  # seconds an idle connection is kept between requests
 GRACEFUL_SHUTDOWN_TIMEOUT = 30  # seconds for the requests in flight at SIGTERM
 
@@ -21,6 +24,7 @@ GRACEFUL_SHUTDOWN_TIMEOUT = 30  # seconds for the requests in flight at SIGTERM
 class HeadersInTime(H11Protocol):
     """uvicorn's HTTP/1.1 protocol (h11), closing connections whose headers are late."""
 
+    header_timeout: float  # set by ``serve``
     _headers_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -44,7 +48,7 @@ class HeadersInTime(H11Protocol):
 
     def _expect_headers(self) -> None:
         if self._headers_deadline is None and self.conn.their_state is h11.IDLE:
-            self._headers_deadline = self.loop.call_later(HEADER_TIMEOUT, self._headers_late)
+            self._headers_deadline = self.loop.call_later(self.header_timeout, self._headers_late)
 
     def _cancel_deadline(self) -> None:
         if self._headers_deadline is not None:
@@ -57,15 +61,16 @@ class HeadersInTime(H11Protocol):
             self.transport.close()
 
 
-def serve(app: Litestar, host: str, port: int, log_config: dict) -> None:
+def serve(app: Litestar, host: str, port: int, settings: Settings) -> None:
     """Until SIGTERM or Ctrl-C: then stop accepting, finish the requests in flight (up to
     ``GRACEFUL_SHUTDOWN_TIMEOUT``) and close the pool."""
+    protocol = type("HeadersInTime", (HeadersInTime,), {"header_timeout": settings.header_timeout})
     uvicorn.run(
         app,
         host=host,
         port=port,
-        http=HeadersInTime,
-        log_config=log_config,
+        http=protocol,
+        log_config=log_config(settings.log_level),
         timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_TIMEOUT,
     )

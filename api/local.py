@@ -9,6 +9,7 @@ import asyncio
 import os
 from pathlib import Path
 
+import msgspec
 import psycopg
 from sqlalchemy import exists, select
 
@@ -19,7 +20,6 @@ from api.demo import DEMO_ORG, load_demo
 from api.embedded_postgres import EmbeddedPostgres
 from api.http_server import serve
 from api.keys import Scope, create_key
-from api.logs import log_config
 from api.schema import event_receipts
 from api.settings import Settings
 
@@ -62,7 +62,9 @@ def main() -> None:
             + "\n",
             flush=True,
         )
-        serve(create_app(settings), HOST, PORT, log_config("WARNING"))
+        serve(
+            create_app(settings), HOST, PORT, msgspec.structs.replace(settings, log_level="WARNING")
+        )
     finally:
         if embedded:
             embedded.stop()

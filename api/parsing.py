@@ -115,6 +115,7 @@ _ATTRIBUTE_PREFIX = "ce-"
 
 
 def _split(body: bytes, shape: BodyShape) -> list[msgspec.Raw]:
+    _check_utf8(body)
     first = body.lstrip(_JSON_WHITESPACE)[:1]
     is_array = first == b"["
     if (shape is BodyShape.BATCH and not is_array) or (shape is BodyShape.SINGLE and is_array):
@@ -127,8 +128,8 @@ def _split(body: bytes, shape: BodyShape) -> list[msgspec.Raw]:
 
 
 def _raw_json(body: bytes, decoder: msgspec.json.Decoder = _raw_decoder) -> Any:
-    """The body decoded by ``decoder`` (by default: checked to be JSON, and kept as it is)."""
-    _check_utf8(body)
+    """The (UTF-8) body decoded by ``decoder`` (by default: checked to be JSON, kept as it
+    is)."""
     try:
         return decoder.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError) as error:

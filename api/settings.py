@@ -28,6 +28,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Proxies whose X-Forwarded-For names the client (for the limit above).
     trusted_proxies: tuple[IpNetwork, ...] = ()
     log_level: str = "INFO"
+    # Seconds a connection may take to send a request's headers (slow clients are closed).
+    header_timeout: float = 10.0
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -52,6 +54,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             auth_failure_burst=_number("USAGE_AUTH_FAILURE_BURST", int, 20, least=1),
             trusted_proxies=_networks("USAGE_TRUSTED_PROXIES"),
             log_level=_log_level(),
+            header_timeout=_number("USAGE_HEADER_TIMEOUT", float, 10.0, least=0.1),
         )
 
 

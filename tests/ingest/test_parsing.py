@@ -156,3 +156,92 @@ def test_a_single_event_shape_refuses_an_array_and_the_batch_shape_an_object():
     with pytest.raises(MalformedBody):
         parse_events(msgspec.json.encode(llm_call()), BodyShape.BATCH, NOW)
     assert len(parse_events(msgspec.json.encode(llm_call()), BodyShape.EITHER, NOW)) == 1
+
+
+def _refusals(body: bytes) -> list[tuple[int, str | None, str]]:
+    with pytest.raises(InvalidEvents) as refused:
+        parse_events(body, BodyShape.EITHER, NOW)
+    return [(e.index, e.field, e.message) for e in refused.value.errors]
+
+
+@pytest.mark.parametrize("subject", ["acme\n", "acme\r\n", "\nacme", "ac\nme"])
+def test_an_org_slug_has_nothing_after_it(subject):
+    body = msgspec.json.encode([llm_call(), llm_call(org=subject)])
+    assert [(index, field) for index, field, _ in _refusals(body)] == [(1, "subject")]
+
+
+def test_nanoseconds_are_truncated_never_rounded_into_the_next_bucket():
+    event = llm_call()
+    event["time"] = "2026-11-02T05:59:59.999999999Z"
+    (parsed,) = parse_events(msgspec.json.encode([event]), BodyShape.BATCH, NOW)
+    assert parsed.time == datetime(2026, 11, 2, 5, 59, 59, 999999, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b'{"subject": "a", "subject": "b"}', "subject"),
+        (b'{"data": {"input_tokens": 1, "input_tokens": 2}}', "data.input_tokens"),
+        (b'{"x": [{"k": 1}, {"k": 1, "k": 2}]}', "x[1].k"),
+    ],
+)
+def test_a_key_twice_in_one_object_is_refused_by_name(body, field):
+    event = msgspec.json.encode(llm_call())
+    batch = b"[" + event + b", " + body + b"]"
+    assert _refusals(batch) == [(1, field, "appears twice in one object")]
+
+
+def test_every_invalid_field_of_every_event_is_listed():
+    first = llm_call(org="Acme", input_tokens=-1, cached_tokens=0)
+    first["time"] = "yesterday"
+    second = workload_allocated(cpu_cores=0)
+    del second["id"]
+    body = msgspec.json.encode([llm_call(), first, second])
+    assert sorted((index, field) for index, field, _ in _refusals(body)) == [
+        (1, "data.input_tokens"),
+        (1, "subject"),
+        (1, "time"),
+        (2, "data.cpu_cores"),
+        (2, "id"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'[{"data": ' + b"[" * 5_000 + b"]" * 5_000 + b"}]",
+        b'{"data": ' + b'{"a": ' * 5_000 + b"1" + b"}" * 5_001,
+    ],
+)
+def test_deep_nesting_is_a_malformed_body(body):
+    with pytest.raises(MalformedBody, match="nested too deeply"):
+        parse_events(body, BodyShape.EITHER, NOW)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'[{"model": "m\xff"}]',
+        b'[{"specversion": "1.0", "x-extension": "\xc3\x28"}]',
+        "[]".encode("utf-16"),
+    ],
+)
+def test_a_body_that_is_not_utf8_is_malformed(body):
+    with pytest.raises(MalformedBody, match="not UTF-8"):
+        parse_events(body, BodyShape.EITHER, NOW)
+
+
+@pytest.mark.parametrize("cores", [5e-324, 1e-300, 0.0009, 100_000.5])
+def test_cores_outside_a_millicore_to_100k_are_refused(cores):
+    body = msgspec.json.encode([workload_allocated(cpu_cores=cores)])
+    assert [field for _, field, _ in _refusals(body)] == ["data.cpu_cores"]
+
+
+@pytest.mark.parametrize(
+    "media_type", ["application/json", "application/json; charset=utf-8", "application/json;x=1"]
+)
+def test_datacontenttype_may_carry_parameters(media_type):
+    event = llm_call()
+    event["datacontenttype"] = media_type
+    assert len(parse_events(msgspec.json.encode(event), BodyShape.SINGLE, NOW)) == 1

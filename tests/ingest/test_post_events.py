@@ -1,14 +1,19 @@
 """POST /events over HTTP: what is stored, what is counted, what is refused."""
 
+import gzip
+import zlib
 from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
 
+from api.events import Agent, WorkloadAllocated, WorkloadAllocatedEvent
+from api.ingest import ingest
 from api.tiers import TIERS
-from tests.database import rows, snapshot
+from tests.database import rows, snapshot, with_connection
 from tests.factories import (
     BASE_TIME,
+    BATCH,
     identity,
     iso,
     llm_call,
@@ -262,3 +267,88 @@ def test_workload_segments_follow_resizes_and_releases(client, db, ingest_key):
         (BASE_TIME + hour, BASE_TIME + 3 * hour, "a1", 4.0),
         (BASE_TIME + 5 * hour, None, "a1", 8.0),
     ]
+
+
+def _post(client, key: str, body: bytes, **headers: str):
+    return client.post(
+        "/events",
+        content=body,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": BATCH, **headers},
+    )
+
+
+def test_a_gzip_body_is_inflated(client, db, ingest_key):
+    body = gzip.compress(msgspec.json.encode(one_of_each()))
+    response = _post(client, ingest_key, body, **{"Content-Encoding": "gzip"})
+    assert response.json() == {"accepted": 7, "duplicates": 0}
+
+
+def test_a_gzip_bomb_is_413_at_the_limit(client, db, ingest_key):
+    inflater = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    bomb = inflater.compress(b"[" + b" " * (1 << 30)) + inflater.flush()  # 1 GiB from ~1 MiB
+    before = snapshot(db)
+    response = _post(client, ingest_key, bomb, **{"Content-Encoding": "gzip"})
+    assert response.status_code == 413
+    assert "inflates to more than" in response.json()["detail"]
+    assert snapshot(db) == before
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status"),
+    [
+        ({"Content-Encoding": "br"}, b"[]", 415),
+        ({"Content-Encoding": "deflate"}, b"[]", 415),
+        ({"Content-Encoding": "gzip"}, b"[]", 400),  # says gzip, is not
+        ({"Content-Encoding": "gzip"}, gzip.compress(b"[]")[:-4], 400),  # truncated
+        ({"Content-Type": "application/json; charset=latin-1"}, b"[]", 415),
+        ({"Content-Type": "application/json; charset=utf-16"}, b"[]", 415),
+        ({"Content-Type": "application/json; charset=UTF-8"}, b"[]", 200),
+        ({"ce-specversion": "1.0", "Content-Type": "text/plain"}, b"x", 415),
+    ],
+)
+def test_encodings_and_charsets_other_than_gzip_and_utf8(client, db, ingest_key, headers, body,
+                                                        status):  # fmt: skip
+    response = _post(client, ingest_key, body, **headers)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == (
+        "application/json" if status == 200 else "application/problem+json"
+    )
+
+
+def test_an_event_at_the_last_nanosecond_of_a_bucket_stays_in_it(client, db, ingest_key, read_key):
+    event = llm_call(input_tokens=9, cached_tokens=0)
+    event["time"] = "2026-11-02T05:59:59.999999999Z"
+    assert post_events(client, ingest_key, [event]).status_code == 200
+    series = client.get(
+        "/orgs/acme/usage/llm",
+        params={"start": "2026-11-02T05:00:00Z", "end": "2026-11-02T07:00:00Z", "bucket": "1h"},
+        headers={"Authorization": f"Bearer {read_key}"},
+    ).json()["series"]
+    assert [bucket["fresh_input_tokens"] for bucket in series] == [9, 0]
+
+
+def test_no_stored_value_can_fail_a_read(client, db, read_key):
+    """Events written before the bounds (here straight through ingest, past validation):
+    a reservation of 5e-324 cores made every compute read of the org fail."""
+    tiny = WorkloadAllocatedEvent(
+        specversion="1.0",
+        id="tiny",
+        source="old",
+        subject="acme",
+        time=BASE_TIME,
+        data=WorkloadAllocated(
+            workload_id="w-tiny", agent=Agent(id="a1"), cpu_cores=5e-324, memory_bytes=1
+        ),
+    )
+    with_connection(db, lambda conn: ingest(conn, [tiny]))
+    windows = [
+        {"range": "7d", "end": iso(BASE_TIME + timedelta(days=1))},
+        {"start": iso(BASE_TIME), "end": iso(BASE_TIME + timedelta(hours=2))},
+    ]
+    for params in windows:
+        response = client.get(
+            "/orgs/acme/usage/compute", params=params,
+            headers={"Authorization": f"Bearer {read_key}"},
+        )  # fmt: skip
+        assert response.status_code == 200, response.text
+        assert 0 <= response.json()["summary"]["cpu_core_hours"] < 1e-300

@@ -2,9 +2,12 @@
 
 import csv
 import io
+from datetime import datetime, timedelta
+from urllib.parse import unquote
 
 import pytest
 
+from api.db import connect
 from tests.factories import BASE_TIME, iso, llm_call, one_of_each, post_events
 
 SECTIONS = ["llm", "compute", "storage", "platform"]
@@ -132,3 +135,126 @@ def test_another_orgs_404_is_the_same_as_a_missing_orgs(usage, read_key):
     hidden = usage("/orgs/globex/usage/llm", read_key).json()
     missing = usage("/orgs/nowhere/usage/llm", read_key).json()
     assert hidden == {**missing, "detail": missing["detail"].replace("nowhere", "globex")}
+
+
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [
+        ({"end": "2026-W48-3T00:00:00Z"}, "RFC 3339"),
+        ({"end": "20261102T060000Z"}, "RFC 3339"),
+        ({"end": "2026-11-02 06:00:00Z"}, "RFC 3339"),
+        ({"end": "2026-11-02T06:00:00+05:30:15"}, "RFC 3339"),
+        ({"end": "2026-11-02T06:00:00.1234567Z"}, "6 fractional digits"),
+        ({"end": "9999-12-31T23:59:59-23:59"}, "years 1970 to 9999"),
+        ({"range": "24h", "bucket": "7d"}, "range=24h takes bucket 5m, 15m, 30m, 1h, 6h"),
+        ({"range": "24h", "bucket": "1d"}, "range=24h takes bucket"),
+        ({"range": "30d", "bucket": "15m"}, "range=30d takes bucket 30m, 1h, 6h, 1d"),
+        ({"top": "1e2"}, "whole number"),
+        ({"top": "10.0"}, "whole number"),
+        ({"toop": "5"}, "unknown parameter"),
+    ],
+)
+def test_what_a_query_may_not_say(usage, admin_key, params, says):
+    for path in ("/orgs/acme/usage/llm", "/usage/llm"):
+        response = usage(path, admin_key, **params)
+        assert response.status_code == 400, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert says in response.json()["detail"]
+
+
+def test_lowercase_z_and_t_are_rfc_3339(usage, read_key):
+    response = usage("/orgs/acme/usage/llm", read_key, start="2026-11-02t00:00:00z", end=END)
+    assert response.status_code == 200
+    assert response.json()["window"]["start"] == "2026-11-02T00:00:00Z"
+
+
+@pytest.mark.parametrize(("preset", "bucket", "count"), [("24h", "6h", 4), ("7d", "1d", 7)])
+def test_a_preset_with_a_wider_bucket_is_its_whole_duration(usage, read_key, preset, bucket, count):
+    """The window is duration / width whole buckets, counted whole (was: inverted or short)."""
+    answer = usage("/orgs/acme/usage/llm", read_key, range=preset, bucket=bucket, end=END).json()
+    window, series = answer["window"], answer["series"]
+    assert len(series) == count
+    assert window["start"] == series[0]["start"]
+    start = datetime.fromisoformat(window["start"])
+    last_end = datetime.fromisoformat(series[-1]["start"]) + timedelta(
+        seconds=window["bucket_seconds"]
+    )
+    assert last_end - start == {"24h": timedelta(hours=24), "7d": timedelta(days=7)}[preset]
+    assert start < datetime.fromisoformat(window["as_of"]) <= last_end
+
+
+@pytest.mark.parametrize("org", ["acme%0A", "acme%0a", "Acme", "-acme", "a" * 64])
+def test_a_path_that_is_no_slug_is_404(usage, db, admin_key, org):
+    # As a database written before slugs were anchored may hold them.
+    with connect(db) as conn:
+        conn.execute("INSERT INTO orgs (org_id) VALUES (%s)", [unquote(org)])
+    for section in SECTIONS:
+        response = usage(f"/orgs/{org}/usage/{section}", admin_key)
+        assert response.status_code == 404
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    ("accept", "status", "media_type"),
+    [
+        ("text/csv;q=0, application/json", 200, "application/json"),
+        ("application/json;q=0.1, text/csv", 200, "text/csv"),
+        ("text/*", 200, "text/csv"),
+        ("text/csv;q=0", 406, "application/problem+json"),
+        ("text/html", 406, "application/problem+json"),
+    ],
+)
+def test_accept_q_values_are_honoured(client, usage, read_key, accept, status, media_type):
+    response = client.get(
+        "/orgs/acme/usage/platform",
+        params={"start": iso(BASE_TIME), "end": END},
+        headers={"Authorization": f"Bearer {read_key}", "Accept": accept},
+    )
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith(media_type)
+
+
+def test_csv_is_an_attachment_named_for_what_it_holds(usage, read_key, admin_key):
+    response = usage("/orgs/acme/usage/compute", read_key, range="7d", end=END, format="csv")
+    assert response.headers["content-disposition"] == (
+        'attachment; filename="usage-acme-compute-7d.csv"'
+    )
+    response = usage("/usage/llm", admin_key, start=iso(BASE_TIME), end=END, format="csv")
+    assert response.headers["content-disposition"] == (
+        'attachment; filename="usage-all-llm-custom.csv"'
+    )
+
+
+def test_an_answer_is_private_tagged_and_revalidated(client, usage, read_key, ingest_key):
+    headers = {"Authorization": f"Bearer {read_key}"}
+    params = {"range": "24h", "end": END}
+    first = client.get("/orgs/acme/usage/llm", params=params, headers=headers)
+    assert first.headers["cache-control"].startswith("private")
+    etag = first.headers["etag"]
+    again = client.get(
+        "/orgs/acme/usage/llm", params=params, headers={**headers, "If-None-Match": etag}
+    )
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again.headers["etag"] == etag
+    # New usage in the window: a new tag, and the full answer.
+    assert post_events(client, ingest_key, [llm_call()]).status_code == 200
+    changed = client.get(
+        "/orgs/acme/usage/llm", params=params, headers={**headers, "If-None-Match": etag}
+    )
+    assert changed.status_code == 200
+    assert changed.headers["etag"] != etag
+    csv_answer = client.get("/orgs/acme/usage/llm", params={**params, "format": "csv"},
+                            headers=headers)  # fmt: skip
+    assert csv_answer.headers["etag"] not in (etag, changed.headers["etag"])
+
+
+def test_head_is_get_without_the_body(client, usage, read_key):
+    headers = {"Authorization": f"Bearer {read_key}"}
+    params = {"range": "24h", "end": END}
+    got = client.get("/orgs/acme/usage/llm", params=params, headers=headers)
+    head = client.head("/orgs/acme/usage/llm", params=params, headers=headers)
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["etag"] == got.headers["etag"]
+    assert head.headers["content-length"] == str(len(got.content))
