@@ -23,6 +23,7 @@ from api.db import connect_kwargs, create_pool
 GRACE = 2.0  # seconds: how long an outage may last before requests are refused at once
 PROBE_INTERVAL = 0.1
 CHECKOUT_TIMEOUT = 2.0  # seconds a request waits for a connection while all are busy
+_SLICE = 0.25  # seconds: how soon a waiting request sees that the pool was replaced
 
 _log = logging.getLogger("api.database")
 
@@ -47,7 +48,7 @@ class Database:
         self._closing: set[asyncio.Task[None]] = set()
 
     def _new_pool(self) -> AsyncConnectionPool:
-        return create_pool(self._url, self._pool_size, check=self._check, timeout=CHECKOUT_TIMEOUT)
+        return create_pool(self._url, self._pool_size, check=self._check)
 
     async def open(self) -> None:
         # Not waiting: the service starts while PostgreSQL is down and answers 503 meanwhile.
@@ -88,17 +89,21 @@ class Database:
             raise DatabaseUnavailable from None
 
     async def _checkout(self) -> tuple[AsyncConnectionPool, psycopg.AsyncConnection]:
+        """A connection within ``CHECKOUT_TIMEOUT``, asked for in slices so that a request
+        that waited on a pool replaced meanwhile moves to the new one."""
+        deadline = time.monotonic() + CHECKOUT_TIMEOUT
         while True:
             pool = self.pool
+            remaining = deadline - time.monotonic()
             try:
-                return pool, await pool.getconn()
+                return pool, await pool.getconn(timeout=max(min(_SLICE, remaining), 0.001))
+            except PoolTimeout:
+                if time.monotonic() >= deadline:
+                    self.suspect()
+                    raise
             except PoolClosed:
                 if pool is self.pool:
                     raise
-                # Replaced after an outage while this request waited: the new pool serves it.
-            except PoolTimeout:
-                self.suspect()
-                raise
 
     async def _check(self, conn: psycopg.AsyncConnection) -> None:
         """The pool's check of a connection it hands out: a dead one is a sign of trouble."""

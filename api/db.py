@@ -64,7 +64,6 @@ def create_pool(
     size: int,
     *,
     check: Callable[[psycopg.AsyncConnection], Awaitable[None]],
-    timeout: float,
 ) -> AsyncConnectionPool:
     """The server's pool; ``check`` runs on every connection as it is handed out, so after
     PostgreSQL restarts requests get fresh connections instead of the dead ones left in it."""
@@ -74,7 +73,6 @@ def create_pool(
         max_size=size,
         kwargs=connect_kwargs(_SERVER_OPTIONS),
         open=False,
-        timeout=timeout,
         check=check,
     )
 

@@ -19,7 +19,8 @@ DURATION = Histogram(
     "usage_request_duration_seconds", "Time to answer, by method, route and status", _ANSWER_LABELS
 )
 IN_PROGRESS = Gauge("usage_requests_in_progress", "Requests being answered, by method", ["method"])
-# The label of a path no route matched: its text is the client's, not ours to keep.
+# The label of a request no route matched (no such path, or no such method on it): its
+# path is the client's text, not ours to keep.
 UNMATCHED = "(unmatched)"
 
 EVENTS_STORED = Counter("usage_events_stored_total", "Events stored, by CloudEvents type", ["type"])

@@ -17,6 +17,8 @@ import httpx
 import pytest
 
 from api import migrations
+from api.availability import GRACE
+from api.db import connect
 from api.embedded_postgres import EmbeddedPostgres
 from api.keys import Scope, create_key
 from tests.database import reset, rows, with_connection
@@ -129,6 +131,73 @@ def test_postgres_down_mid_ingest_is_503_then_recovers_with_nothing_lost(cluster
     _consistent(cluster.url)
 
 
+def test_while_postgres_is_down_requests_are_refused_at_once(cluster, server, key):
+    with _client(server) as client:
+        assert post_events(client, key, [llm_call(id="before")]).status_code == 200
+        cluster.stop()
+        try:
+            # The outage becomes known (the first requests wait out the grace), then...
+            _wait_for(lambda: post_events(client, key, [llm_call()]).status_code == 503, 30,
+                      "a refusal")  # fmt: skip
+            time.sleep(GRACE)
+            for _ in range(5):
+                started = time.monotonic()
+                refused = post_events(client, key, [llm_call()])
+                waited = time.monotonic() - started
+                assert refused.status_code == 503
+                assert int(refused.headers["retry-after"]) > 0
+                # ...every request is answered at once, not after a 5 s pool timeout.
+                assert waited < 1.0, f"a refusal took {waited:.2f} s"
+            assert httpx.get(f"{server.url}/readyz", timeout=10).status_code == 503
+        finally:
+            cluster.start()
+        _wait_for(lambda: post_events(client, key, [llm_call(id="after")]).status_code == 200,
+                  10, "the first request after the outage")  # fmt: skip
+    assert _stored_ids(cluster.url) == ["after", "before"]
+
+
+def test_a_request_during_a_short_restart_is_served(cluster, server, key):
+    with _client(server) as client:
+        assert post_events(client, key, [llm_call(id="warm")]).status_code == 200
+        for attempt in range(3):
+            cluster.stop(mode="immediate")
+            with ThreadPoolExecutor(1) as pool:
+                # Sent while PostgreSQL is down; it comes back about a second later.
+                answer = pool.submit(post_events, client, key, [llm_call(id=f"during-{attempt}")])
+                time.sleep(0.3)
+                cluster.start()
+                response = answer.result(timeout=30)
+            assert response.status_code == 200, response.text
+    assert _stored_ids(cluster.url) == ["during-0", "during-1", "during-2", "warm"]
+
+
+def _set_read_only(url: str, on: bool) -> None:
+    with connect(url) as conn:
+        conn.execute(f"ALTER SYSTEM SET default_transaction_read_only = {'on' if on else 'off'}")
+        conn.execute("SELECT pg_reload_conf()")
+
+
+def test_a_read_only_database_is_503_and_not_ready(cluster, server, key):
+    with _client(server) as client:
+        assert post_events(client, key, [llm_call(id="writable")]).status_code == 200
+        _set_read_only(cluster.url, True)
+        try:
+            time.sleep(0.5)  # the reload reaches every backend
+            refused = post_events(client, key, [llm_call(id="read-only")])
+            assert refused.status_code == 503
+            assert "read-only" in refused.json()["detail"]
+            assert int(refused.headers["retry-after"]) > 0
+            ready = httpx.get(f"{server.url}/readyz")
+            assert ready.status_code == 503
+            assert "read-only" in ready.json()["detail"]
+        finally:
+            _set_read_only(cluster.url, False)
+        time.sleep(0.5)
+        assert httpx.get(f"{server.url}/readyz").status_code == 200
+        assert post_events(client, key, [llm_call(id="read-only")]).status_code == 200
+    assert _stored_ids(cluster.url) == ["read-only", "writable"]
+
+
 def test_the_same_batch_from_two_connections_at_once_is_stored_once(cluster, server, key):
     for attempt in range(5):
         batch = [llm_call(id=f"twice-{attempt}-{i}") for i in range(200)]
@@ -181,7 +250,7 @@ def test_sigterm_finishes_the_request_in_flight_then_exits(cluster, server, key)
         answer = pool.submit(post_events, client, key, batch)
         _wait_for(
             lambda: (
-                'method="POST",path="/events",status_code="200"} 1.0'
+                'usage_requests_in_progress{method="POST"} 1.0'
                 in httpx.get(f"{server.url}/metrics").text
             ),
             30,

@@ -1,13 +1,15 @@
 """The per-key rate limit: a token bucket (pure), and the 429 it gives over HTTP."""
 
+import ipaddress
 from fractions import Fraction
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from api.app import create_app
-from api.rate_limit import RateLimiter
+from api.rate_limit import RateLimiter, client_address
 from api.settings import Settings
 from tests.database import rows
 from tests.factories import llm_call, post_events
@@ -66,3 +68,66 @@ def test_over_the_limit_is_429_with_retry_after_and_changes_nothing(
         answer = client.get("/orgs/acme/usage/llm", headers={"Authorization": f"Bearer {read_key}"})
         assert answer.status_code == 200
     assert sorted(row[2] for row in rows(db, "event_receipts")) == ["r0", "r1"]
+
+
+def test_unknown_keys_from_one_address_are_slowed_to_the_rate(database_url, db, read_key):
+    settings = Settings(
+        database_url=database_url, rate_limit=0, auth_failure_rate=0.01, auth_failure_burst=3
+    )
+    with TestClient(app=create_app(settings)) as client:
+        guesses = [
+            client.get("/orgs/acme/usage/llm", headers={"Authorization": f"Bearer guess-{n}"})
+            for n in range(5)
+        ]
+        assert [guess.status_code for guess in guesses] == [401, 401, 401, 429, 429]
+        assert int(guesses[-1].headers["retry-after"]) >= 1
+        assert guesses[-1].headers["content-type"] == "application/problem+json"
+        metrics = client.get("/metrics").text
+        assert "usage_auth_failures_limited_total 2.0" in metrics
+
+
+def test_valid_keys_spend_nothing_of_the_failure_allowance(database_url, db, read_key, ingest_key):
+    settings = Settings(
+        database_url=database_url, rate_limit=0, auth_failure_rate=0.01, auth_failure_burst=1
+    )
+    with TestClient(app=create_app(settings)) as client:
+        assert post_events(client, ingest_key, [llm_call()]).status_code == 200
+        for _ in range(20):
+            answer = client.get(
+                "/orgs/acme/usage/llm", headers={"Authorization": f"Bearer {read_key}"}
+            )
+            assert answer.status_code == 200
+        assert client.get("/orgs/acme/usage/llm",
+                          headers={"Authorization": "Bearer guess"}).status_code == 401  # fmt: skip
+
+
+PROXIES = [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1/128")]
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded_for", "client"),
+    [
+        ("203.0.113.9", None, "203.0.113.9"),
+        ("203.0.113.9", "198.51.100.1", "203.0.113.9"),  # not a trusted proxy: its word is ignored
+        ("10.1.2.3", "198.51.100.1", "198.51.100.1"),
+        ("10.1.2.3", "6.6.6.6, 198.51.100.1, 10.0.0.5", "198.51.100.1"),  # 6.6.6.6 may be forged
+        ("::1", "198.51.100.1", "198.51.100.1"),
+        ("10.1.2.3", None, "10.1.2.3"),
+        ("10.1.2.3", "10.0.0.1, 10.0.0.2", "10.0.0.1"),
+        ("10.1.2.3", "not-an-address", "not-an-address"),
+        (None, None, "unknown"),
+    ],
+)
+def test_the_client_is_the_nearest_untrusted_hop(peer, forwarded_for, client):
+    assert client_address(peer, forwarded_for, PROXIES) == client
+
+
+@given(keys=st.lists(st.integers(0, 10**6), min_size=1, max_size=300))
+def test_full_buckets_are_forgotten_without_changing_any_answer(keys):
+    remembering, forgetting = RateLimiter(1.0, 2), RateLimiter(1.0, 2)
+    for step, key in enumerate(keys):
+        now = step * 0.1
+        assert remembering.refusal(str(key), now) == forgetting.refusal(str(key), now)
+        remembering.spend(str(key), now)
+        forgetting.spend(str(key), now)
+        forgetting._forget_full(now)

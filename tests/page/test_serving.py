@@ -60,3 +60,34 @@ def test_cors_allows_only_the_configured_origins(cors_client, read_key):
         headers={"Origin": CONSOLE, "Authorization": f"Bearer {read_key}"},
     )
     assert read.headers["access-control-allow-origin"] == CONSOLE
+
+
+def test_a_refused_preflight_is_a_problem(cors_client):
+    refused = _preflight(cors_client, "https://evil.example.com")
+    assert refused.status_code == 400
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert "Origin" in refused.json()["detail"]
+
+
+def test_assets_are_revalidated_by_their_tag(client):
+    page = client.get("/organizations/acme/activity/usage")
+    script = re.search(r'src="(/assets/[^"]+\.js)"', page.text)[1]
+    asset = client.get(script)
+    etag = asset.headers["etag"]
+    again = client.get(script, headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    assert again.content == b""
+    assert client.get(script, headers={"If-None-Match": '"other"'}).status_code == 200
+    assert client.head(script).headers["content-length"] == str(len(asset.content))
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/healthz", "/readyz", "/metrics", "/schema/openapi.json", "/nowhere", "/orgs/acme/usage/llm",
+     "/organizations/acme/activity/usage", "/organizations/Not%20a%20slug/activity/usage"],
+)  # fmt: skip
+def test_every_answer_says_nosniff(client, path):
+    response = client.get(path)
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers.get_list("x-content-type-options") == ["nosniff"]
+    assert client.head(path).headers["x-content-type-options"] == "nosniff"
