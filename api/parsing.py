@@ -26,9 +26,10 @@ class BodyShape(enum.Enum):
     EITHER = "a JSON array of CloudEvents or one CloudEvent"
 
 
+BATCH_MEDIA_TYPE = "application/cloudevents-batch+json"
 # What each accepted Content-Type of POST /events may hold.
 SHAPE_OF_MEDIA_TYPE = {
-    "application/cloudevents-batch+json": BodyShape.BATCH,
+    BATCH_MEDIA_TYPE: BodyShape.BATCH,
     "application/cloudevents+json": BodyShape.SINGLE,
     "application/json": BodyShape.EITHER,
 }
