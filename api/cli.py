@@ -2,13 +2,12 @@
 
 import argparse
 import asyncio
-import re
 
 import psycopg
 
 from api import migrations
 from api.db import connect_kwargs
-from api.events import SLUG_PATTERN
+from api.events import SLUG, is_slug
 from api.keys import Scope, create_key, list_keys, revoke_key
 from api.settings import Settings
 
@@ -56,8 +55,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _slug(value: str) -> str:
-    if not re.fullmatch(SLUG_PATTERN, value):
-        raise argparse.ArgumentTypeError(f"{value!r} is not an organization slug ({SLUG_PATTERN})")
+    if not is_slug(value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not an organization slug ({SLUG})")
     return value
 
 

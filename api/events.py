@@ -42,8 +42,7 @@ class EventTime(datetime):
     def parse(cls, text: Any) -> "EventTime":
         if not isinstance(text, str):
             raise TypeError(f"must be an RFC 3339 timestamp such as {EXAMPLE}")
-        moment = parse_rfc3339(text, truncate=True)
-        return cls(*moment.timetuple()[:6], moment.microsecond, tzinfo=moment.tzinfo)
+        return parse_rfc3339(text, truncate=True, kind=cls)
 
 
 def decode_hook(type_: type, value: Any) -> Any:

@@ -70,8 +70,10 @@ def parse_events(body: bytes, shape: BodyShape, now: datetime) -> list[Event]:
         raise TooManyEvents(len(raw_events))
     events: list[Event] = []
     errors: list[EventError] = []
+    # The whole body at once (a few ms per 1,000 events); each event only if it fails.
+    has_duplicates = _has_duplicate_keys(body)
     for index, raw in enumerate(raw_events):
-        event_errors = _duplicate_key_errors(index, raw)
+        event_errors = _duplicate_key_errors(index, raw) if has_duplicates else []
         if not event_errors:
             try:
                 event = _event_decoder.decode(raw)
@@ -105,9 +107,8 @@ def parse_binary_event(
                 raise MalformedBody(f"header {name} is not percent-encoded UTF-8") from None
     event["datacontenttype"] = media_type
     (raw_data,) = _split(body, BodyShape.SINGLE)
-    errors = _duplicate_key_errors(0, raw_data, "data")
-    if errors:
-        raise InvalidEvents(errors)
+    if _has_duplicate_keys(body):
+        raise InvalidEvents(_duplicate_key_errors(0, raw_data, "data"))
     event["data"] = raw_data
     return parse_events(msgspec.json.encode(event), BodyShape.SINGLE, now)
 
@@ -156,22 +157,29 @@ class _DuplicateKey(Exception):
 
 
 def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> None:
-    if len(pairs) > 1 and len({key for key, _ in pairs}) < len(pairs):
+    if len(pairs) > 1 and len(dict(pairs)) < len(pairs):
         raise _DuplicateKey
-    # The decoded value is not needed: msgspec decodes the event itself.
+    # The decoded value is not needed: msgspec decodes the events themselves.
+
+
+def _has_duplicate_keys(body: bytes) -> bool:
+    """Whether any object of the (JSON) body has a key twice. Such a body is refused, not
+    read last-wins: it is how a field is smuggled past a proxy that validates the first."""
+    try:
+        json.loads(body, object_pairs_hook=_refuse_duplicates)
+    except _DuplicateKey:
+        return True
+    except RecursionError:
+        raise MalformedBody(_TOO_DEEP) from None
+    return False
 
 
 def _duplicate_key_errors(index: int, raw: msgspec.Raw, path: str = "") -> list[EventError]:
-    """A key twice in one object is refused, not read last-wins: it is how a field is
-    smuggled past a proxy that validates the first."""
-    try:
-        json.loads(bytes(raw), object_pairs_hook=_refuse_duplicates)
-    except _DuplicateKey:
-        field = _duplicate_path(json.loads(bytes(raw), object_pairs_hook=_Object), path)
-        return [EventError(index=index, field=field, message="appears twice in one object")]
-    except RecursionError:
-        raise MalformedBody(_TOO_DEEP) from None
-    return []
+    """Where in ``raw`` a key appears twice, if it does."""
+    field = _duplicate_path(json.loads(bytes(raw), object_pairs_hook=_Object), path)
+    if field is None:
+        return []
+    return [EventError(index=index, field=field, message="appears twice in one object")]
 
 
 class _Object(list):

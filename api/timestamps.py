@@ -6,7 +6,8 @@ second; both are wrong for a meter, so timestamps are parsed here.
 """
 
 import re
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
+from typing import TypeVar
 
 EARLIEST_YEAR, LATEST_YEAR = 1970, 9999
 
@@ -17,41 +18,38 @@ _RFC3339 = re.compile(
     r"(?:(?P<utc>[Zz])|(?P<sign>[+-])(?P<hours>[0-9]{2}):(?P<minutes>[0-9]{2}))"
 )
 EXAMPLE = "2026-11-01T00:00:00Z"
+_T = TypeVar("_T", bound=datetime)
 
 
 class TimestampError(ValueError):
     """Not an RFC 3339 timestamp this service can use; the message says why."""
 
 
-def parse_rfc3339(text: str, *, truncate: bool) -> datetime:
-    """The UTC instant ``text`` names. Fractions finer than microseconds are truncated toward
-    the past when ``truncate`` (event times: never rounded into the next bucket), refused
-    otherwise (query times)."""
+def parse_rfc3339(text: str, *, truncate: bool, kind: type[_T] = datetime) -> _T:  # type: ignore[assignment]
+    """The UTC instant ``text`` names, as a ``kind``. Fractions finer than microseconds are
+    truncated toward the past when ``truncate`` (event times: never rounded into the next
+    bucket), refused otherwise (query times)."""
     found = _RFC3339.fullmatch(text)
     if found is None:
         raise TimestampError(f"must be an RFC 3339 timestamp such as {EXAMPLE}")
-    fraction = found["fraction"] or ""
-    if len(fraction) > 6 and not truncate:
+    fraction = found["fraction"]
+    if fraction is not None and len(fraction) > 6 and not truncate:
         raise TimestampError("must not have more than 6 fractional digits (microseconds)")
-    offset = timedelta(0)
-    if found["sign"]:
-        hours, minutes = int(found["hours"]), int(found["minutes"])
-        if hours > 23 or minutes > 59:
-            raise TimestampError(
-                f"has an offset out of range: {found['sign']}{hours:02}:{minutes:02}"
-            )
-        offset = timedelta(hours=hours, minutes=minutes) * (-1 if found["sign"] == "-" else 1)
+    if found["sign"] and (int(found["hours"]) > 23 or int(found["minutes"]) > 59):
+        raise TimestampError(f"has an offset beyond ±23:59: {text}")
+    offset = "+00:00" if found["utc"] else text[found.start("sign") :]
+    # In the one form fromisoformat reads (in C): the caller's digits, cut to microseconds.
+    normalized = f"{found['date']}T{found['time']}{'.' + fraction[:6] if fraction else ''}{offset}"
     try:
-        local = datetime.fromisoformat(f"{found['date']}T{found['time']}").replace(
-            microsecond=int(fraction[:6].ljust(6, "0")), tzinfo=timezone(offset)
-        )
+        moment = kind.fromisoformat(normalized)
     except ValueError:
         raise TimestampError(f"is not a valid date and time: {text}") from None
     out_of_range = TimestampError(f"must be in the years {EARLIEST_YEAR} to {LATEST_YEAR} in UTC")
-    try:
-        moment = local.astimezone(UTC)
-    except OverflowError:  # past year 1 or 9999 in UTC
-        raise out_of_range from None
+    if not found["utc"]:
+        try:
+            moment = moment.astimezone(UTC)
+        except OverflowError:  # past year 1 or 9999 in UTC
+            raise out_of_range from None
     if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
         raise out_of_range
     return moment

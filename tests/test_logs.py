@@ -5,6 +5,7 @@ import json
 import httpx
 import pytest
 
+from api.logs import MAX_LOGGED_PATH
 from tests.factories import llm_call
 from tests.server import UNLIMITED, running_server
 
@@ -72,3 +73,11 @@ def test_keys_never_reach_the_log(logged, read_key, ingest_key, revoked_key):
     assert text.count('"api.access"') >= 3 * len(keys)
     for key in keys:
         assert key.removeprefix("usage_") not in text
+
+
+def test_a_long_path_is_logged_cut_at_1_kb(logged):
+    url, lines, _ = logged
+    response = httpx.get(f"{url}/{'p' * 5_000}")
+    assert response.status_code == 404
+    (access,) = _access_lines(lines(), response.headers["x-request-id"])
+    assert access["path"] == "/" + "p" * (MAX_LOGGED_PATH - 1)

@@ -107,3 +107,23 @@ def test_the_generated_python_client_sends_and_reads(
         missing = read_llm.sync("globex", client=reader)
         assert isinstance(missing, models.ProblemDetails)
         assert missing.status == 404
+
+
+@pytest.mark.parametrize(
+    ("scope", "paths"),
+    [("ingest", ["--include-path", "/events"]), ("admin", ["--exclude-path", "/events"])],
+)
+def test_the_schemathesis_cli_finds_nothing(server_url, ingest_key, admin_key, scope, paths):
+    """Every check but one, as a user would run it. Left out: that every request the
+    document allows is accepted. It cannot hold: the document cannot say that range excludes
+    start, that cached_tokens is at most input_tokens, or that time is not in the future."""
+    key = ingest_key if scope == "ingest" else admin_key
+    done = subprocess.run(
+        [str(BIN / "schemathesis"), "run", str(OPENAPI_YAML), "--url", server_url,
+         "--header", f"Authorization: Bearer {key}", "--checks", "all",
+         "--exclude-checks", "positive_data_acceptance", "--max-examples", "25",
+         "--generation-deterministic", "--generation-with-security-parameters", "false",
+         *paths],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-5000:]
