@@ -1,4 +1,5 @@
-"""The HTTP server: uvicorn, with a deadline for each request's headers.
+"""The HTTP server: uvicorn, with a deadline for each request's headers, and its refusals of
+unreadable requests as problems.
 
 uvicorn closes idle keep-alive connections but waits forever for headers that never end: a
 client sending one header byte a minute (slowloris) holds its connection, and enough of
@@ -10,11 +11,13 @@ requests, of the next request's first byte.
 import asyncio
 
 import h11
+import msgspec
 import uvicorn
 from litestar import Litestar
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from api.logs import log_config
+from api.problems import PROBLEM_JSON, problem
 from api.settings import Settings
 
 KEEP_ALIVE_TIMEOUT = 5  # seconds an idle connection is kept between requests
@@ -45,6 +48,23 @@ class HeadersInTime(H11Protocol):
         # Between requests the keep-alive timeout applies, until the next request's bytes.
         self._cancel_deadline()
         super().on_response_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        """A request h11 cannot read (a NUL in a header, say): a problem, as every error is,
+        not uvicorn's plain text; the connection closes after it."""
+        body = msgspec.json.encode(problem(400, f"the request is not valid HTTP/1.1: {msg}"))
+        headers = [
+            (b"content-type", PROBLEM_JSON.encode()),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        for event in (
+            h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+            h11.Data(data=body),
+            h11.EndOfMessage(),
+        ):
+            self.transport.write(self.conn.send(event))  # type: ignore[arg-type]
+        self.transport.close()
 
     def _expect_headers(self) -> None:
         if self._headers_deadline is None and self.conn.their_state is h11.IDLE:

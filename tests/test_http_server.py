@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
+import msgspec
 import pytest
 
 from tests.server import UNLIMITED, live_server
@@ -55,3 +56,16 @@ def test_headers_sent_slowly_but_in_time_are_served(address):
             time.sleep(HEADER_TIMEOUT / 4)
         conn.settimeout(5)
         assert conn.recv(65536).startswith(b"HTTP/1.1 200")
+
+
+def test_a_request_the_server_cannot_read_is_refused_with_a_problem(address):
+    with socket.create_connection(address) as conn:
+        conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: usage\r\nX-Trace: a\x00b\r\n\r\n")
+        conn.settimeout(5)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400")
+    assert b"content-type: application/problem+json" in head.lower()
+    assert msgspec.json.decode(body)["status"] == 400
