@@ -34,7 +34,7 @@ $(PAGE): $(NODE_MODULES) $(PAGE_SOURCES)
 page: $(PAGE)
 
 run: setup page
-	$(BIN)/python -m api.local
+	$(BIN)/python -m api.dev.local
 
 test: setup page
 	cd $(FRONTEND) && npx vitest run
@@ -61,7 +61,7 @@ format: setup
 # openapi.yaml is the app's generated document (a test fails when they differ). The
 # document does not depend on the database, so no real URL is needed to write it.
 openapi: setup
-	DATABASE_URL=postgresql://unused $(BIN)/litestar --app api.app:create_app \
+	DATABASE_URL=postgresql://unused $(BIN)/litestar --app api.web.app:create_app \
 		schema openapi --output openapi.yaml
 
 # Re-pin every dependency after a change to pyproject.toml (needs the package registry).

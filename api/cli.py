@@ -5,11 +5,11 @@ import asyncio
 
 import psycopg
 
-from api import migrations
-from api.db import connect_kwargs
-from api.events import SLUG, is_slug
-from api.keys import Scope, create_key, list_keys, revoke_key
+from api.core.events import SLUG, is_slug
 from api.settings import Settings
+from api.storage import migrations
+from api.storage.db import connect_kwargs
+from api.storage.keys import Scope, create_key, list_keys, revoke_key
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -65,8 +65,8 @@ def _migrate(_: argparse.Namespace) -> None:
 
 
 def _serve(args: argparse.Namespace) -> None:
-    from api.app import create_app
-    from api.http_server import serve
+    from api.web.app import create_app
+    from api.web.http_server import serve
 
     settings = Settings.from_env()
     serve(create_app(settings), args.host, args.port, settings)
@@ -118,13 +118,13 @@ def _revoke_key(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from api.demo import load_demo
+    from api.dev.demo import load_demo
 
     asyncio.run(load_demo(Settings.from_env().database_url, seed=args.seed))
 
 
 def _rebuild(args: argparse.Namespace) -> None:
-    from api.rebuild import rebuild
+    from api.storage.rebuild import rebuild
 
     async def run() -> None:
         async with await _connect() as conn:

@@ -7,7 +7,7 @@ from typing import TypeVar
 
 import msgspec
 
-from api.rate_limit import IpNetwork
+from api.core.rate_limit import IpNetwork
 
 # Where `make` builds the page (frontend/dist).
 DEFAULT_PAGE_DIR = Path(__file__).resolve().parent.parent / "frontend" / "dist"

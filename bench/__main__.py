@@ -17,15 +17,15 @@ from pathlib import Path
 import psycopg
 from sqlalchemy import delete
 
-from api import migrations
-from api.db import compile_statement, connect_kwargs, execute_sync
-from api.embedded_postgres import EmbeddedPostgres
-from api.keys import Scope, create_key
-from api.rebuild import rebuild
-from api.schema import metadata
+from api.dev.embedded_postgres import EmbeddedPostgres
+from api.storage import migrations
+from api.storage.db import compile_statement, connect_kwargs, execute_sync
+from api.storage.keys import Scope, create_key
+from api.storage.rebuild import rebuild
+from api.storage.schema import metadata
 from bench import baselines, load
 from bench.data import BenchOrg, generate, orgs
-from tests.server import live_server
+from testkit.server import live_server
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / ".data" / "bench"

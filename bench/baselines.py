@@ -10,8 +10,8 @@ from pathlib import Path
 import duckdb
 import psycopg
 
-from api.db import connect_kwargs
-from api.windows import resolve_window
+from api.core.windows import resolve_window
+from api.storage.db import connect_kwargs
 from bench.stats import percentiles
 
 RUNS = 7

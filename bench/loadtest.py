@@ -22,13 +22,13 @@ from typing import Any
 
 import httpx
 
-from api import migrations
-from api.embedded_postgres import EmbeddedPostgres
-from api.keys import Scope, create_key
+from api.dev.embedded_postgres import EmbeddedPostgres
+from api.storage import migrations
+from api.storage.keys import Scope, create_key
 from bench.stats import percentiles
-from tests import oracle
-from tests.database import with_connection
-from tests.factories import (
+from testkit import oracle
+from testkit.database import with_connection
+from testkit.factories import (
     BATCH,
     identity,
     iso,
@@ -40,9 +40,9 @@ from tests.factories import (
     workload_allocated,
     workload_released,
 )
-from tests.oracle import OracleWindow
-from tests.server import running_server
-from tests.usage.matching import assert_equal, comparable
+from testkit.matching import assert_equal, comparable
+from testkit.oracle import OracleWindow
+from testkit.server import running_server
 
 ORGS = ["north", "south", "east", "west"]
 SECTIONS = list(oracle.SECTIONS)

@@ -1,12 +1,12 @@
-"""Alembic environment: the database is DATABASE_URL, the target is api.schema.metadata."""
+"""Alembic environment: the database is DATABASE_URL, the target is api.storage.schema.metadata."""
 
 import os
 
 from alembic import context
 from sqlalchemy import create_engine
 
-from api.db import sqlalchemy_url
-from api.schema import metadata
+from api.storage.db import sqlalchemy_url
+from api.storage.schema import metadata
 
 url = context.config.get_main_option("sqlalchemy.url") or sqlalchemy_url(os.environ["DATABASE_URL"])
 

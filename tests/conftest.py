@@ -9,13 +9,13 @@ import psycopg
 import pytest
 from litestar.testing import TestClient
 
-from api import migrations
-from api.app import create_app
-from api.embedded_postgres import EmbeddedPostgres
-from api.keys import CreatedKey, Scope, create_key, revoke_key
+from api.dev.embedded_postgres import EmbeddedPostgres
 from api.settings import Settings
-from tests.database import reset, with_connection
-from tests.server import UNLIMITED, live_server
+from api.storage import migrations
+from api.storage.keys import CreatedKey, Scope, create_key, revoke_key
+from api.web.app import create_app
+from testkit.database import reset, with_connection
+from testkit.server import UNLIMITED, live_server
 
 
 @pytest.fixture(scope="session")

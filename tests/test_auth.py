@@ -2,9 +2,9 @@
 
 import pytest
 
-from api.keys import Scope
-from tests.database import rows
-from tests.factories import llm_call, post_events
+from api.storage.keys import Scope
+from testkit.database import rows
+from testkit.factories import llm_call, post_events
 
 
 @pytest.fixture(scope="module")

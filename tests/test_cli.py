@@ -6,19 +6,9 @@ import subprocess
 
 import pytest
 
-from tests.database import rows
-from tests.factories import llm_call, post_events
-from tests.server import USAGE_API
-
-
-def usage_api(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [USAGE_API, *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "DATABASE_URL": database_url, **env},
-        timeout=120,
-    )
+from testkit.database import rows
+from testkit.factories import llm_call, post_events
+from testkit.server import USAGE_API, usage_api
 
 
 def test_migrate_is_idempotent(database_url):

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from api.demo import DAYS, DEMO_ORG, MODELS, ORGS, demo_events, load_demo
-from tests.database import rows
-from tests.usage.invariants import check_invariants
+from api.dev.demo import DAYS, DEMO_ORG, MODELS, ORGS, demo_events, load_demo
+from testkit.database import rows
+from testkit.invariants import check_invariants
 
 NOW = datetime(2026, 10, 28, 15, 42, tzinfo=UTC)
 

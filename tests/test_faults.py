@@ -16,14 +16,14 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from api import migrations
-from api.availability import GRACE
-from api.db import connect
-from api.embedded_postgres import EmbeddedPostgres
-from api.keys import Scope, create_key
-from tests.database import reset, rows, with_connection
-from tests.factories import BATCH, llm_call, post_events
-from tests.server import UNLIMITED, Server, running_server
+from api.dev.embedded_postgres import EmbeddedPostgres
+from api.storage import migrations
+from api.storage.availability import GRACE
+from api.storage.db import connect
+from api.storage.keys import Scope, create_key
+from testkit.database import reset, rows, with_connection
+from testkit.factories import BATCH, llm_call, post_events
+from testkit.server import UNLIMITED, Server, running_server
 
 
 @pytest.fixture(scope="module")

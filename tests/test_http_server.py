@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import msgspec
 import pytest
 
-from tests.server import UNLIMITED, live_server
+from testkit.server import UNLIMITED, live_server
 
 HEADER_TIMEOUT = 1.0
 

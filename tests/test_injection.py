@@ -3,8 +3,8 @@ returned verbatim wherever the API takes free text, and refused where it takes a
 
 import pytest
 
-from tests.database import rows
-from tests.factories import BASE_TIME, identity, iso, llm_call, post_events, workload_allocated
+from testkit.database import rows
+from testkit.factories import BASE_TIME, identity, iso, llm_call, post_events, workload_allocated
 
 HOSTILE = [
     "'; DROP TABLE llm_calls; --",

@@ -5,9 +5,9 @@ import json
 import httpx
 import pytest
 
-from api.logs import MAX_LOGGED_PATH
-from tests.factories import llm_call
-from tests.server import UNLIMITED, running_server
+from api.web.logs import MAX_LOGGED_PATH
+from testkit.factories import llm_call
+from testkit.server import UNLIMITED, running_server
 
 
 @pytest.fixture(scope="module")

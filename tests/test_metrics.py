@@ -2,8 +2,8 @@
 
 import re
 
-from api.metrics import UNMATCHED
-from tests.factories import llm_call, post_events, thread_created
+from api.web.metrics import UNMATCHED
+from testkit.factories import llm_call, post_events, thread_created
 
 
 def _sample(text: str, name: str, labels: str = "") -> float:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from api.negotiation import preferred
+from api.core.negotiation import preferred
 
 OFFERED = ["application/json", "text/csv"]
 JSON, CSV = OFFERED

@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, settings
 from litestar.serialization import encode_json
 from schemathesis import GenerationMode
 
-from api.app import create_app
 from api.settings import Settings
-from tests.factories import llm_call, post_events
+from api.web.app import create_app
+from testkit.factories import llm_call, post_events
 
 OPENAPI_YAML = Path(__file__).resolve().parent.parent / "openapi.yaml"
 

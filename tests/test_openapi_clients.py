@@ -13,7 +13,7 @@ import pytest
 import yaml
 from openapi_spec_validator import validate
 
-from tests.factories import BASE_TIME
+from testkit.factories import BASE_TIME
 
 ROOT = Path(__file__).resolve().parent.parent
 OPENAPI_YAML = ROOT / "openapi.yaml"

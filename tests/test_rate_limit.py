@@ -8,11 +8,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
-from api.app import create_app
-from api.rate_limit import RateLimiter, client_address
+from api.core.rate_limit import RateLimiter, client_address
 from api.settings import Settings
-from tests.database import rows
-from tests.factories import llm_call, post_events
+from api.web.app import create_app
+from testkit.database import rows
+from testkit.factories import llm_call, post_events
 
 _gaps = st.lists(st.integers(min_value=0, max_value=3000), min_size=1, max_size=60)
 

@@ -6,12 +6,12 @@ import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.db import connect_kwargs
-from api.rebuild import rebuild
-from tests.database import DERIVED_TABLES, reset, snapshot, truncate_derived
-from tests.factories import llm_call, one_of_each, post_events
-from tests.strategies import deliveries, event_sets
-from tests.test_cli import usage_api
+from api.storage.db import connect_kwargs
+from api.storage.rebuild import rebuild
+from testkit.database import DERIVED_TABLES, reset, snapshot, truncate_derived
+from testkit.factories import llm_call, one_of_each, post_events
+from testkit.server import usage_api
+from testkit.strategies import deliveries, event_sets
 
 
 def _rebuild(database_url: str, org: str | None = None) -> None:

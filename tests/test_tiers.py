@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.buckets import floor_to
-from api.tiers import COARSEST, FINEST, TIERS, cover
+from api.core.buckets import floor_to
+from api.core.tiers import COARSEST, FINEST, TIERS, cover
 
 BASE = datetime(2026, 11, 2, tzinfo=UTC)
 _MINUTE = timedelta(minutes=1)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.timestamps import TimestampError, parse_rfc3339
+from api.core.timestamps import TimestampError, parse_rfc3339
 
 instants = st.datetimes(
     min_value=datetime(1970, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.windows import (
+from api.core.windows import (
     AUTO_MAX_BUCKETS,
     BUCKET_WIDTHS,
     MAX_BUCKETS,
@@ -15,9 +15,9 @@ from api.windows import (
     check_top,
     resolve_window,
 )
-from tests.oracle import US, WIDTH_US, epoch_us
-from tests.oracle import ceil_us as oracle_ceil
-from tests.oracle import floor_us as oracle_floor
+from testkit.oracle import US, WIDTH_US, epoch_us
+from testkit.oracle import ceil_us as oracle_ceil
+from testkit.oracle import floor_us as oracle_floor
 
 
 def iso(moment: datetime) -> str:

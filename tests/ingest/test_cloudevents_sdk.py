@@ -9,8 +9,8 @@ from cloudevents.core.bindings import http
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
-from tests.database import rows
-from tests.factories import BASE_TIME
+from testkit.database import rows
+from testkit.factories import BASE_TIME
 
 
 def _llm_call(id: str, tokens: int, **attributes) -> CloudEvent:

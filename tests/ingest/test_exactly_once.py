@@ -14,11 +14,11 @@ import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.db import connect_kwargs
-from api.ingest import ingest
-from api.parsing import BodyShape, parse_events
-from tests.database import reset, rows, snapshot
-from tests.factories import (
+from api.core.parsing import BodyShape, parse_events
+from api.storage.db import connect_kwargs
+from api.storage.ingest import ingest
+from testkit.database import reset, rows, snapshot
+from testkit.factories import (
     BASE_TIME,
     llm_call,
     message_sent,
@@ -28,8 +28,8 @@ from tests.factories import (
     workload_allocated,
     workload_released,
 )
-from tests.oracle import from_us, segments
-from tests.strategies import deliveries, event_sets
+from testkit.oracle import from_us, segments
+from testkit.strategies import deliveries, event_sets
 
 
 def _stored_form(segments: list[tuple]) -> list[tuple]:

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.events import LlmCallEvent, WorkloadAllocatedEvent
-from api.parsing import (
+from api.core.events import LlmCallEvent, WorkloadAllocatedEvent
+from api.core.parsing import (
     MAX_EVENTS,
     BodyShape,
     InvalidEvents,
@@ -16,7 +16,7 @@ from api.parsing import (
     TooManyEvents,
     parse_events,
 )
-from tests.factories import BASE_TIME, iso, llm_call, one_of_each, workload_allocated
+from testkit.factories import BASE_TIME, iso, llm_call, one_of_each, workload_allocated
 
 NOW = BASE_TIME + timedelta(days=1)
 

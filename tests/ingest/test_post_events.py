@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from api.events import Agent, WorkloadAllocated, WorkloadAllocatedEvent
-from api.ingest import ingest
-from api.tiers import TIERS
-from tests.database import rows, snapshot, with_connection
-from tests.factories import (
+from api.core.events import Agent, WorkloadAllocated, WorkloadAllocatedEvent
+from api.core.tiers import TIERS
+from api.storage.ingest import ingest
+from testkit.database import rows, snapshot, with_connection
+from testkit.factories import (
     BASE_TIME,
     BATCH,
     identity,

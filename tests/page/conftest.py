@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.factories import (
+from testkit.factories import (
     identity,
     llm_call,
     message_sent,

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from playwright.sync_api import expect
 
-from api.keys import Scope
-from tests.factories import llm_call, post_events
+from api.storage.keys import Scope
+from testkit.factories import llm_call, post_events
 
 BUCKETS = {"24h": 288, "7d": 168, "30d": 120}
 LAPTOP = {"width": 1280, "height": 900}

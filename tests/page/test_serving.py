@@ -6,8 +6,8 @@ import re
 import pytest
 from litestar.testing import TestClient
 
-from api.app import create_app
 from api.settings import Settings
+from api.web.app import create_app
 
 CONSOLE = "https://console.example.com"
 

@@ -10,13 +10,13 @@ from datetime import datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests import oracle
-from tests.database import reset
-from tests.factories import iso, post_events
-from tests.oracle import US, OracleWindow, epoch_us, event_us, from_us
-from tests.strategies import deliveries, event_sets
-from tests.usage.invariants import check_invariants
-from tests.usage.matching import assert_equal, comparable
+from testkit import oracle
+from testkit.database import reset
+from testkit.factories import iso, post_events
+from testkit.invariants import check_invariants
+from testkit.matching import assert_equal, comparable
+from testkit.oracle import US, OracleWindow, epoch_us, event_us, from_us
+from testkit.strategies import deliveries, event_sets
 
 _NUDGES = [0, 0, 1, -1, 150 * US, -299 * US, 3600 * US]
 

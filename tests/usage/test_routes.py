@@ -7,8 +7,8 @@ from urllib.parse import unquote
 
 import pytest
 
-from api.db import connect
-from tests.factories import BASE_TIME, iso, llm_call, one_of_each, post_events
+from api.storage.db import connect
+from testkit.factories import BASE_TIME, iso, llm_call, one_of_each, post_events
 
 SECTIONS = ["llm", "compute", "storage", "platform"]
 END = iso(BASE_TIME.replace(hour=6))

@@ -1,0 +1,309 @@
+"""From a request body to validated events, or to the reasons it cannot be.
+
+Pure: no I/O, the clock is a parameter. Every invalid event is reported, each with its
+index in the batch, the field at fault and what is wrong with it.
+"""
+
+import enum
+import json
+import re
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import unquote
+
+import msgspec
+
+from api.core.events import EVENT_TYPES, SLUG, Envelope, Event, LlmCall, decode_hook
+
+MAX_EVENTS = 10_000
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+
+class BodyShape(enum.Enum):
+    BATCH = "a JSON array of CloudEvents"
+    SINGLE = "one CloudEvent as a JSON object"
+    EITHER = "a JSON array of CloudEvents or one CloudEvent"
+
+
+BATCH_MEDIA_TYPE = "application/cloudevents-batch+json"
+# What each accepted Content-Type of POST /events may hold.
+SHAPE_OF_MEDIA_TYPE = {
+    BATCH_MEDIA_TYPE: BodyShape.BATCH,
+    "application/cloudevents+json": BodyShape.SINGLE,
+    "application/json": BodyShape.EITHER,
+}
+
+
+class EventError(msgspec.Struct, frozen=True, kw_only=True):
+    index: int
+    field: str | None
+    message: str
+
+
+class MalformedBody(Exception):
+    """The body is not JSON of the expected shape: there are no events to speak of."""
+
+
+class TooManyEvents(Exception):
+    def __init__(self, count: int) -> None:
+        super().__init__(f"the batch has {count:,} events; at most {MAX_EVENTS:,} are accepted")
+
+
+class InvalidEvents(Exception):
+    def __init__(self, errors: list[EventError]) -> None:
+        super().__init__(f"{len(errors)} invalid event(s); nothing was stored")
+        self.errors = errors
+
+
+_event_decoder = msgspec.json.Decoder(Event, dec_hook=decode_hook)
+_batch_decoder = msgspec.json.Decoder(list[msgspec.Raw])
+_raw_decoder = msgspec.json.Decoder(msgspec.Raw)
+_JSON_WHITESPACE = b" \t\r\n"
+_CLASS_OF_TYPE = {cls.__struct_config__.tag: cls for cls in Event.__args__}
+
+
+def parse_events(body: bytes, shape: BodyShape, now: datetime) -> list[Event]:
+    """Every event of the body, or an exception saying why the body is refused."""
+    raw_events = _split(body, shape)
+    if len(raw_events) > MAX_EVENTS:
+        raise TooManyEvents(len(raw_events))
+    events: list[Event] = []
+    errors: list[EventError] = []
+    # The whole body at once (a few ms per 1,000 events); each event only if it fails.
+    has_duplicates = _has_duplicate_keys(body)
+    for index, raw in enumerate(raw_events):
+        event_errors = _duplicate_key_errors(index, raw) if has_duplicates else []
+        if not event_errors:
+            try:
+                event = _event_decoder.decode(raw)
+            except msgspec.ValidationError:
+                event_errors = _every_field_error(index, raw, now)
+            else:
+                event_errors = _cross_field_errors(index, event.time, event.data, now)
+        if event_errors:
+            errors.extend(event_errors)
+        else:
+            events.append(event)
+    if errors:
+        raise InvalidEvents(errors)
+    return events
+
+
+def parse_binary_event(
+    headers: Mapping[str, str], media_type: str, body: bytes, now: datetime
+) -> list[Event]:
+    """One event in CloudEvents' binary content mode: the attributes in ``ce-*`` headers
+    (percent-encoded, HTTP binding §3.1.3.2), ``datacontenttype`` in Content-Type and
+    ``data`` the whole body."""
+    event: dict[str, Any] = {}
+    for name, value in headers.items():
+        if name.lower().startswith(_ATTRIBUTE_PREFIX):
+            try:
+                event[name.lower().removeprefix(_ATTRIBUTE_PREFIX)] = unquote(
+                    value, errors="strict"
+                )
+            except UnicodeDecodeError:
+                raise MalformedBody(f"header {name} is not percent-encoded UTF-8") from None
+    event["datacontenttype"] = media_type
+    (raw_data,) = _split(body, BodyShape.SINGLE)
+    if _has_duplicate_keys(body):
+        raise InvalidEvents(_duplicate_key_errors(0, raw_data, "data"))
+    event["data"] = raw_data
+    return parse_events(msgspec.json.encode(event), BodyShape.SINGLE, now)
+
+
+_ATTRIBUTE_PREFIX = "ce-"
+
+
+def _split(body: bytes, shape: BodyShape) -> list[msgspec.Raw]:
+    _check_utf8(body)
+    first = body.lstrip(_JSON_WHITESPACE)[:1]
+    is_array = first == b"["
+    if (shape is BodyShape.BATCH and not is_array) or (shape is BodyShape.SINGLE and is_array):
+        raise MalformedBody(f"the body must be {shape.value}")
+    if is_array:
+        return _raw_json(body, _batch_decoder)
+    if first != b"{":
+        raise MalformedBody(f"the body must be {shape.value}")
+    return [_raw_json(body)]
+
+
+def _raw_json(body: bytes, decoder: msgspec.json.Decoder = _raw_decoder) -> Any:
+    """The (UTF-8) body decoded by ``decoder`` (by default: checked to be JSON, kept as it
+    is)."""
+    try:
+        return decoder.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as error:
+        raise MalformedBody(f"the body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise MalformedBody(_TOO_DEEP) from None
+
+
+_TOO_DEEP = "the body is nested too deeply to be CloudEvents"
+
+
+def _check_utf8(body: bytes) -> None:
+    try:
+        body.decode()
+    except UnicodeDecodeError as error:
+        raise MalformedBody(
+            f"the body is not UTF-8: invalid byte at offset {error.start}"
+        ) from None
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> None:
+    if len(pairs) > 1 and len(dict(pairs)) < len(pairs):
+        raise _DuplicateKey
+    # The decoded value is not needed: msgspec decodes the events themselves.
+
+
+def _has_duplicate_keys(body: bytes) -> bool:
+    """Whether any object of the (JSON) body has a key twice. Such a body is refused, not
+    read last-wins: it is how a field is smuggled past a proxy that validates the first."""
+    try:
+        json.loads(body, object_pairs_hook=_refuse_duplicates)
+    except _DuplicateKey:
+        return True
+    except RecursionError:
+        raise MalformedBody(_TOO_DEEP) from None
+    return False
+
+
+def _duplicate_key_errors(index: int, raw: msgspec.Raw, path: str = "") -> list[EventError]:
+    """Where in ``raw`` a key appears twice, if it does."""
+    field = _duplicate_path(json.loads(bytes(raw), object_pairs_hook=_Object), path)
+    if field is None:
+        return []
+    return [EventError(index=index, field=field, message="appears twice in one object")]
+
+
+class _Object(list):
+    """A JSON object's (key, value) pairs in order, duplicates kept."""
+
+
+def _duplicate_path(value: Any, path: str) -> str | None:
+    if isinstance(value, _Object):
+        seen = set()
+        for key, item in value:
+            inner = f"{path}.{key}" if path else key
+            if key in seen:
+                return inner
+            seen.add(key)
+            found = _duplicate_path(item, inner)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for position, item in enumerate(value):
+            found = _duplicate_path(item, f"{path}[{position}]")
+            if found:
+                return found
+    return None
+
+
+def _every_field_error(index: int, raw: msgspec.Raw, now: datetime) -> list[EventError]:
+    """Each invalid field of an event msgspec refused (it stops at the first), found by
+    checking the fields one by one: the slow path, taken for invalid events only."""
+    event = msgspec.json.decode(raw)
+    if not isinstance(event, dict):
+        return [EventError(index=index, field=None, message="Expected `object`, got "
+                           f"`{type(event).__name__}`")]  # fmt: skip
+    errors = []
+    found = event.get("type")
+    event_class = _CLASS_OF_TYPE.get(found) if isinstance(found, str) else None
+    if event_class is None:
+        message = (
+            "is required"
+            if found is None
+            else f"unknown event type {found!r}; known: {', '.join(EVENT_TYPES)}"
+        )
+        errors.append(EventError(index=index, field="type", message=message))
+    valid, field_errors = _struct_errors(index, event, event_class or Envelope, "")
+    errors.extend(field_errors)
+    if "time" in valid:
+        errors.extend(_cross_field_errors(index, valid["time"], valid.get("data"), now))
+    return errors
+
+
+def _struct_errors(
+    index: int, value: dict[str, Any], struct: type[msgspec.Struct], path: str
+) -> tuple[dict[str, Any], list[EventError]]:
+    """The fields of ``value`` that are valid as fields of ``struct``, and the errors of the
+    others, recursing into nested Structs so each field is reported on its own."""
+    valid: dict[str, Any] = {}
+    errors: list[EventError] = []
+    for field in msgspec.structs.fields(struct):
+        name = field.encode_name
+        where = f"{path}.{name}" if path else name
+        if name not in value:
+            if field.required:
+                errors.append(EventError(index=index, field=where, message="is required"))
+            continue
+        nested = _struct_type(field.type)
+        if nested is not None and isinstance(value[name], dict):
+            _, inner_errors = _struct_errors(index, value[name], nested, where)
+            errors.extend(inner_errors)
+            if not inner_errors:
+                valid[name] = msgspec.convert(value[name], nested, dec_hook=decode_hook)
+            continue
+        try:
+            valid[name] = msgspec.convert(value[name], field.type, dec_hook=decode_hook)
+        except msgspec.ValidationError as error:
+            errors.append(_from_validation_error(index, str(error), where))
+    return valid, errors
+
+
+def _struct_type(annotation: Any) -> type[msgspec.Struct] | None:
+    if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
+        return annotation
+    return None
+
+
+def _cross_field_errors(index: int, time: datetime, data: Any, now: datetime) -> list[EventError]:
+    errors = []
+    if time > now + MAX_CLOCK_SKEW:
+        errors.append(
+            EventError(
+                index=index,
+                field="time",
+                message=f"must be at most 5 minutes ahead of the server clock ({_iso(now)})",
+            )
+        )
+    if isinstance(data, LlmCall) and data.cached_tokens > data.input_tokens:
+        errors.append(
+            EventError(
+                index=index,
+                field="data.cached_tokens",
+                message=f"must not exceed input_tokens ({data.input_tokens})",
+            )
+        )
+    return errors
+
+
+_LOCATED = re.compile(r"(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?", re.DOTALL)
+
+
+def _from_validation_error(index: int, text: str, field: str) -> EventError:
+    """msgspec's message about ``field``, reworded where it speaks of regexes."""
+    located = _LOCATED.fullmatch(text)
+    assert located is not None  # the pattern matches any string
+    message = located["message"]
+    if located["path"]:
+        field += located["path"]
+    if "matching regex" in message:
+        message = _PATTERN_MESSAGES.get(field, "must not contain NUL characters")
+    return EventError(index=index, field=field, message=message)
+
+
+_PATTERN_MESSAGES = {
+    "subject": f"must be an organization slug matching {SLUG}",
+    "datacontenttype": "must be application/json (media type parameters allowed)",
+}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,390 @@
+"""Compute and storage: reservations integrated over time, from reservation changes.
+
+A reservation changes at the start and end of each segment (api.reservations). Over the
+counted window ``[counted_from, as_of)`` (a running workload or live volume counts up to
+``as_of``), an amount is the reservation running at ``counted_from`` times the window's
+seconds, plus each change in the window times its seconds to ``as_of``; the same holds per
+bucket. The reservation running at ``counted_from`` is the one held now less every change
+since. So a request reads whole buckets of changes and only the segments starting or
+ending at the window's ragged edges, however many segments the window holds.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from sqlalchemy import (
+    Float,
+    Select,
+    Subquery,
+    and_,
+    cast,
+    func,
+    literal,
+    select,
+    union_all,
+)
+
+from api.reads.common import (
+    AFTER,
+    AS_OF,
+    COUNTED_FROM,
+    FIRST_BUCKET,
+    LAST_BUCKET,
+    RAW,
+    SERIES,
+    TOTALS,
+    WIDTH,
+    Reach,
+    SectionQuery,
+    bucket_of,
+    code_point_order,
+    fetch_all,
+    in_cover,
+    split_top,
+    top_n,
+)
+from api.reads.shapes import (
+    AgentCompute,
+    AgentOut,
+    AgentStorage,
+    AllOrgsComputeUsage,
+    AllOrgsStorageUsage,
+    ComputeBucket,
+    ComputeOrgUsage,
+    ComputeSummary,
+    ComputeUsage,
+    OtherCompute,
+    OtherStorage,
+    StorageBucket,
+    StorageOrgUsage,
+    StorageSummary,
+    StorageUsage,
+)
+from api.storage.db import Compiled, compile_statement
+from api.storage.reservations import VOLUMES, WORKLOADS, Reservations, seconds
+from api.storage.schema import identities
+
+GIB = 2**30
+_SECONDS_PER_HOUR = 3600
+_WINDOW_SECONDS = seconds(AS_OF - COUNTED_FROM)
+
+
+@dataclass(frozen=True, slots=True)
+class _Shapes:
+    usage: type
+    all_orgs: type
+    summary: type
+    bucket: type
+    agent: type
+    other: type
+    org: type
+
+
+@dataclass(frozen=True, slots=True)
+class _Figure:
+    rate: str  # the reserved amount: a column of the segments
+    per_unit: int  # the rate's units per figure unit per hour (bytes per GiB, ...)
+
+    @property
+    def divisor(self) -> int:
+        return self.per_unit * _SECONDS_PER_HOUR
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Kind:
+    """One allocation-based section: its reservations, its figures and response shapes."""
+
+    reservations: Reservations
+    figures: dict[str, _Figure]  # figure name → how it is measured
+    shapes: _Shapes
+
+
+COMPUTE = _Kind(
+    WORKLOADS,
+    {"cpu_core_hours": _Figure("cpu_cores", 1), "ram_gb_hours": _Figure("memory_bytes", GIB)},
+    _Shapes(
+        ComputeUsage,
+        AllOrgsComputeUsage,
+        ComputeSummary,
+        ComputeBucket,
+        AgentCompute,
+        OtherCompute,
+        ComputeOrgUsage,
+    ),
+)
+STORAGE = _Kind(
+    VOLUMES,
+    {"storage_gb_hours": _Figure("size_bytes", GIB)},
+    _Shapes(
+        StorageUsage,
+        AllOrgsStorageUsage,
+        StorageSummary,
+        StorageBucket,
+        AgentStorage,
+        OtherStorage,
+        StorageOrgUsage,
+    ),
+)
+
+
+def _changes(kind: _Kind, reach: Reach, cover: str, *, by_agent: bool) -> Select:
+    """The reservation changes in a cover of the window: whole buckets, segments at edges."""
+    reserved = kind.reservations
+    return reserved.changes_in(
+        reserved.changes_by_agent if by_agent else reserved.changes,
+        lambda table, tier: [*reach.where(table), in_cover(table.c.bucket_start, cover, tier)],
+        lambda segments, time: [*reach.where(segments), in_cover(segments.c[time], cover, RAW)],
+    )
+
+
+def _in_figure_units(amount: Any, figure: _Figure) -> Any:
+    """The exact numeric amount as a float. Rounded first at 300 decimals, which changes
+    nothing the bounds on events let through (each figure is at least ~1e-13), so that no
+    stored value, however small, can fail the read: a float8 cast of anything under ~1e-308
+    is an error, not a zero."""
+    return cast(func.round(amount / literal(figure.divisor), _DECIMALS_KEPT), Float)
+
+
+_DECIMALS_KEPT = 300
+
+
+def _series(kind: _Kind, reach: Reach) -> Compiled:
+    """Per bucket: the reservation running at its (counted) start for its counted seconds,
+    plus each change inside it for its seconds to the bucket's counted end."""
+    rates = kind.reservations.rates
+    held = kind.reservations.held
+    changes = _changes(kind, reach, SERIES, by_agent=False).cte("window_changes")
+    after = _changes(kind, reach, AFTER, by_agent=False).cte("after_changes")
+    bucket = bucket_of(changes.c.at)
+    bucket_end = func.least(bucket + WIDTH, AS_OF)
+    per_bucket = (
+        select(
+            bucket.label("bucket"),
+            *(func.sum(changes.c[f"{rate}_change"]).label(f"{rate}_change") for rate in rates),
+            *(
+                func.sum(
+                    changes.c[f"{rate}_change"] * seconds(bucket_end - changes.c.at)
+                    - changes.c[f"{rate}_moment"]
+                ).label(f"{rate}_within")
+                for rate in rates
+            ),
+        )
+        .group_by(bucket)
+        .subquery()
+    )
+
+    def sum_of(column: Any, *where: Any) -> Any:
+        return select(func.coalesce(func.sum(column), 0)).where(*where).scalar_subquery()
+
+    def running_at_counted_from(rate: str) -> Any:
+        return (
+            sum_of(held.c[rate], *reach.where(held))
+            - sum_of(changes.c[f"{rate}_change"])
+            - sum_of(after.c[f"{rate}_change"])
+        )
+
+    buckets = (
+        func.generate_series(FIRST_BUCKET, LAST_BUCKET, WIDTH)
+        .table_valued("bucket")
+        .render_derived()
+    )
+    counted = func.greatest(
+        seconds(
+            func.least(buckets.c.bucket + WIDTH, AS_OF)
+            - func.greatest(buckets.c.bucket, COUNTED_FROM)
+        ),
+        0,
+    )
+    earlier = {"order_by": buckets.c.bucket, "rows": (None, -1)}
+    return compile_statement(
+        select(
+            buckets.c.bucket,
+            *(
+                _in_figure_units(
+                    (
+                        running_at_counted_from(figure.rate)
+                        + func.coalesce(
+                            func.sum(per_bucket.c[f"{figure.rate}_change"]).over(**earlier), 0
+                        )
+                    )
+                    * counted
+                    + func.coalesce(per_bucket.c[f"{figure.rate}_within"], 0),
+                    figure,
+                ).label(name)
+                for name, figure in kind.figures.items()
+            ),
+        ).join_from(buckets, per_bucket, per_bucket.c.bucket == buckets.c.bucket, isouter=True)
+    )
+
+
+def _totals(kind: _Kind, reach: Reach, *, by_agent: bool) -> Subquery:
+    """Per org (and agent), each figure over the window, for those that held anything in it:
+    the reservation held now over the whole window, less what each change since
+    ``counted_from`` did not (yet) hold."""
+    keys = ["org_id", "agent_id"] if by_agent else ["org_id"]
+    rates = kind.reservations.rates
+    held = kind.reservations.held
+    window = _changes(kind, reach, TOTALS, by_agent=by_agent).subquery("window_changes")
+    after = _changes(kind, reach, AFTER, by_agent=by_agent).subquery("after_changes")
+    parts = union_all(
+        select(
+            *(held.c[key] for key in keys),
+            *((held.c[rate] * _WINDOW_SECONDS).label(rate) for rate in rates),
+        ).where(*reach.where(held)),
+        select(
+            *(window.c[key] for key in keys),
+            *(
+                (
+                    window.c[f"{rate}_change"] * seconds(COUNTED_FROM - window.c.at)
+                    - window.c[f"{rate}_moment"]
+                ).label(rate)
+                for rate in rates
+            ),
+        ),
+        select(
+            *(after.c[key] for key in keys),
+            *((-after.c[f"{rate}_change"] * _WINDOW_SECONDS).label(rate) for rate in rates),
+        ),
+    ).subquery("parts")
+    return (
+        select(
+            *(parts.c[key] for key in keys),
+            *(
+                _in_figure_units(func.sum(parts.c[figure.rate]), figure).label(name)
+                for name, figure in kind.figures.items()
+            ),
+        )
+        .group_by(*(parts.c[key] for key in keys))
+        # Exact (numeric): an agent that held nothing in the window sums to exactly 0.
+        .having(func.sum(parts.c[rates[0]]) > 0)
+        .subquery()
+    )
+
+
+def _ranking(kind: _Kind) -> str:
+    return next(iter(kind.figures))
+
+
+def _top_agents(kind: _Kind, reach: Reach) -> Compiled:
+    per_agent = _totals(kind, reach, by_agent=True)
+    named = (
+        select(per_agent, identities.c.name)
+        .join_from(
+            per_agent,
+            identities,
+            and_(
+                identities.c.org_id == per_agent.c.org_id,
+                identities.c.kind == "agent",
+                identities.c.identity_id == per_agent.c.agent_id,
+            ),
+            isouter=True,
+        )
+        .subquery()
+    )
+    ranking = _ranking(kind)
+    return compile_statement(
+        top_n(
+            named,
+            ["org_id", "agent_id", "name"],
+            list(kind.figures),
+            lambda item: [
+                item.c[ranking].desc(),
+                code_point_order(item.c.agent_id),
+                code_point_order(item.c.org_id),
+            ],
+        )
+    )
+
+
+def _by_org(kind: _Kind, reach: Reach) -> Compiled:
+    per_org = _totals(kind, reach, by_agent=False)
+    ranking = _ranking(kind)
+    return compile_statement(
+        top_n(
+            per_org,
+            ["org_id"],
+            list(kind.figures),
+            lambda item: [item.c[ranking].desc(), code_point_order(item.c.org_id)],
+        )
+    )
+
+
+def _statements(kind: _Kind, reach: Reach) -> list[Compiled]:
+    statements = [_series(kind, reach), _top_agents(kind, reach)]
+    return statements + ([_by_org(kind, reach)] if reach is Reach.ALL else [])
+
+
+_STATEMENTS = {
+    (kind, reach): _statements(kind, reach) for kind in (COMPUTE, STORAGE) for reach in Reach
+}
+
+
+async def _figures(
+    conn: psycopg.AsyncConnection, kind: _Kind, query: SectionQuery
+) -> tuple[list[dict[str, Any]], list[Any], Any, list[Any]]:
+    """Per bucket figures, the ranked agents and the others' row, and the by-org rows."""
+    results = await fetch_all(conn, _STATEMENTS[kind, query.reach], query.params())
+    per_bucket = {row.bucket: row for row in results[0]}
+    series = []
+    for bucket in query.window.buckets():
+        row = per_bucket.get(bucket.start)
+        series.append(
+            {"start": bucket.start, "partial": bucket.partial}
+            | {name: float(getattr(row, name) or 0.0) if row else 0.0 for name in kind.figures}
+        )
+    agents, others = split_top(results[1])
+    return series, agents, others, results[2] if len(results) > 2 else []
+
+
+def _agent(row: Any, query: SectionQuery) -> AgentOut:
+    return AgentOut(
+        id=row.agent_id,
+        name=row.name or row.agent_id,
+        org=row.org_id if query.reach is Reach.ALL else None,
+    )
+
+
+def _sums(row: Any, kind: _Kind) -> dict[str, float]:
+    return {name: float(getattr(row, name)) for name in kind.figures}
+
+
+def _summary(series: list[dict[str, Any]], kind: _Kind) -> dict[str, float]:
+    return {name: sum(bucket[name] for bucket in series) for name in kind.figures}
+
+
+async def allocated_usage(
+    kind: _Kind, conn: psycopg.AsyncConnection, query: SectionQuery
+) -> ComputeUsage | StorageUsage:
+    series, agents, others, org_rows = await _figures(conn, kind, query)
+    shapes = kind.shapes
+    fields: dict[str, Any] = {
+        "org": query.org,
+        "window": query.window_out(),
+        "summary": shapes.summary(**_summary(series, kind)),
+        "series": [shapes.bucket(**bucket) for bucket in series],
+        "top_agents": [
+            shapes.agent(agent=_agent(row, query), **_sums(row, kind)) for row in agents
+        ],
+        "other_agents": _other(others, kind),
+    }
+    if query.reach is Reach.ORG:
+        return shapes.usage(**fields)
+    orgs, other_orgs = split_top(org_rows)
+    return shapes.all_orgs(
+        **fields,
+        by_org=[shapes.org(org=row.org_id, **_sums(row, kind)) for row in orgs],
+        other_orgs=_other(other_orgs, kind),
+    )
+
+
+def _other(row: Any, kind: _Kind) -> Any:
+    return None if row is None else kind.shapes.other(count=row.count, **_sums(row, kind))
+
+
+async def compute_usage(conn: psycopg.AsyncConnection, query: SectionQuery) -> ComputeUsage:
+    return await allocated_usage(COMPUTE, conn, query)
+
+
+async def storage_usage(conn: psycopg.AsyncConnection, query: SectionQuery) -> StorageUsage:
+    return await allocated_usage(STORAGE, conn, query)

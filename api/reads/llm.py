@@ -1,0 +1,220 @@
+"""The LLM section: tokens and requests per bucket, by consuming identity and by model."""
+
+from typing import Any
+
+import psycopg
+from sqlalchemy import CTE, Subquery, and_, select
+
+from api.reads.common import (
+    SERIES,
+    TOTALS,
+    Reach,
+    SectionQuery,
+    bucket_of,
+    code_point_order,
+    covered,
+    fetch_all,
+    split_top,
+    top_n,
+    total,
+)
+from api.reads.shapes import (
+    AllOrgsLlmUsage,
+    ConsumerUsage,
+    IdentityOut,
+    LlmBucket,
+    LlmOrgUsage,
+    LlmSummary,
+    LlmUsage,
+    ModelUsage,
+    OtherLlmOrgs,
+    OtherTokens,
+)
+from api.storage.db import Compiled, compile_statement
+from api.storage.rollups import LLM_BY_IDENTITY, LLM_BY_MODEL, LLM_TOTALS
+from api.storage.schema import (
+    LLM_MEASURES,
+    identities,
+)
+
+_MEASURES = LLM_MEASURES
+_KEYS = ["org_id", "identity_kind", "identity_id", "model"]
+
+
+def _series(facts: CTE) -> Compiled:
+    bucket = bucket_of(facts.c.at).label("bucket")
+    return compile_statement(
+        select(bucket, *(total(facts.c[name]).label(name) for name in _MEASURES)).group_by(bucket)
+    )
+
+
+def _token_sums(facts: CTE, *keys: Any) -> Subquery:
+    return (
+        select(
+            *keys,
+            total(facts.c.input_tokens).label("input_tokens"),
+            total(facts.c.cached_tokens).label("cached_tokens"),
+            total(facts.c.output_tokens).label("output_tokens"),
+            total(facts.c.input_tokens + facts.c.output_tokens).label("total_tokens"),
+            total(facts.c.successful_requests + facts.c.failed_requests).label("requests"),
+        )
+        .group_by(*keys)
+        .subquery()
+    )
+
+
+_TOKEN_SUMS = ["input_tokens", "cached_tokens", "output_tokens", "total_tokens", "requests"]
+
+
+def _top_consumers(facts: CTE) -> Compiled:
+    sums = _token_sums(facts, facts.c.org_id, facts.c.identity_kind, facts.c.identity_id)
+    named = (
+        select(sums, identities.c.name)
+        .join_from(
+            sums,
+            identities,
+            and_(
+                identities.c.org_id == sums.c.org_id,
+                identities.c.kind == sums.c.identity_kind,
+                identities.c.identity_id == sums.c.identity_id,
+            ),
+            isouter=True,
+        )
+        .subquery()
+    )
+    return compile_statement(
+        top_n(
+            named,
+            ["org_id", "identity_kind", "identity_id", "name"],
+            _TOKEN_SUMS,
+            lambda item: [
+                item.c.total_tokens.desc(),
+                code_point_order(item.c.identity_id),
+                item.c.identity_kind,
+                code_point_order(item.c.org_id),
+            ],
+        )
+    )
+
+
+def _by_model(facts: CTE) -> Compiled:
+    sums = _token_sums(facts, facts.c.model)
+    return compile_statement(
+        top_n(
+            sums,
+            ["model"],
+            _TOKEN_SUMS,
+            lambda item: [item.c.total_tokens.desc(), code_point_order(item.c.model)],
+        )
+    )
+
+
+def _by_org(facts: CTE) -> Compiled:
+    sums = (
+        select(
+            facts.c.org_id,
+            *(total(facts.c[name]).label(name) for name in _MEASURES),
+            total(facts.c.input_tokens + facts.c.output_tokens).label("total_tokens"),
+        )
+        .group_by(facts.c.org_id)
+        .subquery()
+    )
+    return compile_statement(
+        top_n(
+            sums,
+            ["org_id"],
+            [*_MEASURES, "total_tokens"],
+            lambda item: [item.c.total_tokens.desc(), code_point_order(item.c.org_id)],
+        )
+    )
+
+
+def _statements(reach: Reach) -> list[Compiled]:
+    statements = [
+        _series(covered(SERIES, reach, LLM_TOTALS)),
+        _top_consumers(covered(TOTALS, reach, LLM_BY_IDENTITY)),
+        _by_model(covered(TOTALS, reach, LLM_BY_MODEL)),
+    ]
+    if reach is Reach.ALL:
+        statements.append(_by_org(covered(TOTALS, reach, LLM_TOTALS)))
+    return statements
+
+
+_STATEMENTS = {reach: _statements(reach) for reach in Reach}
+
+
+async def llm_usage(conn: psycopg.AsyncConnection, query: SectionQuery) -> LlmUsage:
+    reach, window = query.reach, query.window
+    results = await fetch_all(conn, _STATEMENTS[reach], query.params())
+    series_rows, consumer_rows, model_rows = results[:3]
+    per_bucket = {row.bucket: row for row in series_rows}
+    series = []
+    for bucket in window.buckets():
+        row = per_bucket.get(bucket.start)
+        figures = [getattr(row, name) if row else 0 for name in _MEASURES]
+        input_tokens, cached_tokens, output_tokens, successful, failed = figures
+        series.append(
+            LlmBucket(
+                start=bucket.start,
+                partial=bucket.partial,
+                cached_input_tokens=cached_tokens,
+                fresh_input_tokens=input_tokens - cached_tokens,
+                output_tokens=output_tokens,
+                successful_requests=successful,
+                failed_requests=failed,
+            )
+        )
+    summary = LlmSummary(
+        input_tokens=sum(b.cached_input_tokens + b.fresh_input_tokens for b in series),
+        cached_tokens=sum(b.cached_input_tokens for b in series),
+        output_tokens=sum(b.output_tokens for b in series),
+        successful_requests=sum(b.successful_requests for b in series),
+        failed_requests=sum(b.failed_requests for b in series),
+    )
+    consumers, other_consumers = split_top(consumer_rows)
+    models, other_models = split_top(model_rows)
+    fields: dict[str, Any] = {
+        "org": query.org,
+        "window": query.window_out(),
+        "summary": summary,
+        "series": series,
+        "top_consumers": [
+            ConsumerUsage(
+                identity=IdentityOut(
+                    kind=row.identity_kind,
+                    id=row.identity_id,
+                    name=row.name or row.identity_id,
+                    org=row.org_id if reach is Reach.ALL else None,
+                ),
+                **_token_fields(row),
+            )
+            for row in consumers
+        ],
+        "by_model": [ModelUsage(model=row.model, **_token_fields(row)) for row in models],
+        "other_consumers": _other_tokens(other_consumers),
+        "other_models": _other_tokens(other_models),
+    }
+    if reach is Reach.ORG:
+        return LlmUsage(**fields)
+    orgs, other_orgs = split_top(results[3])
+    return AllOrgsLlmUsage(
+        **fields,
+        by_org=[LlmOrgUsage(org=row.org_id, **_summary_fields(row)) for row in orgs],
+        other_orgs=(
+            OtherLlmOrgs(count=other_orgs.count, **_summary_fields(other_orgs))
+            if other_orgs
+            else None
+        ),
+    )
+
+
+def _token_fields(row: Any) -> dict[str, int]:
+    return {name: getattr(row, name) for name in _TOKEN_SUMS}
+
+
+def _summary_fields(row: Any) -> dict[str, int]:
+    return {name: getattr(row, name) for name in _MEASURES}
+
+
+def _other_tokens(row: Any) -> OtherTokens | None:
+    return None if row is None else OtherTokens(count=row.count, **_token_fields(row))

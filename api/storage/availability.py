@@ -1,0 +1,154 @@
+"""The server's database: its connection pool, and what the server knows of the database's
+availability, so an outage costs a request at most a short wait.
+
+A sign of trouble (a connection found dead, no connection within the checkout timeout)
+starts one background probe that connects every ``PROBE_INTERVAL``. While the probe fails
+the database is *down*: a request waits for it to come back, but never past ``GRACE``
+after the outage began (a restart of PostgreSQL takes about a second), and once the outage
+is older than that, it is refused at once. When the probe connects again the pool is
+replaced by a new one, which connects at once where the old one would keep backing off.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
+
+from api.storage.db import connect_kwargs, create_pool
+
+GRACE = 2.0  # seconds: how long an outage may last before requests are refused at once
+PROBE_INTERVAL = 0.1
+CHECKOUT_TIMEOUT = 2.0  # seconds a request waits for a connection while all are busy
+_SLICE = 0.25  # seconds: how soon a waiting request sees that the pool was replaced
+
+_log = logging.getLogger("api.database")
+
+
+class DatabaseUnavailable(Exception):
+    """The database is down: answered 503 with Retry-After."""
+
+
+class DatabaseReadOnly(DatabaseUnavailable):
+    """The database answers but takes no writes (a standby, or set read-only)."""
+
+
+class Database:
+    def __init__(self, url: str, pool_size: int) -> None:
+        self._url = url
+        self._pool_size = pool_size
+        self.pool = self._new_pool()
+        self._down_since: float | None = None
+        self._up = asyncio.Event()
+        self._up.set()
+        self._probe: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def _new_pool(self) -> AsyncConnectionPool:
+        return create_pool(self._url, self._pool_size, check=self._check)
+
+    async def open(self) -> None:
+        # Not waiting: the service starts while PostgreSQL is down and answers 503 meanwhile.
+        await self.pool.open(wait=False)
+
+    async def close(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
+        await asyncio.gather(*self._closing, return_exceptions=True)
+        await self.pool.close()
+
+    @property
+    def is_down(self) -> bool:
+        return self._down_since is not None
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection]:
+        """A pooled connection, or ``DatabaseUnavailable`` without waiting past the grace."""
+        await self._wait_while_down()
+        pool, conn = await self._checkout()
+        try:
+            yield conn
+        except psycopg.OperationalError:
+            if conn.broken:
+                self.suspect()
+            raise
+        finally:
+            await pool.putconn(conn)
+
+    async def _wait_while_down(self) -> None:
+        if self._down_since is None:
+            return
+        remaining = self._down_since + GRACE - time.monotonic()
+        try:
+            async with asyncio.timeout(max(remaining, 0)):
+                await self._up.wait()
+        except TimeoutError:
+            raise DatabaseUnavailable from None
+
+    async def _checkout(self) -> tuple[AsyncConnectionPool, psycopg.AsyncConnection]:
+        """A connection within ``CHECKOUT_TIMEOUT``, asked for in slices so that a request
+        that waited on a pool replaced meanwhile moves to the new one."""
+        deadline = time.monotonic() + CHECKOUT_TIMEOUT
+        while True:
+            pool = self.pool
+            remaining = deadline - time.monotonic()
+            try:
+                return pool, await pool.getconn(timeout=max(min(_SLICE, remaining), 0.001))
+            except PoolTimeout:
+                if time.monotonic() >= deadline:
+                    self.suspect()
+                    raise
+            except PoolClosed:
+                if pool is self.pool:
+                    raise
+
+    async def _check(self, conn: psycopg.AsyncConnection) -> None:
+        """The pool's check of a connection it hands out: a dead one is a sign of trouble."""
+        try:
+            await AsyncConnectionPool.check_connection(conn)
+        except Exception:
+            self.suspect()
+            raise
+
+    def suspect(self) -> None:
+        """Something looked like an outage: probe, unless a probe already runs."""
+        if self._probe is None:
+            self._probe = asyncio.get_running_loop().create_task(self._probe_until_up())
+
+    async def _probe_until_up(self) -> None:
+        try:
+            while not await self._answers():
+                if self._down_since is None:
+                    self._down_since = time.monotonic()
+                    self._up.clear()
+                    _log.warning("the database is unreachable; requests get 503 meanwhile")
+                await asyncio.sleep(PROBE_INTERVAL)
+            if self._down_since is not None:
+                await self._replace_pool()
+                _log.warning(
+                    "the database is back after %.1f s", time.monotonic() - self._down_since
+                )
+                self._down_since = None
+                self._up.set()
+        finally:
+            self._probe = None
+
+    async def _answers(self) -> bool:
+        try:
+            conn = await psycopg.AsyncConnection.connect(self._url, **connect_kwargs())
+        except psycopg.Error:
+            return False
+        await conn.close()
+        return True
+
+    async def _replace_pool(self) -> None:
+        new = self._new_pool()
+        await new.open(wait=False)
+        old, self.pool = self.pool, new
+        # Requests still waiting on the old pool are told it closed and move to the new one.
+        closing = asyncio.get_running_loop().create_task(old.close())
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)

@@ -1,0 +1,292 @@
+"""A batch of validated events into the database: exactly once, in one transaction.
+
+Steps, each one statement over the whole batch: register the organizations, record the
+receipts (the dedupe); then, for the events received for the first time only: workload and
+volume events and the segments of every object they touch (rebuilt from all its events),
+identities' names, and last the LLM calls and platform events, each kind in one statement
+together with every tier of the rollups that count it.
+
+Every step takes its row locks in key order, and the steps run in the same order in every
+transaction, so concurrent batches wait for each other but never deadlock.
+"""
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import msgspec
+import psycopg
+from sqlalchemy import Table, and_, literal, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import insert
+
+from api.core.events import (
+    Agent,
+    Event,
+    Identity,
+    LlmCallEvent,
+    MessageSentEvent,
+    ThreadCreatedEvent,
+    VolumeDeletedEvent,
+    VolumeProvisionedEvent,
+    WorkloadAllocatedEvent,
+    WorkloadReleasedEvent,
+)
+from api.core.tiers import TIERS
+from api.storage import allocations, counters, rollups
+from api.storage.db import Compiled, as_arrays, compile_statement, execute, unnest_rows
+from api.storage.schema import (
+    event_receipts,
+    identities,
+    llm_calls,
+    message_events,
+    orgs,
+    thread_events,
+    volume_events,
+    workload_events,
+)
+
+
+class IngestResult(msgspec.Struct, frozen=True, kw_only=True):
+    accepted: int
+    duplicates: int
+
+
+EventKey = tuple[str, str, str]
+
+
+def event_key(event: Event) -> EventKey:
+    return (event.subject, event.source, event.id)
+
+
+async def ingest(conn: psycopg.AsyncConnection, events: Sequence[Event]) -> IngestResult:
+    first_of_each_key = {}
+    for event in events:
+        first_of_each_key.setdefault(event_key(event), event)
+    async with conn.transaction():
+        await _INSERT_ORGS.run(conn, [(org,) for org in {e.subject for e in events}])
+        received = await _insert_receipts(conn, list(first_of_each_key))
+        fresh = [event for key, event in first_of_each_key.items() if key in received]
+        for write in _ALLOCATION_WRITES:
+            await write.run(conn, fresh)
+        for allocation in allocations.ALL:
+            touched = {
+                (e.subject, allocation.object_id(e)) for e in fresh if allocation.concerns(e)
+            }
+            await allocations.rebuild_segments(conn, allocation, touched)
+        await _UPSERT_IDENTITIES.run(conn, _identity_rows(fresh))
+        # Last: every batch adds to the same few rollup rows (today, this hour), whose locks
+        # are then held for the shortest time before the commit.
+        for write in _COUNTED_WRITES:
+            await write.run(conn, fresh)
+    duplicates = len(events) - len(fresh)
+    counters.count_ingested(fresh, duplicates)
+    return IngestResult(accepted=len(fresh), duplicates=duplicates)
+
+
+async def _insert_receipts(conn: psycopg.AsyncConnection, keys: list[EventKey]) -> set[EventKey]:
+    if not keys:
+        return set()
+    cursor = await execute(conn, _INSERT_RECEIPTS.statement, **as_arrays(keys, _RECEIPT_COLUMNS))
+    return {tuple(row) for row in await cursor.fetchall()}
+
+
+@dataclass(frozen=True, slots=True)
+class _BatchWrite:
+    """An INSERT of many rows, sent as one array per column and written in key order."""
+
+    statement: Compiled
+    columns: list[str]
+
+    async def run(self, conn: psycopg.AsyncConnection, rows: Iterable[tuple[Any, ...]]) -> None:
+        rows = list(rows)
+        if rows:
+            await execute(conn, self.statement, **as_arrays(rows, self.columns))
+
+
+def _from_arrays(
+    table: Table, key: Sequence[str], build: Callable[[Any], Any] = lambda stmt: stmt
+) -> _BatchWrite:
+    names = [column.name for column in table.columns if column.server_default is None]
+    rows = unnest_rows([(name, table.c[name].type) for name in names])
+    source = select(*rows.c).order_by(*(rows.c[name] for name in key))
+    statement = compile_statement(build(insert(table).from_select(names, source)))
+    return _BatchWrite(statement=statement, columns=names)
+
+
+def _primary_key(table: Table) -> list[str]:
+    return [column.name for column in table.primary_key.columns]
+
+
+_RECEIPT_COLUMNS = _primary_key(event_receipts)
+_INSERT_ORGS = _from_arrays(orgs, ["org_id"], lambda stmt: stmt.on_conflict_do_nothing())
+_INSERT_RECEIPTS = _from_arrays(
+    event_receipts,
+    _RECEIPT_COLUMNS,
+    lambda stmt: stmt.on_conflict_do_nothing().returning(*event_receipts.c),
+)
+
+
+def _newer_name(stmt: Any) -> Any:
+    current, new = identities.c, stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=_primary_key(identities),
+        set_={name: new[name] for name in ("name", "name_time", "name_source", "name_event_id")},
+        where=and_(
+            new.name.is_not(None),
+            or_(
+                current.name_time.is_(None),
+                tuple_(current.name_time, current.name_source, current.name_event_id)
+                < tuple_(new.name_time, new.name_source, new.name_event_id),
+            ),
+        ),
+    )
+
+
+_UPSERT_IDENTITIES = _from_arrays(identities, _primary_key(identities), _newer_name)
+
+# Raw rows: one function per table from an event to the table's columns after the key.
+
+
+def _envelope(event: Event) -> tuple[str, str, str, datetime]:
+    return (event.subject, event.source, event.id, event.time)
+
+
+def _llm_call_row(event: LlmCallEvent) -> tuple[Any, ...]:
+    data = event.data
+    return (
+        data.identity.kind,
+        data.identity.id,
+        data.model,
+        data.input_tokens,
+        data.cached_tokens,
+        data.output_tokens,
+        data.succeeded,
+    )
+
+
+def _workload_row(event: WorkloadAllocatedEvent | WorkloadReleasedEvent) -> tuple[Any, ...]:
+    data = event.data
+    if isinstance(event, WorkloadAllocatedEvent):
+        return (data.workload_id, "allocated", data.agent.id, data.cpu_cores, data.memory_bytes)
+    return (data.workload_id, "released", None, None, None)
+
+
+def _volume_row(event: VolumeProvisionedEvent | VolumeDeletedEvent) -> tuple[Any, ...]:
+    data = event.data
+    if isinstance(event, VolumeProvisionedEvent):
+        return (data.volume_id, "provisioned", data.agent.id, data.size_bytes)
+    return (data.volume_id, "deleted", None, None)
+
+
+def _platform_row(event: ThreadCreatedEvent | MessageSentEvent) -> tuple[Any, ...]:
+    return (event.data.thread_id, event.data.identity.kind, event.data.identity.id)
+
+
+@dataclass(frozen=True, slots=True)
+class _RawTable:
+    table: Table
+    kinds: tuple[type, ...]
+    row: Callable[[Any], tuple[Any, ...]]
+
+    @property
+    def columns(self) -> list[str]:
+        return [column.name for column in self.table.columns]
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.table.name}_"
+
+    def arrays(self, events: Iterable[Event]) -> dict[str, list[Any]]:
+        rows = [_envelope(e) + self.row(e) for e in events if isinstance(e, self.kinds)]
+        return as_arrays(rows, [self.prefix + name for name in self.columns])
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """One statement: a batch's new events into their raw tables and, in the same statement
+    (data-modifying CTEs), into every tier of the rollup families that count them."""
+
+    statement: Compiled
+    raw_tables: list[_RawTable]
+
+    async def run(self, conn: psycopg.AsyncConnection, events: Sequence[Event]) -> None:
+        arrays: dict[str, list[Any]] = {}
+        for raw_table in self.raw_tables:
+            arrays |= raw_table.arrays(events)
+        if any(arrays.values()):
+            await execute(conn, self.statement, **arrays)
+
+
+def _write(raw_tables: list[_RawTable], families: Sequence[rollups.Family] = ()) -> _Write:
+    batches: dict[Table, Any] = {}
+    steps = []
+    for raw_table in raw_tables:
+        table = raw_table.table
+        arrays = unnest_rows(
+            [(name, table.c[name].type) for name in raw_table.columns], prefix=raw_table.prefix
+        )
+        # Decoded from the arrays once, read by the raw insert and by every tier.
+        batch = select(*arrays.c).cte(f"batch_{table.name}").prefix_with("MATERIALIZED")
+        batches[table] = batch
+        in_key_order = select(*batch.c).order_by(*(batch.c[n] for n in _primary_key(table)))
+        steps.append(
+            insert(table).from_select(raw_table.columns, in_key_order).cte(f"new_{table.name}")
+        )
+    for family in families:
+        for tier, table in family.tables.items():
+            rows = family.aggregated(TIERS[tier], relations=batches)
+            steps.append(rollups.adding(table, rows, family.measures))
+    statement = select(literal(len(steps))).add_cte(*steps)
+    return _Write(statement=compile_statement(statement), raw_tables=raw_tables)
+
+
+_ALLOCATION_WRITES = [
+    _write(
+        [_RawTable(workload_events, (WorkloadAllocatedEvent, WorkloadReleasedEvent), _workload_row)]
+    ),
+    _write([_RawTable(volume_events, (VolumeProvisionedEvent, VolumeDeletedEvent), _volume_row)]),
+]
+_COUNTED_WRITES = [
+    _write(
+        [_RawTable(llm_calls, (LlmCallEvent,), _llm_call_row)],
+        [rollups.LLM_TOTALS, rollups.LLM_BY_IDENTITY, rollups.LLM_BY_MODEL],
+    ),
+    _write(
+        [
+            _RawTable(thread_events, (ThreadCreatedEvent,), _platform_row),
+            _RawTable(message_events, (MessageSentEvent,), _platform_row),
+        ],
+        [rollups.PLATFORM_TOTALS],
+    ),
+]
+
+
+# Derived rows.
+
+
+def _named_identity(event: Event) -> Identity | None:
+    if isinstance(event, LlmCallEvent | ThreadCreatedEvent | MessageSentEvent):
+        return event.data.identity
+    if isinstance(event, WorkloadAllocatedEvent | VolumeProvisionedEvent):
+        agent: Agent = event.data.agent
+        return Identity(kind="agent", id=agent.id, name=agent.name)
+    return None
+
+
+def _identity_rows(events: Iterable[Event]) -> list[tuple[Any, ...]]:
+    """One row per identity: the name on its latest named event (by time, source, id)."""
+    latest: dict[tuple[str, str, str], tuple[Any, ...]] = {}
+    for event in events:
+        identity = _named_identity(event)
+        if identity is None:
+            continue
+        key = (event.subject, identity.kind, identity.id)
+        if identity.name is None:
+            latest.setdefault(key, (None, None, None, None))
+            continue
+        candidate = (identity.name, event.time, event.source, event.id)
+        current = latest.get(key)
+        if current is None or current[0] is None or current[1:] < candidate[1:]:
+            latest[key] = candidate
+    return [key + value for key, value in latest.items()]

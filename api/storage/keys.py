@@ -1,0 +1,121 @@
+"""API keys: random, shown once, stored as SHA-256 hashes, each with one scope."""
+
+import enum
+import hashlib
+import secrets
+from datetime import datetime
+
+import msgspec
+import psycopg
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from api.storage.db import compile_statement, execute
+from api.storage.schema import ALL_ORGS, api_keys, orgs
+
+KEY_PREFIX = "usage_"
+
+
+class Scope(enum.StrEnum):
+    READ = "read"
+    INGEST = "ingest"
+    ADMIN = "admin"
+
+
+class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
+    key_id: str
+    scope: Scope
+    org: str | None  # the one organization a read key may read
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class CreatedKey(msgspec.Struct, frozen=True, kw_only=True):
+    key_id: str
+    key: str
+
+
+def hash_key(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+_KEY_COLUMNS = (
+    api_keys.c.key_id,
+    api_keys.c.scope,
+    api_keys.c.org_id,
+    api_keys.c.created_at,
+    api_keys.c.revoked_at,
+)
+_ADD_ORG = compile_statement(
+    insert(orgs).values(org_id=bindparam("org_id")).on_conflict_do_nothing()
+)
+_ADD_KEY = compile_statement(
+    insert(api_keys).values(
+        org_id=bindparam("org_id"),
+        key_id=bindparam("key_id"),
+        scope=bindparam("scope"),
+        key_hash=bindparam("key_hash"),
+    )
+)
+_FIND_KEY = compile_statement(
+    select(*_KEY_COLUMNS).where(
+        api_keys.c.key_hash == bindparam("key_hash"), api_keys.c.revoked_at.is_(None)
+    )
+)
+_LIST_KEYS = compile_statement(
+    select(*_KEY_COLUMNS).order_by(api_keys.c.created_at, api_keys.c.key_id)
+)
+_REVOKE_KEY = compile_statement(
+    update(api_keys)
+    .where(api_keys.c.key_id == bindparam("key_id"), api_keys.c.revoked_at.is_(None))
+    .values(revoked_at=func.now())
+    .returning(api_keys.c.key_id)
+)
+
+
+def _api_key(row: tuple) -> ApiKey:
+    key_id, scope, org_id, created_at, revoked_at = row
+    return ApiKey(
+        key_id=key_id,
+        scope=Scope(scope),
+        org=None if org_id == ALL_ORGS else org_id,
+        created_at=created_at,
+        revoked_at=revoked_at,
+    )
+
+
+async def create_key(conn: psycopg.AsyncConnection, scope: Scope, org: str | None) -> CreatedKey:
+    """A new key; a read key's organization is created if it has no events yet."""
+    if (scope is Scope.READ) != (org is not None):
+        raise ValueError("a read key needs an organization; ingest and admin keys take none")
+    created = CreatedKey(key_id=secrets.token_hex(8), key=KEY_PREFIX + secrets.token_urlsafe(32))
+    async with conn.transaction():
+        if org is not None:
+            await execute(conn, _ADD_ORG, org_id=org)
+        await execute(
+            conn,
+            _ADD_KEY,
+            org_id=org or ALL_ORGS,
+            key_id=created.key_id,
+            scope=scope.value,
+            key_hash=hash_key(created.key),
+        )
+    return created
+
+
+async def find_key(conn: psycopg.AsyncConnection, key: str) -> ApiKey | None:
+    """The live key with this secret, if any. The lookup is by hash, so the time it takes
+    says nothing about how close a guess was."""
+    cursor = await execute(conn, _FIND_KEY, key_hash=hash_key(key))
+    row = await cursor.fetchone()
+    return None if row is None else _api_key(row)
+
+
+async def list_keys(conn: psycopg.AsyncConnection) -> list[ApiKey]:
+    cursor = await execute(conn, _LIST_KEYS)
+    return [_api_key(row) for row in await cursor.fetchall()]
+
+
+async def revoke_key(conn: psycopg.AsyncConnection, key_id: str) -> bool:
+    cursor = await execute(conn, _REVOKE_KEY, key_id=key_id)
+    return await cursor.fetchone() is not None

@@ -1,0 +1,285 @@
+"""The database schema: every table the service reads or writes.
+
+Every table carries ``org_id`` and every primary and unique key starts with it, so the
+schema can be distributed by organization (Citus, distribution column ``org_id``).
+Alembic's migrations under ``migrations/`` build exactly this metadata.
+
+Tables (tests/test_schema.py keeps this list equal to the metadata):
+
+- api_keys, event_receipts, identities, llm_calls, message_events, orgs, thread_events,
+  volume_events, volume_segments, volumes_held, workload_events, workload_segments,
+  workloads_held
+- llm_by_identity: llm_by_identity_1d, llm_by_identity_1h, llm_by_identity_5m,
+  llm_by_identity_6h, llm_by_identity_7d
+- llm_by_model: llm_by_model_1d, llm_by_model_1h, llm_by_model_5m, llm_by_model_6h,
+  llm_by_model_7d
+- llm_totals: llm_totals_1d, llm_totals_1h, llm_totals_5m, llm_totals_6h, llm_totals_7d
+- platform_totals: platform_totals_1d, platform_totals_1h, platform_totals_5m,
+  platform_totals_6h, platform_totals_7d
+- volume_changes: volume_changes_1d, volume_changes_1h, volume_changes_5m,
+  volume_changes_6h, volume_changes_7d
+- volume_changes_by_agent: volume_changes_by_agent_1d, volume_changes_by_agent_1h,
+  volume_changes_by_agent_5m, volume_changes_by_agent_6h, volume_changes_by_agent_7d
+- workload_changes: workload_changes_1d, workload_changes_1h, workload_changes_5m,
+  workload_changes_6h, workload_changes_7d
+- workload_changes_by_agent: workload_changes_by_agent_1d, workload_changes_by_agent_1h,
+  workload_changes_by_agent_5m, workload_changes_by_agent_6h, workload_changes_by_agent_7d
+"""
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    Table,
+    Text,
+    func,
+)
+
+from api.core.tiers import TIERS
+
+metadata = MetaData(
+    naming_convention={
+        "pk": "%(table_name)s_pkey",
+        "ix": "%(table_name)s_%(column_0_N_name)s_idx",
+        "ck": "%(table_name)s_%(constraint_name)s_check",
+    }
+)
+
+# Keys of scope ingest and admin are not bound to one organization; they are stored under
+# this org_id, which no slug can equal.
+ALL_ORGS = "*"
+
+
+def _org_id() -> Column:
+    return Column("org_id", Text, primary_key=True)
+
+
+def _timestamp(name: str, *, nullable: bool = False) -> Column:
+    return Column(name, DateTime(timezone=True), nullable=nullable)
+
+
+def _event_columns() -> list[Column]:
+    """The columns every raw event table starts with; its key is DESIGN §5's dedupe key."""
+    return [
+        _org_id(),
+        Column("source", Text, primary_key=True),
+        Column("event_id", Text, primary_key=True),
+        _timestamp("time"),
+    ]
+
+
+def _identity_kind_check(column: str) -> CheckConstraint:
+    return CheckConstraint(f"{column} IN ('agent', 'user')", name=column)
+
+
+orgs = Table(
+    "orgs",
+    metadata,
+    _org_id(),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Agents and users; an agent of a workload or volume is the identity of kind 'agent' with
+# the same id. The name is the one on the latest event (by time, then source and event id)
+# that carried a name.
+identities = Table(
+    "identities",
+    metadata,
+    _org_id(),
+    Column("kind", Text, primary_key=True),
+    Column("identity_id", Text, primary_key=True),
+    Column("name", Text),
+    _timestamp("name_time", nullable=True),
+    Column("name_source", Text),
+    Column("name_event_id", Text),
+    _identity_kind_check("kind"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    _org_id(),
+    Column("key_id", Text, primary_key=True),
+    Column("scope", Text, nullable=False),
+    Column("key_hash", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    _timestamp("revoked_at", nullable=True),
+    CheckConstraint("scope IN ('read', 'ingest', 'admin')", name="scope"),
+    Index(None, "key_hash"),
+)
+
+# One row per event ever accepted, whatever its type: the dedupe of DESIGN §5 is on
+# (subject, source, id) across all types, so it cannot live in the per-type tables.
+event_receipts = Table(
+    "event_receipts",
+    metadata,
+    _org_id(),
+    Column("source", Text, primary_key=True),
+    Column("event_id", Text, primary_key=True),
+)
+
+llm_calls = Table(
+    "llm_calls",
+    metadata,
+    *_event_columns(),
+    Column("identity_kind", Text, nullable=False),
+    Column("identity_id", Text, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("cached_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("succeeded", Boolean, nullable=False),
+    _identity_kind_check("identity_kind"),
+    Index(None, "org_id", "time"),
+)
+
+workload_events = Table(
+    "workload_events",
+    metadata,
+    *_event_columns(),
+    Column("workload_id", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("agent_id", Text),
+    Column("cpu_cores", Float),
+    Column("memory_bytes", BigInteger),
+    CheckConstraint("action IN ('allocated', 'released')", name="action"),
+    Index(None, "org_id", "workload_id"),
+)
+
+volume_events = Table(
+    "volume_events",
+    metadata,
+    *_event_columns(),
+    Column("volume_id", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("agent_id", Text),
+    Column("size_bytes", BigInteger),
+    CheckConstraint("action IN ('provisioned', 'deleted')", name="action"),
+    Index(None, "org_id", "volume_id"),
+)
+
+
+def _platform_event_table(name: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        *_event_columns(),
+        Column("thread_id", Text, nullable=False),
+        Column("identity_kind", Text, nullable=False),
+        Column("identity_id", Text, nullable=False),
+        _identity_kind_check("identity_kind"),
+        Index(None, "org_id", "time"),
+    )
+
+
+thread_events = _platform_event_table("thread_events")
+message_events = _platform_event_table("message_events")
+
+# Derived tables, maintained by ingest in the same transaction as the raw rows.
+
+# Rollups: per organization, counts per bucket of each tier (api.core.tiers: 5 minutes, hours,
+# 6 hours, days, weeks), in families by what they break down. Every row sums the events whose
+# time falls in its bucket; a query reads whole buckets and the raw events at its edges.
+
+LLM_MEASURES = [
+    "input_tokens",
+    "cached_tokens",
+    "output_tokens",
+    "successful_requests",
+    "failed_requests",
+]
+PLATFORM_MEASURES = ["threads_created", "messages_sent"]
+
+
+def _rollup(
+    family: str, dimensions: list[str], measures: list[str], kind: type = BigInteger
+) -> dict[str, Table]:
+    """One table per tier: ``{family}_{tier}``, keyed by organization, bucket, dimensions."""
+    return {
+        tier: Table(
+            f"{family}_{tier}",
+            metadata,
+            _org_id(),
+            Column("bucket_start", DateTime(timezone=True), primary_key=True),
+            *(Column(name, Text, primary_key=True) for name in dimensions),
+            *(Column(name, kind, nullable=False) for name in measures),
+        )
+        for tier in TIERS
+    }
+
+
+llm_totals = _rollup("llm_totals", [], LLM_MEASURES)
+llm_by_identity = _rollup("llm_by_identity", ["identity_kind", "identity_id"], LLM_MEASURES)
+llm_by_model = _rollup("llm_by_model", ["model"], LLM_MEASURES)
+platform_totals = _rollup("platform_totals", [], PLATFORM_MEASURES)
+
+# A segment is one stretch of constant reservation: [start_time, end_time), end_time NULL
+# while the reservation still holds (it then counts up to a query's as_of). Zero-length
+# stretches are not stored, so start_time is unique per object.
+workload_segments = Table(
+    "workload_segments",
+    metadata,
+    _org_id(),
+    Column("workload_id", Text, primary_key=True),
+    Column("start_time", DateTime(timezone=True), primary_key=True),
+    _timestamp("end_time", nullable=True),
+    Column("agent_id", Text, nullable=False),
+    Column("cpu_cores", Float, nullable=False),
+    Column("memory_bytes", BigInteger, nullable=False),
+    # A window's edges read the segments starting and ending in them.
+    Index(None, "org_id", "start_time"),
+    Index(None, "org_id", "end_time"),
+)
+
+volume_segments = Table(
+    "volume_segments",
+    metadata,
+    _org_id(),
+    Column("volume_id", Text, primary_key=True),
+    Column("start_time", DateTime(timezone=True), primary_key=True),
+    _timestamp("end_time", nullable=True),
+    Column("agent_id", Text, nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    # A window's edges read the segments starting and ending in them.
+    Index(None, "org_id", "start_time"),
+    Index(None, "org_id", "end_time"),
+)
+
+# Reservation changes: each segment changes its agent's reservation by +rate at its start
+# and -rate at its end. Per tier and bucket, ``{rate}_change`` sums the changes and
+# ``{rate}_moment`` sums each change times its seconds after the bucket start; with the
+# reservations held now (``*_held``), that integrates any window exactly from whole buckets
+# and the segments at its edges (api.reads.allocated). Numeric: changes cancel exactly.
+WORKLOAD_RATES = ["cpu_cores", "memory_bytes"]
+VOLUME_RATES = ["size_bytes"]
+
+
+def _changes(family: str, dimensions: list[str], rates: list[str]) -> dict[str, Table]:
+    measures = [f"{rate}_{part}" for rate in rates for part in ("change", "moment")]
+    return _rollup(family, dimensions, measures, Numeric)
+
+
+def _held(name: str, rates: list[str]) -> Table:
+    """Per agent, the sum of every change: what its open segments reserve now."""
+    return Table(
+        name,
+        metadata,
+        _org_id(),
+        Column("agent_id", Text, primary_key=True),
+        *(Column(rate, Numeric, nullable=False) for rate in rates),
+    )
+
+
+workload_changes = _changes("workload_changes", [], WORKLOAD_RATES)
+workload_changes_by_agent = _changes("workload_changes_by_agent", ["agent_id"], WORKLOAD_RATES)
+workloads_held = _held("workloads_held", WORKLOAD_RATES)
+volume_changes = _changes("volume_changes", [], VOLUME_RATES)
+volume_changes_by_agent = _changes("volume_changes_by_agent", ["agent_id"], VOLUME_RATES)
+volumes_held = _held("volumes_held", VOLUME_RATES)

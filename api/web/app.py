@@ -1,0 +1,82 @@
+"""The Litestar application: routes, database pool, authentication and error handling."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+
+from api.core.rate_limit import RateLimiter
+from api.settings import Settings
+from api.storage.availability import Database
+from api.web.auth import authentication
+from api.web.conventions import http_conventions
+from api.web.logs import request_log
+from api.web.metrics import Metrics, count_requests
+from api.web.openapi import OPENAPI_CONFIG, add_event_schemas
+from api.web.problems import EXCEPTION_HANDLERS
+from api.web.routes.health import healthz, readyz
+from api.web.routes.ingest import MAX_BODY_BYTES, post_events
+from api.web.routes.page import page_router
+from api.web.routes.usage import AllOrgsUsage, OrgUsage
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def database(app: Litestar) -> AsyncIterator[None]:
+        database = Database(settings.database_url, settings.db_pool_size)
+        await database.open()
+        app.state.database = database
+        app.state.rate_limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
+        app.state.auth_failure_limiter = RateLimiter(
+            settings.auth_failure_rate, settings.auth_failure_burst
+        )
+        app.state.trusted_proxies = settings.trusted_proxies
+        try:
+            yield
+        finally:
+            await database.close()
+
+    app = Litestar(
+        route_handlers=[
+            healthz,
+            readyz,
+            post_events,
+            OrgUsage,
+            AllOrgsUsage,
+            page_router(settings.page_dir),
+            Metrics,
+        ],
+        lifespan=[database],
+        dependencies={"database": Provide(_database, sync_to_thread=False)},
+        middleware=[authentication],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=MAX_BODY_BYTES,
+        cors_config=_cors(settings.cors_origins),
+        openapi_config=OPENAPI_CONFIG,
+    )
+    # Around everything, errors already turned into responses and unknown paths included:
+    # route middleware sees neither.
+    app.asgi_handler = request_log(count_requests(http_conventions(app.asgi_handler)))
+    add_event_schemas(app)
+    return app
+
+
+def _database(state: State) -> Database:
+    return state.database
+
+
+def _cors(origins: tuple[str, ...]) -> CORSConfig | None:
+    """Closed unless origins are configured: then those pages may read and send with a key."""
+    if not origins:
+        return None
+    return CORSConfig(
+        allow_origins=list(origins),
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type"],
+        max_age=600,
+    )

@@ -1,0 +1,69 @@
+"""Who is calling: the bearer key of every request, and what its scope lets it do (DESIGN §6)."""
+
+import time
+
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.middleware.base import DefineMiddleware
+
+from api.core.rate_limit import client_address
+from api.storage.keys import ApiKey, Scope, find_key
+from api.web.metrics import AUTH_FAILURES_LIMITED, RATE_LIMITED
+from api.web.problems import Problem
+
+PUBLIC = {"exclude_from_auth": True}  # route option: no key needed
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="usage"'}
+
+
+class _BearerKey(AbstractAuthenticationMiddleware):
+    async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
+        scheme, _, key = connection.headers.get("authorization", "").partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key:
+            raise Problem(401, "an API key is required: Authorization: Bearer <key>",
+                          headers=_CHALLENGE)  # fmt: skip
+        state = connection.app.state
+        now = time.monotonic()
+        address = client_address(
+            connection.client.host if connection.client else None,
+            connection.headers.get("x-forwarded-for"),
+            state.trusted_proxies,
+        )
+        wait = state.auth_failure_limiter.refusal(address, now)
+        if wait:
+            AUTH_FAILURES_LIMITED.inc()
+            raise Problem(429, f"too many unknown keys from this address; retry in {wait} s",
+                          headers={"Retry-After": str(wait)})  # fmt: skip
+        async with state.database.connection() as conn:
+            api_key = await find_key(conn, key)
+        if api_key is None:
+            state.auth_failure_limiter.spend(address, now)
+            raise Problem(401, "the API key is unknown or revoked", headers=_CHALLENGE)
+        wait = state.rate_limiter.wait(api_key.key_id, now)
+        if wait:
+            RATE_LIMITED.inc()
+            raise Problem(429, f"this key sent too many requests; retry in {wait} s",
+                          headers={"Retry-After": str(wait)})  # fmt: skip
+        return AuthenticationResult(user=api_key, auth=api_key)
+
+
+# The OpenAPI document and the metrics are public: they describe the API and the process,
+# not anyone's usage.
+authentication = DefineMiddleware(_BearerKey, exclude=["^/schema", "^/metrics$"])
+
+
+def requires(*scopes: Scope):
+    """A guard: the request's key must have one of ``scopes``."""
+
+    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        if connection.scope["method"] == "OPTIONS":
+            # Litestar's own answer (the Allow header): no key, as for CORS preflights.
+            return
+        api_key: ApiKey = connection.user
+        if api_key.scope not in scopes:
+            allowed = " or ".join(scope.value for scope in scopes)
+            raise Problem(403, f"this route needs a key of scope {allowed}; "
+                               f"this key has scope {api_key.scope.value}")  # fmt: skip
+
+    return guard

@@ -1,0 +1,98 @@
+"""What Litestar cannot infer for the OpenAPI document: the CloudEvents that POST /events
+reads from its raw body, and the CSV that every usage route can answer with."""
+
+from dataclasses import dataclass
+
+import msgspec
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import (
+    Components,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    RequestBody,
+    Schema,
+    SecurityScheme,
+)
+
+from api.core.events import SLUG_PATTERN, Event, schema_hook
+from api.core.parsing import BATCH_MEDIA_TYPE
+
+CSV = "text/csv"
+
+BEARER_KEY = "BearerKey"
+OPENAPI_CONFIG = OpenAPIConfig(
+    title="Usage",
+    version="1.0.0",
+    description="Metering service of the agent platform: ingest and usage reads.",
+    security=[{BEARER_KEY: []}],
+    components=Components(
+        security_schemes={
+            BEARER_KEY: SecurityScheme(
+                type="http",
+                scheme="bearer",
+                description="An API key: Authorization: Bearer <key>",
+            )
+        }
+    ),
+)
+PUBLIC_SECURITY: list[dict[str, list[str]]] = [{}]  # a route anyone may call
+
+
+(_BATCH,), _EVENT_COMPONENTS = msgspec.json.schema_components(
+    [list[Event]], schema_hook=schema_hook, ref_template="#/components/schemas/{name}"
+)
+
+
+def add_event_schemas(app: Litestar) -> None:
+    """Puts the CloudEvents' schemas among the document's components: Litestar builds
+    those from the types of its own handlers' signatures, and POST /events reads its body
+    by hand. The document is built once and kept, so this lasts."""
+    components = app.openapi_schema.components
+    assert components.schemas is not None
+    assert not components.schemas.keys() & _EVENT_COMPONENTS.keys(), "a component name clash"
+    components.schemas.update(_EVENT_COMPONENTS)  # type: ignore[arg-type]
+
+
+@dataclass
+class IngestOperation(Operation):
+    """POST /events: the body is parsed by hand (size and count limits come first), so it
+    is declared here. As a batch only: the other forms the route takes (one structured
+    event, plain JSON, binary content mode) are in its description, because generated
+    clients cannot take a body of several media types (openapi-python-client 0.29 writes
+    a module that fails to import)."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True,
+            description="CloudEvents 1.0: a batch of at most 10,000 events.",
+            content={BATCH_MEDIA_TYPE: OpenAPIMediaType(schema=_BATCH)},  # type: ignore[arg-type]
+        )
+
+
+@dataclass
+class UsageOperation(Operation):
+    """A usage route: JSON, or its series as CSV with Accept: text/csv or format=csv. Its
+    optional query parameters are plain values (a query string cannot send null), and
+    ``org`` is a slug."""
+
+    def __post_init__(self) -> None:
+        if self.responses and "200" in self.responses:
+            ok = self.responses["200"]
+            ok.content = {  # type: ignore[union-attr]
+                **(ok.content or {}),  # type: ignore[union-attr]
+                CSV: OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING)),
+            }
+        for parameter in self.parameters or []:
+            schema = parameter.schema  # type: ignore[union-attr]
+            if isinstance(schema, Schema) and schema.one_of:
+                (parameter.schema,) = [  # type: ignore[union-attr]
+                    option
+                    for option in schema.one_of
+                    if not (isinstance(option, Schema) and option.type == OpenAPIType.NULL)
+                ]
+                for name in ("description", "enum", "format"):
+                    setattr(parameter.schema, name, getattr(schema, name, None))
+            if parameter.name == "org" and isinstance(parameter.schema, Schema):  # type: ignore[union-attr]
+                parameter.schema.pattern = SLUG_PATTERN  # type: ignore[union-attr]

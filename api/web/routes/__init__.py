@@ -1,0 +1,1 @@
+"""The routes: health probes, POST /events, the usage reads and the page."""

@@ -1,0 +1,92 @@
+"""POST /events: CloudEvents in, exactly once (DESIGN §5)."""
+
+from datetime import UTC, datetime
+
+from litestar import Request, post
+from litestar.di import NamedDependency
+
+from api.core.encodings import GZIP, IDENTITY, BadEncoding, BodyTooLarge, gunzip
+from api.core.parsing import (
+    SHAPE_OF_MEDIA_TYPE,
+    InvalidEvents,
+    MalformedBody,
+    TooManyEvents,
+    parse_binary_event,
+    parse_events,
+)
+from api.storage.availability import Database
+from api.storage.ingest import IngestResult, ingest
+from api.storage.keys import Scope
+from api.web.auth import requires
+from api.web.openapi import IngestOperation
+from api.web.problems import ErrorItem, Problem, problem_responses
+
+MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
+@post(
+    "/events",
+    guards=[requires(Scope.INGEST)],
+    request_max_body_size=MAX_BODY_BYTES,
+    status_code=200,
+    tags=["ingest"],
+    summary="Ingest a batch of CloudEvents",
+    description=(
+        "A CloudEvents 1.0 JSON batch (application/cloudevents-batch+json or an array as "
+        "application/json) or one structured event (application/cloudevents+json). At most "
+        "10,000 events and 10 MiB. The batch is one transaction: 200 means every event is "
+        "stored; any invalid event gives 422 and stores nothing. Events already stored "
+        "(same subject, source and id) are counted in `duplicates` and not stored again. "
+        "One event may also come in binary content mode: its attributes in ce-* headers, "
+        "its data as an application/json body. Content-Encoding: gzip is accepted."
+    ),
+    responses=problem_responses(400, 401, 403, 413, 415, 422, 429, 503),
+    operation_class=IngestOperation,
+)
+async def post_events(request: Request, database: NamedDependency[Database]) -> IngestResult:
+    media_type, options = request.content_type
+    media_type = media_type.lower()
+    charset = options.get("charset", "utf-8").lower()
+    if charset not in ("utf-8", "utf8"):
+        raise Problem(415, f"the body must be UTF-8, not charset {charset}")
+    body = await _body(request)
+    now = datetime.now(UTC)
+    try:
+        if "ce-specversion" in request.headers and not media_type.startswith(_STRUCTURED):
+            if media_type != "application/json":
+                message = "an event in binary content mode (ce-* headers) carries "
+                raise Problem(415, f"{message}application/json data, not {media_type or 'none'}")
+            events = parse_binary_event(request.headers, media_type, body, now)
+        else:
+            shape = SHAPE_OF_MEDIA_TYPE.get(media_type)
+            if shape is None:
+                raise Problem(415, f"Content-Type must be one of {', '.join(SHAPE_OF_MEDIA_TYPE)}, "
+                                   f"not {media_type or 'missing'}")  # fmt: skip
+            events = parse_events(body, shape, now)
+    except MalformedBody as error:
+        raise Problem(400, str(error)) from None
+    except TooManyEvents as error:
+        raise Problem(413, str(error)) from None
+    except InvalidEvents as error:
+        errors = [ErrorItem(index=e.index, field=e.field, message=e.message) for e in error.errors]
+        raise Problem(422, str(error), errors=errors) from None
+    async with database.connection() as conn:
+        return await ingest(conn, events)
+
+
+_STRUCTURED = "application/cloudevents"
+
+
+async def _body(request: Request) -> bytes:
+    """The body, inflated if its Content-Encoding is gzip; the size limit holds either way."""
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding in IDENTITY:
+        return await request.body()
+    if encoding not in GZIP:
+        raise Problem(415, f"Content-Encoding must be gzip or identity, not {encoding}")
+    try:
+        return await gunzip(request.stream(), MAX_BODY_BYTES)
+    except BodyTooLarge:
+        raise Problem(413, f"the body inflates to more than {MAX_BODY_BYTES:,} bytes") from None
+    except BadEncoding as error:
+        raise Problem(400, str(error)) from None

@@ -1,0 +1,364 @@
+"""GET usage: one organization's (read or admin key) or all organizations' (admin key)."""
+
+import csv
+import hashlib
+import io
+import re
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from functools import partial
+from typing import Annotated, Any
+
+import msgspec
+import psycopg
+from litestar import Controller, Request, Response, get
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, QueryParameter
+
+from api.core.events import is_slug
+from api.core.negotiation import preferred
+from api.core.windows import BUCKET_WIDTHS, PRESETS, WindowError, check_top, resolve_window
+from api.reads.allocated import compute_usage, storage_usage
+from api.reads.common import SectionQuery, UnknownOrg
+from api.reads.llm import llm_usage
+from api.reads.platform import platform_usage
+from api.reads.shapes import (
+    AllOrgsComputeUsage,
+    AllOrgsLlmUsage,
+    AllOrgsPlatformUsage,
+    AllOrgsStorageUsage,
+    ComputeUsage,
+    LlmUsage,
+    PlatformUsage,
+    StorageUsage,
+)
+from api.storage.availability import Database
+from api.storage.keys import ApiKey, Scope
+from api.web.auth import requires
+from api.web.openapi import CSV, UsageOperation
+from api.web.problems import ErrorItem, Problem, problem_responses
+
+_Section = Callable[[psycopg.AsyncConnection, SectionQuery], Awaitable[Any]]
+
+
+def _window_query(
+    request: Request,
+    org: str | None,
+    range_: str | None,
+    start: str | None,
+    end: str | None,
+    bucket: str | None,
+    top: int,
+) -> SectionQuery:
+    unknown = sorted(set(request.query_params) - _PARAMETERS)
+    if unknown:
+        errors = [ErrorItem(field=name, message="is not a parameter of this route")
+                  for name in unknown]  # fmt: skip
+        known = ", ".join(sorted(_PARAMETERS))
+        raise Problem(400, f"unknown parameter(s) {', '.join(map(repr, unknown))}; known: "
+                           f"{known}", errors=errors)  # fmt: skip
+    try:
+        window = resolve_window(
+            now=datetime.now(UTC), range_=range_, start=start, end=end, bucket=bucket
+        )
+        # Litestar's conversion also reads 1e2 and 10.0 as integers; top is digits only.
+        if not _DIGITS.fullmatch(request.query_params.get("top", "10")):
+            raise WindowError("top", "top must be a whole number between 1 and 100")
+        return SectionQuery(window=window, org=org, top=check_top(top))
+    except WindowError as error:
+        raise Problem(
+            400, str(error), errors=[ErrorItem(field=error.field, message=str(error))]
+        ) from None
+
+
+_DIGITS = re.compile("[0-9]+")
+# A misspelt parameter (or one of another route) is refused, not silently ignored.
+_PARAMETERS = {"range", "start", "end", "bucket", "top", "format"}
+
+# The window parameters, declared once for every usage route.
+RangeParam = Annotated[
+    str | None,
+    QueryParameter(
+        name="range",
+        description="A preset: 24h (default), 7d or 30d. Not together with start.",
+        schema_extra={"enum": list(PRESETS)},
+    ),
+]
+StartParam = Annotated[
+    str | None,
+    QueryParameter(
+        description="Start of a custom window: RFC 3339 with offset; needs end.",
+        schema_extra={"format": "date-time"},
+    ),
+]
+EndParam = Annotated[
+    str | None,
+    QueryParameter(
+        description="End of a custom window, or a preset's snapshot time (default now).",
+        schema_extra={"format": "date-time"},
+    ),
+]
+BucketParam = Annotated[
+    str | None,
+    QueryParameter(
+        description="Bucket width; picked automatically when omitted.",
+        schema_extra={"enum": list(BUCKET_WIDTHS)},
+    ),
+]
+TopParam = Annotated[
+    int, QueryParameter(description="Size of top-N breakdowns, 1..100.", ge=1, le=100)
+]
+FormatParam = Annotated[
+    str | None,
+    QueryParameter(
+        name="format",
+        # Not in the document: it cannot say that format=csv changes the answer's type, and
+        # generated clients would read CSV as JSON. Accept: text/csv says it (and is there).
+        include_in_schema=False,
+    ),
+]
+
+
+async def org_query(
+    request: Request,
+    org: FromPath[str],
+    range_: RangeParam = None,
+    start: StartParam = None,
+    end: EndParam = None,
+    bucket: BucketParam = None,
+    top: TopParam = 10,
+) -> SectionQuery:
+    """The query of a one-organization read, once the key may read that organization (that
+    the organization exists is checked with the section's own queries)."""
+    api_key: ApiKey = request.user
+    if not is_slug(org) or (api_key.scope is Scope.READ and api_key.org != org):
+        raise _not_found(org)
+    return _window_query(request, org, range_, start, end, bucket, top)
+
+
+def _not_found(org: str) -> Problem:
+    return Problem(404, f"organization {org!r} not found")
+
+
+async def all_orgs_query(
+    request: Request,
+    range_: RangeParam = None,
+    start: StartParam = None,
+    end: EndParam = None,
+    bucket: BucketParam = None,
+    top: TopParam = 10,
+) -> SectionQuery:
+    return _window_query(request, None, range_, start, end, bucket, top)
+
+
+async def _answer(
+    request: Request,
+    database: Database,
+    section: _Section,
+    query: SectionQuery,
+    output: str | None,
+) -> Any:
+    media_type = _media_type(request, output)
+    try:
+        async with database.connection() as conn:
+            usage = await section(conn, query)
+    except UnknownOrg:
+        raise _not_found(query.org or "") from None
+    headers = {"Cache-Control": "private, no-cache", "Vary": "Accept, Authorization"}
+    if media_type == CSV:
+        body = _csv(usage.series).encode()
+        name = f"usage-{query.org or 'all'}-{_SECTION_NAMES[section]}-{query.window.range}.csv"
+        headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    else:
+        body = msgspec.json.encode(usage)
+    # The same answer has the same tag: a client that passes the same end revalidates (304).
+    headers["ETag"] = f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
+    return Response(body, media_type=media_type, headers=headers)
+
+
+_SECTION_NAMES = {
+    llm_usage: "llm",
+    compute_usage: "compute",
+    storage_usage: "storage",
+    platform_usage: "platform",
+}
+_JSON = "application/json"
+
+
+def _media_type(request: Request, output: str | None) -> str:
+    """JSON or CSV: ``format`` if given, else what Accept prefers (406 if neither)."""
+    if output is not None:
+        if output not in ("json", "csv"):
+            message = f"format must be json or csv, not {output!r}"
+            raise Problem(400, message, errors=[ErrorItem(field="format", message=message)])
+        return CSV if output == "csv" else _JSON
+    chosen = preferred(request.headers.get("accept"), [_JSON, CSV])
+    if chosen is None:
+        raise Problem(406, f"this route answers {_JSON} or {CSV}; Accept allows neither")
+    return chosen
+
+
+def _csv(series: list[msgspec.Struct]) -> str:
+    """The series as RFC 4180 CSV: a header row, then one row per bucket, oldest first."""
+    rows = msgspec.to_builtins(series)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    columns = list(series[0].__struct_fields__) if series else []
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(_csv_value(row[name]) for name in columns)
+    return out.getvalue()
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+# Every usage route: its problems declared (Litestar would document a 400 as
+# application/json) and CSV as the other media type of its 200.
+usage_get = partial(
+    get,
+    responses=problem_responses(400, 401, 403, 404, 406, 429, 503),
+    operation_class=UsageOperation,
+)
+_CSV_NOTE = " With Accept: text/csv or format=csv: the series as CSV."
+
+
+class OrgUsage(Controller):
+    """One organization's usage: a read key for that organization, or an admin key."""
+
+    path = "/orgs/{org:str}/usage"
+    tags = ["usage"]
+    guards = [requires(Scope.READ, Scope.ADMIN)]
+    dependencies = {"usage_query": Provide(org_query)}
+
+    @usage_get(
+        "/llm",
+        summary="Tokens and requests",
+        description="By consumer and model." + _CSV_NOTE,
+        operation_class=UsageOperation,
+    )
+    async def llm(
+        self,
+        request: Request,
+        database: NamedDependency[Database],
+        usage_query: NamedDependency[SectionQuery],
+        output: FormatParam = None,
+    ) -> LlmUsage:
+        return await _answer(request, database, llm_usage, usage_query, output)
+
+    @usage_get(
+        "/compute",
+        summary="CPU core-hours and RAM GB-hours reserved",
+        description=_CSV_NOTE,
+        operation_class=UsageOperation,
+    )
+    async def compute(
+        self,
+        request: Request,
+        database: NamedDependency[Database],
+        usage_query: NamedDependency[SectionQuery],
+        output: FormatParam = None,
+    ) -> ComputeUsage:
+        return await _answer(request, database, compute_usage, usage_query, output)
+
+    @usage_get(
+        "/storage",
+        summary="Storage GB-hours provisioned",
+        description=_CSV_NOTE,
+        operation_class=UsageOperation,
+    )
+    async def storage(
+        self,
+        request: Request,
+        database: NamedDependency[Database],
+        usage_query: NamedDependency[SectionQuery],
+        output: FormatParam = None,
+    ) -> StorageUsage:
+        return await _answer(request, database, storage_usage, usage_query, output)
+
+    @usage_get(
+        "/platform",
+        summary="Threads created and messages sent",
+        description=_CSV_NOTE,
+        operation_class=UsageOperation,
+    )
+    async def platform(
+        self,
+        request: Request,
+        database: NamedDependency[Database],
+        usage_query: NamedDependency[SectionQuery],
+        output: FormatParam = None,
+    ) -> PlatformUsage:
+        return await _answer(request, database, platform_usage, usage_query, output)
+
+
+class AllOrgsUsage(Controller):
+    """Every organization's usage together, with a by-organization breakdown: admin keys."""
+
+    path = "/usage"
+    tags = ["usage (all organizations)"]
+    guards = [requires(Scope.ADMIN)]
+    dependencies = {"usage_query": Provide(all_orgs_query)}
+
+    @usage_get(
+        "/llm",
+        summary="Tokens and requests, all organizations",
+        description=_CSV_NOTE,
+        operation_class=UsageOperation,
+    )
+    async def llm(
+        self,
+        request: Request,
+        database: NamedDependency[Database],
+        usage_query: NamedDependency[SectionQuery],
+        output: FormatParam = None,
+    ) -> AllOrgsLlmUsage:
+        return await _answer(request, database, llm_usage, usage_query, output)
+
+    @usage_get(
+        "/compute",
+        summary="Compute reserved, all organizations",
+        description=_CSV_NOTE,
+        operation_class=UsageOperation,
+    )
+    async def compute(
+        self,
+        request: Request,
+        database: NamedDependency[Database],
+        usage_query: NamedDependency[SectionQuery],
+        output: FormatParam = None,
+    ) -> AllOrgsComputeUsage:
+        return await _answer(request, database, compute_usage, usage_query, output)
+
+    @usage_get(
+        "/storage",
+        summary="Storage provisioned, all organizations",
+        description=_CSV_NOTE,
+        operation_class=UsageOperation,
+    )
+    async def storage(
+        self,
+        request: Request,
+        database: NamedDependency[Database],
+        usage_query: NamedDependency[SectionQuery],
+        output: FormatParam = None,
+    ) -> AllOrgsStorageUsage:
+        return await _answer(request, database, storage_usage, usage_query, output)
+
+    @usage_get(
+        "/platform",
+        summary="Platform activity, all organizations",
+        description=_CSV_NOTE,
+        operation_class=UsageOperation,
+    )
+    async def platform(
+        self,
+        request: Request,
+        database: NamedDependency[Database],
+        usage_query: NamedDependency[SectionQuery],
+        output: FormatParam = None,
+    ) -> AllOrgsPlatformUsage:
+        return await _answer(request, database, platform_usage, usage_query, output)

@@ -1,0 +1,72 @@
+"""Reading and clearing the test database's tables."""
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import psycopg
+from sqlalchemy import Table, select
+
+from api.storage import reservations, rollups
+from api.storage.db import compile_statement, connect, connect_kwargs
+from api.storage.schema import api_keys, metadata, orgs
+
+# Everything a batch of events can change; api_keys belong to the session's fixtures.
+EVENT_TABLES = [table for table in metadata.sorted_tables if table is not api_keys]
+_VOLATILE_COLUMNS = {orgs.c.created_at, api_keys.c.created_at}
+# What ingest derives from the raw events.
+DERIVED_TABLES = [
+    *(table for family in rollups.ALL for table in family.tables.values()),
+    *(table for reserved in reservations.ALL for table in reserved.tables),
+]
+# A bucket whose reservation changes cancel out reads as one without changes: ingest may
+# leave such rows where a rebuild writes none.
+_CHANGE_TABLES = {table for reserved in reservations.ALL for table in reserved.change_rollups}
+
+
+def reset(database_url: str) -> None:
+    _truncate(database_url, EVENT_TABLES)
+
+
+def truncate_derived(database_url: str) -> None:
+    _truncate(database_url, DERIVED_TABLES)
+
+
+def _truncate(database_url: str, tables: list[Table]) -> None:
+    with connect(database_url) as conn:
+        conn.execute(f"TRUNCATE {', '.join(table.name for table in tables)}")
+
+
+def _sorted_rows(conn: psycopg.Connection, table: Table) -> list[tuple[Any, ...]]:
+    columns = [c for c in table.columns if c not in _VOLATILE_COLUMNS]
+    statement = compile_statement(select(*columns).order_by(*columns))
+    found = conn.execute(statement.sql, statement.defaults).fetchall()
+    if table not in _CHANGE_TABLES:
+        return found
+    measures = [i for i, c in enumerate(columns) if c.name.endswith(("_change", "_moment"))]
+    return [row for row in found if any(row[i] != 0 for i in measures)]
+
+
+def snapshot(database_url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table events change, sorted: equal snapshots, equal state."""
+    with connect(database_url) as conn:
+        return {table.name: _sorted_rows(conn, table) for table in EVENT_TABLES}
+
+
+def rows(database_url: str, table_name: str) -> list[tuple[Any, ...]]:
+    """A table's rows, sorted, without the columns that hold the time of writing."""
+    with connect(database_url) as conn:
+        return _sorted_rows(conn, metadata.tables[table_name])
+
+
+def with_connection(database_url: str, action: Callable[[psycopg.AsyncConnection], Any]) -> Any:
+    """``action(conn)`` run to completion on a connection of its own."""
+
+    async def run() -> Any:
+        async with await psycopg.AsyncConnection.connect(database_url, **connect_kwargs()) as conn:
+            return await action(conn)
+
+    # In a thread of its own: Playwright's sync API keeps an event loop on the main thread.
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, run()).result()

@@ -1,0 +1,79 @@
+"""The service as users run it: the installed `usage-api` console script, and a live server."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+USAGE_API = shutil.which("usage-api", path=os.path.dirname(sys.executable))
+# Tests send far faster than any caller should, and bad keys on purpose: no rate limits
+# (tests/test_rate_limit.py checks them).
+UNLIMITED = {"USAGE_RATE_LIMIT": "0", "USAGE_AUTH_FAILURE_RATE": "0"}
+
+
+def usage_api(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """`usage-api ARGS` as a user runs it, over ``database_url``."""
+    return subprocess.run(
+        [USAGE_API, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DATABASE_URL": database_url, **env},
+        timeout=120,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    url: str
+    process: subprocess.Popen
+
+
+@contextmanager
+def running_server(database_url: str, log: Path | None = None, **env: str) -> Iterator[Server]:
+    """`usage-api serve` on a free loopback port, once it answers; its log lines go to
+    ``log`` if given. Stopped (SIGTERM) on exit unless already stopped."""
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    with ExitStack() as stack:
+        stderr = stack.enter_context(log.open("ab")) if log is not None else subprocess.DEVNULL
+        process = subprocess.Popen(
+            [USAGE_API, "serve", "--port", str(port)],
+            env={**os.environ, "DATABASE_URL": database_url, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{base_url}/readyz", timeout=1):
+                        break
+                except OSError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("usage-api serve did not become ready") from None
+                    time.sleep(0.1)
+            yield Server(url=base_url, process=process)
+        finally:
+            if process.poll() is None:
+                process.terminate()
+            process.wait(timeout=40)
+
+
+@contextmanager
+def live_server(database_url: str, **env: str) -> Iterator[str]:
+    """The base URL of ``running_server``."""
+    with running_server(database_url, **env) as server:
+        yield server.url
