@@ -18,6 +18,7 @@ import psycopg
 from sqlalchemy import delete
 
 from api.dev.embedded_postgres import EmbeddedPostgres
+from api.reads.sections import SECTION_NAMES
 from api.storage import migrations
 from api.storage.db import compile_statement, connect_kwargs, execute_sync
 from api.storage.keys import Scope, create_key
@@ -29,7 +30,7 @@ from testkit.server import live_server
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / ".data" / "bench"
-SECTIONS = ["llm", "compute", "storage", "platform"]
+SECTIONS = SECTION_NAMES
 PRESETS = ["24h", "7d", "30d"]
 _COUNT = "SELECT org_id, {count} FROM {table} WHERE org_id = ANY(%(orgs)s) GROUP BY org_id"
 _BENCH_TABLES = [

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from api.dev.demo import DAYS, DEMO_ORG, MODELS, ORGS, demo_events, load_demo
+from api.reads.sections import SECTION_NAMES
 from testkit.database import rows
 from testkit.invariants import check_invariants
 
@@ -81,7 +82,7 @@ def test_loads_every_event_through_ingest_and_every_section_answers(db, events, 
         e.data["input_tokens"] for e in calls
     )
     assert {r[0] for r in rows(db, "orgs")} == {org.slug for org in ORGS}
-    for section in ["llm", "compute", "storage", "platform"]:
+    for section in SECTION_NAMES:
         for preset in ["24h", "7d", "30d"]:
             response = client.get(
                 f"/orgs/{DEMO_ORG}/usage/{section}",

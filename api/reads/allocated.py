@@ -12,7 +12,6 @@ ending at the window's ragged edges, however many segments the window holds.
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 from sqlalchemy import (
     Float,
     Select,
@@ -36,14 +35,12 @@ from api.reads.common import (
     TOTALS,
     WIDTH,
     Reach,
-    SectionQuery,
     bucket_of,
     code_point_order,
-    fetch_all,
     in_cover,
-    split_top,
     top_n,
 )
+from api.reads.engine import Breakdown, Section
 from api.reads.shapes import (
     AgentCompute,
     AgentOut,
@@ -100,7 +97,7 @@ class _Kind:
     shapes: _Shapes
 
 
-COMPUTE = _Kind(
+_COMPUTE = _Kind(
     WORKLOADS,
     {"cpu_core_hours": _Figure("cpu_cores", 1), "ram_gb_hours": _Figure("memory_bytes", GIB)},
     _Shapes(
@@ -113,7 +110,7 @@ COMPUTE = _Kind(
         ComputeOrgUsage,
     ),
 )
-STORAGE = _Kind(
+_STORAGE = _Kind(
     VOLUMES,
     {"storage_gb_hours": _Figure("size_bytes", GIB)},
     _Shapes(
@@ -315,76 +312,52 @@ def _statements(kind: _Kind, reach: Reach) -> list[Compiled]:
     return statements + ([_by_org(kind, reach)] if reach is Reach.ALL else [])
 
 
-_STATEMENTS = {
-    (kind, reach): _statements(kind, reach) for kind in (COMPUTE, STORAGE) for reach in Reach
-}
-
-
-async def _figures(
-    conn: psycopg.AsyncConnection, kind: _Kind, query: SectionQuery
-) -> tuple[list[dict[str, Any]], list[Any], Any, list[Any]]:
-    """Per bucket figures, the ranked agents and the others' row, and the by-org rows."""
-    results = await fetch_all(conn, _STATEMENTS[kind, query.reach], query.params())
-    per_bucket = {row.bucket: row for row in results[0]}
-    series = []
-    for bucket in query.window.buckets():
-        row = per_bucket.get(bucket.start)
-        series.append(
-            {"start": bucket.start, "partial": bucket.partial}
-            | {name: float(getattr(row, name) or 0.0) if row else 0.0 for name in kind.figures}
-        )
-    agents, others = split_top(results[1])
-    return series, agents, others, results[2] if len(results) > 2 else []
-
-
-def _agent(row: Any, query: SectionQuery) -> AgentOut:
-    return AgentOut(
-        id=row.agent_id,
-        name=row.name or row.agent_id,
-        org=row.org_id if query.reach is Reach.ALL else None,
-    )
-
-
-def _sums(row: Any, kind: _Kind) -> dict[str, float]:
-    return {name: float(getattr(row, name)) for name in kind.figures}
-
-
-def _summary(series: list[dict[str, Any]], kind: _Kind) -> dict[str, float]:
-    return {name: sum(bucket[name] for bucket in series) for name in kind.figures}
-
-
-async def allocated_usage(
-    kind: _Kind, conn: psycopg.AsyncConnection, query: SectionQuery
-) -> ComputeUsage | StorageUsage:
-    series, agents, others, org_rows = await _figures(conn, kind, query)
+def _section(name: str, kind: _Kind, title: str, all_orgs_title: str) -> Section:
     shapes = kind.shapes
-    fields: dict[str, Any] = {
-        "org": query.org,
-        "window": query.window_out(),
-        "summary": shapes.summary(**_summary(series, kind)),
-        "series": [shapes.bucket(**bucket) for bucket in series],
-        "top_agents": [
-            shapes.agent(agent=_agent(row, query), **_sums(row, kind)) for row in agents
-        ],
-        "other_agents": _other(others, kind),
-    }
-    if query.reach is Reach.ORG:
-        return shapes.usage(**fields)
-    orgs, other_orgs = split_top(org_rows)
-    return shapes.all_orgs(
-        **fields,
-        by_org=[shapes.org(org=row.org_id, **_sums(row, kind)) for row in orgs],
-        other_orgs=_other(other_orgs, kind),
+
+    def sums(row: Any) -> dict[str, float]:
+        return {name: float(getattr(row, name)) for name in kind.figures}
+
+    def agent(row: Any, reach: Reach) -> Any:
+        holder = AgentOut(
+            id=row.agent_id,
+            name=row.name or row.agent_id,
+            org=row.org_id if reach is Reach.ALL else None,
+        )
+        return shapes.agent(agent=holder, **sums(row))
+
+    def other(row: Any) -> Any:
+        return shapes.other(count=row.count, **sums(row))
+
+    return Section(
+        name=name,
+        title=title,
+        all_orgs_title=all_orgs_title,
+        details="",
+        statements={reach: _statements(kind, reach) for reach in Reach},
+        bucket=lambda bucket, row: shapes.bucket(
+            start=bucket.start,
+            partial=bucket.partial,
+            **{name: float(getattr(row, name) or 0.0) if row else 0.0 for name in kind.figures},
+        ),
+        summary=lambda series: shapes.summary(
+            **{name: sum(getattr(bucket, name) for bucket in series) for name in kind.figures}
+        ),
+        breakdowns=(Breakdown("top_agents", "other_agents", agent, other),),
+        by_org=Breakdown(
+            "by_org", "other_orgs", lambda row, _: shapes.org(org=row.org_id, **sums(row)), other
+        ),
+        usage=shapes.usage,
+        all_orgs_usage=shapes.all_orgs,
     )
 
 
-def _other(row: Any, kind: _Kind) -> Any:
-    return None if row is None else kind.shapes.other(count=row.count, **_sums(row, kind))
-
-
-async def compute_usage(conn: psycopg.AsyncConnection, query: SectionQuery) -> ComputeUsage:
-    return await allocated_usage(COMPUTE, conn, query)
-
-
-async def storage_usage(conn: psycopg.AsyncConnection, query: SectionQuery) -> StorageUsage:
-    return await allocated_usage(STORAGE, conn, query)
+COMPUTE = _section(
+    "compute",
+    _COMPUTE,
+    "CPU core-hours and RAM GB-hours reserved",
+    "Compute reserved, all organizations",
+)
+STORAGE = _section(
+    "storage", _STORAGE, "Storage GB-hours provisioned", "Storage provisioned, all organizations"
+)

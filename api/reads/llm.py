@@ -2,22 +2,20 @@
 
 from typing import Any
 
-import psycopg
 from sqlalchemy import CTE, Subquery, and_, select
 
+from api.core.windows import Bucket
 from api.reads.common import (
     SERIES,
     TOTALS,
     Reach,
-    SectionQuery,
     bucket_of,
     code_point_order,
     covered,
-    fetch_all,
-    split_top,
     top_n,
     total,
 )
+from api.reads.engine import Breakdown, Section
 from api.reads.shapes import (
     AllOrgsLlmUsage,
     ConsumerUsage,
@@ -140,72 +138,39 @@ def _statements(reach: Reach) -> list[Compiled]:
     return statements
 
 
-_STATEMENTS = {reach: _statements(reach) for reach in Reach}
+def _bucket(bucket: Bucket, row: Any) -> LlmBucket:
+    input_tokens, cached_tokens, output_tokens, successful, failed = (
+        getattr(row, name) if row else 0 for name in _MEASURES
+    )
+    return LlmBucket(
+        start=bucket.start,
+        partial=bucket.partial,
+        cached_input_tokens=cached_tokens,
+        fresh_input_tokens=input_tokens - cached_tokens,
+        output_tokens=output_tokens,
+        successful_requests=successful,
+        failed_requests=failed,
+    )
 
 
-async def llm_usage(conn: psycopg.AsyncConnection, query: SectionQuery) -> LlmUsage:
-    reach, window = query.reach, query.window
-    results = await fetch_all(conn, _STATEMENTS[reach], query.params())
-    series_rows, consumer_rows, model_rows = results[:3]
-    per_bucket = {row.bucket: row for row in series_rows}
-    series = []
-    for bucket in window.buckets():
-        row = per_bucket.get(bucket.start)
-        figures = [getattr(row, name) if row else 0 for name in _MEASURES]
-        input_tokens, cached_tokens, output_tokens, successful, failed = figures
-        series.append(
-            LlmBucket(
-                start=bucket.start,
-                partial=bucket.partial,
-                cached_input_tokens=cached_tokens,
-                fresh_input_tokens=input_tokens - cached_tokens,
-                output_tokens=output_tokens,
-                successful_requests=successful,
-                failed_requests=failed,
-            )
-        )
-    summary = LlmSummary(
+def _summary(series: list[LlmBucket]) -> LlmSummary:
+    return LlmSummary(
         input_tokens=sum(b.cached_input_tokens + b.fresh_input_tokens for b in series),
         cached_tokens=sum(b.cached_input_tokens for b in series),
         output_tokens=sum(b.output_tokens for b in series),
         successful_requests=sum(b.successful_requests for b in series),
         failed_requests=sum(b.failed_requests for b in series),
     )
-    consumers, other_consumers = split_top(consumer_rows)
-    models, other_models = split_top(model_rows)
-    fields: dict[str, Any] = {
-        "org": query.org,
-        "window": query.window_out(),
-        "summary": summary,
-        "series": series,
-        "top_consumers": [
-            ConsumerUsage(
-                identity=IdentityOut(
-                    kind=row.identity_kind,
-                    id=row.identity_id,
-                    name=row.name or row.identity_id,
-                    org=row.org_id if reach is Reach.ALL else None,
-                ),
-                **_token_fields(row),
-            )
-            for row in consumers
-        ],
-        "by_model": [ModelUsage(model=row.model, **_token_fields(row)) for row in models],
-        "other_consumers": _other_tokens(other_consumers),
-        "other_models": _other_tokens(other_models),
-    }
-    if reach is Reach.ORG:
-        return LlmUsage(**fields)
-    orgs, other_orgs = split_top(results[3])
-    return AllOrgsLlmUsage(
-        **fields,
-        by_org=[LlmOrgUsage(org=row.org_id, **_summary_fields(row)) for row in orgs],
-        other_orgs=(
-            OtherLlmOrgs(count=other_orgs.count, **_summary_fields(other_orgs))
-            if other_orgs
-            else None
-        ),
+
+
+def _consumer(row: Any, reach: Reach) -> ConsumerUsage:
+    identity = IdentityOut(
+        kind=row.identity_kind,
+        id=row.identity_id,
+        name=row.name or row.identity_id,
+        org=row.org_id if reach is Reach.ALL else None,
     )
+    return ConsumerUsage(identity=identity, **_token_fields(row))
 
 
 def _token_fields(row: Any) -> dict[str, int]:
@@ -216,5 +181,33 @@ def _summary_fields(row: Any) -> dict[str, int]:
     return {name: getattr(row, name) for name in _MEASURES}
 
 
-def _other_tokens(row: Any) -> OtherTokens | None:
-    return None if row is None else OtherTokens(count=row.count, **_token_fields(row))
+def _other_tokens(row: Any) -> OtherTokens:
+    return OtherTokens(count=row.count, **_token_fields(row))
+
+
+LLM = Section(
+    name="llm",
+    title="Tokens and requests",
+    all_orgs_title="Tokens and requests, all organizations",
+    details="By consumer and model.",
+    statements={reach: _statements(reach) for reach in Reach},
+    bucket=_bucket,
+    summary=_summary,
+    breakdowns=(
+        Breakdown("top_consumers", "other_consumers", _consumer, _other_tokens),
+        Breakdown(
+            "by_model",
+            "other_models",
+            lambda row, _: ModelUsage(model=row.model, **_token_fields(row)),
+            _other_tokens,
+        ),
+    ),
+    by_org=Breakdown(
+        "by_org",
+        "other_orgs",
+        lambda row, _: LlmOrgUsage(org=row.org_id, **_summary_fields(row)),
+        lambda row: OtherLlmOrgs(count=row.count, **_summary_fields(row)),
+    ),
+    usage=LlmUsage,
+    all_orgs_usage=AllOrgsLlmUsage,
+)

@@ -2,22 +2,19 @@
 
 from typing import Any
 
-import psycopg
 from sqlalchemy import select
 
 from api.reads.common import (
     SERIES,
     TOTALS,
     Reach,
-    SectionQuery,
     bucket_of,
     code_point_order,
     covered,
-    fetch_all,
-    split_top,
     top_n,
     total,
 )
+from api.reads.engine import Breakdown, Section
 from api.reads.shapes import (
     AllOrgsPlatformUsage,
     OtherPlatformOrgs,
@@ -60,43 +57,30 @@ def _statements(reach: Reach) -> list[Compiled]:
     return [compile_statement(series), compile_statement(by_org)]
 
 
-_STATEMENTS = {reach: _statements(reach) for reach in Reach}
+def _figures(row: Any) -> dict[str, int]:
+    return {name: getattr(row, name) if row else 0 for name in _MEASURES}
 
 
-async def platform_usage(conn: psycopg.AsyncConnection, query: SectionQuery) -> PlatformUsage:
-    results = await fetch_all(conn, _STATEMENTS[query.reach], query.params())
-    per_bucket = {row.bucket: row for row in results[0]}
-    series = [
-        PlatformBucket(
-            start=bucket.start,
-            partial=bucket.partial,
-            **{name: getattr(row, name) if row else 0 for name in _MEASURES},
-        )
-        for bucket in query.window.buckets()
-        for row in [per_bucket.get(bucket.start)]
-    ]
-    summary = PlatformSummary(
+PLATFORM = Section(
+    name="platform",
+    title="Threads created and messages sent",
+    all_orgs_title="Platform activity, all organizations",
+    details="",
+    statements={reach: _statements(reach) for reach in Reach},
+    bucket=lambda bucket, row: PlatformBucket(
+        start=bucket.start, partial=bucket.partial, **_figures(row)
+    ),
+    summary=lambda series: PlatformSummary(
         threads_created=sum(b.threads_created for b in series),
         messages_sent=sum(b.messages_sent for b in series),
-    )
-    fields: dict[str, Any] = {
-        "org": query.org,
-        "window": query.window_out(),
-        "summary": summary,
-        "series": series,
-    }
-    if query.reach is Reach.ORG:
-        return PlatformUsage(**fields)
-    orgs, others = split_top(results[1])
-    return AllOrgsPlatformUsage(
-        **fields,
-        by_org=[
-            PlatformOrgUsage(org=row.org_id, **{name: getattr(row, name) for name in _MEASURES})
-            for row in orgs
-        ],
-        other_orgs=None
-        if others is None
-        else OtherPlatformOrgs(
-            count=others.count, **{name: getattr(others, name) for name in _MEASURES}
-        ),
-    )
+    ),
+    breakdowns=(),
+    by_org=Breakdown(
+        "by_org",
+        "other_orgs",
+        lambda row, _: PlatformOrgUsage(org=row.org_id, **_figures(row)),
+        lambda row: OtherPlatformOrgs(count=row.count, **_figures(row)),
+    ),
+    usage=PlatformUsage,
+    all_orgs_usage=AllOrgsPlatformUsage,
+)

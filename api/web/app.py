@@ -20,7 +20,7 @@ from api.web.problems import EXCEPTION_HANDLERS
 from api.web.routes.health import healthz, readyz
 from api.web.routes.ingest import MAX_BODY_BYTES, post_events
 from api.web.routes.page import page_router
-from api.web.routes.usage import AllOrgsUsage, OrgUsage
+from api.web.routes.usage import all_orgs_usage, org_usage
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -46,8 +46,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             healthz,
             readyz,
             post_events,
-            OrgUsage,
-            AllOrgsUsage,
+            org_usage,
+            all_orgs_usage,
             page_router(settings.page_dir),
             Metrics,
         ],

@@ -10,6 +10,7 @@ from datetime import datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from api.reads.sections import SECTION_NAMES
 from testkit import oracle
 from testkit.database import reset
 from testkit.factories import iso, post_events
@@ -73,3 +74,7 @@ def test_every_figure_of_every_endpoint_matches_the_oracle(
             expected = compute(events, window, top, org)
             actual = comparable({name: body[name] for name in expected})
             assert_equal(actual, expected, section)
+
+
+def test_the_oracle_answers_every_section_of_the_service():
+    assert list(oracle.SECTIONS) == list(SECTION_NAMES)

@@ -7,10 +7,11 @@ from urllib.parse import unquote
 
 import pytest
 
+from api.reads.sections import SECTION_NAMES
 from api.storage.db import connect
 from testkit.factories import BASE_TIME, iso, llm_call, one_of_each, post_events
 
-SECTIONS = ["llm", "compute", "storage", "platform"]
+SECTIONS = SECTION_NAMES
 END = iso(BASE_TIME.replace(hour=6))
 
 

@@ -4,41 +4,27 @@ import csv
 import hashlib
 import io
 import re
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
 from typing import Annotated, Any
 
 import msgspec
-import psycopg
-from litestar import Controller, Request, Response, get
+from litestar import Request, Response, Router, get
 from litestar.di import NamedDependency, Provide
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, QueryParameter
 
 from api.core.events import is_slug
 from api.core.negotiation import preferred
 from api.core.windows import BUCKET_WIDTHS, PRESETS, WindowError, check_top, resolve_window
-from api.reads.allocated import compute_usage, storage_usage
 from api.reads.common import SectionQuery, UnknownOrg
-from api.reads.llm import llm_usage
-from api.reads.platform import platform_usage
-from api.reads.shapes import (
-    AllOrgsComputeUsage,
-    AllOrgsLlmUsage,
-    AllOrgsPlatformUsage,
-    AllOrgsStorageUsage,
-    ComputeUsage,
-    LlmUsage,
-    PlatformUsage,
-    StorageUsage,
-)
+from api.reads.engine import Section, answer
+from api.reads.sections import SECTIONS
 from api.storage.availability import Database
 from api.storage.keys import ApiKey, Scope
 from api.web.auth import requires
 from api.web.openapi import CSV, UsageOperation
 from api.web.problems import ErrorItem, Problem, problem_responses
-
-_Section = Callable[[psycopg.AsyncConnection, SectionQuery], Awaitable[Any]]
 
 
 def _window_query(
@@ -154,20 +140,20 @@ async def all_orgs_query(
 async def _answer(
     request: Request,
     database: Database,
-    section: _Section,
+    section: Section,
     query: SectionQuery,
     output: str | None,
 ) -> Any:
     media_type = _media_type(request, output)
     try:
         async with database.connection() as conn:
-            usage = await section(conn, query)
+            usage = await answer(section, conn, query)
     except UnknownOrg:
         raise _not_found(query.org or "") from None
     headers = {"Cache-Control": "private, no-cache", "Vary": "Accept, Authorization"}
     if media_type == CSV:
         body = _csv(usage.series).encode()
-        name = f"usage-{query.org or 'all'}-{_SECTION_NAMES[section]}-{query.window.range}.csv"
+        name = f"usage-{query.org or 'all'}-{section.name}-{query.window.range}.csv"
         headers["Content-Disposition"] = f'attachment; filename="{name}"'
     else:
         body = msgspec.json.encode(usage)
@@ -176,12 +162,6 @@ async def _answer(
     return Response(body, media_type=media_type, headers=headers)
 
 
-_SECTION_NAMES = {
-    llm_usage: "llm",
-    compute_usage: "compute",
-    storage_usage: "storage",
-    platform_usage: "platform",
-}
 _JSON = "application/json"
 
 
@@ -226,139 +206,40 @@ usage_get = partial(
 _CSV_NOTE = " With Accept: text/csv or format=csv: the series as CSV."
 
 
-class OrgUsage(Controller):
-    """One organization's usage: a read key for that organization, or an admin key."""
+def _route(section: Section, *, all_orgs: bool) -> HTTPRouteHandler:
+    """The GET route of ``section``, for one organization or all of them."""
 
-    path = "/orgs/{org:str}/usage"
-    tags = ["usage"]
-    guards = [requires(Scope.READ, Scope.ADMIN)]
-    dependencies = {"usage_query": Provide(org_query)}
-
-    @usage_get(
-        "/llm",
-        summary="Tokens and requests",
-        description="By consumer and model." + _CSV_NOTE,
-        operation_class=UsageOperation,
-    )
-    async def llm(
-        self,
+    async def handler(
         request: Request,
         database: NamedDependency[Database],
         usage_query: NamedDependency[SectionQuery],
         output: FormatParam = None,
-    ) -> LlmUsage:
-        return await _answer(request, database, llm_usage, usage_query, output)
+    ) -> Any:
+        return await _answer(request, database, section, usage_query, output)
 
-    @usage_get(
-        "/compute",
-        summary="CPU core-hours and RAM GB-hours reserved",
-        description=_CSV_NOTE,
-        operation_class=UsageOperation,
-    )
-    async def compute(
-        self,
-        request: Request,
-        database: NamedDependency[Database],
-        usage_query: NamedDependency[SectionQuery],
-        output: FormatParam = None,
-    ) -> ComputeUsage:
-        return await _answer(request, database, compute_usage, usage_query, output)
-
-    @usage_get(
-        "/storage",
-        summary="Storage GB-hours provisioned",
-        description=_CSV_NOTE,
-        operation_class=UsageOperation,
-    )
-    async def storage(
-        self,
-        request: Request,
-        database: NamedDependency[Database],
-        usage_query: NamedDependency[SectionQuery],
-        output: FormatParam = None,
-    ) -> StorageUsage:
-        return await _answer(request, database, storage_usage, usage_query, output)
-
-    @usage_get(
-        "/platform",
-        summary="Threads created and messages sent",
-        description=_CSV_NOTE,
-        operation_class=UsageOperation,
-    )
-    async def platform(
-        self,
-        request: Request,
-        database: NamedDependency[Database],
-        usage_query: NamedDependency[SectionQuery],
-        output: FormatParam = None,
-    ) -> PlatformUsage:
-        return await _answer(request, database, platform_usage, usage_query, output)
+    # Named and typed for the OpenAPI document (operation id, response schema).
+    handler.__name__ = handler.__qualname__ = section.name
+    handler.__annotations__["return"] = section.all_orgs_usage if all_orgs else section.usage
+    return usage_get(
+        f"/{section.name}",
+        summary=section.all_orgs_title if all_orgs else section.title,
+        description=_CSV_NOTE if all_orgs else section.details + _CSV_NOTE,
+    )(handler)
 
 
-class AllOrgsUsage(Controller):
-    """Every organization's usage together, with a by-organization breakdown: admin keys."""
-
-    path = "/usage"
-    tags = ["usage (all organizations)"]
-    guards = [requires(Scope.ADMIN)]
-    dependencies = {"usage_query": Provide(all_orgs_query)}
-
-    @usage_get(
-        "/llm",
-        summary="Tokens and requests, all organizations",
-        description=_CSV_NOTE,
-        operation_class=UsageOperation,
-    )
-    async def llm(
-        self,
-        request: Request,
-        database: NamedDependency[Database],
-        usage_query: NamedDependency[SectionQuery],
-        output: FormatParam = None,
-    ) -> AllOrgsLlmUsage:
-        return await _answer(request, database, llm_usage, usage_query, output)
-
-    @usage_get(
-        "/compute",
-        summary="Compute reserved, all organizations",
-        description=_CSV_NOTE,
-        operation_class=UsageOperation,
-    )
-    async def compute(
-        self,
-        request: Request,
-        database: NamedDependency[Database],
-        usage_query: NamedDependency[SectionQuery],
-        output: FormatParam = None,
-    ) -> AllOrgsComputeUsage:
-        return await _answer(request, database, compute_usage, usage_query, output)
-
-    @usage_get(
-        "/storage",
-        summary="Storage provisioned, all organizations",
-        description=_CSV_NOTE,
-        operation_class=UsageOperation,
-    )
-    async def storage(
-        self,
-        request: Request,
-        database: NamedDependency[Database],
-        usage_query: NamedDependency[SectionQuery],
-        output: FormatParam = None,
-    ) -> AllOrgsStorageUsage:
-        return await _answer(request, database, storage_usage, usage_query, output)
-
-    @usage_get(
-        "/platform",
-        summary="Platform activity, all organizations",
-        description=_CSV_NOTE,
-        operation_class=UsageOperation,
-    )
-    async def platform(
-        self,
-        request: Request,
-        database: NamedDependency[Database],
-        usage_query: NamedDependency[SectionQuery],
-        output: FormatParam = None,
-    ) -> AllOrgsPlatformUsage:
-        return await _answer(request, database, platform_usage, usage_query, output)
+# One organization's usage: a read key for that organization, or an admin key.
+org_usage = Router(
+    path="/orgs/{org:str}/usage",
+    route_handlers=[_route(section, all_orgs=False) for section in SECTIONS],
+    tags=["usage"],
+    guards=[requires(Scope.READ, Scope.ADMIN)],
+    dependencies={"usage_query": Provide(org_query)},
+)
+# Every organization's usage together, with a by-organization breakdown: admin keys.
+all_orgs_usage = Router(
+    path="/usage",
+    route_handlers=[_route(section, all_orgs=True) for section in SECTIONS],
+    tags=["usage (all organizations)"],
+    guards=[requires(Scope.ADMIN)],
+    dependencies={"usage_query": Provide(all_orgs_query)},
+)

@@ -1,0 +1,66 @@
+"""One function answers any section, from the section's spec: its statements, how a row
+becomes a series item, its summary, its breakdowns and its response types.
+
+A section's statements run in one round trip (``common.fetch_all``): first the series
+(one row per bucket with usage), then one top-N statement per breakdown (``common.top_n``:
+the ranked rows, then the others' row), then, for all organizations, the top-N by org.
+Adding a section is writing its spec and listing it in ``sections``.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from api.core.windows import Bucket
+from api.reads.common import Reach, SectionQuery, fetch_all, split_top
+from api.storage.db import Compiled
+
+
+@dataclass(frozen=True, slots=True)
+class Breakdown:
+    """A ranked list and the sum of the rest: the response fields they fill."""
+
+    items: str  # the field of the ranked items ("top_consumers")
+    rest: str  # the field of the others' sums ("other_consumers"), null when none
+    item: Callable[[Any, Reach], Any]  # a ranked row → its response item
+    other: Callable[[Any], Any]  # the others' row → their sums
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Section:
+    name: str  # its path: /orgs/{org}/usage/{name}
+    title: str  # what it counts: the one-organization route's summary
+    all_orgs_title: str  # the all-organizations route's summary
+    details: str  # more of what the one-organization route answers ("" if nothing)
+    statements: dict[Reach, list[Compiled]]  # series, each breakdown, by org (all orgs only)
+    bucket: Callable[[Bucket, Any], Any]  # a bucket and its row (None: no usage) → series item
+    summary: Callable[[list[Any]], Any]  # the series → its sums
+    breakdowns: tuple[Breakdown, ...]
+    by_org: Breakdown  # the all-organizations read's ranking of organizations
+    usage: type  # the one-organization response
+    all_orgs_usage: type  # the all-organizations response
+
+
+async def answer(section: Section, conn: psycopg.AsyncConnection, query: SectionQuery) -> Any:
+    results = await fetch_all(conn, section.statements[query.reach], query.params())
+    per_bucket = {row.bucket: row for row in results[0]}
+    series = [
+        section.bucket(bucket, per_bucket.get(bucket.start)) for bucket in query.window.buckets()
+    ]
+    fields: dict[str, Any] = {
+        "org": query.org,
+        "window": query.window_out(),
+        "summary": section.summary(series),
+        "series": series,
+    }
+    breakdowns = section.breakdowns
+    if query.reach is Reach.ALL:
+        breakdowns = (*breakdowns, section.by_org)
+    for breakdown, rows in zip(breakdowns, results[1:], strict=True):
+        ranked, others = split_top(rows)
+        fields[breakdown.items] = [breakdown.item(row, query.reach) for row in ranked]
+        fields[breakdown.rest] = None if others is None else breakdown.other(others)
+    response = section.usage if query.reach is Reach.ORG else section.all_orgs_usage
+    return response(**fields)
