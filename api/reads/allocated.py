@@ -40,7 +40,7 @@ from api.reads.common import (
     in_cover,
     top_n,
 )
-from api.reads.engine import Breakdown, Section
+from api.reads.engine import Breakdown, Section, by_org
 from api.reads.shapes import (
     AgentCompute,
     AgentOut,
@@ -344,9 +344,7 @@ def _section(name: str, kind: _Kind, title: str, all_orgs_title: str) -> Section
             **{name: sum(getattr(bucket, name) for bucket in series) for name in kind.figures}
         ),
         breakdowns=(Breakdown("top_agents", "other_agents", agent, other),),
-        by_org=Breakdown(
-            "by_org", "other_orgs", lambda row, _: shapes.org(org=row.org_id, **sums(row)), other
-        ),
+        by_org=by_org(shapes.org, shapes.other, sums),
         usage=shapes.usage,
         all_orgs_usage=shapes.all_orgs,
     )

@@ -28,6 +28,17 @@ class Breakdown:
     other: Callable[[Any], Any]  # the others' row → their sums
 
 
+def by_org(org_usage: type, others: type, sums: Callable[[Any], dict[str, Any]]) -> Breakdown:
+    """The all-organizations ranking: ``org_usage`` per organization, ``others`` for the rest,
+    each with the section's ``sums`` of the row."""
+    return Breakdown(
+        "by_org",
+        "other_orgs",
+        lambda row, _: org_usage(org=row.org_id, **sums(row)),
+        lambda row: others(count=row.count, **sums(row)),
+    )
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Section:
     name: str  # its path: /orgs/{org}/usage/{name}

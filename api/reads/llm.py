@@ -15,7 +15,7 @@ from api.reads.common import (
     top_n,
     total,
 )
-from api.reads.engine import Breakdown, Section
+from api.reads.engine import Breakdown, Section, by_org
 from api.reads.shapes import (
     AllOrgsLlmUsage,
     ConsumerUsage,
@@ -202,12 +202,7 @@ LLM = Section(
             _other_tokens,
         ),
     ),
-    by_org=Breakdown(
-        "by_org",
-        "other_orgs",
-        lambda row, _: LlmOrgUsage(org=row.org_id, **_summary_fields(row)),
-        lambda row: OtherLlmOrgs(count=row.count, **_summary_fields(row)),
-    ),
+    by_org=by_org(LlmOrgUsage, OtherLlmOrgs, _summary_fields),
     usage=LlmUsage,
     all_orgs_usage=AllOrgsLlmUsage,
 )

@@ -14,7 +14,7 @@ from api.reads.common import (
     top_n,
     total,
 )
-from api.reads.engine import Breakdown, Section
+from api.reads.engine import Section, by_org
 from api.reads.shapes import (
     AllOrgsPlatformUsage,
     OtherPlatformOrgs,
@@ -75,12 +75,7 @@ PLATFORM = Section(
         messages_sent=sum(b.messages_sent for b in series),
     ),
     breakdowns=(),
-    by_org=Breakdown(
-        "by_org",
-        "other_orgs",
-        lambda row, _: PlatformOrgUsage(org=row.org_id, **_figures(row)),
-        lambda row: OtherPlatformOrgs(count=row.count, **_figures(row)),
-    ),
+    by_org=by_org(PlatformOrgUsage, OtherPlatformOrgs, _figures),
     usage=PlatformUsage,
     all_orgs_usage=AllOrgsPlatformUsage,
 )
