@@ -20,7 +20,7 @@ MAX_EVENTS = 10_000
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
-class BodyShape(enum.Enum):
+class BodyKind(enum.Enum):
     BATCH = "a JSON array of CloudEvents"
     SINGLE = "one CloudEvent as a JSON object"
     EITHER = "a JSON array of CloudEvents or one CloudEvent"
@@ -28,10 +28,10 @@ class BodyShape(enum.Enum):
 
 BATCH_MEDIA_TYPE = "application/cloudevents-batch+json"
 # What each accepted Content-Type of POST /events may hold.
-SHAPE_OF_MEDIA_TYPE = {
-    BATCH_MEDIA_TYPE: BodyShape.BATCH,
-    "application/cloudevents+json": BodyShape.SINGLE,
-    "application/json": BodyShape.EITHER,
+KIND_OF_MEDIA_TYPE = {
+    BATCH_MEDIA_TYPE: BodyKind.BATCH,
+    "application/cloudevents+json": BodyKind.SINGLE,
+    "application/json": BodyKind.EITHER,
 }
 
 
@@ -42,7 +42,7 @@ class EventError(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class MalformedBody(Exception):
-    """The body is not JSON of the expected shape: there are no events to speak of."""
+    """The body is not JSON of the expected kind: there are no events to speak of."""
 
 
 class TooManyEvents(Exception):
@@ -63,9 +63,9 @@ _JSON_WHITESPACE = b" \t\r\n"
 _CLASS_OF_TYPE = {cls.__struct_config__.tag: cls for cls in Event.__args__}
 
 
-def parse_events(body: bytes, shape: BodyShape, now: datetime) -> list[Event]:
+def parse_events(body: bytes, kind: BodyKind, now: datetime) -> list[Event]:
     """Every event of the body, or an exception saying why the body is refused."""
-    raw_events = _split(body, shape)
+    raw_events = _split(body, kind)
     if len(raw_events) > MAX_EVENTS:
         raise TooManyEvents(len(raw_events))
     events: list[Event] = []
@@ -106,26 +106,26 @@ def parse_binary_event(
             except UnicodeDecodeError:
                 raise MalformedBody(f"header {name} is not percent-encoded UTF-8") from None
     event["datacontenttype"] = media_type
-    (raw_data,) = _split(body, BodyShape.SINGLE)
+    (raw_data,) = _split(body, BodyKind.SINGLE)
     if _has_duplicate_keys(body):
         raise InvalidEvents(_duplicate_key_errors(0, raw_data, "data"))
     event["data"] = raw_data
-    return parse_events(msgspec.json.encode(event), BodyShape.SINGLE, now)
+    return parse_events(msgspec.json.encode(event), BodyKind.SINGLE, now)
 
 
 _ATTRIBUTE_PREFIX = "ce-"
 
 
-def _split(body: bytes, shape: BodyShape) -> list[msgspec.Raw]:
+def _split(body: bytes, kind: BodyKind) -> list[msgspec.Raw]:
     _check_utf8(body)
     first = body.lstrip(_JSON_WHITESPACE)[:1]
     is_array = first == b"["
-    if (shape is BodyShape.BATCH and not is_array) or (shape is BodyShape.SINGLE and is_array):
-        raise MalformedBody(f"the body must be {shape.value}")
+    if (kind is BodyKind.BATCH and not is_array) or (kind is BodyKind.SINGLE and is_array):
+        raise MalformedBody(f"the body must be {kind.value}")
     if is_array:
         return _raw_json(body, _batch_decoder)
     if first != b"{":
-        raise MalformedBody(f"the body must be {shape.value}")
+        raise MalformedBody(f"the body must be {kind.value}")
     return [_raw_json(body)]
 
 

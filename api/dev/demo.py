@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 import psycopg
 
-from api.core.parsing import BodyShape, parse_events
+from api.core.parsing import BodyKind, parse_events
 from api.storage.db import connect_kwargs
 from api.storage.ingest import ingest
 
@@ -324,7 +324,7 @@ async def load_demo(database_url: str, seed: int = 1, now: datetime | None = Non
     async with await psycopg.AsyncConnection.connect(database_url, **connect_kwargs()) as conn:
         for first in range(0, len(events), BATCH_SIZE):
             body = msgspec.json.encode(events[first : first + BATCH_SIZE])
-            result = await ingest(conn, parse_events(body, BodyShape.BATCH, now))
+            result = await ingest(conn, parse_events(body, BodyKind.BATCH, now))
             accepted += result.accepted
             _progress(first + BATCH_SIZE, len(events))
     print(

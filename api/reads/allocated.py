@@ -41,7 +41,7 @@ from api.reads.common import (
     top_n,
 )
 from api.reads.engine import Breakdown, Section, by_org
-from api.reads.shapes import (
+from api.reads.responses import (
     AgentCompute,
     AgentOut,
     AgentStorage,
@@ -68,7 +68,7 @@ _WINDOW_SECONDS = seconds(AS_OF - COUNTED_FROM)
 
 
 @dataclass(frozen=True, slots=True)
-class _Shapes:
+class _Responses:
     usage: type
     all_orgs: type
     summary: type
@@ -90,17 +90,17 @@ class _Figure:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class _Kind:
-    """One allocation-based section: its reservations, its figures and response shapes."""
+    """One allocation-based section: its reservations, its figures and response types."""
 
     reservations: Reservations
     figures: dict[str, _Figure]  # figure name → how it is measured
-    shapes: _Shapes
+    responses: _Responses
 
 
 _COMPUTE = _Kind(
     WORKLOADS,
     {"cpu_core_hours": _Figure("cpu_cores", 1), "ram_gb_hours": _Figure("memory_bytes", GIB)},
-    _Shapes(
+    _Responses(
         ComputeUsage,
         AllOrgsComputeUsage,
         ComputeSummary,
@@ -113,7 +113,7 @@ _COMPUTE = _Kind(
 _STORAGE = _Kind(
     VOLUMES,
     {"storage_gb_hours": _Figure("size_bytes", GIB)},
-    _Shapes(
+    _Responses(
         StorageUsage,
         AllOrgsStorageUsage,
         StorageSummary,
@@ -313,7 +313,7 @@ def _statements(kind: _Kind, reach: Reach) -> list[Compiled]:
 
 
 def _section(name: str, kind: _Kind, title: str, all_orgs_title: str) -> Section:
-    shapes = kind.shapes
+    responses = kind.responses
 
     def sums(row: Any) -> dict[str, float]:
         return {name: float(getattr(row, name)) for name in kind.figures}
@@ -324,10 +324,10 @@ def _section(name: str, kind: _Kind, title: str, all_orgs_title: str) -> Section
             name=row.name or row.agent_id,
             org=row.org_id if reach is Reach.ALL else None,
         )
-        return shapes.agent(agent=holder, **sums(row))
+        return responses.agent(agent=holder, **sums(row))
 
     def other(row: Any) -> Any:
-        return shapes.other(count=row.count, **sums(row))
+        return responses.other(count=row.count, **sums(row))
 
     return Section(
         name=name,
@@ -335,18 +335,18 @@ def _section(name: str, kind: _Kind, title: str, all_orgs_title: str) -> Section
         all_orgs_title=all_orgs_title,
         details="",
         statements={reach: _statements(kind, reach) for reach in Reach},
-        bucket=lambda bucket, row: shapes.bucket(
+        bucket=lambda bucket, row: responses.bucket(
             start=bucket.start,
             partial=bucket.partial,
             **{name: float(getattr(row, name) or 0.0) if row else 0.0 for name in kind.figures},
         ),
-        summary=lambda series: shapes.summary(
+        summary=lambda series: responses.summary(
             **{name: sum(getattr(bucket, name) for bucket in series) for name in kind.figures}
         ),
         breakdowns=(Breakdown("top_agents", "other_agents", agent, other),),
-        by_org=by_org(shapes.org, shapes.other, sums),
-        usage=shapes.usage,
-        all_orgs_usage=shapes.all_orgs,
+        by_org=by_org(responses.org, responses.other, sums),
+        usage=responses.usage,
+        all_orgs_usage=responses.all_orgs,
     )
 
 

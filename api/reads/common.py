@@ -36,7 +36,7 @@ from sqlalchemy import (
 from api.core.buckets import origin_of
 from api.core.tiers import COARSEST, Cover, cover
 from api.core.windows import Window
-from api.reads.shapes import WindowOut
+from api.reads.responses import WindowOut
 from api.storage.db import Compiled, compile_statement
 from api.storage.rollups import Family
 from api.storage.schema import orgs

@@ -16,7 +16,7 @@ from api.reads.common import (
     total,
 )
 from api.reads.engine import Breakdown, Section, by_org
-from api.reads.shapes import (
+from api.reads.responses import (
     AllOrgsLlmUsage,
     ConsumerUsage,
     IdentityOut,

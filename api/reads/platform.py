@@ -15,7 +15,7 @@ from api.reads.common import (
     total,
 )
 from api.reads.engine import Section, by_org
-from api.reads.shapes import (
+from api.reads.responses import (
     AllOrgsPlatformUsage,
     OtherPlatformOrgs,
     PlatformBucket,

@@ -3,7 +3,7 @@
 import * as Plot from "@observablehq/plot";
 
 import { compact } from "./format";
-import type { RankedBar, TimeBar } from "./shape";
+import type { RankedBar, TimeBar } from "./rows";
 
 const MARGIN_LEFT = 52;
 const ROW_HEIGHT = 26;

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from api.core.events import LlmCallEvent, WorkloadAllocatedEvent
 from api.core.parsing import (
     MAX_EVENTS,
-    BodyShape,
+    BodyKind,
     InvalidEvents,
     MalformedBody,
     TooManyEvents,
@@ -29,10 +29,10 @@ json_values = st.recursive(
 )
 
 
-@given(body=json_values, shape=st.sampled_from(BodyShape))
-def test_any_json_is_events_or_a_reason(body, shape):
+@given(body=json_values, kind=st.sampled_from(BodyKind))
+def test_any_json_is_events_or_a_reason(body, kind):
     try:
-        events = parse_events(msgspec.json.encode(body), shape, NOW)
+        events = parse_events(msgspec.json.encode(body), kind, NOW)
     except (MalformedBody, TooManyEvents) as error:
         assert str(error)
     except InvalidEvents as error:
@@ -63,7 +63,7 @@ def mutated_events(draw) -> list[dict]:
 @given(events=mutated_events())
 def test_near_miss_events_are_refused_by_index_and_field(events):
     try:
-        parsed = parse_events(msgspec.json.encode(events), BodyShape.BATCH, NOW)
+        parsed = parse_events(msgspec.json.encode(events), BodyKind.BATCH, NOW)
     except InvalidEvents as error:
         assert error.errors
         for item in error.errors:
@@ -73,10 +73,10 @@ def test_near_miss_events_are_refused_by_index_and_field(events):
         assert len(parsed) == len(events)
 
 
-@given(body=st.binary(max_size=200), shape=st.sampled_from(BodyShape))
-def test_any_bytes_are_events_or_a_reason(body, shape):
+@given(body=st.binary(max_size=200), kind=st.sampled_from(BodyKind))
+def test_any_bytes_are_events_or_a_reason(body, kind):
     try:
-        events = parse_events(body, shape, NOW)
+        events = parse_events(body, kind, NOW)
     except (MalformedBody, TooManyEvents, InvalidEvents) as refused:
         assert str(refused)
     else:
@@ -99,7 +99,7 @@ def test_valid_llm_calls_keep_their_figures(tokens, seconds):
             id="e",
         )
     ]
-    (event,) = parse_events(msgspec.json.encode(body), BodyShape.BATCH, NOW)
+    (event,) = parse_events(msgspec.json.encode(body), BodyKind.BATCH, NOW)
     assert isinstance(event, LlmCallEvent)
     assert (event.data.input_tokens, event.data.cached_tokens, event.data.output_tokens) == (
         input_tokens,
@@ -113,10 +113,10 @@ def test_valid_llm_calls_keep_their_figures(tokens, seconds):
 def test_clock_skew_limit_is_five_minutes(minutes):
     body = msgspec.json.encode([llm_call(time=NOW + timedelta(minutes=minutes))])
     if minutes <= 5:
-        assert len(parse_events(body, BodyShape.BATCH, NOW)) == 1
+        assert len(parse_events(body, BodyKind.BATCH, NOW)) == 1
     else:
         with pytest.raises(InvalidEvents) as refused:
-            parse_events(body, BodyShape.BATCH, NOW)
+            parse_events(body, BodyKind.BATCH, NOW)
         assert refused.value.errors[0].field == "time"
 
 
@@ -127,7 +127,7 @@ def test_offsets_are_kept_as_utc_instants(offset):
     )
     event = workload_allocated(cpu_cores=0.25)
     event["time"] = local.isoformat()
-    (parsed,) = parse_events(msgspec.json.encode([event]), BodyShape.BATCH, NOW)
+    (parsed,) = parse_events(msgspec.json.encode([event]), BodyKind.BATCH, NOW)
     assert isinstance(parsed, WorkloadAllocatedEvent)
     assert parsed.time == datetime(2026, 11, 2, 0, 0, 0, 123456, tzinfo=UTC)
     assert parsed.time.utcoffset() == timedelta(0)
@@ -138,7 +138,7 @@ def test_times_before_1970_are_refused():
     event = llm_call()
     event["time"] = "0001-01-01T00:00:00+05:00"
     with pytest.raises(InvalidEvents) as refused:
-        parse_events(msgspec.json.encode([event]), BodyShape.BATCH, NOW)
+        parse_events(msgspec.json.encode([event]), BodyKind.BATCH, NOW)
     assert [(e.field, e.message) for e in refused.value.errors] == [
         ("time", "must be in the years 1970 to 9999 in UTC")
     ]
@@ -147,20 +147,20 @@ def test_times_before_1970_are_refused():
 def test_batch_size_limit():
     body = msgspec.json.encode(one_of_each() * (MAX_EVENTS // 7 + 1))
     with pytest.raises(TooManyEvents):
-        parse_events(body, BodyShape.BATCH, NOW)
+        parse_events(body, BodyKind.BATCH, NOW)
 
 
-def test_a_single_event_shape_refuses_an_array_and_the_batch_shape_an_object():
+def test_a_single_event_kind_refuses_an_array_and_the_batch_kind_an_object():
     with pytest.raises(MalformedBody):
-        parse_events(b"[]", BodyShape.SINGLE, NOW)
+        parse_events(b"[]", BodyKind.SINGLE, NOW)
     with pytest.raises(MalformedBody):
-        parse_events(msgspec.json.encode(llm_call()), BodyShape.BATCH, NOW)
-    assert len(parse_events(msgspec.json.encode(llm_call()), BodyShape.EITHER, NOW)) == 1
+        parse_events(msgspec.json.encode(llm_call()), BodyKind.BATCH, NOW)
+    assert len(parse_events(msgspec.json.encode(llm_call()), BodyKind.EITHER, NOW)) == 1
 
 
 def _refusals(body: bytes) -> list[tuple[int, str | None, str]]:
     with pytest.raises(InvalidEvents) as refused:
-        parse_events(body, BodyShape.EITHER, NOW)
+        parse_events(body, BodyKind.EITHER, NOW)
     return [(e.index, e.field, e.message) for e in refused.value.errors]
 
 
@@ -173,7 +173,7 @@ def test_an_org_slug_has_nothing_after_it(subject):
 def test_nanoseconds_are_truncated_never_rounded_into_the_next_bucket():
     event = llm_call()
     event["time"] = "2026-11-02T05:59:59.999999999Z"
-    (parsed,) = parse_events(msgspec.json.encode([event]), BodyShape.BATCH, NOW)
+    (parsed,) = parse_events(msgspec.json.encode([event]), BodyKind.BATCH, NOW)
     assert parsed.time == datetime(2026, 11, 2, 5, 59, 59, 999999, tzinfo=UTC)
 
 
@@ -216,7 +216,7 @@ def test_every_invalid_field_of_every_event_is_listed():
 )
 def test_deep_nesting_is_a_malformed_body(body):
     with pytest.raises(MalformedBody, match="nested too deeply"):
-        parse_events(body, BodyShape.EITHER, NOW)
+        parse_events(body, BodyKind.EITHER, NOW)
 
 
 @pytest.mark.parametrize(
@@ -229,7 +229,7 @@ def test_deep_nesting_is_a_malformed_body(body):
 )
 def test_a_body_that_is_not_utf8_is_malformed(body):
     with pytest.raises(MalformedBody, match="not UTF-8"):
-        parse_events(body, BodyShape.EITHER, NOW)
+        parse_events(body, BodyKind.EITHER, NOW)
 
 
 @pytest.mark.parametrize("cores", [5e-324, 1e-300, 0.0009, 100_000.5])
@@ -244,4 +244,4 @@ def test_cores_outside_a_millicore_to_100k_are_refused(cores):
 def test_datacontenttype_may_carry_parameters(media_type):
     event = llm_call()
     event["datacontenttype"] = media_type
-    assert len(parse_events(msgspec.json.encode(event), BodyShape.SINGLE, NOW)) == 1
+    assert len(parse_events(msgspec.json.encode(event), BodyKind.SINGLE, NOW)) == 1

@@ -7,7 +7,7 @@ from litestar.di import NamedDependency
 
 from api.core.encodings import GZIP, IDENTITY, BadEncoding, BodyTooLarge, gunzip
 from api.core.parsing import (
-    SHAPE_OF_MEDIA_TYPE,
+    KIND_OF_MEDIA_TYPE,
     InvalidEvents,
     MalformedBody,
     TooManyEvents,
@@ -58,11 +58,11 @@ async def post_events(request: Request, database: NamedDependency[Database]) -> 
                 raise Problem(415, f"{message}application/json data, not {media_type or 'none'}")
             events = parse_binary_event(request.headers, media_type, body, now)
         else:
-            shape = SHAPE_OF_MEDIA_TYPE.get(media_type)
-            if shape is None:
-                raise Problem(415, f"Content-Type must be one of {', '.join(SHAPE_OF_MEDIA_TYPE)}, "
+            kind = KIND_OF_MEDIA_TYPE.get(media_type)
+            if kind is None:
+                raise Problem(415, f"Content-Type must be one of {', '.join(KIND_OF_MEDIA_TYPE)}, "
                                    f"not {media_type or 'missing'}")  # fmt: skip
-            events = parse_events(body, shape, now)
+            events = parse_events(body, kind, now)
     except MalformedBody as error:
         raise Problem(400, str(error)) from None
     except TooManyEvents as error:

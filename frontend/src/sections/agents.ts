@@ -2,7 +2,7 @@
 
 import { COLORS, rankedChart } from "../charts";
 import { chartBox } from "../panel";
-import { rankedBars } from "../shape";
+import { rankedBars } from "../rows";
 
 interface AgentItem {
   agent: { id: string; name: string };

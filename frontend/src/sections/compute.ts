@@ -2,7 +2,7 @@ import type { ComputeFigures, ComputeUsage } from "../api";
 import { COLORS, timeChart } from "../charts";
 import { bucketLabel, exact } from "../format";
 import { cardRow, chartBox, empty, figureCard, note, partialNote } from "../panel";
-import { isEmpty, timeBars } from "../shape";
+import { isEmpty, timeBars } from "../rows";
 import { topAgentsChart } from "./agents";
 import type { Section } from "./section";
 

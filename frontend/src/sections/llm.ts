@@ -3,7 +3,7 @@ import { h } from "../dom";
 import { COLORS, rankedChart, timeChart } from "../charts";
 import { bucketLabel, compact, exact, percent } from "../format";
 import { card, cardRow, chartBox, empty, figureCard, grid, halfWidth, partialNote } from "../panel";
-import { isEmpty, rankedBars, timeBars } from "../shape";
+import { isEmpty, rankedBars, timeBars } from "../rows";
 import type { Section } from "./section";
 
 const tokenDetails = (sums: TokenSums) => [

@@ -2,7 +2,7 @@ import type { PlatformUsage } from "../api";
 import { COLORS, timeChart } from "../charts";
 import { bucketLabel } from "../format";
 import { cardRow, chartBox, empty, figureCard, partialNote } from "../panel";
-import { isEmpty, timeBars } from "../shape";
+import { isEmpty, timeBars } from "../rows";
 import type { Section } from "./section";
 
 export const platform: Section<"platform"> = {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { isEmpty, rankedBars, timeBars } from "./shape";
+import { isEmpty, rankedBars, timeBars } from "./rows";
 
 const series = [
   { start: "2026-11-02T00:00:00Z", partial: true, a: 1, b: 2 },
