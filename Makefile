@@ -58,11 +58,13 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# openapi.yaml is the app's generated document (a test fails when they differ). The
-# document does not depend on the database, so no real URL is needed to write it.
-openapi: setup
+# openapi.yaml is the app's generated document, and the page's types are generated from it
+# (a test fails when either differs). The document does not depend on the database, so no
+# real URL is needed to write it.
+openapi: setup $(NODE_MODULES)
 	DATABASE_URL=postgresql://unused $(BIN)/litestar --app api.web.app:create_app \
 		schema openapi --output openapi.yaml
+	cd $(FRONTEND) && npm run --silent types
 
 # Re-pin every dependency after a change to pyproject.toml (needs the package registry).
 lock:

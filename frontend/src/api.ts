@@ -1,85 +1,20 @@
-// The usage API as the page uses it: one GET per section, typed as DESIGN §4 documents it.
+// The usage API as the page uses it: one GET per section, typed from the service's OpenAPI
+// document (api-types.ts is generated from openapi.yaml: `npm run types`).
+
+import type { components } from "./api-types";
 
 export type SectionName = "llm" | "compute" | "storage" | "platform";
 export const SECTIONS: SectionName[] = ["llm", "compute", "storage", "platform"];
 
-export interface UsageWindow {
-  start: string;
-  end: string;
-  as_of: string;
-  range: "24h" | "7d" | "30d" | "custom";
-  bucket: string;
-  bucket_seconds: number;
-}
+type Schemas = components["schemas"];
 
-interface Bucket {
-  start: string;
-  partial: boolean;
-}
-
-export interface TokenSums {
-  input_tokens: number;
-  cached_tokens: number;
-  output_tokens: number;
-  total_tokens: number;
-  requests: number;
-}
-
-export type Other<T> = (T & { count: number }) | null;
-
-export interface LlmUsage {
-  window: UsageWindow;
-  summary: {
-    input_tokens: number;
-    cached_tokens: number;
-    output_tokens: number;
-    successful_requests: number;
-    failed_requests: number;
-  };
-  series: (Bucket & {
-    cached_input_tokens: number;
-    fresh_input_tokens: number;
-    output_tokens: number;
-    successful_requests: number;
-    failed_requests: number;
-  })[];
-  top_consumers: (TokenSums & { identity: { kind: "agent" | "user"; id: string; name: string } })[];
-  by_model: (TokenSums & { model: string })[];
-  other_consumers: Other<TokenSums>;
-  other_models: Other<TokenSums>;
-}
-
-interface Agent {
-  id: string;
-  name: string;
-}
-
-export interface ComputeFigures {
-  cpu_core_hours: number;
-  ram_gb_hours: number;
-}
-
-export interface ComputeUsage {
-  window: UsageWindow;
-  summary: ComputeFigures;
-  series: (Bucket & ComputeFigures)[];
-  top_agents: (ComputeFigures & { agent: Agent })[];
-  other_agents: Other<ComputeFigures>;
-}
-
-export interface StorageUsage {
-  window: UsageWindow;
-  summary: { storage_gb_hours: number };
-  series: (Bucket & { storage_gb_hours: number })[];
-  top_agents: { agent: Agent; storage_gb_hours: number }[];
-  other_agents: Other<{ storage_gb_hours: number }>;
-}
-
-export interface PlatformUsage {
-  window: UsageWindow;
-  summary: { threads_created: number; messages_sent: number };
-  series: (Bucket & { threads_created: number; messages_sent: number })[];
-}
+export type UsageWindow = Schemas["WindowOut"];
+export type TokenSums = Omit<Schemas["OtherTokens"], "count">;
+export type ComputeFigures = Schemas["ComputeSummary"];
+export type LlmUsage = Schemas["LlmUsage"];
+export type ComputeUsage = Schemas["ComputeUsage"];
+export type StorageUsage = Schemas["StorageUsage"];
+export type PlatformUsage = Schemas["PlatformUsage"];
 
 export interface SectionData {
   llm: LlmUsage;
