@@ -52,7 +52,8 @@ def test_the_service_keeps_to_its_document(
 ):
     """Generated requests against the real server and database: never a 500, and every
     answer (status, media type, headers, body) as the document says."""
-    post_events(client, ingest_key, [llm_call()])  # so the organization acme has usage
+    # So that the organization acme has usage.
+    assert post_events(client, ingest_key, [llm_call()]).status_code == 200
     key = ingest_key if case.path == "/events" else admin_key
     case.call_and_validate(base_url=server_url, headers=_with_key(case, key), checks=_CHECKS)
     if "org" in (case.path_parameters or {}):

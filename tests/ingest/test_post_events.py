@@ -108,17 +108,15 @@ def test_same_id_in_another_org_is_another_event(client, db, ingest_key):
 
 def test_names_come_from_the_latest_event_by_time(client, db, ingest_key):
     early, late = BASE_TIME, BASE_TIME + timedelta(hours=1)
-    post_events(client, ingest_key, [llm_call(who=identity(name="New"), time=late)])
-    post_events(
-        client,
-        ingest_key,
-        [
-            llm_call(who=identity(name="Old"), time=early),
-            thread_created(who=identity(), time=late + timedelta(hours=1)),  # no name: no change
-            workload_allocated(agent="a1", time=early),
-            llm_call(who=identity("a1", "user", "A user"), time=early),
-        ],
-    )
+    first = post_events(client, ingest_key, [llm_call(who=identity(name="New"), time=late)])
+    assert first.status_code == 200
+    later_batch = [
+        llm_call(who=identity(name="Old"), time=early),
+        thread_created(who=identity(), time=late + timedelta(hours=1)),  # no name: no change
+        workload_allocated(agent="a1", time=early),
+        llm_call(who=identity("a1", "user", "A user"), time=early),
+    ]
+    assert post_events(client, ingest_key, later_batch).status_code == 200
     assert [r[:4] for r in rows(db, "identities")] == [
         ("acme", "agent", "a1", "New"),
         ("acme", "user", "a1", "A user"),
@@ -252,16 +250,13 @@ def test_a_body_over_10_mib_is_too_large(client, db, ingest_key):
 
 def test_workload_segments_follow_resizes_and_releases(client, db, ingest_key):
     hour = timedelta(hours=1)
-    post_events(
-        client,
-        ingest_key,
-        [
-            workload_released(time=BASE_TIME + 3 * hour),  # arrives first
-            workload_allocated(cpu_cores=4, time=BASE_TIME + hour),  # a resize
-            workload_allocated(cpu_cores=1, time=BASE_TIME),
-            workload_allocated(cpu_cores=8, time=BASE_TIME + 5 * hour),  # a restart: still running
-        ],
-    )
+    events = [
+        workload_released(time=BASE_TIME + 3 * hour),  # arrives first
+        workload_allocated(cpu_cores=4, time=BASE_TIME + hour),  # a resize
+        workload_allocated(cpu_cores=1, time=BASE_TIME),
+        workload_allocated(cpu_cores=8, time=BASE_TIME + 5 * hour),  # a restart: still running
+    ]
+    assert post_events(client, ingest_key, events).status_code == 200
     assert [r[2:6] for r in rows(db, "workload_segments")] == [
         (BASE_TIME, BASE_TIME + hour, "a1", 1.0),
         (BASE_TIME + hour, BASE_TIME + 3 * hour, "a1", 4.0),
