@@ -232,3 +232,25 @@ def test_screenshots(seeded, usage_page, read_key, name, query, options):
     tab.screenshot(name)
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"the page is {overflow}px wider than the screen"
+
+
+def _bar_widths(page, chart: str) -> list[float]:
+    return page.locator(f'g[aria-description="{chart}"] rect').evaluate_all(
+        "rects => rects.map(rect => rect.getBoundingClientRect().width)"
+    )
+
+
+def test_a_bar_fills_its_bucket_in_every_time_chart(seeded, usage_page, read_key):
+    """The compute charts once drew CPU and RAM side by side, then split them into two
+    charts: each bar filled half its bucket. Every time chart's bars are as wide as the
+    storage chart's, which has one series and always filled its bucket (the platform chart's
+    threads and messages stand side by side by design)."""
+    tab = usage_page()
+    page = tab.open("acme", read_key)
+    tab.wait_for_sections()
+    full = max(_bar_widths(page, "storage over time"))
+    assert full > 1
+    for chart in ("cpu over time", "ram over time", "tokens over time"):
+        widths = _bar_widths(page, chart)
+        assert widths, chart
+        assert max(widths) == pytest.approx(full, rel=0.05), chart

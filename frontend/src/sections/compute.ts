@@ -32,10 +32,11 @@ export const compute: Section<"compute"> = {
         { key: "RAM GB-hours", value: (b) => b.ram_gb_hours, unit: "GB-hours" },
       ],
       window.bucket_seconds,
-      "beside",
+      "stack",
       label,
     );
-    // Two scales: CPU and RAM share the time axis, each with its own y axis.
+    // Two charts, one series each (their own y axes on the shared time axis): each bar fills
+    // its bucket; every bar's title still holds both figures of its bucket.
     const [cpu, ram] = ["CPU core-hours", "RAM GB-hours"].map((key) =>
       usage.filter((bar) => bar.key === key),
     );
