@@ -24,7 +24,8 @@ from sqlalchemy import (
     union_all,
 )
 
-from api.reads.common import (
+from api.reads.engine import Breakdown, Section, by_org
+from api.reads.query import (
     AFTER,
     AS_OF,
     COUNTED_FROM,
@@ -35,12 +36,8 @@ from api.reads.common import (
     TOTALS,
     WIDTH,
     Reach,
-    bucket_of,
-    code_point_order,
     in_cover,
-    top_n,
 )
-from api.reads.engine import Breakdown, Section, by_org
 from api.reads.responses import (
     AgentCompute,
     AgentOut,
@@ -58,6 +55,7 @@ from api.reads.responses import (
     StorageSummary,
     StorageUsage,
 )
+from api.reads.sql import bucket_of, code_point_order, top_n
 from api.storage.db import Compiled, compile_statement
 from api.storage.reservations import VOLUMES, WORKLOADS, Reservations, seconds
 from api.storage.schema import identities

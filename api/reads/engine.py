@@ -14,7 +14,8 @@ from typing import Any
 import psycopg
 
 from api.core.windows import Bucket
-from api.reads.common import Reach, SectionQuery, fetch_all, split_top
+from api.reads.fetch import fetch_all, split_top
+from api.reads.query import Reach, SectionQuery
 from api.storage.db import Compiled
 
 

@@ -5,17 +5,8 @@ from typing import Any
 from sqlalchemy import CTE, Subquery, and_, select
 
 from api.core.windows import Bucket
-from api.reads.common import (
-    SERIES,
-    TOTALS,
-    Reach,
-    bucket_of,
-    code_point_order,
-    covered,
-    top_n,
-    total,
-)
 from api.reads.engine import Breakdown, Section, by_org
+from api.reads.query import SERIES, TOTALS, Reach
 from api.reads.responses import (
     AllOrgsLlmUsage,
     ConsumerUsage,
@@ -28,6 +19,7 @@ from api.reads.responses import (
     OtherLlmOrgs,
     OtherTokens,
 )
+from api.reads.sql import bucket_of, code_point_order, covered, top_n, total
 from api.storage.db import Compiled, compile_statement
 from api.storage.rollups import LLM_BY_IDENTITY, LLM_BY_MODEL, LLM_TOTALS
 from api.storage.schema import (

@@ -4,17 +4,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from api.reads.common import (
-    SERIES,
-    TOTALS,
-    Reach,
-    bucket_of,
-    code_point_order,
-    covered,
-    top_n,
-    total,
-)
 from api.reads.engine import Section, by_org
+from api.reads.query import SERIES, TOTALS, Reach
 from api.reads.responses import (
     AllOrgsPlatformUsage,
     OtherPlatformOrgs,
@@ -23,6 +14,7 @@ from api.reads.responses import (
     PlatformSummary,
     PlatformUsage,
 )
+from api.reads.sql import bucket_of, code_point_order, covered, top_n, total
 from api.storage.db import Compiled, compile_statement
 from api.storage.rollups import PLATFORM_TOTALS
 from api.storage.schema import PLATFORM_MEASURES

@@ -17,8 +17,9 @@ from litestar.params import FromPath, QueryParameter
 from api.core.events import is_slug
 from api.core.negotiation import preferred
 from api.core.windows import BUCKET_WIDTHS, PRESETS, WindowError, check_top, resolve_window
-from api.reads.common import SectionQuery, UnknownOrg
 from api.reads.engine import Section, answer
+from api.reads.fetch import UnknownOrg
+from api.reads.query import SectionQuery
 from api.reads.sections import SECTIONS
 from api.storage.availability import Database
 from api.storage.keys import ApiKey, Scope

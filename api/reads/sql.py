@@ -1,0 +1,76 @@
+"""SQL pieces every section's statements are built from: the counted rows of a rollup
+family over a cover, buckets, integer sums, the documented tie order, and top-N with the
+sum of the rest.
+"""
+
+from collections.abc import Callable, Sequence
+
+from sqlalchemy import (
+    CTE,
+    BigInteger,
+    ColumnElement,
+    Integer,
+    Select,
+    Subquery,
+    case,
+    cast,
+    func,
+    select,
+    union_all,
+)
+
+from api.reads.query import ORIGIN, RAW, TOP, WIDTH, Reach, in_cover
+from api.storage.rollups import Family
+
+
+def covered(name: str, reach: Reach, family: Family) -> CTE:
+    """Every counted row of a rollup family over cover ``name``: its tiers' whole buckets
+    (``at`` is the bucket start) and the raw events at the edges (``at`` is their time)."""
+    tiers = [
+        select(table.c.bucket_start.label("at"), *(table.c[c] for c in family.columns)).where(
+            *reach.where(table), in_cover(table.c.bucket_start, name, tier)
+        )
+        for tier, table in family.tables.items()
+    ]
+    raw = family.raw(lambda table: [*reach.where(table), in_cover(table.c.time, name, RAW)])
+    return union_all(*tiers, *raw).cte(f"{name}_facts")
+
+
+def bucket_of(time: ColumnElement) -> ColumnElement:
+    return func.date_bin(WIDTH, time, ORIGIN)
+
+
+def total(column: ColumnElement) -> ColumnElement:
+    """SUM that stays an integer: PostgreSQL sums bigints as numeric."""
+    summed = func.sum(column)
+    return cast(summed, BigInteger) if isinstance(column.type, BigInteger | Integer) else summed
+
+
+def code_point_order(column: ColumnElement) -> ColumnElement:
+    """Ascending by code point, whatever the database's collation: the documented tie order."""
+    return column.collate("C")
+
+
+def top_n(
+    per_item: Subquery,
+    keys: Sequence[str],
+    measures: Sequence[str],
+    order: Callable[[Subquery], list[ColumnElement]],
+) -> Select:
+    """The first TOP items by ``order``, each on its own row with its position, then one row
+    (position NULL) holding the count and sums of all the others, if there are any."""
+    ranked = select(
+        *per_item.c, func.row_number().over(order_by=order(per_item)).label("rank")
+    ).subquery()
+    position = case((ranked.c.rank <= TOP, ranked.c.rank)).label("position")
+    positioned = select(position, *ranked.c).subquery()
+    return (
+        select(
+            positioned.c.position,
+            *(func.min(positioned.c[key]).label(key) for key in keys),
+            *(total(positioned.c[name]).label(name) for name in measures),
+            func.count().label("count"),
+        )
+        .group_by(positioned.c.position)
+        .order_by(positioned.c.position.nulls_last())
+    )
