@@ -12,7 +12,6 @@ transaction, so concurrent batches wait for each other but never deadlock.
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -21,9 +20,7 @@ from sqlalchemy import Table, and_, literal, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 
 from api.core.events import (
-    Agent,
     Event,
-    Identity,
     LlmCallEvent,
     MessageSentEvent,
     ThreadCreatedEvent,
@@ -35,6 +32,14 @@ from api.core.events import (
 from api.core.tiers import TIERS
 from api.storage import allocations, counters, rollups
 from api.storage.db import Compiled, as_arrays, compile_statement, execute, unnest_rows
+from api.storage.event_rows import (
+    envelope,
+    identity_rows,
+    llm_call_row,
+    platform_row,
+    volume_row,
+    workload_row,
+)
 from api.storage.schema import (
     event_receipts,
     identities,
@@ -74,7 +79,7 @@ async def ingest(conn: psycopg.AsyncConnection, events: Sequence[Event]) -> Inge
                 (e.subject, allocation.object_id(e)) for e in fresh if allocation.concerns(e)
             }
             await allocations.rebuild_segments(conn, allocation, touched)
-        await _UPSERT_IDENTITIES.run(conn, _identity_rows(fresh))
+        await _UPSERT_IDENTITIES.run(conn, identity_rows(fresh))
         # Last: every batch adds to the same few rollup rows (today, this hour), whose locks
         # are then held for the shortest time before the commit.
         for write in _COUNTED_WRITES:
@@ -145,43 +150,6 @@ def _newer_name(stmt: Any) -> Any:
 
 _UPSERT_IDENTITIES = _from_arrays(identities, _primary_key(identities), _newer_name)
 
-# Raw rows: one function per table from an event to the table's columns after the key.
-
-
-def _envelope(event: Event) -> tuple[str, str, str, datetime]:
-    return (event.subject, event.source, event.id, event.time)
-
-
-def _llm_call_row(event: LlmCallEvent) -> tuple[Any, ...]:
-    data = event.data
-    return (
-        data.identity.kind,
-        data.identity.id,
-        data.model,
-        data.input_tokens,
-        data.cached_tokens,
-        data.output_tokens,
-        data.succeeded,
-    )
-
-
-def _workload_row(event: WorkloadAllocatedEvent | WorkloadReleasedEvent) -> tuple[Any, ...]:
-    data = event.data
-    if isinstance(event, WorkloadAllocatedEvent):
-        return (data.workload_id, "allocated", data.agent.id, data.cpu_cores, data.memory_bytes)
-    return (data.workload_id, "released", None, None, None)
-
-
-def _volume_row(event: VolumeProvisionedEvent | VolumeDeletedEvent) -> tuple[Any, ...]:
-    data = event.data
-    if isinstance(event, VolumeProvisionedEvent):
-        return (data.volume_id, "provisioned", data.agent.id, data.size_bytes)
-    return (data.volume_id, "deleted", None, None)
-
-
-def _platform_row(event: ThreadCreatedEvent | MessageSentEvent) -> tuple[Any, ...]:
-    return (event.data.thread_id, event.data.identity.kind, event.data.identity.id)
-
 
 @dataclass(frozen=True, slots=True)
 class _RawTable:
@@ -198,7 +166,7 @@ class _RawTable:
         return f"{self.table.name}_"
 
     def arrays(self, events: Iterable[Event]) -> dict[str, list[Any]]:
-        rows = [_envelope(e) + self.row(e) for e in events if isinstance(e, self.kinds)]
+        rows = [envelope(e) + self.row(e) for e in events if isinstance(e, self.kinds)]
         return as_arrays(rows, [self.prefix + name for name in self.columns])
 
 
@@ -243,50 +211,20 @@ def _write(raw_tables: list[_RawTable], families: Sequence[rollups.Family] = ())
 
 _ALLOCATION_WRITES = [
     _write(
-        [_RawTable(workload_events, (WorkloadAllocatedEvent, WorkloadReleasedEvent), _workload_row)]
+        [_RawTable(workload_events, (WorkloadAllocatedEvent, WorkloadReleasedEvent), workload_row)]
     ),
-    _write([_RawTable(volume_events, (VolumeProvisionedEvent, VolumeDeletedEvent), _volume_row)]),
+    _write([_RawTable(volume_events, (VolumeProvisionedEvent, VolumeDeletedEvent), volume_row)]),
 ]
 _COUNTED_WRITES = [
     _write(
-        [_RawTable(llm_calls, (LlmCallEvent,), _llm_call_row)],
+        [_RawTable(llm_calls, (LlmCallEvent,), llm_call_row)],
         [rollups.LLM_TOTALS, rollups.LLM_BY_IDENTITY, rollups.LLM_BY_MODEL],
     ),
     _write(
         [
-            _RawTable(thread_events, (ThreadCreatedEvent,), _platform_row),
-            _RawTable(message_events, (MessageSentEvent,), _platform_row),
+            _RawTable(thread_events, (ThreadCreatedEvent,), platform_row),
+            _RawTable(message_events, (MessageSentEvent,), platform_row),
         ],
         [rollups.PLATFORM_TOTALS],
     ),
 ]
-
-
-# Derived rows.
-
-
-def _named_identity(event: Event) -> Identity | None:
-    if isinstance(event, LlmCallEvent | ThreadCreatedEvent | MessageSentEvent):
-        return event.data.identity
-    if isinstance(event, WorkloadAllocatedEvent | VolumeProvisionedEvent):
-        agent: Agent = event.data.agent
-        return Identity(kind="agent", id=agent.id, name=agent.name)
-    return None
-
-
-def _identity_rows(events: Iterable[Event]) -> list[tuple[Any, ...]]:
-    """One row per identity: the name on its latest named event (by time, source, id)."""
-    latest: dict[tuple[str, str, str], tuple[Any, ...]] = {}
-    for event in events:
-        identity = _named_identity(event)
-        if identity is None:
-            continue
-        key = (event.subject, identity.kind, identity.id)
-        if identity.name is None:
-            latest.setdefault(key, (None, None, None, None))
-            continue
-        candidate = (identity.name, event.time, event.source, event.id)
-        current = latest.get(key)
-        if current is None or current[0] is None or current[1:] < candidate[1:]:
-            latest[key] = candidate
-    return [key + value for key, value in latest.items()]
