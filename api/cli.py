@@ -81,8 +81,10 @@ async def _connect() -> psycopg.AsyncConnection:
 def _create_key(args: argparse.Namespace) -> None:
     scope = Scope(args.scope)
     if (scope is Scope.READ) != (args.org is not None):
-        raise SystemExit("usage-api keys create: --org is required with --scope read "
-                         "and not allowed with ingest or admin")  # fmt: skip
+        raise SystemExit(
+            "usage-api keys create: --org is required with --scope read "
+            "and not allowed with ingest or admin"
+        )
 
     async def create() -> None:
         async with await _connect() as conn:
@@ -101,8 +103,10 @@ def _list_keys(_: argparse.Namespace) -> None:
         print(f"{'KEY_ID':<17} {'SCOPE':<7} {'ORG':<24} {'CREATED':<20} REVOKED")
         for key in keys:
             revoked = key.revoked_at.strftime("%Y-%m-%d %H:%M:%S") if key.revoked_at else "-"
-            print(f"{key.key_id:<17} {key.scope.value:<7} {key.org or '*':<24} "
-                  f"{key.created_at:%Y-%m-%d %H:%M:%S}  {revoked}")  # fmt: skip
+            print(
+                f"{key.key_id:<17} {key.scope.value:<7} {key.org or '*':<24} "
+                f"{key.created_at:%Y-%m-%d %H:%M:%S}  {revoked}"
+            )
 
     asyncio.run(show())
 

@@ -70,20 +70,29 @@ class Events:
         thing = f"{envelope['org']}-{self.rng.randrange(300)}"
         agent = f"id-{self.rng.randrange(30)}"
         if kind < 0.6:
-            return llm_call(who=who, model=f"model-{self.rng.randrange(4)}",
-                            input_tokens=self.rng.randrange(1, 5000), cached_tokens=0,
-                            output_tokens=self.rng.randrange(1, 900),
-                            succeeded=self.rng.random() > 0.05, **envelope)  # fmt: skip
+            return llm_call(
+                who=who,
+                model=f"model-{self.rng.randrange(4)}",
+                input_tokens=self.rng.randrange(1, 5000),
+                cached_tokens=0,
+                output_tokens=self.rng.randrange(1, 900),
+                succeeded=self.rng.random() > 0.05,
+                **envelope,
+            )
         if kind < 0.7:
-            return workload_allocated(thing, agent=agent, cpu_cores=self.rng.choice([0.5, 1, 4]),
-                                      memory_bytes=2**30 * self.rng.randrange(1, 8),
-                                      **envelope)  # fmt: skip
+            return workload_allocated(
+                thing,
+                agent=agent,
+                cpu_cores=self.rng.choice([0.5, 1, 4]),
+                memory_bytes=2**30 * self.rng.randrange(1, 8),
+                **envelope,
+            )
         if kind < 0.75:
             return workload_released(thing, **envelope)
         if kind < 0.8:
-            return volume_provisioned(thing, agent=agent,
-                                      size_bytes=2**30 * self.rng.randrange(1, 50),
-                                      **envelope)  # fmt: skip
+            return volume_provisioned(
+                thing, agent=agent, size_bytes=2**30 * self.rng.randrange(1, 50), **envelope
+            )
         if kind < 0.82:
             return volume_deleted(thing, **envelope)
         if kind < 0.87:
@@ -139,10 +148,12 @@ async def _load(url: str, keys: dict[str, str], args: argparse.Namespace, now: d
     ):
         started = time.monotonic()
         await asyncio.gather(
-            *(_ingester(ingest_client, Events(n, now), args.batch, deadline, found)
-              for n in range(args.ingesters)),
+            *(
+                _ingester(ingest_client, Events(n, now), args.batch, deadline, found)
+                for n in range(args.ingesters)
+            ),
             *(_reader(read_client, random.Random(n), deadline, found) for n in range(args.readers)),
-        )  # fmt: skip
+        )
         found["elapsed"] = time.monotonic() - started
     return found
 
@@ -161,8 +172,11 @@ def _verify(url: str, admin_key: str, acknowledged: list[dict], now: datetime) -
                 response.raise_for_status()
                 expected = compute(acknowledged, window, 5, org)
                 body = response.json()
-                assert_equal(comparable({name: body[name] for name in expected}), expected,
-                             f"{org or 'all orgs'} {section}")  # fmt: skip
+                assert_equal(
+                    comparable({name: body[name] for name in expected}),
+                    expected,
+                    f"{org or 'all orgs'} {section}",
+                )
                 checked += 1
     return checked
 
@@ -187,9 +201,11 @@ def main() -> None:
         }
         now = datetime.now(UTC)
         with running_server(cluster.url, USAGE_RATE_LIMIT="0") as server:
-            print(f"Loading for {args.seconds:.0f} s: {args.ingesters} ingesters "
-                  f"(batches of {args.batch}, 10% re-sent), {args.readers} readers ...",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"Loading for {args.seconds:.0f} s: {args.ingesters} ingesters "
+                f"(batches of {args.batch}, 10% re-sent), {args.readers} readers ...",
+                file=sys.stderr,
+            )
             found = asyncio.run(_load(server.url, keys, args, now))
             print("Checking every figure against the oracle ...", file=sys.stderr)
             checked = _verify(server.url, keys["admin"], found["acknowledged"], now)
@@ -207,11 +223,15 @@ def _report(found: dict, checked: int) -> None:
     unique = len({(e["subject"], e["source"], e["id"]) for e in acknowledged})
     ingest, read = percentiles(found["ingest_ms"]), percentiles(found["read_ms"])
     print(f"\nduration            {elapsed:.1f} s")
-    print(f"ingest              {len(acknowledged) / elapsed:,.0f} events/s acknowledged "
-          f"({unique:,} distinct, {len(acknowledged) - unique:,} re-sent), "
-          f"batch p50 {ingest['p50_ms']:.0f} ms, p99 {ingest['p99_ms']:.0f} ms")  # fmt: skip
-    print(f"reads               {read['n'] / elapsed:,.0f} requests/s, "
-          f"p50 {read['p50_ms']:.0f} ms, p99 {read['p99_ms']:.0f} ms")  # fmt: skip
+    print(
+        f"ingest              {len(acknowledged) / elapsed:,.0f} events/s acknowledged "
+        f"({unique:,} distinct, {len(acknowledged) - unique:,} re-sent), "
+        f"batch p50 {ingest['p50_ms']:.0f} ms, p99 {ingest['p99_ms']:.0f} ms"
+    )
+    print(
+        f"reads               {read['n'] / elapsed:,.0f} requests/s, "
+        f"p50 {read['p50_ms']:.0f} ms, p99 {read['p99_ms']:.0f} ms"
+    )
     print(f"errors              {len(found['errors'])} {sorted(set(found['errors']))}")
     print(
         f"oracle              {checked} answers (4 orgs and all orgs x 4 sections) equal "

@@ -83,9 +83,13 @@ def test_without_database_url_it_says_what_to_do():
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("USAGE_RATE_LIMIT", "fast"), ("USAGE_RATE_LIMIT", "-1"), ("USAGE_RATE_BURST", "0"),
-     ("USAGE_DB_POOL_SIZE", "many")],
-)  # fmt: skip
+    [
+        ("USAGE_RATE_LIMIT", "fast"),
+        ("USAGE_RATE_LIMIT", "-1"),
+        ("USAGE_RATE_BURST", "0"),
+        ("USAGE_DB_POOL_SIZE", "many"),
+    ],
+)
 def test_a_bad_setting_stops_serve_saying_which(database_url, variable, value):
     result = usage_api(database_url, "serve", "--port", "1", **{variable: value})
     assert result.returncode != 0

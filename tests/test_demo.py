@@ -29,9 +29,14 @@ def test_covers_three_orgs_over_the_last_35_days(events):
     assert min(e.time for e in events) >= NOW - timedelta(days=DAYS, hours=1)
     assert max(e.time for e in events) <= NOW
     assert Counter(e.type for e in events).keys() == {
-        "llm.call", "workload.allocated", "workload.released", "volume.provisioned",
-        "volume.deleted", "thread.created", "message.sent",
-    }  # fmt: skip
+        "llm.call",
+        "workload.allocated",
+        "workload.released",
+        "volume.provisioned",
+        "volume.deleted",
+        "thread.created",
+        "message.sent",
+    }
 
 
 def test_llm_calls_look_real(events):

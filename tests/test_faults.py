@@ -137,8 +137,9 @@ def test_while_postgres_is_down_requests_are_refused_at_once(cluster, server, ke
         cluster.stop()
         try:
             # The outage becomes known (the first requests wait out the grace), then...
-            _wait_for(lambda: post_events(client, key, [llm_call()]).status_code == 503, 30,
-                      "a refusal")  # fmt: skip
+            _wait_for(
+                lambda: post_events(client, key, [llm_call()]).status_code == 503, 30, "a refusal"
+            )
             time.sleep(GRACE)
             for _ in range(5):
                 started = time.monotonic()
@@ -151,8 +152,11 @@ def test_while_postgres_is_down_requests_are_refused_at_once(cluster, server, ke
             assert httpx.get(f"{server.url}/readyz", timeout=10).status_code == 503
         finally:
             cluster.start()
-        _wait_for(lambda: post_events(client, key, [llm_call(id="after")]).status_code == 200,
-                  10, "the first request after the outage")  # fmt: skip
+        _wait_for(
+            lambda: post_events(client, key, [llm_call(id="after")]).status_code == 200,
+            10,
+            "the first request after the outage",
+        )
     assert _stored_ids(cluster.url) == ["after", "before"]
 
 

@@ -38,13 +38,23 @@ def test_latency_is_labelled_by_route_not_by_organization(client, read_key):
 def test_every_answer_is_counted_by_route_and_status(client, read_key):
     cases = [
         ("get", "/orgs/acme/usage/llm", {}, "/orgs/{org}/usage/llm", "401"),
-        ("get", "/orgs/acme/usage/llm", {"Authorization": "Bearer nope"}, "/orgs/{org}/usage/llm",
-         "401"),
+        (
+            "get",
+            "/orgs/acme/usage/llm",
+            {"Authorization": "Bearer nope"},
+            "/orgs/{org}/usage/llm",
+            "401",
+        ),
         ("get", "/no/such/path", {}, UNMATCHED, "404"),
         ("delete", "/events", {}, UNMATCHED, "405"),  # no route has that method
-        ("get", "/orgs/acme/usage/llm", {"Authorization": f"Bearer {read_key}"},
-         "/orgs/{org}/usage/llm", "200"),
-    ]  # fmt: skip
+        (
+            "get",
+            "/orgs/acme/usage/llm",
+            {"Authorization": f"Bearer {read_key}"},
+            "/orgs/{org}/usage/llm",
+            "200",
+        ),
+    ]
     for method, path, headers, template, status in cases:
         labels = f'{{method="{method.upper()}",path="{template}",status_code="{status}"}}'
         before = _sample(client.get("/metrics").text, "usage_requests_total", labels)
@@ -53,7 +63,8 @@ def test_every_answer_is_counted_by_route_and_status(client, read_key):
         assert after - before == 1, (method, path)
     text = client.get("/metrics").text
     assert "/no/such/path" not in text
-    in_progress = [line for line in text.splitlines()
-                   if line.startswith("usage_requests_in_progress{")]  # fmt: skip
+    in_progress = [
+        line for line in text.splitlines() if line.startswith("usage_requests_in_progress{")
+    ]
     assert in_progress
     assert all("status_code" not in line for line in in_progress)

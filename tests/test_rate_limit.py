@@ -57,8 +57,9 @@ def test_over_the_limit_is_429_with_retry_after_and_changes_nothing(
 ):
     settings = Settings(database_url=database_url, rate_limit=0.2, rate_burst=2)
     with TestClient(app=create_app(settings)) as client:
-        assert [post_events(client, ingest_key, [llm_call(id=f"r{n}")]).status_code
-                for n in range(2)] == [200, 200]  # fmt: skip
+        assert [
+            post_events(client, ingest_key, [llm_call(id=f"r{n}")]).status_code for n in range(2)
+        ] == [200, 200]
         refused = post_events(client, ingest_key, [llm_call(id="r-refused")])
         assert refused.status_code == 429
         assert refused.headers["content-type"] == "application/problem+json"
@@ -97,8 +98,12 @@ def test_valid_keys_spend_nothing_of_the_failure_allowance(database_url, db, rea
                 "/orgs/acme/usage/llm", headers={"Authorization": f"Bearer {read_key}"}
             )
             assert answer.status_code == 200
-        assert client.get("/orgs/acme/usage/llm",
-                          headers={"Authorization": "Bearer guess"}).status_code == 401  # fmt: skip
+        assert (
+            client.get(
+                "/orgs/acme/usage/llm", headers={"Authorization": "Bearer guess"}
+            ).status_code
+            == 401
+        )
 
 
 PROXIES = [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1/128")]

@@ -62,11 +62,15 @@ def test_a_month_reads_weeks_in_the_middle_and_finer_tiers_towards_the_edges():
     )
     tuesday, wednesday, last_monday = BASE + day, BASE + 2 * day, BASE + 28 * day
     assert found.tiers == {
-        "5m": ((tuesday + 7 * hour + timedelta(minutes=15), tuesday + 8 * hour),
-               (BASE + 30 * day + 13 * hour, end - timedelta(minutes=2, seconds=3))),
-        "1h": ((tuesday + 8 * hour, tuesday + 12 * hour),
-               (BASE + 30 * day + 12 * hour, BASE + 30 * day + 13 * hour)),
+        "5m": (
+            (tuesday + 7 * hour + timedelta(minutes=15), tuesday + 8 * hour),
+            (BASE + 30 * day + 13 * hour, end - timedelta(minutes=2, seconds=3)),
+        ),
+        "1h": (
+            (tuesday + 8 * hour, tuesday + 12 * hour),
+            (BASE + 30 * day + 12 * hour, BASE + 30 * day + 13 * hour),
+        ),
         "6h": ((tuesday + 12 * hour, wednesday), (BASE + 30 * day, BASE + 30 * day + 12 * hour)),
         "1d": ((wednesday, BASE + 7 * day), (last_monday, BASE + 30 * day)),
         "7d": ((BASE + 7 * day, last_monday), (last_monday, last_monday)),
-    }  # fmt: skip
+    }

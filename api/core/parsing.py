@@ -210,8 +210,11 @@ def _every_field_error(index: int, raw: msgspec.Raw, now: datetime) -> list[Even
     checking the fields one by one: the slow path, taken for invalid events only."""
     event = msgspec.json.decode(raw)
     if not isinstance(event, dict):
-        return [EventError(index=index, field=None, message="Expected `object`, got "
-                           f"`{type(event).__name__}`")]  # fmt: skip
+        return [
+            EventError(
+                index=index, field=None, message=f"Expected `object`, got `{type(event).__name__}`"
+            )
+        ]
     errors = []
     found = event.get("type")
     event_class = _CLASS_OF_TYPE.get(found) if isinstance(found, str) else None

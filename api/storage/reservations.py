@@ -110,12 +110,13 @@ class Reservations:
         raw = self.changes_of(self.segments, where=where_raw).subquery()
         return union_all(
             *(
-                select(table.c.bucket_start.label("at"), *(table.c[name] for name in columns))
-                .where(*where_tier(table, tier))
+                select(
+                    table.c.bucket_start.label("at"), *(table.c[name] for name in columns)
+                ).where(*where_tier(table, tier))
                 for tier, table in tables.items()
             ),
             select(raw.c.at, *(raw.c[name] for name in columns)),
-        )  # fmt: skip
+        )
 
     def maintained(self, changed: CTE) -> list[CTE]:
         """Upserts adding the changes in ``changed`` (rows of ``changes_of``) to every tier

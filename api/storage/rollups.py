@@ -66,9 +66,10 @@ class Family:
             relation = relations[table] if relations is not None else table
             columns = columns_of(relation)
             selects.append(
-                select(relation.c.time.label("at"), *(columns[c].label(c) for c in self.columns))
-                .where(*where(relation))
-            )  # fmt: skip
+                select(
+                    relation.c.time.label("at"), *(columns[c].label(c) for c in self.columns)
+                ).where(*where(relation))
+            )
         return selects
 
     def aggregated(

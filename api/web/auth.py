@@ -21,8 +21,9 @@ class _BearerKey(AbstractAuthenticationMiddleware):
         scheme, _, key = connection.headers.get("authorization", "").partition(" ")
         key = key.strip()
         if scheme.lower() != "bearer" or not key:
-            raise Problem(401, "an API key is required: Authorization: Bearer <key>",
-                          headers=_CHALLENGE)  # fmt: skip
+            raise Problem(
+                401, "an API key is required: Authorization: Bearer <key>", headers=_CHALLENGE
+            )
         state = connection.app.state
         now = time.monotonic()
         address = client_address(
@@ -33,8 +34,11 @@ class _BearerKey(AbstractAuthenticationMiddleware):
         wait = state.auth_failure_limiter.refusal(address, now)
         if wait:
             AUTH_FAILURES_LIMITED.inc()
-            raise Problem(429, f"too many unknown keys from this address; retry in {wait} s",
-                          headers={"Retry-After": str(wait)})  # fmt: skip
+            raise Problem(
+                429,
+                f"too many unknown keys from this address; retry in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
         async with state.database.connection() as conn:
             api_key = await find_key(conn, key)
         if api_key is None:
@@ -43,8 +47,11 @@ class _BearerKey(AbstractAuthenticationMiddleware):
         wait = state.rate_limiter.wait(api_key.key_id, now)
         if wait:
             RATE_LIMITED.inc()
-            raise Problem(429, f"this key sent too many requests; retry in {wait} s",
-                          headers={"Retry-After": str(wait)})  # fmt: skip
+            raise Problem(
+                429,
+                f"this key sent too many requests; retry in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
         return AuthenticationResult(user=api_key, auth=api_key)
 
 
@@ -63,7 +70,10 @@ def requires(*scopes: Scope):
         api_key: ApiKey = connection.user
         if api_key.scope not in scopes:
             allowed = " or ".join(scope.value for scope in scopes)
-            raise Problem(403, f"this route needs a key of scope {allowed}; "
-                               f"this key has scope {api_key.scope.value}")  # fmt: skip
+            raise Problem(
+                403,
+                f"this route needs a key of scope {allowed}; "
+                f"this key has scope {api_key.scope.value}",
+            )
 
     return guard

@@ -37,16 +37,24 @@ def http_conventions(app: ASGIApp) -> ASGIApp:
                 # The refusal's text, as the detail of a problem.
                 detail = message.get("body", b"").decode("utf-8", "replace")
                 body = msgspec.json.encode(problem(400, detail or "CORS preflight refused"))
-                headers = [(n, v) for n, v in preflight_refusal["headers"]
-                           if n.lower() not in (b"content-type", b"content-length")]  # fmt: skip
-                headers += [(b"content-type", PROBLEM_JSON.encode()),
-                            (b"content-length", str(len(body)).encode())]  # fmt: skip
+                headers = [
+                    (n, v)
+                    for n, v in preflight_refusal["headers"]
+                    if n.lower() not in (b"content-type", b"content-length")
+                ]
+                headers += [
+                    (b"content-type", PROBLEM_JSON.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ]
                 await send({**preflight_refusal, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
                 return
             if message["type"] == "http.response.start":
-                headers = [(name, value) for name, value in message.get("headers", [])
-                           if name.lower() != _NOSNIFF[0]]  # fmt: skip
+                headers = [
+                    (name, value)
+                    for name, value in message.get("headers", [])
+                    if name.lower() != _NOSNIFF[0]
+                ]
                 headers.append(_NOSNIFF)
                 if message["status"] == 200 and _matches(headers, wanted_tags):
                     body_dropped = True

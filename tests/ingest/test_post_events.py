@@ -301,8 +301,9 @@ def test_a_gzip_bomb_is_413_at_the_limit(client, db, ingest_key):
         ({"ce-specversion": "1.0", "Content-Type": "text/plain"}, b"x", 415),
     ],
 )
-def test_encodings_and_charsets_other_than_gzip_and_utf8(client, db, ingest_key, headers, body,
-                                                        status):  # fmt: skip
+def test_encodings_and_charsets_other_than_gzip_and_utf8(
+    client, db, ingest_key, headers, body, status
+):
     response = _post(client, ingest_key, body, **headers)
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == (
@@ -342,8 +343,9 @@ def test_no_stored_value_can_fail_a_read(client, db, read_key):
     ]
     for params in windows:
         response = client.get(
-            "/orgs/acme/usage/compute", params=params,
+            "/orgs/acme/usage/compute",
+            params=params,
             headers={"Authorization": f"Bearer {read_key}"},
-        )  # fmt: skip
+        )
         assert response.status_code == 200, response.text
         assert 0 <= response.json()["summary"]["cpu_core_hours"] < 1e-300

@@ -79,8 +79,11 @@ def test_one_request_per_section_on_load_and_on_range_change_and_none_idle(
     page = tab.open("acme", read_key)
     tab.wait_for_sections()
     assert sorted(re.search(r"/usage/(\w+)", url)[1] for url in tab.usage_requests) == [
-        "compute", "llm", "platform", "storage"
-    ]  # fmt: skip
+        "compute",
+        "llm",
+        "platform",
+        "storage",
+    ]
     ends = {re.search(r"end=([^&]+)", url)[1] for url in tab.usage_requests}
     assert len(ends) == 1, "every section of one load has the same end"
 
@@ -223,7 +226,7 @@ def test_the_range_selector_works_from_the_keyboard(seeded, usage_page, read_key
         ("30d-dark", "?range=30d", {"color_scheme": "dark", "viewport": LAPTOP}),
         ("phone", "", {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2}),
     ],
-)  # fmt: skip
+)
 def test_screenshots(seeded, usage_page, read_key, name, query, options):
     """Saved under .data/screenshots for a person to look at; the page fits its width."""
     tab = usage_page(**options)

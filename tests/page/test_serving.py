@@ -83,9 +83,17 @@ def test_assets_are_revalidated_by_their_tag(client):
 
 @pytest.mark.parametrize(
     "path",
-    ["/healthz", "/readyz", "/metrics", "/schema/openapi.json", "/nowhere", "/orgs/acme/usage/llm",
-     "/organizations/acme/activity/usage", "/organizations/Not%20a%20slug/activity/usage"],
-)  # fmt: skip
+    [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/schema/openapi.json",
+        "/nowhere",
+        "/orgs/acme/usage/llm",
+        "/organizations/acme/activity/usage",
+        "/organizations/Not%20a%20slug/activity/usage",
+    ],
+)
 def test_every_answer_says_nosniff(client, path):
     response = client.get(path)
     assert response.headers["x-content-type-options"] == "nosniff"

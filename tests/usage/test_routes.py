@@ -245,8 +245,9 @@ def test_an_answer_is_private_tagged_and_revalidated(client, usage, read_key, in
     )
     assert changed.status_code == 200
     assert changed.headers["etag"] != etag
-    csv_answer = client.get("/orgs/acme/usage/llm", params={**params, "format": "csv"},
-                            headers=headers)  # fmt: skip
+    csv_answer = client.get(
+        "/orgs/acme/usage/llm", params={**params, "format": "csv"}, headers=headers
+    )
     assert csv_answer.headers["etag"] not in (etag, changed.headers["etag"])
 
 

@@ -60,8 +60,11 @@ async def post_events(request: Request, database: NamedDependency[Database]) -> 
         else:
             kind = KIND_OF_MEDIA_TYPE.get(media_type)
             if kind is None:
-                raise Problem(415, f"Content-Type must be one of {', '.join(KIND_OF_MEDIA_TYPE)}, "
-                                   f"not {media_type or 'missing'}")  # fmt: skip
+                raise Problem(
+                    415,
+                    f"Content-Type must be one of {', '.join(KIND_OF_MEDIA_TYPE)}, "
+                    f"not {media_type or 'missing'}",
+                )
             events = parse_events(body, kind, now)
     except MalformedBody as error:
         raise Problem(400, str(error)) from None

@@ -39,11 +39,15 @@ def _window_query(
 ) -> SectionQuery:
     unknown = sorted(set(request.query_params) - _PARAMETERS)
     if unknown:
-        errors = [ErrorItem(field=name, message="is not a parameter of this route")
-                  for name in unknown]  # fmt: skip
+        errors = [
+            ErrorItem(field=name, message="is not a parameter of this route") for name in unknown
+        ]
         known = ", ".join(sorted(_PARAMETERS))
-        raise Problem(400, f"unknown parameter(s) {', '.join(map(repr, unknown))}; known: "
-                           f"{known}", errors=errors)  # fmt: skip
+        raise Problem(
+            400,
+            f"unknown parameter(s) {', '.join(map(repr, unknown))}; known: {known}",
+            errors=errors,
+        )
     try:
         window = resolve_window(
             now=datetime.now(UTC), range_=range_, start=start, end=end, bucket=bucket
