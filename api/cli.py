@@ -1,4 +1,4 @@
-"""The `usage-api` command (DESIGN §8)."""
+"""The `usage-api` command (the README's Command line)."""
 
 import argparse
 import asyncio

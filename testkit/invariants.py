@@ -1,4 +1,4 @@
-"""DESIGN §3's invariants, for any usage response: summary = Σ series = Σ breakdown + other."""
+"""The contract's invariants, for any usage response: summary = Σ series = Σ breakdown + other."""
 
 from typing import Any
 

@@ -1,4 +1,4 @@
-"""A reference implementation of DESIGN §3 to §5 in plain Python, for tests to compare against.
+"""A reference implementation of the contract in plain Python, for tests to compare against.
 
 Written from the design, not from the service's SQL: integer microseconds since the epoch for
 time, a list of event dicts (as posted) for data.
@@ -124,7 +124,7 @@ def names(events: list[dict]) -> dict[tuple[str, str, str], str]:
 
 
 def segments(events: list[dict], kind: str) -> list[tuple]:
-    """DESIGN §5 by hand: sort an object's events, each holds until the next one."""
+    """The allocation rule by hand: sort an object's events, each holds until the next one."""
     allocating, object_field = {
         "workload": ("workload.allocated", "workload_id"),
         "volume": ("volume.provisioned", "volume_id"),

@@ -1,4 +1,4 @@
-"""Keys and scopes (DESIGN §6): who may call which route, for the routes that exist."""
+"""Keys and scopes: who may call which route, for the routes that exist."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""RFC 3339 as DESIGN §3 has it: checked against timestamps written out independently."""
+"""RFC 3339 as the service reads it: checked against timestamps written out independently."""
 
 from datetime import UTC, datetime, timedelta, timezone
 

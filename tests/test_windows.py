@@ -1,4 +1,4 @@
-"""Time windows (DESIGN §3), checked against integer arithmetic on epoch microseconds."""
+"""Time windows, checked against integer arithmetic on epoch microseconds."""
 
 from datetime import UTC, datetime, timedelta, timezone
 

@@ -1,6 +1,6 @@
-"""Time windows of the usage endpoints (DESIGN §3): from query parameters to buckets.
+"""Time windows of the usage endpoints: from query parameters to buckets.
 
-Pure: no I/O, the clock is a parameter. Bucket alignment is ``api.buckets``'.
+Pure: no I/O, the clock is a parameter. Bucket alignment is ``api.core.buckets``'.
 """
 
 from dataclasses import dataclass

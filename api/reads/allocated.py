@@ -1,6 +1,6 @@
 """Compute and storage: reservations integrated over time, from reservation changes.
 
-A reservation changes at the start and end of each segment (api.reservations). Over the
+A reservation changes at the start and end of each segment (api.storage.reservations). Over the
 counted window ``[counted_from, as_of)`` (a running workload or live volume counts up to
 ``as_of``), an amount is the reservation running at ``counted_from`` times the window's
 seconds, plus each change in the window times its seconds to ``as_of``; the same holds per

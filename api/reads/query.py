@@ -25,7 +25,7 @@ AS_OF = bindparam("as_of", type_=_TIMESTAMP)
 FIRST_BUCKET = bindparam("first_bucket", type_=_TIMESTAMP)
 LAST_BUCKET = bindparam("last_bucket", type_=_TIMESTAMP)
 
-# A request reads rollups through two covers of its window (api.tiers): the series' cover
+# A request reads rollups through two covers of its window (api.core.tiers): the series' cover
 # keeps to tiers no wider than its buckets; the totals' cover (breakdowns) uses them all.
 # Reservations also read what changed after the window (up to LATEST: events are never
 # more than minutes ahead of the clock).

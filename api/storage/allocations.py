@@ -1,6 +1,6 @@
 """Allocation segments of workloads and volumes, rebuilt from their stored events.
 
-DESIGN §5: an object's events, ordered by time (ties: the allocating event before the
+An object's events, ordered by time (ties: the allocating event before the
 releasing one, then by id), each hold their reservation until the next event; a release
 holds nothing; after its last event an allocated object holds until the query's as_of.
 A segment is one such stretch of non-zero length.
@@ -8,7 +8,7 @@ A segment is one such stretch of non-zero length.
 Rebuilding an object from all of its events, rather than patching its segments, makes the
 result independent of arrival order and batching. Objects have few events, so it is cheap.
 The statement that removes an object's segments also carries the difference between them
-and the rebuilt ones to the reservation rollups (api.reservations).
+and the rebuilt ones to the reservation rollups (api.storage.reservations).
 A transaction-scoped advisory lock per object serializes concurrent rebuilds; the rebuild
 runs after the lock is granted, so in READ COMMITTED it sees every event committed before.
 """

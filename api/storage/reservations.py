@@ -2,7 +2,7 @@
 
 A segment reserves its rate (cores, bytes) over ``[start, end)``: it changes its agent's
 reservation by +rate at its start and by -rate at its end (none while open). The rollups
-(api.schema) hold, per bucket, the sum of the changes and of each change times its seconds
+(api.storage.schema) hold, per bucket, the sum of the changes and of each change times its seconds
 after the bucket start; ``*_held`` holds the sum of all changes. From these, reads integrate
 any window without touching the segments inside it (api.reads.allocated).
 

@@ -1,4 +1,4 @@
-"""Rollup families: each family's tables (one per tier, api.schema) and the raw events it
+"""Rollup families: each family's tables (one per tier, api.storage.schema) and the raw events it
 counts, as columns by name. One aggregation serves ingest (over a batch's new rows) and
 rebuild (over the raw tables); reads use the raw columns at a window's edges."""
 

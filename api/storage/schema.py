@@ -66,7 +66,7 @@ def _timestamp(name: str, *, nullable: bool = False) -> Column:
 
 
 def _event_columns() -> list[Column]:
-    """The columns every raw event table starts with; its key is DESIGN §5's dedupe key."""
+    """The columns every raw event table starts with; its key is the dedupe key."""
     return [
         _org_id(),
         Column("source", Text, primary_key=True),
@@ -115,7 +115,7 @@ api_keys = Table(
     Index(None, "key_hash"),
 )
 
-# One row per event ever accepted, whatever its type: the dedupe of DESIGN §5 is on
+# One row per event ever accepted, whatever its type: the dedupe is on
 # (subject, source, id) across all types, so it cannot live in the per-type tables.
 event_receipts = Table(
     "event_receipts",

@@ -1,4 +1,4 @@
-"""Who is calling: the bearer key of every request, and what its scope lets it do (DESIGN §6)."""
+"""Who is calling: the bearer key of every request, and what its scope lets it do."""
 
 import time
 

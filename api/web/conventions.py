@@ -6,7 +6,7 @@ wrapper around the whole application.
 - A 200 with an ``ETag`` becomes ``304 Not Modified`` when the request's ``If-None-Match``
   names that tag (RFC 9110 §13.1.2): usage answers and the page's assets alike.
 - A refused CORS preflight, which Litestar answers in plain text, is a problem like every
-  other error (DESIGN §7).
+  other error (RFC 9457).
 """
 
 import msgspec

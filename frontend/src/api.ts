@@ -1,10 +1,16 @@
 // The usage API as the page uses it: one GET per section, typed from the service's OpenAPI
 // document (api-types.ts is generated from openapi.yaml: `npm run types`).
 
-import type { components } from "./api-types";
+import type { components, paths } from "./api-types";
 
-export type SectionName = "llm" | "compute" | "storage" | "platform";
-export const SECTIONS: SectionName[] = ["llm", "compute", "storage", "platform"];
+// The sections are the contract's /orgs/{org}/usage/{section} paths; the page lists them in
+// the order it shows them, and the compiler checks the list against the contract.
+type SectionPath = Extract<keyof paths, `/orgs/{org}/usage/${string}`>;
+export type SectionName = SectionPath extends `/orgs/{org}/usage/${infer S}` ? S : never;
+export const SECTIONS = ["llm", "compute", "storage", "platform"] as const satisfies readonly SectionName[];
+type Assert<T extends true> = T;
+/** Compiles only while every section of the contract is in SECTIONS. */
+export type EverySectionListed = Assert<Exclude<SectionName, (typeof SECTIONS)[number]> extends never ? true : false>;
 
 type Schemas = components["schemas"];
 

@@ -2,7 +2,7 @@
 
 Hypothesis draws event sets full of ties and out-of-order times; every shuffle, split into
 batches and re-sending must leave the same tables, and the segments must match an oracle
-written from DESIGN §5.
+written from the contract.
 """
 
 import asyncio

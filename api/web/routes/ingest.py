@@ -1,4 +1,4 @@
-"""POST /events: CloudEvents in, exactly once (DESIGN §5)."""
+"""POST /events: CloudEvents in, exactly once (the README's Sending events)."""
 
 from datetime import UTC, datetime
 
