@@ -6,6 +6,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.middleware.base import DefineMiddleware
+from prometheus_client import Counter
 
 from api.core.rate_limit import client_address
 from api.storage.keys import ApiKey, Scope, find_key
@@ -31,28 +32,29 @@ class _BearerKey(AbstractAuthenticationMiddleware):
             connection.headers.get("x-forwarded-for"),
             state.trusted_proxies,
         )
-        wait = state.auth_failure_limiter.refusal(address, now)
-        if wait:
-            AUTH_FAILURES_LIMITED.inc()
-            raise Problem(
-                429,
-                f"too many unknown keys from this address; retry in {wait} s",
-                headers={"Retry-After": str(wait)},
-            )
+        _refuse_if_waiting(
+            state.auth_failure_limiter.refusal(address, now),
+            AUTH_FAILURES_LIMITED,
+            "too many unknown keys from this address",
+        )
         async with state.database.connection() as conn:
             api_key = await find_key(conn, key)
         if api_key is None:
             state.auth_failure_limiter.spend(address, now)
             raise Problem(401, "the API key is unknown or revoked", headers=_CHALLENGE)
-        wait = state.rate_limiter.wait(api_key.key_id, now)
-        if wait:
-            RATE_LIMITED.inc()
-            raise Problem(
-                429,
-                f"this key sent too many requests; retry in {wait} s",
-                headers={"Retry-After": str(wait)},
-            )
+        _refuse_if_waiting(
+            state.rate_limiter.wait(api_key.key_id, now),
+            RATE_LIMITED,
+            "this key sent too many requests",
+        )
         return AuthenticationResult(user=api_key, auth=api_key)
+
+
+def _refuse_if_waiting(wait: int, refusals: Counter, reason: str) -> None:
+    """429 with Retry-After while a rate limit says to wait ``wait`` seconds."""
+    if wait:
+        refusals.inc()
+        raise Problem(429, f"{reason}; retry in {wait} s", headers={"Retry-After": str(wait)})
 
 
 # The OpenAPI document and the metrics are public: they describe the API and the process,
