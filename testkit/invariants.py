@@ -52,3 +52,6 @@ def check_invariants(section: str, body: dict[str, Any]) -> None:
         for name in _SERIES_OF_SUMMARY[section]:
             rest = body["other_orgs"][name] if body["other_orgs"] else 0
             assert same(sum(item[name] for item in body["by_org"]) + rest, summary[name]), name
+    series = body["series"]
+    for bucket, following in zip(series, series[1:], strict=False):
+        assert bucket["start"] < bucket["end"] == following["start"], "buckets tile the window"

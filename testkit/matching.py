@@ -9,10 +9,12 @@ from testkit.oracle import epoch_us
 
 
 def comparable(value: Any) -> Any:
-    """The response with bucket starts as epoch microseconds, like the oracle's."""
+    """The response with bucket bounds as epoch microseconds, like the oracle's."""
     if isinstance(value, dict):
         return {
-            key: epoch_us(datetime.fromisoformat(item)) if key == "start" else comparable(item)
+            key: epoch_us(datetime.fromisoformat(item))
+            if key in ("start", "end")
+            else comparable(item)
             for key, item in value.items()
         }
     if isinstance(value, list):

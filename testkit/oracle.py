@@ -218,6 +218,7 @@ def llm(events: list[dict], window: OracleWindow, top: int, org: str | None) -> 
     series_out = [
         {
             "start": b,
+            "end": b + WIDTH_US[window.bucket],
             "partial": window.partial(b),
             "cached_input_tokens": f[0],
             "fresh_input_tokens": f[1],
@@ -299,7 +300,10 @@ def allocated(
     )
     result = {
         "summary": {name: sum(f[name] for f in series.values()) for name in figures_of},
-        "series": [{"start": b, "partial": window.partial(b), **f} for b, f in series.items()],
+        "series": [
+            {"start": b, "end": b + WIDTH_US[window.bucket], "partial": window.partial(b), **f}
+            for b, f in series.items()
+        ],
         "top_agents": [
             {
                 "agent": {"id": agent, "name": known.get((o, "agent", agent), agent)}
@@ -336,7 +340,10 @@ def platform(events: list[dict], window: OracleWindow, top: int, org: str | None
             name: sum(f[name] for f in series.values())
             for name in ("threads_created", "messages_sent")
         },
-        "series": [{"start": b, "partial": window.partial(b), **f} for b, f in series.items()],
+        "series": [
+            {"start": b, "end": b + WIDTH_US[window.bucket], "partial": window.partial(b), **f}
+            for b, f in series.items()
+        ],
     }
     if org is None:
         by_org, other_orgs = _ranked(

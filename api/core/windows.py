@@ -53,6 +53,7 @@ class WindowError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Bucket:
     start: datetime
+    end: datetime  # exclusive
     partial: bool
 
 
@@ -73,7 +74,11 @@ class Window:
     def buckets(self) -> list[Bucket]:
         starts = (self.start + n * self.width for n in range(self.bucket_count))
         return [
-            Bucket(start=s, partial=s < self.counted_from or s + self.width > self.as_of)
+            Bucket(
+                start=s,
+                end=s + self.width,
+                partial=s < self.counted_from or s + self.width > self.as_of,
+            )
             for s in starts
         ]
 

@@ -335,6 +335,7 @@ def _section(name: str, kind: _Kind, title: str, all_orgs_title: str) -> Section
         statements={reach: _statements(kind, reach) for reach in Reach},
         bucket=lambda bucket, row: responses.bucket(
             start=bucket.start,
+            end=bucket.end,
             partial=bucket.partial,
             **{name: float(getattr(row, name) or 0.0) if row else 0.0 for name in kind.figures},
         ),

@@ -136,6 +136,7 @@ def _bucket(bucket: Bucket, row: Any) -> LlmBucket:
     )
     return LlmBucket(
         start=bucket.start,
+        end=bucket.end,
         partial=bucket.partial,
         cached_input_tokens=cached_tokens,
         fresh_input_tokens=input_tokens - cached_tokens,

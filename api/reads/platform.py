@@ -60,7 +60,7 @@ PLATFORM = Section(
     details="",
     statements={reach: _statements(reach) for reach in Reach},
     bucket=lambda bucket, row: PlatformBucket(
-        start=bucket.start, partial=bucket.partial, **_figures(row)
+        start=bucket.start, end=bucket.end, partial=bucket.partial, **_figures(row)
     ),
     summary=lambda series: PlatformSummary(
         threads_created=sum(b.threads_created for b in series),

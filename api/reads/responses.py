@@ -12,6 +12,7 @@ class _Out(Struct, frozen=True, kw_only=True):
 
 class _SeriesPoint(_Out):
     start: datetime
+    end: datetime  # exclusive
     partial: bool
 
 

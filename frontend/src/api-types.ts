@@ -291,6 +291,8 @@ export interface components {
         /** ComputeBucket */
         ComputeBucket: {
             cpu_core_hours: number;
+            /** Format: date-time */
+            end: string;
             partial: boolean;
             ram_gb_hours: number;
             /** Format: date-time */
@@ -358,6 +360,8 @@ export interface components {
         /** LlmBucket */
         LlmBucket: {
             cached_input_tokens: number;
+            /** Format: date-time */
+            end: string;
             failed_requests: number;
             fresh_input_tokens: number;
             output_tokens: number;
@@ -482,6 +486,8 @@ export interface components {
         };
         /** PlatformBucket */
         PlatformBucket: {
+            /** Format: date-time */
+            end: string;
             messages_sent: number;
             partial: boolean;
             /** Format: date-time */
@@ -516,6 +522,8 @@ export interface components {
         };
         /** StorageBucket */
         StorageBucket: {
+            /** Format: date-time */
+            end: string;
             partial: boolean;
             /** Format: date-time */
             start: string;

@@ -73,7 +73,7 @@ def test_csv_is_the_series_with_a_header_row(usage, read_key, section):
     assert [dict(zip(header, row, strict=True)) for row in rows] == [
         {name: _csv_text(value) for name, value in bucket.items()} for bucket in series
     ]
-    assert any(float(figure) > 0 for row in rows for figure in row[2:])
+    assert any(float(figure) > 0 for row in rows for figure in row[3:])  # after start, end, partial
 
 
 def test_accept_text_csv_asks_for_csv(client, usage, read_key):
@@ -84,7 +84,7 @@ def test_accept_text_csv_asks_for_csv(client, usage, read_key):
     )
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
-    assert response.text.splitlines()[0] == "start,partial,threads_created,messages_sent"
+    assert response.text.splitlines()[0] == "start,end,partial,threads_created,messages_sent"
 
 
 def _csv_text(value) -> str:
