@@ -1,5 +1,6 @@
 """The contract's invariants, for any usage response: summary = Σ series = Σ breakdown + other."""
 
+import itertools
 from typing import Any
 
 import pytest
@@ -53,5 +54,5 @@ def check_invariants(section: str, body: dict[str, Any]) -> None:
             rest = body["other_orgs"][name] if body["other_orgs"] else 0
             assert same(sum(item[name] for item in body["by_org"]) + rest, summary[name]), name
     series = body["series"]
-    for bucket, following in zip(series, series[1:], strict=False):
+    for bucket, following in itertools.pairwise(series):
         assert bucket["start"] < bucket["end"] == following["start"], "buckets tile the window"

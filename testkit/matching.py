@@ -13,7 +13,7 @@ def comparable(value: Any) -> Any:
     if isinstance(value, dict):
         return {
             key: epoch_us(datetime.fromisoformat(item))
-            if key in ("start", "end")
+            if key in ("start", "end") and isinstance(item, str)
             else comparable(item)
             for key, item in value.items()
         }

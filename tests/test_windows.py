@@ -13,6 +13,7 @@ from api.core.windows import (
     PRESETS,
     WindowError,
     check_top,
+    previous_span,
     resolve_window,
 )
 from testkit.oracle import US, WIDTH_US, epoch_us
@@ -188,3 +189,22 @@ def test_top_is_between_1_and_100(top, ok):
     else:
         with pytest.raises(WindowError):
             check_top(top)
+
+
+@given(now=moments, preset=st.sampled_from(list(PRESETS)), lag=st.integers(0, 10**9))
+def test_the_previous_span_has_the_same_length_and_ends_where_counting_starts(now, preset, lag):
+    window = resolve_window(now=now, range_=preset, end=iso(now - timedelta(microseconds=lag)))
+    previous = previous_span(window)
+    assert previous is not None
+    assert previous.as_of == window.counted_from
+    assert previous.as_of - previous.counted_from == window.as_of - window.counted_from
+    assert previous.width == window.width
+    assert previous.start <= previous.counted_from < previous.end
+    assert previous.end - previous.as_of < previous.width
+
+
+def test_no_previous_span_before_1970():
+    window = resolve_window(
+        now=NOW, start="1970-01-01T00:00:00Z", end="1970-01-02T00:00:00Z", bucket="1h"
+    )
+    assert previous_span(window) is None

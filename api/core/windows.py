@@ -6,7 +6,7 @@ Pure: no I/O, the clock is a parameter. Bucket alignment is ``api.core.buckets``
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from api.core.buckets import WEEK, ceil_to, floor_to
+from api.core.buckets import EPOCH, WEEK, ceil_to, floor_to
 from api.core.timestamps import TimestampError, parse_rfc3339
 
 BUCKET_WIDTHS = {
@@ -81,6 +81,23 @@ class Window:
             )
             for s in starts
         ]
+
+
+def previous_span(window: Window) -> Window | None:
+    """The span of equal length just before the counted data, ``[s - (as_of - s), s)``, in
+    buckets of the same width; None when it would start before 1970 (nothing is stored then)."""
+    start, end = window.counted_from - (window.as_of - window.counted_from), window.counted_from
+    if start < EPOCH:
+        return None
+    return Window(
+        range="custom",
+        bucket=window.bucket,
+        width=window.width,
+        start=floor_to(start, window.width),
+        end=ceil_to(end, window.width),
+        counted_from=start,
+        as_of=end,
+    )
 
 
 def parse_timestamp(field: str, text: str) -> datetime:

@@ -46,12 +46,14 @@ from api.reads.responses import (
     AllOrgsStorageUsage,
     ComputeBucket,
     ComputeOrgUsage,
+    ComputePrevious,
     ComputeSummary,
     ComputeUsage,
     OtherCompute,
     OtherStorage,
     StorageBucket,
     StorageOrgUsage,
+    StoragePrevious,
     StorageSummary,
     StorageUsage,
 )
@@ -74,6 +76,7 @@ class _Responses:
     agent: type
     other: type
     org: type
+    previous: type
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +109,7 @@ _COMPUTE = _Kind(
         AgentCompute,
         OtherCompute,
         ComputeOrgUsage,
+        ComputePrevious,
     ),
 )
 _STORAGE = _Kind(
@@ -119,6 +123,7 @@ _STORAGE = _Kind(
         AgentStorage,
         OtherStorage,
         StorageOrgUsage,
+        StoragePrevious,
     ),
 )
 
@@ -346,6 +351,7 @@ def _section(name: str, kind: _Kind, title: str, all_orgs_title: str) -> Section
         by_org=by_org(responses.org, responses.other, sums),
         usage=responses.usage,
         all_orgs_usage=responses.all_orgs,
+        previous=responses.previous,
     )
 
 

@@ -53,20 +53,30 @@ class Section:
     by_org: Breakdown  # the all-organizations read's ranking of organizations
     usage: type  # the one-organization response
     all_orgs_usage: type  # the all-organizations response
+    previous: type  # the summary of the span just before (compare=previous)
 
 
 async def answer(section: Section, conn: psycopg.AsyncConnection, query: SectionQuery) -> Any:
-    results = await fetch_all(conn, section.statements[query.reach], query.params())
-    per_bucket = {row.bucket: row for row in results[0]}
-    series = [
-        section.bucket(bucket, per_bucket.get(bucket.start)) for bucket in query.window.buckets()
-    ]
+    statements = section.statements[query.reach]
+    runs = [(statement, query.params()) for statement in statements]
+    previous = query.previous()
+    if previous is not None:
+        # The previous span's series statement, in the same snapshot and round trip.
+        runs.append((statements[0], previous.params()))
+    results = await fetch_all(conn, runs)
+    series = _series(section, query, results[0])
     fields: dict[str, Any] = {
         "org": query.org,
         "window": query.window_out(),
         "summary": section.summary(series),
         "series": series,
     }
+    if query.compare:
+        fields["previous"] = previous and section.previous(
+            start=previous.window.counted_from,
+            end=previous.window.as_of,
+            summary=section.summary(_series(section, previous, results.pop())),
+        )
     breakdowns = section.breakdowns
     if query.reach is Reach.ALL:
         breakdowns = (*breakdowns, section.by_org)
@@ -76,3 +86,10 @@ async def answer(section: Section, conn: psycopg.AsyncConnection, query: Section
         fields[breakdown.rest] = None if others is None else breakdown.other(others)
     response = section.usage if query.reach is Reach.ORG else section.all_orgs_usage
     return response(**fields)
+
+
+def _series(section: Section, query: SectionQuery, rows: list[Any]) -> list[Any]:
+    """Every bucket of the query's window, from the series statement's rows (one per
+    bucket with usage)."""
+    per_bucket = {row.bucket: row for row in rows}
+    return [section.bucket(b, per_bucket.get(b.start)) for b in query.window.buckets()]

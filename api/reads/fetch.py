@@ -27,22 +27,25 @@ _ORG_EXISTS = compile_statement(select(exists().where(orgs.c.org_id == ORG)))
 
 
 async def fetch_all(
-    conn: psycopg.AsyncConnection, statements: Sequence[Compiled], params: dict[str, Any]
+    conn: psycopg.AsyncConnection, runs: Sequence[tuple[Compiled, dict[str, Any]]]
 ) -> list[list[Any]]:
-    """Every statement's rows (as named tuples), all from one snapshot, sent in one pipeline
-    so a section costs one round trip; for one organization, with the check that it exists."""
-    one_org = params["org"] is not None
+    """The rows (as named tuples) of every statement with its parameters, all from one
+    snapshot, sent in one pipeline so a section costs one round trip; for one organization,
+    with the check that it exists."""
+    org = runs[0][1]["org"]
+    if org is not None:
+        runs = [(_ORG_EXISTS, {"org": org}), *runs]
     # The transaction's BEGIN, its isolation and COMMIT go in the pipeline too.
     async with conn.pipeline(), conn.transaction():
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         cursors = []
-        for statement in [_ORG_EXISTS, *statements] if one_org else statements:
+        for statement, params in runs:
             cursor = conn.cursor(row_factory=namedtuple_row)
             await cursor.execute(statement.sql, statement.params(params))
             cursors.append(cursor)
     results = [await cursor.fetchall() for cursor in cursors]
-    if not one_org:
+    if org is None:
         return results
     if not results[0][0][0]:
-        raise UnknownOrg(params["org"])
+        raise UnknownOrg(org)
     return results[1:]

@@ -13,6 +13,7 @@ from api.reads.responses import (
     IdentityOut,
     LlmBucket,
     LlmOrgUsage,
+    LlmPrevious,
     LlmSummary,
     LlmUsage,
     ModelUsage,
@@ -198,4 +199,5 @@ LLM = Section(
     by_org=by_org(LlmOrgUsage, OtherLlmOrgs, _summary_fields),
     usage=LlmUsage,
     all_orgs_usage=AllOrgsLlmUsage,
+    previous=LlmPrevious,
 )

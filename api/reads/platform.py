@@ -11,6 +11,7 @@ from api.reads.responses import (
     OtherPlatformOrgs,
     PlatformBucket,
     PlatformOrgUsage,
+    PlatformPrevious,
     PlatformSummary,
     PlatformUsage,
 )
@@ -70,4 +71,5 @@ PLATFORM = Section(
     by_org=by_org(PlatformOrgUsage, OtherPlatformOrgs, _figures),
     usage=PlatformUsage,
     all_orgs_usage=AllOrgsPlatformUsage,
+    previous=PlatformPrevious,
 )

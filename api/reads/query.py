@@ -4,7 +4,7 @@ covers of it by rollup tiers (``api.core.tiers``).
 """
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, DateTime, Integer, Interval, Text, and_, b
 
 from api.core.buckets import origin_of
 from api.core.tiers import COARSEST, Cover, cover
-from api.core.windows import Window
+from api.core.windows import Window, previous_span
 from api.reads.responses import WindowOut
 
 _TIMESTAMP = DateTime(timezone=True)
@@ -49,6 +49,7 @@ class SectionQuery:
     window: Window
     org: str | None
     top: int
+    compare: bool = False  # also the summary of the span just before (compare=previous)
 
     @property
     def reach(self) -> Reach:
@@ -69,6 +70,11 @@ class SectionQuery:
             **_cover_params(TOTALS, cover(window.counted_from, window.as_of, COARSEST)),
             **_cover_params(AFTER, cover(window.as_of, LATEST, COARSEST)),
         }
+
+    def previous(self) -> "SectionQuery | None":
+        """The same question over the span just before, if one was asked for and exists."""
+        span = previous_span(self.window) if self.compare else None
+        return None if span is None else replace(self, window=span, compare=False)
 
     def window_out(self) -> WindowOut:
         window = self.window

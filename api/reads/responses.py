@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Literal
 
-from msgspec import Struct
+from msgspec import UNSET, Struct, UnsetType
 
 
 class _Out(Struct, frozen=True, kw_only=True):
@@ -79,6 +79,14 @@ class OtherLlmOrgs(LlmSummary):
     count: int
 
 
+class LlmPrevious(_Out):
+    """The summary over the span of equal length just before the counted data."""
+
+    start: datetime
+    end: datetime
+    summary: LlmSummary
+
+
 class LlmUsage(_Out):
     org: str | None
     window: WindowOut
@@ -88,9 +96,11 @@ class LlmUsage(_Out):
     by_model: list[ModelUsage]
     other_consumers: OtherTokens | None
     other_models: OtherTokens | None
+    # With compare=previous only; null when that span would start before 1970.
+    previous: LlmPrevious | UnsetType | None = UNSET
 
 
-class AllOrgsLlmUsage(LlmUsage):
+class AllOrgsLlmUsage(LlmUsage, kw_only=True):
     by_org: list[LlmOrgUsage]
     other_orgs: OtherLlmOrgs | None
 
@@ -126,6 +136,14 @@ class ComputeOrgUsage(ComputeSummary):
     org: str
 
 
+class ComputePrevious(_Out):
+    """The summary over the span of equal length just before the counted data."""
+
+    start: datetime
+    end: datetime
+    summary: ComputeSummary
+
+
 class ComputeUsage(_Out):
     org: str | None
     window: WindowOut
@@ -133,9 +151,11 @@ class ComputeUsage(_Out):
     series: list[ComputeBucket]
     top_agents: list[AgentCompute]
     other_agents: OtherCompute | None
+    # With compare=previous only; null when that span would start before 1970.
+    previous: ComputePrevious | UnsetType | None = UNSET
 
 
-class AllOrgsComputeUsage(ComputeUsage):
+class AllOrgsComputeUsage(ComputeUsage, kw_only=True):
     by_org: list[ComputeOrgUsage]
     other_orgs: OtherCompute | None
 
@@ -163,6 +183,14 @@ class StorageOrgUsage(StorageSummary):
     org: str
 
 
+class StoragePrevious(_Out):
+    """The summary over the span of equal length just before the counted data."""
+
+    start: datetime
+    end: datetime
+    summary: StorageSummary
+
+
 class StorageUsage(_Out):
     org: str | None
     window: WindowOut
@@ -170,9 +198,11 @@ class StorageUsage(_Out):
     series: list[StorageBucket]
     top_agents: list[AgentStorage]
     other_agents: OtherStorage | None
+    # With compare=previous only; null when that span would start before 1970.
+    previous: StoragePrevious | UnsetType | None = UNSET
 
 
-class AllOrgsStorageUsage(StorageUsage):
+class AllOrgsStorageUsage(StorageUsage, kw_only=True):
     by_org: list[StorageOrgUsage]
     other_orgs: OtherStorage | None
 
@@ -198,13 +228,23 @@ class OtherPlatformOrgs(PlatformSummary):
     count: int
 
 
+class PlatformPrevious(_Out):
+    """The summary over the span of equal length just before the counted data."""
+
+    start: datetime
+    end: datetime
+    summary: PlatformSummary
+
+
 class PlatformUsage(_Out):
     org: str | None
     window: WindowOut
     summary: PlatformSummary
     series: list[PlatformBucket]
+    # With compare=previous only; null when that span would start before 1970.
+    previous: PlatformPrevious | UnsetType | None = UNSET
 
 
-class AllOrgsPlatformUsage(PlatformUsage):
+class AllOrgsPlatformUsage(PlatformUsage, kw_only=True):
     by_org: list[PlatformOrgUsage]
     other_orgs: OtherPlatformOrgs | None

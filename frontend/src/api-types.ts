@@ -250,6 +250,7 @@ export interface components {
             org: string | null;
             other_agents: components["schemas"]["OtherCompute"] | null;
             other_orgs: components["schemas"]["OtherCompute"] | null;
+            previous?: components["schemas"]["ComputePrevious"] | null;
             series: components["schemas"]["ComputeBucket"][];
             summary: components["schemas"]["ComputeSummary"];
             top_agents: components["schemas"]["AgentCompute"][];
@@ -263,6 +264,7 @@ export interface components {
             other_consumers: components["schemas"]["OtherTokens"] | null;
             other_models: components["schemas"]["OtherTokens"] | null;
             other_orgs: components["schemas"]["OtherLlmOrgs"] | null;
+            previous?: components["schemas"]["LlmPrevious"] | null;
             series: components["schemas"]["LlmBucket"][];
             summary: components["schemas"]["LlmSummary"];
             top_consumers: components["schemas"]["ConsumerUsage"][];
@@ -273,6 +275,7 @@ export interface components {
             by_org: components["schemas"]["PlatformOrgUsage"][];
             org: string | null;
             other_orgs: components["schemas"]["OtherPlatformOrgs"] | null;
+            previous?: components["schemas"]["PlatformPrevious"] | null;
             series: components["schemas"]["PlatformBucket"][];
             summary: components["schemas"]["PlatformSummary"];
             window: components["schemas"]["WindowOut"];
@@ -283,6 +286,7 @@ export interface components {
             org: string | null;
             other_agents: components["schemas"]["OtherStorage"] | null;
             other_orgs: components["schemas"]["OtherStorage"] | null;
+            previous?: components["schemas"]["StoragePrevious"] | null;
             series: components["schemas"]["StorageBucket"][];
             summary: components["schemas"]["StorageSummary"];
             top_agents: components["schemas"]["AgentStorage"][];
@@ -304,6 +308,14 @@ export interface components {
             org: string;
             ram_gb_hours: number;
         };
+        /** ComputePrevious */
+        ComputePrevious: {
+            /** Format: date-time */
+            end: string;
+            /** Format: date-time */
+            start: string;
+            summary: components["schemas"]["ComputeSummary"];
+        };
         /** ComputeSummary */
         ComputeSummary: {
             cpu_core_hours: number;
@@ -313,6 +325,7 @@ export interface components {
         ComputeUsage: {
             org: string | null;
             other_agents: components["schemas"]["OtherCompute"] | null;
+            previous?: components["schemas"]["ComputePrevious"] | null;
             series: components["schemas"]["ComputeBucket"][];
             summary: components["schemas"]["ComputeSummary"];
             top_agents: components["schemas"]["AgentCompute"][];
@@ -402,6 +415,14 @@ export interface components {
             output_tokens: number;
             successful_requests: number;
         };
+        /** LlmPrevious */
+        LlmPrevious: {
+            /** Format: date-time */
+            end: string;
+            /** Format: date-time */
+            start: string;
+            summary: components["schemas"]["LlmSummary"];
+        };
         /** LlmSummary */
         LlmSummary: {
             cached_tokens: number;
@@ -416,6 +437,7 @@ export interface components {
             org: string | null;
             other_consumers: components["schemas"]["OtherTokens"] | null;
             other_models: components["schemas"]["OtherTokens"] | null;
+            previous?: components["schemas"]["LlmPrevious"] | null;
             series: components["schemas"]["LlmBucket"][];
             summary: components["schemas"]["LlmSummary"];
             top_consumers: components["schemas"]["ConsumerUsage"][];
@@ -500,6 +522,14 @@ export interface components {
             org: string;
             threads_created: number;
         };
+        /** PlatformPrevious */
+        PlatformPrevious: {
+            /** Format: date-time */
+            end: string;
+            /** Format: date-time */
+            start: string;
+            summary: components["schemas"]["PlatformSummary"];
+        };
         /** PlatformSummary */
         PlatformSummary: {
             messages_sent: number;
@@ -508,6 +538,7 @@ export interface components {
         /** PlatformUsage */
         PlatformUsage: {
             org: string | null;
+            previous?: components["schemas"]["PlatformPrevious"] | null;
             series: components["schemas"]["PlatformBucket"][];
             summary: components["schemas"]["PlatformSummary"];
             window: components["schemas"]["WindowOut"];
@@ -534,6 +565,14 @@ export interface components {
             org: string;
             storage_gb_hours: number;
         };
+        /** StoragePrevious */
+        StoragePrevious: {
+            /** Format: date-time */
+            end: string;
+            /** Format: date-time */
+            start: string;
+            summary: components["schemas"]["StorageSummary"];
+        };
         /** StorageSummary */
         StorageSummary: {
             storage_gb_hours: number;
@@ -542,6 +581,7 @@ export interface components {
         StorageUsage: {
             org: string | null;
             other_agents: components["schemas"]["OtherStorage"] | null;
+            previous?: components["schemas"]["StoragePrevious"] | null;
             series: components["schemas"]["StorageBucket"][];
             summary: components["schemas"]["StorageSummary"];
             top_agents: components["schemas"]["AgentStorage"][];
@@ -796,6 +836,8 @@ export interface operations {
                 bucket?: "5m" | "15m" | "30m" | "1h" | "6h" | "1d" | "7d";
                 /** @description Size of top-N breakdowns, 1..100. */
                 top?: number;
+                /** @description previous: also the summary over the span of equal length just before. */
+                compare?: "previous";
             };
             header?: never;
             path: {
@@ -893,6 +935,8 @@ export interface operations {
                 bucket?: "5m" | "15m" | "30m" | "1h" | "6h" | "1d" | "7d";
                 /** @description Size of top-N breakdowns, 1..100. */
                 top?: number;
+                /** @description previous: also the summary over the span of equal length just before. */
+                compare?: "previous";
             };
             header?: never;
             path: {
@@ -990,6 +1034,8 @@ export interface operations {
                 bucket?: "5m" | "15m" | "30m" | "1h" | "6h" | "1d" | "7d";
                 /** @description Size of top-N breakdowns, 1..100. */
                 top?: number;
+                /** @description previous: also the summary over the span of equal length just before. */
+                compare?: "previous";
             };
             header?: never;
             path: {
@@ -1087,6 +1133,8 @@ export interface operations {
                 bucket?: "5m" | "15m" | "30m" | "1h" | "6h" | "1d" | "7d";
                 /** @description Size of top-N breakdowns, 1..100. */
                 top?: number;
+                /** @description previous: also the summary over the span of equal length just before. */
+                compare?: "previous";
             };
             header?: never;
             path: {
@@ -1213,6 +1261,8 @@ export interface operations {
                 bucket?: "5m" | "15m" | "30m" | "1h" | "6h" | "1d" | "7d";
                 /** @description Size of top-N breakdowns, 1..100. */
                 top?: number;
+                /** @description previous: also the summary over the span of equal length just before. */
+                compare?: "previous";
             };
             header?: never;
             path?: never;
@@ -1308,6 +1358,8 @@ export interface operations {
                 bucket?: "5m" | "15m" | "30m" | "1h" | "6h" | "1d" | "7d";
                 /** @description Size of top-N breakdowns, 1..100. */
                 top?: number;
+                /** @description previous: also the summary over the span of equal length just before. */
+                compare?: "previous";
             };
             header?: never;
             path?: never;
@@ -1403,6 +1455,8 @@ export interface operations {
                 bucket?: "5m" | "15m" | "30m" | "1h" | "6h" | "1d" | "7d";
                 /** @description Size of top-N breakdowns, 1..100. */
                 top?: number;
+                /** @description previous: also the summary over the span of equal length just before. */
+                compare?: "previous";
             };
             header?: never;
             path?: never;
@@ -1498,6 +1552,8 @@ export interface operations {
                 bucket?: "5m" | "15m" | "30m" | "1h" | "6h" | "1d" | "7d";
                 /** @description Size of top-N breakdowns, 1..100. */
                 top?: number;
+                /** @description previous: also the summary over the span of equal length just before. */
+                compare?: "previous";
             };
             header?: never;
             path?: never;

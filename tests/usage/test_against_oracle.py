@@ -53,6 +53,9 @@ def test_every_figure_of_every_endpoint_matches_the_oracle(
     for batch in data.draw(deliveries(events)):
         assert post_events(client, ingest_key, batch).status_code == 200
     params, window = data.draw(windows(events))
+    compare = data.draw(st.booleans())
+    if compare:
+        params["compare"] = "previous"
     acme_exists = any(event["subject"] == "acme" for event in events)
     for section, compute in oracle.SECTIONS.items():
         for path, key, org in [
@@ -74,6 +77,21 @@ def test_every_figure_of_every_endpoint_matches_the_oracle(
             expected = compute(events, window, top, org)
             actual = comparable({name: body[name] for name in expected})
             assert_equal(actual, expected, section)
+            assert ("previous" in body) == compare
+            if compare:
+                assert_equal(
+                    comparable(body["previous"]),
+                    _previous(compute, events, window, top, org),
+                    f"{section}.previous",
+                )
+
+
+def _previous(compute, events, window: OracleWindow, top: int, org) -> dict:
+    """The oracle's summary over the span of equal length before the counted data."""
+    length = window.as_of - window.counted_from
+    start, end = window.counted_from - length, window.counted_from
+    span = OracleWindow.custom(from_us(start), from_us(end), None)
+    return {"start": start, "end": end, "summary": compute(events, span, top, org)["summary"]}
 
 
 def test_the_oracle_answers_every_section_of_the_service():

@@ -260,3 +260,20 @@ def test_head_is_get_without_the_body(client, usage, read_key):
     assert head.content == b""
     assert head.headers["etag"] == got.headers["etag"]
     assert head.headers["content-length"] == str(len(got.content))
+
+
+def test_compare_previous_is_the_span_just_before(usage, read_key, admin_key):
+    params = {"start": "2026-11-02T01:00:00Z", "end": "2026-11-02T02:30:00Z", "bucket": "1h"}
+    body = usage("/orgs/acme/usage/llm", read_key, **params, compare="previous").json()
+    assert (body["previous"]["start"], body["previous"]["end"]) == (
+        "2026-11-01T23:30:00Z",
+        "2026-11-02T01:00:00Z",
+    )
+    assert body["summary"]["input_tokens"] == 0
+    assert body["previous"]["summary"]["input_tokens"] == 100  # the call at 00:00
+    assert "previous" not in usage("/orgs/acme/usage/llm", read_key, **params).json()
+    early = {"start": "1970-01-01T00:00:00Z", "end": "1970-01-02T00:00:00Z", "compare": "previous"}
+    assert usage("/usage/platform", admin_key, **early).json()["previous"] is None
+    refused = usage("/orgs/acme/usage/llm", read_key, compare="next")
+    assert refused.status_code == 400
+    assert refused.json()["errors"][0]["field"] == "compare"

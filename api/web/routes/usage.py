@@ -36,6 +36,7 @@ def _window_query(
     end: str | None,
     bucket: str | None,
     top: int,
+    compare: str | None,
 ) -> SectionQuery:
     unknown = sorted(set(request.query_params) - _PARAMETERS)
     if unknown:
@@ -55,7 +56,11 @@ def _window_query(
         # Litestar's conversion also reads 1e2 and 10.0 as integers; top is digits only.
         if not _DIGITS.fullmatch(request.query_params.get("top", "10")):
             raise WindowError("top", "top must be a whole number between 1 and 100")
-        return SectionQuery(window=window, org=org, top=check_top(top))
+        if compare not in (None, "previous"):
+            raise WindowError("compare", f"compare must be previous, not {compare!r}")
+        return SectionQuery(
+            window=window, org=org, top=check_top(top), compare=compare == "previous"
+        )
     except WindowError as error:
         raise Problem(
             400, str(error), errors=[ErrorItem(field=error.field, message=str(error))]
@@ -64,7 +69,7 @@ def _window_query(
 
 _DIGITS = re.compile("[0-9]+")
 # A misspelt parameter (or one of another route) is refused, not silently ignored.
-_PARAMETERS = {"range", "start", "end", "bucket", "top", "format"}
+_PARAMETERS = {"range", "start", "end", "bucket", "top", "format", "compare"}
 
 # The window parameters, declared once for every usage route.
 RangeParam = Annotated[
@@ -99,6 +104,13 @@ BucketParam = Annotated[
 TopParam = Annotated[
     int, QueryParameter(description="Size of top-N breakdowns, 1..100.", ge=1, le=100)
 ]
+CompareParam = Annotated[
+    str | None,
+    QueryParameter(
+        description="previous: also the summary over the span of equal length just before.",
+        schema_extra={"enum": ["previous"]},
+    ),
+]
 FormatParam = Annotated[
     str | None,
     QueryParameter(
@@ -118,13 +130,14 @@ async def org_query(
     end: EndParam = None,
     bucket: BucketParam = None,
     top: TopParam = 10,
+    compare: CompareParam = None,
 ) -> SectionQuery:
     """The query of a one-organization read, once the key may read that organization (that
     the organization exists is checked with the section's own queries)."""
     api_key: ApiKey = request.user
     if not is_slug(org) or (api_key.scope is Scope.READ and api_key.org != org):
         raise _not_found(org)
-    return _window_query(request, org, range_, start, end, bucket, top)
+    return _window_query(request, org, range_, start, end, bucket, top, compare)
 
 
 def _not_found(org: str) -> Problem:
@@ -138,8 +151,9 @@ async def all_orgs_query(
     end: EndParam = None,
     bucket: BucketParam = None,
     top: TopParam = 10,
+    compare: CompareParam = None,
 ) -> SectionQuery:
-    return _window_query(request, None, range_, start, end, bucket, top)
+    return _window_query(request, None, range_, start, end, bucket, top, compare)
 
 
 async def _answer(
