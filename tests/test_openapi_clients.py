@@ -116,7 +116,9 @@ def test_the_generated_python_client_sends_and_reads(
     ("scope", "paths"),
     [("ingest", ["--include-path", "/events"]), ("admin", ["--exclude-path", "/events"])],
 )
-def test_the_schemathesis_cli_finds_nothing(server_url, ingest_key, admin_key, scope, paths):
+def test_the_schemathesis_cli_finds_nothing(
+    server_url, ingest_key, admin_key, scope, paths, tmp_path
+):
     """Every check but one, as a user would run it. Left out: that every request the
     document allows is accepted. It cannot hold: the document cannot say that range excludes
     start, that cached_tokens is at most input_tokens, or that time is not in the future."""
@@ -127,6 +129,6 @@ def test_the_schemathesis_cli_finds_nothing(server_url, ingest_key, admin_key, s
          "--exclude-checks", "positive_data_acceptance", "--max-examples", "25",
          "--generation-deterministic", "--generation-with-security-parameters", "false",
          *paths],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,  # its cache goes there
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-5000:]
