@@ -60,10 +60,6 @@ class Database:
         await asyncio.gather(*self._closing, return_exceptions=True)
         await self.pool.close()
 
-    @property
-    def is_down(self) -> bool:
-        return self._down_since is not None
-
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection]:
         """A pooled connection, or ``DatabaseUnavailable`` without waiting past the grace."""
