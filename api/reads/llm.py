@@ -29,7 +29,6 @@ from api.storage.schema import (
 )
 
 _MEASURES = LLM_MEASURES
-_KEYS = ["org_id", "identity_kind", "identity_id", "model"]
 
 
 def _series(facts: CTE) -> Compiled:
