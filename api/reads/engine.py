@@ -58,12 +58,15 @@ class Section:
 
 async def answer(section: Section, conn: psycopg.AsyncConnection, query: SectionQuery) -> Any:
     statements = section.statements[query.reach]
-    runs = [(statement, query.params()) for statement in statements]
+    params = query.params()
+    runs = [(statement, params) for statement in statements]
     previous = query.previous()
     if previous is not None:
         # The previous span's series statement, in the same snapshot and round trip.
         runs.append((statements[0], previous.params()))
     results = await fetch_all(conn, runs)
+    if previous is not None:
+        previous_rows = results.pop()
     series = _series(section, query, results[0])
     fields: dict[str, Any] = {
         "org": query.org,
@@ -72,10 +75,12 @@ async def answer(section: Section, conn: psycopg.AsyncConnection, query: Section
         "series": series,
     }
     if query.compare:
-        fields["previous"] = previous and section.previous(
+        fields["previous"] = None  # no span before 1970
+    if previous is not None:
+        fields["previous"] = section.previous(
             start=previous.window.counted_from,
             end=previous.window.as_of,
-            summary=section.summary(_series(section, previous, results.pop())),
+            summary=section.summary(_series(section, previous, previous_rows)),
         )
     breakdowns = section.breakdowns
     if query.reach is Reach.ALL:
