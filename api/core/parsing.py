@@ -106,10 +106,8 @@ def parse_binary_event(
             except UnicodeDecodeError:
                 raise MalformedBody(f"header {name} is not percent-encoded UTF-8") from None
     event["datacontenttype"] = media_type
-    (raw_data,) = _split(body, BodyKind.SINGLE)
-    if _has_duplicate_keys(body):
-        raise InvalidEvents(_duplicate_key_errors(0, raw_data, "data"))
-    event["data"] = raw_data
+    # Kept as sent (a Raw is encoded verbatim), so parse_events sees any duplicate key in it.
+    (event["data"],) = _split(body, BodyKind.SINGLE)
     return parse_events(msgspec.json.encode(event), BodyKind.SINGLE, now)
 
 

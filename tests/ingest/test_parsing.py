@@ -14,6 +14,7 @@ from api.core.parsing import (
     InvalidEvents,
     MalformedBody,
     TooManyEvents,
+    parse_binary_event,
     parse_events,
 )
 from testkit.factories import BASE_TIME, iso, llm_call, one_of_each, workload_allocated
@@ -253,3 +254,13 @@ def test_datacontenttype_may_carry_parameters(media_type):
     event = llm_call()
     event["datacontenttype"] = media_type
     assert len(parse_events(msgspec.json.encode(event), BodyKind.SINGLE, NOW)) == 1
+
+
+def test_binary_mode_refuses_a_key_twice_in_its_data():
+    headers = {"ce-specversion": "1.0", "ce-id": "b", "ce-source": "s", "ce-type": "llm.call",
+               "ce-subject": "acme", "ce-time": "2026-11-02T00:00:00Z"}  # fmt: skip
+    data = llm_call()["data"]
+    body = msgspec.json.encode(data).replace(b'"model"', b'"model":"x","model"')
+    with pytest.raises(InvalidEvents) as refused:
+        parse_binary_event(headers, "application/json", body, NOW)
+    assert [(e.index, e.field) for e in refused.value.errors] == [(0, "data.model")]
