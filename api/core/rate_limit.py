@@ -30,6 +30,9 @@ class RateLimiter:
     rate: float  # requests per second; 0 turns the limit off
     burst: int
     _buckets: dict[str, _Bucket] = field(default_factory=dict)
+    # The size that next sets off forgetting: twice what was left the last time, so that
+    # many buckets still refilling cost one pass per doubling, not one per request.
+    _forget_at: int = _MAX_BUCKETS
 
     def wait(self, key: str, now: float) -> int:
         """Seconds to wait before ``key`` may send again; 0 lets this request through
@@ -51,8 +54,9 @@ class RateLimiter:
             return
         bucket = self._refilled(key, now)
         bucket.tokens = max(bucket.tokens - 1, 0.0)
-        if len(self._buckets) > _MAX_BUCKETS:
+        if len(self._buckets) > self._forget_at:
             self._forget_full(now)
+            self._forget_at = max(_MAX_BUCKETS, 2 * len(self._buckets))
 
     def _refilled(self, key: str, now: float) -> _Bucket:
         bucket = self._buckets.setdefault(key, _Bucket(tokens=self.burst, updated=now))
