@@ -4,10 +4,14 @@ Written from the design, not from the service's SQL: integer microseconds since 
 time, a list of event dicts (as posted) for data.
 """
 
+from bisect import bisect_right
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from typing import Any
+from zoneinfo import ZoneInfo
 
 US = 1_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -55,44 +59,77 @@ def event_us(event: dict) -> int:
     return epoch_us(datetime.fromisoformat(event["time"]))
 
 
+def _is_boundary(local: datetime, bucket: str) -> bool:
+    """Whether a local time read off the zone's clock starts a bucket (§3.1): a whole multiple
+    of the width since local midnight (a Monday's for 7d), at its first occurrence only."""
+    minutes = local.hour * 60 + local.minute
+    if local.fold or local.second or local.microsecond:
+        return False
+    if bucket == "7d":
+        return minutes == 0 and local.weekday() == 0
+    return minutes % (WIDTH_US[bucket] // (60 * US)) == 0
+
+
+def _walk(us: int, bucket: str, zone: ZoneInfo, step: int) -> Iterator[int]:
+    """Boundaries from ``us`` on, upward (step 1) or downward (step -1), found by reading the
+    zone's clock at every whole UTC minute (the zones tested have whole-minute offsets)."""
+    minute = 60 * US
+    at = (us // minute + (1 if step > 0 and us % minute else 0)) * minute
+    while True:
+        if _is_boundary(from_us(at).astimezone(zone), bucket):
+            yield at
+        at += step * minute
+
+
 @dataclass(frozen=True)
 class OracleWindow:
     bucket: str
     counted_from: int  # µs
     as_of: int  # µs
-    first_bucket: int
-    end: int
+    boundaries: tuple[int, ...]  # the buckets' bounds, µs
 
     @classmethod
-    def preset(cls, name: str, as_of: datetime, bucket: str | None = None) -> "OracleWindow":
+    def preset(
+        cls, name: str, as_of: datetime, bucket: str | None = None, tz: str = "UTC"
+    ) -> "OracleWindow":
         default, duration = PRESETS[name]
         bucket = bucket or default
-        end = ceil_us(epoch_us(as_of), bucket)
-        counted_from = end - duration
-        return cls(bucket, counted_from, epoch_us(as_of), floor_us(counted_from, bucket), end)
+        zone = ZoneInfo(tz)
+        end = next(_walk(epoch_us(as_of), bucket, zone, 1))
+        earlier = list(islice(_walk(end - 1, bucket, zone, -1), duration // WIDTH_US[bucket]))
+        boundaries = (*reversed(earlier), end)
+        return cls(bucket, boundaries[0], epoch_us(as_of), boundaries)
 
     @classmethod
-    def custom(cls, start: datetime, as_of: datetime, bucket: str | None) -> "OracleWindow":
+    def custom(
+        cls, start: datetime, as_of: datetime, bucket: str | None, tz: str = "UTC"
+    ) -> "OracleWindow":
         s, a = epoch_us(start), epoch_us(as_of)
-        if bucket is None:
-            bucket = next(
-                name
-                for name in WIDTH_US
-                if (ceil_us(a, name) - floor_us(s, name)) // WIDTH_US[name] <= 300
-            )
-        return cls(bucket, s, a, floor_us(s, bucket), ceil_us(a, bucket))
+        zone = ZoneInfo(tz)
+        for name in [bucket] if bucket else WIDTH_US:
+            boundaries = [next(_walk(s, name, zone, -1))]
+            for boundary in _walk(boundaries[0] + 1, name, zone, 1):
+                boundaries.append(boundary)
+                if boundary >= a or (bucket is None and len(boundaries) > 301):
+                    break
+            if bucket or len(boundaries) <= 301:
+                return cls(name, s, a, tuple(boundaries))
+        raise AssertionError("a 7d bucket always fits")
 
     def buckets(self) -> list[int]:
-        return list(range(self.first_bucket, self.end, WIDTH_US[self.bucket]))
+        return list(self.boundaries[:-1])
+
+    def end_of(self, bucket: int) -> int:
+        return self.boundaries[bisect_right(self.boundaries, bucket)]
 
     def counts(self, us: int) -> bool:
         return self.counted_from <= us < self.as_of
 
     def bucket_of(self, us: int) -> int:
-        return floor_us(us, self.bucket)
+        return self.boundaries[bisect_right(self.boundaries, us) - 1]
 
     def partial(self, bucket: int) -> bool:
-        return bucket < self.counted_from or bucket + WIDTH_US[self.bucket] > self.as_of
+        return bucket < self.counted_from or self.end_of(bucket) > self.as_of
 
 
 def unique_events(events: list[dict]) -> list[dict]:
@@ -218,7 +255,7 @@ def llm(events: list[dict], window: OracleWindow, top: int, org: str | None) -> 
     series_out = [
         {
             "start": b,
-            "end": b + WIDTH_US[window.bucket],
+            "end": window.end_of(b),
             "partial": window.partial(b),
             "cached_input_tokens": f[0],
             "fresh_input_tokens": f[1],
@@ -275,7 +312,6 @@ def allocated(
         if kind == "workload"
         else {"storage_gb_hours": lambda s: s[5] / GIB}
     )
-    width = WIDTH_US[window.bucket]
     series = {b: dict.fromkeys(figures_of, 0.0) for b in window.buckets()}
     agents: dict[tuple, dict] = {}
     orgs: dict[str, dict] = {}
@@ -286,10 +322,13 @@ def allocated(
         end = min(segment[3] if segment[3] is not None else window.as_of, window.as_of)
         if end <= start:
             continue
-        for bucket in range(window.bucket_of(start), end, width):
-            seconds = (min(end, bucket + width) - max(start, bucket)) / US
+        bucket = window.bucket_of(start)
+        while bucket < end:
+            bucket_end = window.end_of(bucket)
+            seconds = (min(end, bucket_end) - max(start, bucket)) / US
             for name, rate in figures_of.items():
                 series[bucket][name] += rate(segment) * seconds / 3600
+            bucket = bucket_end
         for table, key in ((agents, (segment[0], segment[4])), (orgs, segment[0])):
             entry = table.setdefault(key, dict.fromkeys(figures_of, 0.0))
             for name, rate in figures_of.items():
@@ -301,7 +340,7 @@ def allocated(
     result = {
         "summary": {name: sum(f[name] for f in series.values()) for name in figures_of},
         "series": [
-            {"start": b, "end": b + WIDTH_US[window.bucket], "partial": window.partial(b), **f}
+            {"start": b, "end": window.end_of(b), "partial": window.partial(b), **f}
             for b, f in series.items()
         ],
         "top_agents": [
@@ -341,7 +380,7 @@ def platform(events: list[dict], window: OracleWindow, top: int, org: str | None
             for name in ("threads_created", "messages_sent")
         },
         "series": [
-            {"start": b, "end": b + WIDTH_US[window.bucket], "partial": window.partial(b), **f}
+            {"start": b, "end": window.end_of(b), "partial": window.partial(b), **f}
             for b, f in series.items()
         ],
     }

@@ -1,7 +1,7 @@
 """Hypothesis strategies for event sets full of the hard cases, and ways to deliver them."""
 
 import itertools
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from hypothesis import strategies as st
 
@@ -17,14 +17,19 @@ from testkit.factories import (
     workload_released,
 )
 
-# Few distinct values, so ties in time, shared objects, renames and an agent and a user with
-# the same id are common; sub-second times and both sides of minute boundaries too. Most
-# events fall in two hours, some over three days, so every rollup tier holds some.
-times = st.builds(
-    lambda minutes, micros: BASE_TIME + timedelta(minutes=minutes, microseconds=micros),
-    st.integers(0, 120) | st.integers(0, 3 * 1440),
-    st.sampled_from([0, 0, 0, 1, 999_999, 500_000]),
-)
+
+def times_from(base: datetime) -> st.SearchStrategy[datetime]:
+    """Times from ``base`` on: most in two hours, some over three days, so every rollup tier
+    holds some; on whole minutes (bucket boundaries in every zone tested) and a microsecond
+    either side of them, or within the second."""
+    return st.builds(
+        lambda minutes, micros: base + timedelta(minutes=minutes, microseconds=micros),
+        st.integers(0, 120) | st.integers(0, 3 * 1440),
+        st.sampled_from([0, 0, 0, 1, -1, 500_000]),
+    )
+
+
+times = times_from(BASE_TIME)
 identities = st.builds(
     identity,
     st.sampled_from(["a1", "a2", "a3"]),
@@ -36,48 +41,57 @@ _workloads = st.sampled_from(["w1", "w2"])
 _volumes = st.sampled_from(["v1", "v2"])
 _agents = st.sampled_from(["a1", "a2"])
 
-event = st.one_of(
-    st.builds(
-        lambda t, w, o, m, n, i, ok: llm_call(
-            time=t,
-            who=w,
-            org=o,
-            model=m,
-            input_tokens=n,
-            cached_tokens=n // 3,
-            output_tokens=i,
-            succeeded=ok,
+
+def events_at(times: st.SearchStrategy[datetime]) -> st.SearchStrategy[dict]:
+    """Any event, at one of ``times``."""
+    return st.one_of(
+        st.builds(
+            lambda t, w, o, m, n, i, ok: llm_call(
+                time=t,
+                who=w,
+                org=o,
+                model=m,
+                input_tokens=n,
+                cached_tokens=n // 3,
+                output_tokens=i,
+                succeeded=ok,
+            ),
+            times,
+            identities,
+            orgs,
+            st.sampled_from(["m1", "m2", "m3"]),
+            st.integers(0, 10**6),
+            st.integers(0, 10**4),
+            st.booleans(),
         ),
-        times,
-        identities,
-        orgs,
-        st.sampled_from(["m1", "m2", "m3"]),
-        st.integers(0, 10**6),
-        st.integers(0, 10**4),
-        st.booleans(),
-    ),
-    st.builds(
-        lambda t, w, a, c, o: workload_allocated(w, agent=a, cpu_cores=c, time=t, org=o),
-        times,
-        _workloads,
-        _agents,
-        st.sampled_from([0.5, 1, 2]),
-        orgs,
-    ),
-    st.builds(lambda t, w, o: workload_released(w, time=t, org=o), times, _workloads, orgs),
-    st.builds(
-        lambda t, v, s, a, o: volume_provisioned(v, size_bytes=s, agent=a, time=t, org=o),
-        times,
-        _volumes,
-        st.sampled_from([2**30, 5 * 2**30, 3 * 2**29]),
-        _agents,
-        orgs,
-    ),
-    st.builds(lambda t, v, o: volume_deleted(v, time=t, org=o), times, _volumes, orgs),
-    st.builds(lambda t, w, o: thread_created(time=t, who=w, org=o), times, identities, orgs),
-    st.builds(lambda t, w, o: message_sent(time=t, who=w, org=o), times, identities, orgs),
-)
-event_sets = st.lists(event, min_size=1, max_size=30)
+        st.builds(
+            lambda t, w, a, c, o: workload_allocated(w, agent=a, cpu_cores=c, time=t, org=o),
+            times,
+            _workloads,
+            _agents,
+            st.sampled_from([0.5, 1, 2]),
+            orgs,
+        ),
+        st.builds(lambda t, w, o: workload_released(w, time=t, org=o), times, _workloads, orgs),
+        st.builds(
+            lambda t, v, s, a, o: volume_provisioned(v, size_bytes=s, agent=a, time=t, org=o),
+            times,
+            _volumes,
+            st.sampled_from([2**30, 5 * 2**30, 3 * 2**29]),
+            _agents,
+            orgs,
+        ),
+        st.builds(lambda t, v, o: volume_deleted(v, time=t, org=o), times, _volumes, orgs),
+        st.builds(lambda t, w, o: thread_created(time=t, who=w, org=o), times, identities, orgs),
+        st.builds(lambda t, w, o: message_sent(time=t, who=w, org=o), times, identities, orgs),
+    )
+
+
+def event_sets_at(times: st.SearchStrategy[datetime]) -> st.SearchStrategy[list[dict]]:
+    return st.lists(events_at(times), min_size=1, max_size=30)
+
+
+event_sets = event_sets_at(times)
 
 
 @st.composite

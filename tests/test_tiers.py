@@ -1,12 +1,16 @@
-"""Tier covers: every instant of a range in exactly one piece, each piece whole buckets."""
+"""Tier covers: every instant of a range in exactly one piece, each piece whole buckets of its
+tier inside one query bucket, and each the coarsest that fits there."""
 
+from bisect import bisect_right
 from datetime import UTC, datetime, timedelta
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from api.core import zones
 from api.core.buckets import floor_to
-from api.core.tiers import COARSEST, FINEST, TIERS, cover
+from api.core.tiers import FINEST, RAW, TIERS, cover
+from api.core.windows import BUCKET_WIDTHS
 
 BASE = datetime(2026, 11, 2, tzinfo=UTC)
 _MINUTE = timedelta(minutes=1)
@@ -15,53 +19,92 @@ instants = st.builds(
     st.integers(-3 * 1440, 40 * 1440),
     st.sampled_from([0, 0, 1, 999_999]),
 )
-coarsest = st.sampled_from([*TIERS.values(), timedelta(hours=6), timedelta(days=7)])
+# Zones whose wall clock is off the hour, or changes in the instants drawn.
+_ZONES = ["UTC", "Asia/Kolkata", "Asia/Kathmandu", "Pacific/Chatham", "America/New_York"]
 
 
-def _pieces(start, end, limit):
-    """(first instant, end) of each nonempty piece, with its tier (None: raw)."""
-    found = cover(start, end, limit)
-    pieces = [(None, span) for span in found.raw if span[0] < span[1]]
-    for name, spans in found.tiers.items():
-        width = TIERS[name]
-        for low, high in spans:
-            if low < high:
-                assert floor_to(low, width) == low and floor_to(high, width) == high
-                assert width <= max(limit, FINEST)
-                pieces.append((name, (low, high)))
-    return pieces
+@st.composite
+def windows(draw) -> tuple[list[datetime], datetime, datetime]:
+    """Query bucket boundaries of a zone and width, and a range ``[start, end)`` within them."""
+    a, b = draw(instants), draw(instants)
+    start, end = min(a, b), max(a, b) + timedelta(microseconds=1)
+    zone = zones.zone_named(draw(st.sampled_from(_ZONES)))
+    width = BUCKET_WIDTHS[draw(st.sampled_from(list(BUCKET_WIDTHS)))]
+    boundaries = zones.between(start, end, width, zone, limit=20_000)
+    assert boundaries is not None
+    return boundaries, start, end
 
 
-@given(instants, instants, coarsest)
-def test_pieces_tile_the_range(a, b, limit):
-    start, end = min(a, b), max(a, b)
-    spans = sorted(span for _, span in _pieces(start, end, limit))
+def _pieces(boundaries, start, end):
+    """(piece, low, high) of each span of the cover."""
+    return [
+        (piece, low, high)
+        for piece, spans in cover(boundaries, start, end).spans.items()
+        for low, high in spans
+    ]
+
+
+@given(windows())
+def test_pieces_tile_the_range(window):
+    _, start, end = window
     covered = start
-    for low, high in spans:
-        assert low == covered, "no gap, no overlap"
+    for _, low, high in sorted(_pieces(*window), key=lambda p: p[1]):
+        assert low == covered < high, "no gap, no overlap, nothing empty"
         covered = high
     assert covered == end
 
 
-@given(instants, instants)
-def test_raw_edges_are_shorter_than_a_rollup_bucket(a, b):
-    start, end = min(a, b), max(a, b)
-    for tier, (low, high) in _pieces(start, end, TIERS["1d"]):
-        if tier is None and end - start >= 2 * FINEST:
-            assert high - low < FINEST
+def _rows(piece, low, high):
+    """The rollup buckets a tier's span reads."""
+    width = TIERS[piece]
+    assert floor_to(low, width) == low and floor_to(high, width) == high
+    return [(low + n * width, low + (n + 1) * width) for n in range((high - low) // width)]
+
+
+def _clipped_bucket(boundaries, start, end, moment):
+    """The part of the query bucket holding ``moment`` that the range counts."""
+    position = bisect_right(boundaries, moment)
+    assert 0 < position < len(boundaries), f"{moment} is in no bucket"
+    return max(boundaries[position - 1], start), min(boundaries[position], end)
+
+
+def _coarser(piece):
+    names = list(TIERS)
+    return TIERS[names[names.index(piece) + 1]] if piece != names[-1] else None
+
+
+@settings(deadline=None)
+@given(windows())
+def test_each_rollup_row_is_inside_one_query_bucket_and_the_coarsest_that_fits(window):
+    boundaries, start, end = window
+    for piece, low, high in _pieces(*window):
+        if piece == RAW:
+            # Raw events only where no 5-minute row fits in the query bucket.
+            row = floor_to(low, FINEST)
+            while row < high:
+                bucket_low, bucket_high = _clipped_bucket(boundaries, start, end, max(row, low))
+                assert not (bucket_low <= row and row + FINEST <= bucket_high), "a row fits"
+                row += FINEST
+            continue
+        for row_start, row_end in _rows(piece, low, high):
+            bucket_low, bucket_high = _clipped_bucket(boundaries, start, end, row_start)
+            assert bucket_low <= row_start and row_end <= bucket_high, "inside one bucket"
+            coarser = _coarser(piece)
+            if coarser is not None:
+                outer = floor_to(row_start, coarser)
+                assert not (bucket_low <= outer and outer + coarser <= bucket_high), "coarsest"
 
 
 def test_a_month_reads_weeks_in_the_middle_and_finer_tiers_towards_the_edges():
     day, hour = timedelta(days=1), timedelta(hours=1)
     start = BASE + day + timedelta(hours=7, minutes=12)  # a Tuesday; BASE is a Monday
     end = BASE + 30 * day + timedelta(hours=13, minutes=7, seconds=3)  # a Wednesday
-    found = cover(start, end, COARSEST)
-    assert found.raw == (
-        (start, start + timedelta(minutes=3)),
-        (end - timedelta(minutes=2, seconds=3), end),
-    )
     tuesday, wednesday, last_monday = BASE + day, BASE + 2 * day, BASE + 28 * day
-    assert found.tiers == {
+    assert cover((start, end), start, end).spans == {
+        RAW: (
+            (start, start + timedelta(minutes=3)),
+            (end - timedelta(minutes=2, seconds=3), end),
+        ),
         "5m": (
             (tuesday + 7 * hour + timedelta(minutes=15), tuesday + 8 * hour),
             (BASE + 30 * day + 13 * hour, end - timedelta(minutes=2, seconds=3)),
@@ -72,5 +115,21 @@ def test_a_month_reads_weeks_in_the_middle_and_finer_tiers_towards_the_edges():
         ),
         "6h": ((tuesday + 12 * hour, wednesday), (BASE + 30 * day, BASE + 30 * day + 12 * hour)),
         "1d": ((wednesday, BASE + 7 * day), (last_monday, BASE + 30 * day)),
-        "7d": ((BASE + 7 * day, last_monday), (last_monday, last_monday)),
+        "7d": ((BASE + 7 * day, last_monday),),
     }
+
+
+def test_days_in_kolkata_read_hours_and_six_hours_inside_each_local_day():
+    """+05:30: a local day is 18:30Z to 18:30Z: half an hour of 5-minute rows at each end,
+    hours up to 00:00Z and from 18:00Z, three 6-hour rows between; never raw events."""
+    zone = zones.zone_named("Asia/Kolkata")
+    start, end = BASE - timedelta(hours=5, minutes=30), BASE + 3 * timedelta(days=1)
+    end -= timedelta(hours=5, minutes=30)
+    boundaries = zones.between(start, end, timedelta(days=1), zone, limit=10)
+    assert boundaries is not None and len(boundaries) == 4
+    spans = cover(boundaries, start, end).spans
+    assert spans[RAW] == () and spans["1d"] == () and spans["7d"] == ()
+    assert len(spans["6h"]) == 3 and all(
+        high - low == timedelta(hours=18) for low, high in spans["6h"]
+    )
+    assert len(spans["5m"]) == 4  # the first and last half hours, and each day change's hour

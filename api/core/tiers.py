@@ -7,10 +7,13 @@ whole hours up to the next 6 hours, and so on up to whole weeks in the middle: a
 reads at most 4 + 2·6 + 2·3 + 2·5 + 2·11 rollup rows per key instead of 8,640.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
+from itertools import pairwise
 
-from api.core.buckets import WEEK, ceil_to, floor_to
+from api.core.buckets import EPOCH, WEEK, origin_of
 
 TIERS = {
     "5m": timedelta(minutes=5),
@@ -20,39 +23,92 @@ TIERS = {
     "7d": WEEK,
 }
 FINEST, COARSEST = TIERS["5m"], TIERS["7d"]
+RAW = "raw"  # the piece of a cover read from raw events
 
-Span = tuple[datetime, datetime]  # [start, end); empty when start == end
+_US = timedelta(microseconds=1)
+_TIER_US = {name: width // _US for name, width in TIERS.items()}
+_WEEK_US = _TIER_US["7d"]
+_ORIGIN = origin_of(COARSEST)  # every tier's buckets are aligned to the weekly ones
+
+Span = tuple[datetime, datetime]  # [start, end)
+_Pieces = tuple[tuple[str, int, int], ...]  # (piece, start, end) in µs
 
 
 @dataclass(frozen=True, slots=True)
 class Cover:
-    """``[start, end)`` as raw events in ``raw`` plus the rollup buckets starting in each
-    tier's spans. Every instant is in exactly one of them."""
+    """Spans of raw event time (``RAW``) and of each tier's bucket starts, ascending and
+    disjoint; every instant of the covered range is in exactly one of them."""
 
-    raw: tuple[Span, Span]  # the head and the tail
-    tiers: dict[str, tuple[Span, Span]]  # tier name → head and tail spans of bucket starts
+    spans: dict[str, tuple[Span, ...]]  # RAW and each tier name → its spans
 
 
-def cover(start: datetime, end: datetime, coarsest: timedelta) -> Cover:
-    """The cover of ``[start, end)`` by the tiers no wider than ``coarsest``.
+def cover(boundaries: Sequence[datetime], start: datetime, end: datetime) -> Cover:
+    """The cover of ``[start, end)`` in which no rollup bucket crosses one of ``boundaries``
+    (a query's bucket bounds, in order, spanning the range): each bucket's part of the range
+    reads the coarsest whole tier buckets inside it, finer ones towards its edges, and raw
+    events where not even a 5-minute bucket fits."""
+    bounds = [_us(start), *(_us(b) for b in boundaries[1:-1]), _us(end)]
+    low, high = bounds[0], bounds[-1]
+    bounds = [low, *(b for b in bounds[1:-1] if low < b < high), high]
+    spans: dict[str, list[list[int]]] = {piece: [] for piece in (RAW, *TIERS)}
+    for bucket_start, bucket_end in pairwise(bounds):
+        phase = (bucket_start - _ORIGIN_US) % _WEEK_US
+        shift = bucket_start - phase
+        for piece, piece_start, piece_end in _bucket_cover(phase, bucket_end - bucket_start):
+            found = spans[piece]
+            if found and found[-1][1] == piece_start + shift:
+                found[-1][1] = piece_end + shift
+            else:
+                found.append([piece_start + shift, piece_end + shift])
+    return Cover(
+        spans={
+            piece: tuple((_instant(a), _instant(b)) for a, b in found)
+            for piece, found in spans.items()
+        }
+    )
 
-    ``coarsest`` keeps rollup buckets inside a query's own buckets: a series of 6-hour
-    buckets may read hourly rows, not daily ones.
-    """
-    nothing = (start, start)
-    spans = dict.fromkeys(TIERS, (nothing, nothing))
-    inner_start, inner_end = ceil_to(start, FINEST), floor_to(end, FINEST)
+
+_ORIGIN_US = (_ORIGIN - EPOCH) // _US
+
+
+def _us(moment: datetime) -> int:
+    return (moment - EPOCH) // _US
+
+
+def _instant(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=us)
+
+
+# Tiers repeat weekly, so a bucket's cover depends only on where in the week it starts and on
+# its length: the same few shapes serve every request.
+@lru_cache(maxsize=4096)
+def _bucket_cover(start: int, length: int) -> _Pieces:
+    """The cover of ``[start, start + length)`` (µs after a Monday midnight UTC): raw at the
+    edges up to the first 5-minute boundary, then each tier out to the next coarser one,
+    the coarsest whole buckets in the middle. Empty pieces are left out."""
+    end = start + length
+    inner_start, inner_end = _ceil(start, _TIER_US["5m"]), _floor(end, _TIER_US["5m"])
     if inner_start >= inner_end:
-        return Cover(raw=((start, end), nothing), tiers=spans)
-    usable = [(name, width) for name, width in TIERS.items() if width <= coarsest]
+        return ((RAW, start, end),)
+    pieces = [(RAW, start, inner_start), (RAW, inner_end, end)]
     low, high = inner_start, inner_end
-    for (name, _), coarser in zip(usable, [*usable[1:], None], strict=True):
+    names = list(TIERS)
+    for name, coarser in zip(names, [*names[1:], None], strict=True):
         if coarser is not None:
-            coarse_low, coarse_high = ceil_to(low, coarser[1]), floor_to(high, coarser[1])
+            coarse_low = _ceil(low, _TIER_US[coarser])
+            coarse_high = _floor(high, _TIER_US[coarser])
             if coarse_low < coarse_high:
-                spans[name] = ((low, coarse_low), (coarse_high, high))
+                pieces += [(name, low, coarse_low), (name, coarse_high, high)]
                 low, high = coarse_low, coarse_high
                 continue
-        spans[name] = ((low, high), (high, high))
+        pieces.append((name, low, high))
         break
-    return Cover(raw=((start, inner_start), (inner_end, end)), tiers=spans)
+    return tuple(sorted((p for p in pieces if p[1] < p[2]), key=lambda p: p[1]))
+
+
+def _floor(us: int, width: int) -> int:
+    return us - us % width
+
+
+def _ceil(us: int, width: int) -> int:
+    return -_floor(-us, width)

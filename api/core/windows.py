@@ -1,12 +1,15 @@
 """Time windows of the usage endpoints: from query parameters to buckets.
 
-Pure: no I/O, the clock is a parameter. Bucket alignment is ``api.core.buckets``'.
+Pure: no I/O, the clock is a parameter. Bucket boundaries are ``api.core.zones``'.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from itertools import pairwise
+from zoneinfo import ZoneInfo
 
-from api.core.buckets import EPOCH, WEEK, ceil_to, floor_to
+from api.core import zones
+from api.core.buckets import EPOCH, WEEK
 from api.core.timestamps import TimestampError, parse_rfc3339
 
 BUCKET_WIDTHS = {
@@ -24,6 +27,8 @@ PRESETS = {
     "30d": ("6h", timedelta(days=30)),
 }
 DEFAULT_RANGE = "24h"
+DEFAULT_ZONE = "UTC"
+LARGEST_WIDTH = "7d"
 MAX_SPAN = timedelta(days=800)
 MAX_BUCKETS = 2_000
 AUTO_MAX_BUCKETS = 300
@@ -61,42 +66,43 @@ class Bucket:
 class Window:
     range: str  # a preset's name or "custom"
     bucket: str
-    width: timedelta
-    start: datetime  # the first bucket's start
-    end: datetime  # the last bucket's end: ceil(as_of)
+    width: timedelta  # nominal: a bucket across an offset change is shorter or longer
+    zone: ZoneInfo
+    boundaries: tuple[datetime, ...]  # the buckets' bounds: the first start to the last end
     counted_from: datetime  # nothing before this is counted (a custom window's start)
     as_of: datetime  # nothing at or after this is counted
 
     @property
+    def start(self) -> datetime:
+        return self.boundaries[0]
+
+    @property
+    def end(self) -> datetime:
+        return self.boundaries[-1]
+
+    @property
     def bucket_count(self) -> int:
-        return (self.end - self.start) // self.width
+        return len(self.boundaries) - 1
 
     def buckets(self) -> list[Bucket]:
-        starts = (self.start + n * self.width for n in range(self.bucket_count))
         return [
-            Bucket(
-                start=s,
-                end=s + self.width,
-                partial=s < self.counted_from or s + self.width > self.as_of,
-            )
-            for s in starts
+            Bucket(start=s, end=e, partial=s < self.counted_from or e > self.as_of)
+            for s, e in pairwise(self.boundaries)
         ]
 
 
 def previous_span(window: Window) -> Window | None:
     """The span of equal length just before the counted data, ``[s - (as_of - s), s)``, in
-    buckets of the same width; None when it would start before 1970 (nothing is stored then)."""
+    buckets of the same width and zone; None when it would start before 1970 (nothing is
+    stored then)."""
     start, end = window.counted_from - (window.as_of - window.counted_from), window.counted_from
     if start < EPOCH:
         return None
-    return Window(
-        range="custom",
-        bucket=window.bucket,
-        width=window.width,
-        start=floor_to(start, window.width),
-        end=ceil_to(end, window.width),
-        counted_from=start,
-        as_of=end,
+    # As many buckets as the window's, give or take alignment and offset changes.
+    boundaries = zones.between(start, end, window.width, window.zone, limit=2 * MAX_BUCKETS)
+    assert boundaries is not None
+    return replace(
+        window, range="custom", boundaries=tuple(boundaries), counted_from=start, as_of=end
     )
 
 
@@ -107,6 +113,15 @@ def parse_timestamp(field: str, text: str) -> datetime:
         raise WindowError(field, f"{field} {error}") from None
 
 
+def parse_zone(name: str) -> ZoneInfo:
+    try:
+        return zones.zone_named(name)
+    except zones.UnknownZone:
+        raise WindowError(
+            "tz", f"tz must be an IANA time zone name such as Asia/Kolkata, not {name!r}"
+        ) from None
+
+
 def resolve_window(
     *,
     now: datetime,
@@ -114,6 +129,7 @@ def resolve_window(
     start: str | None = None,
     end: str | None = None,
     bucket: str | None = None,
+    tz: str = DEFAULT_ZONE,
 ) -> Window:
     """The window the parameters name, or ``WindowError`` saying why there is none."""
     if range_ is not None and range_ not in PRESETS:
@@ -126,14 +142,15 @@ def resolve_window(
         raise WindowError("start", "give either range or start and end, not both")
     if start is not None and end is None:
         raise WindowError("end", "a custom window needs end as well as start")
+    zone = parse_zone(tz)
     end_time = parse_timestamp("end", end) if end is not None else None
     as_of = min(now, end_time) if end_time is not None else now
     if start is None:
-        return _preset(range_ or DEFAULT_RANGE, bucket, as_of)
-    return _custom(parse_timestamp("start", start), end_time, bucket, as_of)
+        return _preset(range_ or DEFAULT_RANGE, bucket, as_of, zone)
+    return _custom(parse_timestamp("start", start), end_time, bucket, as_of, zone)
 
 
-def _preset(name: str, bucket: str | None, as_of: datetime) -> Window:
+def _preset(name: str, bucket: str | None, as_of: datetime, zone: ZoneInfo) -> Window:
     default_bucket, duration = PRESETS[name]
     bucket = bucket or default_bucket
     if bucket not in PRESET_WIDTHS[name]:
@@ -143,51 +160,47 @@ def _preset(name: str, bucket: str | None, as_of: datetime) -> Window:
             f"widths that divide {name} into {MIN_PRESET_BUCKETS:,} to {MAX_BUCKETS:,} buckets",
         )
     width = BUCKET_WIDTHS[bucket]
-    window_end = ceil_to(as_of, width)
-    start = window_end - duration
+    boundaries = tuple(zones.ending_at(as_of, width, zone, duration // width))
     return Window(
         range=name,
         bucket=bucket,
         width=width,
-        start=start,
-        end=window_end,
-        counted_from=start,
+        zone=zone,
+        boundaries=boundaries,
+        counted_from=boundaries[0],
         as_of=as_of,
     )
 
 
-def _custom(start: datetime, end: datetime, bucket: str | None, as_of: datetime) -> Window:
+def _custom(
+    start: datetime, end: datetime, bucket: str | None, as_of: datetime, zone: ZoneInfo
+) -> Window:
     if start >= as_of:
         raise WindowError(
             "start", "start must be before end and before the current time (nothing to count)"
         )
     if end - start > MAX_SPAN:
         raise WindowError("end", f"a custom window spans at most {MAX_SPAN.days} days")
-    widths = [bucket] if bucket else list(BUCKET_WIDTHS)
-    for name in widths:
+    # Without a bucket, the finest width with at most AUTO_MAX_BUCKETS buckets as they fall.
+    for name in [bucket] if bucket else BUCKET_WIDTHS:
         width = BUCKET_WIDTHS[name]
-        window = Window(
-            range="custom",
-            bucket=name,
-            width=width,
-            start=floor_to(start, width),
-            end=ceil_to(as_of, width),
-            counted_from=start,
-            as_of=as_of,
-        )
-        if bucket or window.bucket_count <= AUTO_MAX_BUCKETS:
-            return _checked(window)
-    return _checked(window)
-
-
-def _checked(window: Window) -> Window:
-    if window.bucket_count > MAX_BUCKETS:
-        raise WindowError(
-            "bucket",
-            f"{window.bucket_count:,} buckets of {window.bucket} is too many: at most "
-            f"{MAX_BUCKETS:,}; choose a wider bucket",
-        )
-    return window
+        limit = MAX_BUCKETS if bucket or name == LARGEST_WIDTH else AUTO_MAX_BUCKETS
+        boundaries = zones.between(start, as_of, width, zone, limit=limit)
+        if boundaries is not None:
+            return Window(
+                range="custom",
+                bucket=name,
+                width=width,
+                zone=zone,
+                boundaries=tuple(boundaries),
+                counted_from=start,
+                as_of=as_of,
+            )
+    raise WindowError(
+        "bucket",
+        f"too many buckets of {bucket or LARGEST_WIDTH}: a window has at most {MAX_BUCKETS:,}; "
+        "choose a wider bucket",
+    )
 
 
 def check_top(top: int) -> int:

@@ -24,17 +24,16 @@ from sqlalchemy import (
     union_all,
 )
 
+from api.core.tiers import RAW
 from api.reads.engine import Breakdown, Section, by_org
 from api.reads.query import (
     AFTER,
     AS_OF,
+    BUCKET_ENDS,
+    BUCKET_STARTS,
     COUNTED_FROM,
-    FIRST_BUCKET,
-    LAST_BUCKET,
-    RAW,
     SERIES,
     TOTALS,
-    WIDTH,
     Reach,
     in_cover,
 )
@@ -57,7 +56,7 @@ from api.reads.responses import (
     StorageSummary,
     StorageUsage,
 )
-from api.reads.sql import bucket_of, code_point_order, top_n
+from api.reads.sql import bucket_index, code_point_order, top_n
 from api.storage.db import Compiled, compile_statement
 from api.storage.reservations import VOLUMES, WORKLOADS, Reservations, seconds
 from api.storage.schema import identities
@@ -133,8 +132,12 @@ def _changes(kind: _Kind, reach: Reach, cover: str, *, by_agent: bool) -> Select
     reserved = kind.reservations
     return reserved.changes_in(
         reserved.changes_by_agent if by_agent else reserved.changes,
-        lambda table, tier: [*reach.where(table), in_cover(table.c.bucket_start, cover, tier)],
-        lambda segments, time: [*reach.where(segments), in_cover(segments.c[time], cover, RAW)],
+        lambda rows, table, tier: in_cover(rows, table.c.bucket_start, cover, tier).where(
+            *reach.where(table)
+        ),
+        lambda rows, segments, time: in_cover(rows, segments.c[time], cover, RAW).where(
+            *reach.where(segments)
+        ),
     )
 
 
@@ -156,8 +159,9 @@ def _series(kind: _Kind, reach: Reach) -> Compiled:
     held = kind.reservations.held
     changes = _changes(kind, reach, SERIES, by_agent=False).cte("window_changes")
     after = _changes(kind, reach, AFTER, by_agent=False).cte("after_changes")
-    bucket = bucket_of(changes.c.at)
-    bucket_end = func.least(bucket + WIDTH, AS_OF)
+    position = bucket_index(changes.c.at)
+    bucket = BUCKET_STARTS[position]
+    bucket_end = func.least(BUCKET_ENDS[position], AS_OF)
     per_bucket = (
         select(
             bucket.label("bucket"),
@@ -184,16 +188,9 @@ def _series(kind: _Kind, reach: Reach) -> Compiled:
             - sum_of(after.c[f"{rate}_change"])
         )
 
-    buckets = (
-        func.generate_series(FIRST_BUCKET, LAST_BUCKET, WIDTH)
-        .table_valued("bucket")
-        .render_derived()
-    )
+    buckets = func.unnest(BUCKET_STARTS, BUCKET_ENDS).table_valued("bucket", "end").render_derived()
     counted = func.greatest(
-        seconds(
-            func.least(buckets.c.bucket + WIDTH, AS_OF)
-            - func.greatest(buckets.c.bucket, COUNTED_FROM)
-        ),
+        seconds(func.least(buckets.c.end, AS_OF) - func.greatest(buckets.c.bucket, COUNTED_FROM)),
         0,
     )
     earlier = {"order_by": buckets.c.bucket, "rows": (None, -1)}

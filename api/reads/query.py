@@ -8,29 +8,30 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, DateTime, Integer, Interval, Text, and_, bindparam, or_
+from sqlalchemy import ColumnElement, DateTime, Integer, Select, Text, and_, bindparam
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql.elements import Grouping
 
-from api.core.buckets import origin_of
-from api.core.tiers import COARSEST, Cover, cover
+from api.core.tiers import Cover, cover
 from api.core.windows import Window, previous_span
 from api.reads.responses import WindowOut
+from api.storage.db import unnest_rows
 
 _TIMESTAMP = DateTime(timezone=True)
 ORG = bindparam("org", type_=Text)
 TOP = bindparam("top", type_=Integer)
-WIDTH = bindparam("width", type_=Interval)
-ORIGIN = bindparam("origin", type_=_TIMESTAMP)
 COUNTED_FROM = bindparam("counted_from", type_=_TIMESTAMP)
 AS_OF = bindparam("as_of", type_=_TIMESTAMP)
-FIRST_BUCKET = bindparam("first_bucket", type_=_TIMESTAMP)
-LAST_BUCKET = bindparam("last_bucket", type_=_TIMESTAMP)
+# The window's buckets (their bounds follow the zone's wall clock, so they are listed),
+# parenthesized so that they can be subscripted.
+BUCKET_STARTS = Grouping(bindparam("bucket_starts", type_=ARRAY(_TIMESTAMP)))
+BUCKET_ENDS = Grouping(bindparam("bucket_ends", type_=ARRAY(_TIMESTAMP)))
 
 # A request reads rollups through two covers of its window (api.core.tiers): the series' cover
 # keeps to tiers no wider than its buckets; the totals' cover (breakdowns) uses them all.
 # Reservations also read what changed after the window (up to LATEST: events are never
 # more than minutes ahead of the clock).
 SERIES, TOTALS, AFTER = "series", "totals", "after"
-RAW = "raw"
 LATEST = datetime(9999, 12, 31, tzinfo=UTC)
 
 
@@ -60,15 +61,13 @@ class SectionQuery:
         return {
             "org": self.org,
             "top": self.top,
-            "width": window.width,
-            "origin": origin_of(window.width),
             "counted_from": window.counted_from,
             "as_of": window.as_of,
-            "first_bucket": window.start,
-            "last_bucket": window.end - window.width,
-            **_cover_params(SERIES, cover(window.counted_from, window.as_of, window.width)),
-            **_cover_params(TOTALS, cover(window.counted_from, window.as_of, COARSEST)),
-            **_cover_params(AFTER, cover(window.as_of, LATEST, COARSEST)),
+            "bucket_starts": list(window.boundaries[:-1]),
+            "bucket_ends": list(window.boundaries[1:]),
+            **_cover_params(SERIES, cover(window.boundaries, window.counted_from, window.as_of)),
+            **_cover_params(TOTALS, _whole(window.counted_from, window.as_of)),
+            **_cover_params(AFTER, _whole(window.as_of, LATEST)),
         }
 
     def previous(self) -> "SectionQuery | None":
@@ -85,25 +84,24 @@ class SectionQuery:
             range=window.range,
             bucket=window.bucket,
             bucket_seconds=int(window.width.total_seconds()),
+            tz=window.zone.key,
         )
 
 
-def _cover_params(name: str, found: Cover) -> dict[str, datetime]:
-    pieces = {RAW: found.raw, **found.tiers}
+def _whole(start: datetime, end: datetime) -> Cover:
+    return cover((start, end), start, end)
+
+
+def _cover_params(name: str, found: Cover) -> dict[str, list[datetime]]:
     return {
-        f"{name}_{piece}_{end}_{bound}": span[index]
-        for piece, (head, tail) in pieces.items()
-        for end, span in (("head", head), ("tail", tail))
-        for index, bound in enumerate(("from", "to"))
+        f"{name}_{piece}_{bound}": [span[index] for span in spans]
+        for piece, spans in found.spans.items()
+        for index, bound in enumerate(("lo", "hi"))
     }
 
 
-def in_cover(column: ColumnElement, name: str, piece: str) -> ColumnElement[bool]:
-    """``column`` (a bucket start, or a raw event's time) in the cover's spans for ``piece``."""
-
-    def bound(end: str, which: str) -> Any:
-        return bindparam(f"{name}_{piece}_{end}_{which}", type_=_TIMESTAMP)
-
-    return or_(
-        *(and_(column >= bound(end, "from"), column < bound(end, "to")) for end in ("head", "tail"))
-    )
+def in_cover(rows: Select, column: ColumnElement, name: str, piece: str) -> Select:
+    """``rows`` narrowed to those whose ``column`` (a bucket start, or a raw event's time) is
+    in the spans of cover ``name`` for ``piece``: one index range scan per span."""
+    spans = unnest_rows([("lo", _TIMESTAMP), ("hi", _TIMESTAMP)], prefix=f"{name}_{piece}_")
+    return rows.join(spans, and_(column >= spans.c.lo, column < spans.c.hi))

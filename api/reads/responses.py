@@ -22,7 +22,8 @@ class WindowOut(_Out):
     as_of: datetime
     range: Literal["24h", "7d", "30d", "custom"]
     bucket: Literal["5m", "15m", "30m", "1h", "6h", "1d", "7d"]
-    bucket_seconds: int
+    bucket_seconds: int  # nominal: a bucket across an offset change is shorter or longer
+    tz: str  # the IANA zone whose wall clock the bucket boundaries follow
 
 
 # LLM

@@ -19,7 +19,8 @@ from sqlalchemy import (
     union_all,
 )
 
-from api.reads.query import ORIGIN, RAW, TOP, WIDTH, Reach, in_cover
+from api.core.tiers import RAW
+from api.reads.query import BUCKET_STARTS, TOP, Reach, in_cover
 from api.storage.rollups import Family
 
 
@@ -27,17 +28,28 @@ def covered(name: str, reach: Reach, family: Family) -> CTE:
     """Every counted row of a rollup family over cover ``name``: its tiers' whole buckets
     (``at`` is the bucket start) and the raw events at the edges (``at`` is their time)."""
     tiers = [
-        select(table.c.bucket_start.label("at"), *(table.c[c] for c in family.columns)).where(
-            *reach.where(table), in_cover(table.c.bucket_start, name, tier)
-        )
+        in_cover(
+            select(table.c.bucket_start.label("at"), *(table.c[c] for c in family.columns)),
+            table.c.bucket_start,
+            name,
+            tier,
+        ).where(*reach.where(table))
         for tier, table in family.tables.items()
     ]
-    raw = family.raw(lambda table: [*reach.where(table), in_cover(table.c.time, name, RAW)])
+    raw = family.raw(
+        lambda rows, table: in_cover(rows, table.c.time, name, RAW).where(*reach.where(table))
+    )
     return union_all(*tiers, *raw).cte(f"{name}_facts")
 
 
+def bucket_index(time: ColumnElement) -> ColumnElement:
+    """The position (from 1) of the window's bucket that holds ``time``."""
+    return func.width_bucket(time, BUCKET_STARTS)
+
+
 def bucket_of(time: ColumnElement) -> ColumnElement:
-    return func.date_bin(WIDTH, time, ORIGIN)
+    """The start of the window's bucket that holds ``time``."""
+    return BUCKET_STARTS[bucket_index(time)]
 
 
 def total(column: ColumnElement) -> ColumnElement:

@@ -35,7 +35,10 @@ _ROLLUP_STATEMENTS = [
         compile_statement(delete(table).where(*_of_org(table))),
         compile_statement(
             insert(table).from_select(
-                [c.name for c in table.columns], family.aggregated(TIERS[tier], _of_org)
+                [c.name for c in table.columns],
+                family.aggregated(
+                    TIERS[tier], lambda rows, relation: rows.where(*_of_org(relation))
+                ),
             )
         ),
     )

@@ -46,10 +46,10 @@ from api.storage.schema import (
     workloads_held,
 )
 
-# Conditions on a segments relation and one of its time columns ("start_time", "end_time"),
-# and on a rollup table of a tier.
-Where = Callable[[FromClause, str], list[ColumnElement[bool]]]
-WhereTier = Callable[[Table, str], list[ColumnElement[bool]]]
+# Narrow a select of a segments relation by one of its time columns ("start_time",
+# "end_time"), or of a rollup table of a tier: the rows a read needs (conditions or joins).
+Narrow = Callable[[Select, FromClause, str], Select]
+NarrowTier = Callable[[Select, Table, str], Select]
 
 
 def seconds(interval: Any) -> ColumnElement:
@@ -79,13 +79,14 @@ class Reservations:
         """The change rollups' measures: per rate, its change and its moment."""
         return [f"{rate}_{part}" for rate in self.rates for part in ("change", "moment")]
 
-    def changes_of(self, segments: FromClause, sign: int = 1, where: Where | None = None) -> Select:
+    def changes_of(
+        self, segments: FromClause, sign: int = 1, narrow: Narrow | None = None
+    ) -> Select:
         """The segments' changes as rows: ``at``, org_id, agent_id, per rate its change and
         moment (0: ``at`` is the change's own time). ``sign`` -1 takes them back."""
 
         def rows(time: str, direction: int) -> Select:
-            conditions = where(segments, time) if where is not None else []
-            return select(
+            changes = select(
                 segments.c[time].label("at"),
                 segments.c.org_id,
                 segments.c.agent_id,
@@ -96,23 +97,26 @@ class Reservations:
                     for rate in self.rates
                 ),
                 *(cast(literal(0), Numeric).label(f"{rate}_moment") for rate in self.rates),
-            ).where(segments.c[time].is_not(None), *conditions)
+            ).where(segments.c[time].is_not(None))
+            return narrow(changes, segments, time) if narrow is not None else changes
 
         return union_all(rows("start_time", 1), rows("end_time", -1))
 
     def changes_in(
-        self, tables: dict[str, Table], where_tier: WhereTier, where_raw: Where
+        self, tables: dict[str, Table], narrow_tier: NarrowTier, narrow_raw: Narrow
     ) -> Select:
         """Rows of ``changes_of`` form from whole buckets of ``tables`` (``at`` is the bucket
         start, the moment is relative to it) and from the segments themselves."""
         by_agent = "agent_id" in tables[next(iter(tables))].c
         columns = (["org_id", "agent_id"] if by_agent else ["org_id"]) + self.measures
-        raw = self.changes_of(self.segments, where=where_raw).subquery()
+        raw = self.changes_of(self.segments, narrow=narrow_raw).subquery()
         return union_all(
             *(
-                select(
-                    table.c.bucket_start.label("at"), *(table.c[name] for name in columns)
-                ).where(*where_tier(table, tier))
+                narrow_tier(
+                    select(table.c.bucket_start.label("at"), *(table.c[name] for name in columns)),
+                    table,
+                    tier,
+                )
                 for tier, table in tables.items()
             ),
             select(raw.c.at, *(raw.c[name] for name in columns)),

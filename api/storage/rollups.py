@@ -42,7 +42,8 @@ def _count(condition: ColumnElement[bool]) -> ColumnElement:
 # A raw table's rows as a family counts them: columns by name (org_id, dimensions, measures)
 # of a relation with the raw table's columns: the table itself, or a batch about to enter it.
 Columns = Callable[[FromClause], dict[str, ColumnElement]]
-Where = Callable[[FromClause], list[ColumnElement[bool]]]
+# Narrows a select of a relation's rows (adds conditions or joins): the rows a use reads.
+Narrow = Callable[[Select, FromClause], Select]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -57,30 +58,27 @@ class Family:
         return ["org_id", *self.dimensions, *self.measures]
 
     def raw(
-        self, where: Where, relations: Mapping[Table, FromClause] | None = None
+        self, narrow: Narrow, relations: Mapping[Table, FromClause] | None = None
     ) -> list[Select]:
-        """Each raw table's rows (or those of the relation standing for it) meeting ``where``:
-        their time as ``at``, then the family's columns."""
+        """Each raw table's rows (or those of the relation standing for it) as ``narrow``
+        keeps them: their time as ``at``, then the family's columns."""
         selects = []
         for table, columns_of in self.sources:
             relation = relations[table] if relations is not None else table
             columns = columns_of(relation)
-            selects.append(
-                select(
-                    relation.c.time.label("at"), *(columns[c].label(c) for c in self.columns)
-                ).where(*where(relation))
-            )
+            rows = select(relation.c.time.label("at"), *(columns[c].label(c) for c in self.columns))
+            selects.append(narrow(rows, relation))
         return selects
 
     def aggregated(
         self,
         width: timedelta,
-        where: Where = lambda relation: [],
+        narrow: Narrow = lambda rows, relation: rows,
         relations: Mapping[Table, FromClause] | None = None,
     ) -> Select:
         """A tier's rows from raw rows: for a rebuild, the raw tables; for ingest, the batch.
         In key order, so concurrent upserts lock rows in one order."""
-        raw = self.raw(where, relations)
+        raw = self.raw(narrow, relations)
         union = raw[0].union_all(*raw[1:]).subquery() if len(raw) > 1 else raw[0].subquery()
         bucket = func.date_bin(literal(width), union.c.at, literal(origin_of(width)))
         bucket = bucket.label("bucket_start")

@@ -657,6 +657,7 @@ export interface components {
             range: "24h" | "7d" | "30d" | "custom";
             /** Format: date-time */
             start: string;
+            tz: string;
         };
         /** WorkloadAllocated */
         WorkloadAllocated: {
@@ -838,6 +839,8 @@ export interface operations {
                 top?: number;
                 /** @description previous: also the summary over the span of equal length just before. */
                 compare?: "previous";
+                /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
+                tz?: string;
             };
             header?: never;
             path: {
@@ -937,6 +940,8 @@ export interface operations {
                 top?: number;
                 /** @description previous: also the summary over the span of equal length just before. */
                 compare?: "previous";
+                /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
+                tz?: string;
             };
             header?: never;
             path: {
@@ -1036,6 +1041,8 @@ export interface operations {
                 top?: number;
                 /** @description previous: also the summary over the span of equal length just before. */
                 compare?: "previous";
+                /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
+                tz?: string;
             };
             header?: never;
             path: {
@@ -1135,6 +1142,8 @@ export interface operations {
                 top?: number;
                 /** @description previous: also the summary over the span of equal length just before. */
                 compare?: "previous";
+                /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
+                tz?: string;
             };
             header?: never;
             path: {
@@ -1263,6 +1272,8 @@ export interface operations {
                 top?: number;
                 /** @description previous: also the summary over the span of equal length just before. */
                 compare?: "previous";
+                /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
+                tz?: string;
             };
             header?: never;
             path?: never;
@@ -1360,6 +1371,8 @@ export interface operations {
                 top?: number;
                 /** @description previous: also the summary over the span of equal length just before. */
                 compare?: "previous";
+                /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
+                tz?: string;
             };
             header?: never;
             path?: never;
@@ -1457,6 +1470,8 @@ export interface operations {
                 top?: number;
                 /** @description previous: also the summary over the span of equal length just before. */
                 compare?: "previous";
+                /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
+                tz?: string;
             };
             header?: never;
             path?: never;
@@ -1554,6 +1569,8 @@ export interface operations {
                 top?: number;
                 /** @description previous: also the summary over the span of equal length just before. */
                 compare?: "previous";
+                /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
+                tz?: string;
             };
             header?: never;
             path?: never;

@@ -5,54 +5,136 @@ around the events' own times (exactly at an event, a microsecond either side, of
 grid), as presets with an explicit end and as custom windows with and without a bucket.
 """
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from api.core.windows import PRESET_WIDTHS
 from api.reads.sections import SECTION_NAMES
 from testkit import oracle
 from testkit.database import reset
-from testkit.factories import iso, post_events
+from testkit.factories import BASE_TIME, iso, post_events
 from testkit.invariants import check_invariants
 from testkit.matching import assert_equal, comparable
 from testkit.oracle import US, OracleWindow, epoch_us, event_us, from_us
-from testkit.strategies import deliveries, event_sets
+from testkit.strategies import deliveries, event_sets, event_sets_at, times_from
 
 _NUDGES = [0, 0, 1, -1, 150 * US, -299 * US, 3600 * US]
 
 
 @st.composite
-def windows(draw, events: list[dict]) -> tuple[dict[str, str], OracleWindow]:
+def windows(draw, events: list[dict], tz: str = "UTC") -> tuple[dict[str, str], OracleWindow]:
     times = sorted({event_us(event) for event in events})
 
     def near_an_event() -> int:
         return draw(st.sampled_from(times)) + draw(st.sampled_from(_NUDGES))
 
+    zone = {} if tz == "UTC" and draw(st.booleans()) else {"tz": tz}
     if draw(st.booleans()):
         preset = draw(st.sampled_from(list(oracle.PRESETS)))
         as_of = from_us(near_an_event() + draw(st.sampled_from([1, 0])))
-        return {"range": preset, "end": iso(as_of)}, OracleWindow.preset(preset, as_of)
+        bucket = draw(st.sampled_from([None, None, *PRESET_WIDTHS[preset]]))
+        params = {"range": preset, "end": iso(as_of), **zone}
+        if bucket:
+            params["bucket"] = bucket
+        return params, OracleWindow.preset(preset, as_of, bucket, tz)
     start, end = sorted([near_an_event(), near_an_event()])
     end += 0 if end > start else draw(st.sampled_from([1, 7 * US, 3 * 3600 * US]))
-    bucket = draw(st.sampled_from([None, None, "5m", "15m", "1h", "1d", "7d"]))
-    params = {"start": iso(from_us(start)), "end": iso(from_us(end))}
+    bucket = draw(st.sampled_from([None, None, "5m", "15m", "1h", "6h", "1d", "7d"]))
+    params = {"start": iso(from_us(start)), "end": iso(from_us(end)), **zone}
     if bucket:
         params["bucket"] = bucket
-    return params, OracleWindow.custom(from_us(start), from_us(end), bucket)
+    return params, OracleWindow.custom(from_us(start), from_us(end), bucket, tz)
 
 
-@settings(
+_EXAMPLES = settings(
     max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
+
+
+@_EXAMPLES
 @given(data=st.data(), events=event_sets, top=st.integers(1, 3))
 def test_every_figure_of_every_endpoint_matches_the_oracle(
     client, database_url, ingest_key, read_key, admin_key, data, events, top
 ):
+    keys = (ingest_key, read_key, admin_key)
+    _check_every_endpoint(client, database_url, keys, data, events, data.draw(windows(events)), top)
+
+
+def _offset_changes(name: str) -> list[datetime]:
+    """The instants from 2025 to BASE_TIME at which the zone's offset changes, found by
+    reading its clock every hour, then every minute of the hour where it changed."""
+    zone, found = ZoneInfo(name), []
+    hour = datetime(2025, 1, 1, tzinfo=UTC)
+    while hour < BASE_TIME:
+        following = hour + timedelta(hours=1)
+        if hour.astimezone(zone).utcoffset() != following.astimezone(zone).utcoffset():
+            minute = hour
+            while minute.astimezone(zone).utcoffset() == hour.astimezone(zone).utcoffset():
+                minute += timedelta(minutes=1)
+            found.append(minute)
+        hour = following
+    return found
+
+
+# Zones with :30 and :45 offsets, daylight saving both ways and a 30-minute shift.
+ZONES = [
+    "UTC",
+    "Asia/Kolkata",
+    "Asia/Kathmandu",
+    "Pacific/Chatham",
+    "America/New_York",
+    "Europe/Berlin",
+    "Australia/Lord_Howe",
+]
+# Events start 90 minutes before an offset change (spring forward or fall back) of the zone,
+# so their two hours and three days hold the change; zones without one use the usual day.
+_STARTS = {
+    name: [change - timedelta(minutes=90) for change in _offset_changes(name)]
+    or [BASE_TIME - timedelta(minutes=90)]
+    for name in ZONES
+}
+
+
+def test_the_zones_change_offsets_where_expected():
+    """The zones tested do what they are chosen for (two changes a year where they have DST)."""
+    counts = {name: len(starts) for name, starts in _STARTS.items()}
+    assert counts == {name: 1 for name in ZONES[:3]} | {name: 4 for name in ZONES[3:]}
+    lord_howe = _offset_changes("Australia/Lord_Howe")[0]
+    shift = (
+        lord_howe.astimezone(ZoneInfo("Australia/Lord_Howe")).utcoffset()
+        - (lord_howe - timedelta(minutes=1)).astimezone(ZoneInfo("Australia/Lord_Howe")).utcoffset()
+    )
+    assert abs(shift) == timedelta(minutes=30)
+
+
+@st.composite
+def zoned(draw) -> tuple[str, list[dict]]:
+    tz = draw(st.sampled_from(ZONES))
+    start = draw(st.sampled_from(_STARTS[tz]))
+    return tz, draw(event_sets_at(times_from(start)))
+
+
+@_EXAMPLES
+@given(data=st.data(), case=zoned(), top=st.integers(1, 3))
+def test_every_figure_in_every_zone_matches_the_oracle(
+    client, database_url, ingest_key, read_key, admin_key, data, case, top
+):
+    """Wall-clock buckets across daylight-saving changes, :30 and :45 offsets."""
+    tz, events = case
+    keys = (ingest_key, read_key, admin_key)
+    window = data.draw(windows(events, tz))
+    _check_every_endpoint(client, database_url, keys, data, events, window, top)
+
+
+def _check_every_endpoint(client, database_url, keys, data, events, window, top) -> None:
+    ingest_key, read_key, admin_key = keys
+    params, window = window
     reset(database_url)
     for batch in data.draw(deliveries(events)):
         assert post_events(client, ingest_key, batch).status_code == 200
-    params, window = data.draw(windows(events))
     compare = data.draw(st.booleans())
     if compare:
         params["compare"] = "previous"
@@ -74,6 +156,7 @@ def test_every_figure_of_every_endpoint_matches_the_oracle(
             assert body["org"] == org
             assert epoch_us(datetime.fromisoformat(body["window"]["as_of"])) == window.as_of
             assert body["window"]["bucket"] == window.bucket
+            assert body["window"]["tz"] == params.get("tz", "UTC")
             expected = compute(events, window, top, org)
             actual = comparable({name: body[name] for name in expected})
             assert_equal(actual, expected, section)
@@ -90,7 +173,8 @@ def _previous(compute, events, window: OracleWindow, top: int, org) -> dict:
     """The oracle's summary over the span of equal length before the counted data."""
     length = window.as_of - window.counted_from
     start, end = window.counted_from - length, window.counted_from
-    span = OracleWindow.custom(from_us(start), from_us(end), None)
+    # Any buckets will do: only the summary is compared.
+    span = OracleWindow.custom(from_us(start), from_us(end), "7d")
     return {"start": start, "end": end, "summary": compute(events, span, top, org)["summary"]}
 
 

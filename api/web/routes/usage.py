@@ -12,11 +12,19 @@ import msgspec
 from litestar import Request, Response, Router, get
 from litestar.di import NamedDependency, Provide
 from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.spec import Example
 from litestar.params import FromPath, QueryParameter
 
 from api.core.events import is_slug
 from api.core.negotiation import preferred
-from api.core.windows import BUCKET_WIDTHS, PRESETS, WindowError, check_top, resolve_window
+from api.core.windows import (
+    BUCKET_WIDTHS,
+    DEFAULT_ZONE,
+    PRESETS,
+    WindowError,
+    check_top,
+    resolve_window,
+)
 from api.reads.engine import Section, answer
 from api.reads.fetch import UnknownOrg
 from api.reads.query import SectionQuery
@@ -37,6 +45,7 @@ def _window_query(
     bucket: str | None,
     top: int,
     compare: str | None,
+    tz: str | None,
 ) -> SectionQuery:
     unknown = sorted(set(request.query_params) - _PARAMETERS)
     if unknown:
@@ -51,7 +60,12 @@ def _window_query(
         )
     try:
         window = resolve_window(
-            now=datetime.now(UTC), range_=range_, start=start, end=end, bucket=bucket
+            now=datetime.now(UTC),
+            range_=range_,
+            start=start,
+            end=end,
+            bucket=bucket,
+            tz=DEFAULT_ZONE if tz is None else tz,
         )
         # Litestar's conversion also reads 1e2 and 10.0 as integers; top is digits only.
         if not _DIGITS.fullmatch(request.query_params.get("top", "10")):
@@ -69,7 +83,7 @@ def _window_query(
 
 _DIGITS = re.compile("[0-9]+")
 # A misspelt parameter (or one of another route) is refused, not silently ignored.
-_PARAMETERS = {"range", "start", "end", "bucket", "top", "format", "compare"}
+_PARAMETERS = {"range", "start", "end", "bucket", "top", "format", "compare", "tz"}
 
 # The window parameters, declared once for every usage route.
 RangeParam = Annotated[
@@ -111,6 +125,16 @@ CompareParam = Annotated[
         schema_extra={"enum": ["previous"]},
     ),
 ]
+TzParam = Annotated[
+    str | None,
+    QueryParameter(
+        description=(
+            "The IANA time zone whose wall clock bucket boundaries follow (default UTC): "
+            "days start at local midnight, 23 or 25 hours long across a daylight-saving change."
+        ),
+        examples=[Example(value="Asia/Kolkata"), Example(value="America/New_York")],
+    ),
+]
 FormatParam = Annotated[
     str | None,
     QueryParameter(
@@ -131,13 +155,14 @@ async def org_query(
     bucket: BucketParam = None,
     top: TopParam = 10,
     compare: CompareParam = None,
+    tz: TzParam = None,
 ) -> SectionQuery:
     """The query of a one-organization read, once the key may read that organization (that
     the organization exists is checked with the section's own queries)."""
     api_key: ApiKey = request.user
     if not is_slug(org) or (api_key.scope is Scope.READ and api_key.org != org):
         raise _not_found(org)
-    return _window_query(request, org, range_, start, end, bucket, top, compare)
+    return _window_query(request, org, range_, start, end, bucket, top, compare, tz)
 
 
 def _not_found(org: str) -> Problem:
@@ -152,8 +177,9 @@ async def all_orgs_query(
     bucket: BucketParam = None,
     top: TopParam = 10,
     compare: CompareParam = None,
+    tz: TzParam = None,
 ) -> SectionQuery:
-    return _window_query(request, None, range_, start, end, bucket, top, compare)
+    return _window_query(request, None, range_, start, end, bucket, top, compare, tz)
 
 
 async def _answer(
