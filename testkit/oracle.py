@@ -202,7 +202,15 @@ def _ranked(items: dict[Any, dict], order, top: int) -> tuple[list, dict | None]
     return ranked[:top], other
 
 
-def llm(events: list[dict], window: OracleWindow, top: int, org: str | None) -> dict:
+def _kept(filters: dict[str, list[str]] | None, **facts: str) -> bool:
+    """Whether usage with these facts (org, model, identity as kind:id, agent) passes every
+    filter given: any of a filter's values, all of the filters."""
+    return all(facts[name] in values for name, values in (filters or {}).items())
+
+
+def llm(
+    events: list[dict], window: OracleWindow, top: int, org: str | None, filters: dict | None = None
+) -> dict:
     events = unique_events(events)
     known = names(events)
     series = {b: [0, 0, 0, 0, 0] for b in window.buckets()}
@@ -216,6 +224,11 @@ def llm(events: list[dict], window: OracleWindow, top: int, org: str | None) -> 
         if org is not None and event["subject"] != org:
             continue
         d = event["data"]
+        who = d["identity"]
+        if not _kept(
+            filters, org=event["subject"], model=d["model"], identity=f"{who['kind']}:{who['id']}"
+        ):
+            continue
         figures = series[window.bucket_of(us)]
         figures[0] += d["cached_tokens"]
         figures[1] += d["input_tokens"] - d["cached_tokens"]
@@ -302,7 +315,12 @@ def _without_total(figures: dict) -> dict:
 
 
 def allocated(
-    events: list[dict], window: OracleWindow, top: int, org: str | None, kind: str
+    events: list[dict],
+    window: OracleWindow,
+    top: int,
+    org: str | None,
+    kind: str,
+    filters: dict | None = None,
 ) -> dict:
     """Compute (kind "workload") or storage ("volume") hours, split exactly across buckets."""
     events = unique_events(events)
@@ -317,6 +335,8 @@ def allocated(
     orgs: dict[str, dict] = {}
     for segment in segments(events, kind):
         if org is not None and segment[0] != org:
+            continue
+        if not _kept(filters, org=segment[0], agent=segment[4]):
             continue
         start = max(segment[2], window.counted_from)
         end = min(segment[3] if segment[3] is not None else window.as_of, window.as_of)
@@ -360,7 +380,9 @@ def allocated(
     return result
 
 
-def platform(events: list[dict], window: OracleWindow, top: int, org: str | None) -> dict:
+def platform(
+    events: list[dict], window: OracleWindow, top: int, org: str | None, filters: dict | None = None
+) -> dict:
     events = unique_events(events)
     series = {b: {"threads_created": 0, "messages_sent": 0} for b in window.buckets()}
     orgs: dict[str, dict] = {}
@@ -369,6 +391,9 @@ def platform(events: list[dict], window: OracleWindow, top: int, org: str | None
         if event["type"] not in ("thread.created", "message.sent") or not window.counts(us):
             continue
         if org is not None and event["subject"] != org:
+            continue
+        who = event["data"]["identity"]
+        if not _kept(filters, org=event["subject"], identity=f"{who['kind']}:{who['id']}"):
             continue
         name = "threads_created" if event["type"] == "thread.created" else "messages_sent"
         series[window.bucket_of(us)][name] += 1
@@ -397,7 +422,7 @@ def platform(events: list[dict], window: OracleWindow, top: int, org: str | None
 
 SECTIONS = {
     "llm": llm,
-    "compute": lambda events, window, top, org: allocated(events, window, top, org, "workload"),
-    "storage": lambda events, window, top, org: allocated(events, window, top, org, "volume"),
+    "compute": lambda *args, filters=None: allocated(*args, "workload", filters),
+    "storage": lambda *args, filters=None: allocated(*args, "volume", filters),
     "platform": platform,
 }

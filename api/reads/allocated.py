@@ -10,6 +10,7 @@ ending at the window's ragged edges, however many segments the window holds.
 """
 
 from dataclasses import dataclass
+from functools import cache, partial
 from typing import Any
 
 from sqlalchemy import (
@@ -35,6 +36,7 @@ from api.reads.query import (
     SERIES,
     TOTALS,
     Reach,
+    Shape,
     in_cover,
 )
 from api.reads.responses import (
@@ -127,16 +129,18 @@ _STORAGE = _Kind(
 )
 
 
-def _changes(kind: _Kind, reach: Reach, cover: str, *, by_agent: bool) -> Select:
-    """The reservation changes in a cover of the window: whole buckets, segments at edges."""
+def _changes(kind: _Kind, shape: Shape, cover: str, *, by_agent: bool) -> Select:
+    """The reservation changes in a cover of the window: whole buckets, segments at edges;
+    by agent where asked or where the agent filter needs it."""
     reserved = kind.reservations
+    by_agent = by_agent or "agent" in shape.filters
     return reserved.changes_in(
         reserved.changes_by_agent if by_agent else reserved.changes,
         lambda rows, table, tier: in_cover(rows, table.c.bucket_start, cover, tier).where(
-            *reach.where(table)
+            *shape.where(table)
         ),
         lambda rows, segments, time: in_cover(rows, segments.c[time], cover, RAW).where(
-            *reach.where(segments)
+            *shape.where(segments)
         ),
     )
 
@@ -152,13 +156,13 @@ def _in_figure_units(amount: Any, figure: _Figure) -> Any:
 _DECIMALS_KEPT = 300
 
 
-def _series(kind: _Kind, reach: Reach) -> Compiled:
+def _series(kind: _Kind, shape: Shape) -> Compiled:
     """Per bucket: the reservation running at its (counted) start for its counted seconds,
     plus each change inside it for its seconds to the bucket's counted end."""
     rates = kind.reservations.rates
     held = kind.reservations.held
-    changes = _changes(kind, reach, SERIES, by_agent=False).cte("window_changes")
-    after = _changes(kind, reach, AFTER, by_agent=False).cte("after_changes")
+    changes = _changes(kind, shape, SERIES, by_agent=False).cte("window_changes")
+    after = _changes(kind, shape, AFTER, by_agent=False).cte("after_changes")
     position = bucket_index(changes.c.at)
     bucket = BUCKET_STARTS[position]
     bucket_end = func.least(BUCKET_ENDS[position], AS_OF)
@@ -183,7 +187,7 @@ def _series(kind: _Kind, reach: Reach) -> Compiled:
 
     def running_at_counted_from(rate: str) -> Any:
         return (
-            sum_of(held.c[rate], *reach.where(held))
+            sum_of(held.c[rate], *shape.where(held))
             - sum_of(changes.c[f"{rate}_change"])
             - sum_of(after.c[f"{rate}_change"])
         )
@@ -215,20 +219,20 @@ def _series(kind: _Kind, reach: Reach) -> Compiled:
     )
 
 
-def _totals(kind: _Kind, reach: Reach, *, by_agent: bool) -> Subquery:
+def _totals(kind: _Kind, shape: Shape, *, by_agent: bool) -> Subquery:
     """Per org (and agent), each figure over the window, for those that held anything in it:
     the reservation held now over the whole window, less what each change since
     ``counted_from`` did not (yet) hold."""
     keys = ["org_id", "agent_id"] if by_agent else ["org_id"]
     rates = kind.reservations.rates
     held = kind.reservations.held
-    window = _changes(kind, reach, TOTALS, by_agent=by_agent).subquery("window_changes")
-    after = _changes(kind, reach, AFTER, by_agent=by_agent).subquery("after_changes")
+    window = _changes(kind, shape, TOTALS, by_agent=by_agent).subquery("window_changes")
+    after = _changes(kind, shape, AFTER, by_agent=by_agent).subquery("after_changes")
     parts = union_all(
         select(
             *(held.c[key] for key in keys),
             *((held.c[rate] * _WINDOW_SECONDS).label(rate) for rate in rates),
-        ).where(*reach.where(held)),
+        ).where(*shape.where(held)),
         select(
             *(window.c[key] for key in keys),
             *(
@@ -263,8 +267,8 @@ def _ranking(kind: _Kind) -> str:
     return next(iter(kind.figures))
 
 
-def _top_agents(kind: _Kind, reach: Reach) -> Compiled:
-    per_agent = _totals(kind, reach, by_agent=True)
+def _top_agents(kind: _Kind, shape: Shape) -> Compiled:
+    per_agent = _totals(kind, shape, by_agent=True)
     named = (
         select(per_agent, identities.c.name)
         .join_from(
@@ -294,8 +298,8 @@ def _top_agents(kind: _Kind, reach: Reach) -> Compiled:
     )
 
 
-def _by_org(kind: _Kind, reach: Reach) -> Compiled:
-    per_org = _totals(kind, reach, by_agent=False)
+def _by_org(kind: _Kind, shape: Shape) -> Compiled:
+    per_org = _totals(kind, shape, by_agent=False)
     ranking = _ranking(kind)
     return compile_statement(
         top_n(
@@ -307,9 +311,9 @@ def _by_org(kind: _Kind, reach: Reach) -> Compiled:
     )
 
 
-def _statements(kind: _Kind, reach: Reach) -> list[Compiled]:
-    statements = [_series(kind, reach), _top_agents(kind, reach)]
-    return statements + ([_by_org(kind, reach)] if reach is Reach.ALL else [])
+def _statements(kind: _Kind, shape: Shape) -> list[Compiled]:
+    statements = [_series(kind, shape), _top_agents(kind, shape)]
+    return statements + ([_by_org(kind, shape)] if shape.reach is Reach.ALL else [])
 
 
 def _section(name: str, kind: _Kind, title: str, all_orgs_title: str) -> Section:
@@ -334,7 +338,8 @@ def _section(name: str, kind: _Kind, title: str, all_orgs_title: str) -> Section
         title=title,
         all_orgs_title=all_orgs_title,
         details="",
-        statements={reach: _statements(kind, reach) for reach in Reach},
+        statements=cache(partial(_statements, kind)),
+        filters=("agent",),
         bucket=lambda bucket, row: responses.bucket(
             start=bucket.start,
             end=bucket.end,

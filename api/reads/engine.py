@@ -15,7 +15,8 @@ import psycopg
 
 from api.core.windows import Bucket
 from api.reads.fetch import fetch_all, split_top
-from api.reads.query import Reach, SectionQuery
+from api.reads.query import Reach, SectionQuery, Shape
+from api.reads.responses import FiltersOut
 from api.storage.db import Compiled
 
 
@@ -46,7 +47,9 @@ class Section:
     title: str  # what it counts: the one-organization route's summary
     all_orgs_title: str  # the all-organizations route's summary
     details: str  # more of what the one-organization route answers ("" if nothing)
-    statements: dict[Reach, list[Compiled]]  # series, each breakdown, by org (all orgs only)
+    # Its statements for a shape of query: series, each breakdown, by org (all orgs only).
+    statements: Callable[[Shape], list[Compiled]]
+    filters: tuple[str, ...]  # the filters it takes (api.core.filters), besides org for all orgs
     bucket: Callable[[Bucket, Any], Any]  # a bucket and its row (None: no usage) → series item
     summary: Callable[[list[Any]], Any]  # the series → its sums
     breakdowns: tuple[Breakdown, ...]
@@ -57,7 +60,7 @@ class Section:
 
 
 async def answer(section: Section, conn: psycopg.AsyncConnection, query: SectionQuery) -> Any:
-    statements = section.statements[query.reach]
+    statements = section.statements(query.shape)
     params = query.params()
     runs = [(statement, params) for statement in statements]
     previous = query.previous()
@@ -71,6 +74,7 @@ async def answer(section: Section, conn: psycopg.AsyncConnection, query: Section
     fields: dict[str, Any] = {
         "org": query.org,
         "window": query.window_out(),
+        "filters": FiltersOut(**query.filters.as_dict()),
         "summary": section.summary(series),
         "series": series,
     }

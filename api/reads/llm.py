@@ -1,12 +1,13 @@
 """The LLM section: tokens and requests per bucket, by consuming identity and by model."""
 
+from functools import cache
 from typing import Any
 
 from sqlalchemy import CTE, Subquery, and_, select
 
 from api.core.windows import Bucket
 from api.reads.engine import Breakdown, Section, by_org
-from api.reads.query import SERIES, TOTALS, Reach
+from api.reads.query import SERIES, TOTALS, Reach, Shape
 from api.reads.responses import (
     AllOrgsLlmUsage,
     ConsumerUsage,
@@ -20,9 +21,9 @@ from api.reads.responses import (
     OtherLlmOrgs,
     OtherTokens,
 )
-from api.reads.sql import bucket_of, code_point_order, covered, top_n, total
+from api.reads.sql import bucket_of, code_point_order, covered, narrowest, top_n, total
+from api.storage import rollups
 from api.storage.db import Compiled, compile_statement
-from api.storage.rollups import LLM_BY_IDENTITY, LLM_BY_MODEL, LLM_TOTALS
 from api.storage.schema import (
     LLM_MEASURES,
     identities,
@@ -119,14 +120,19 @@ def _by_org(facts: CTE) -> Compiled:
     )
 
 
-def _statements(reach: Reach) -> list[Compiled]:
+def _facts(cover: str, shape: Shape, *keys: str) -> CTE:
+    return covered(cover, shape, narrowest(rollups.LLM, shape, *keys))
+
+
+@cache
+def _statements(shape: Shape) -> list[Compiled]:
     statements = [
-        _series(covered(SERIES, reach, LLM_TOTALS)),
-        _top_consumers(covered(TOTALS, reach, LLM_BY_IDENTITY)),
-        _by_model(covered(TOTALS, reach, LLM_BY_MODEL)),
+        _series(_facts(SERIES, shape)),
+        _top_consumers(_facts(TOTALS, shape, "identity_kind", "identity_id")),
+        _by_model(_facts(TOTALS, shape, "model")),
     ]
-    if reach is Reach.ALL:
-        statements.append(_by_org(covered(TOTALS, reach, LLM_TOTALS)))
+    if shape.reach is Reach.ALL:
+        statements.append(_by_org(_facts(TOTALS, shape)))
     return statements
 
 
@@ -183,7 +189,8 @@ LLM = Section(
     title="Tokens and requests",
     all_orgs_title="Tokens and requests, all organizations",
     details="By consumer and model.",
-    statements={reach: _statements(reach) for reach in Reach},
+    statements=_statements,
+    filters=("model", "identity"),
     bucket=_bucket,
     summary=_summary,
     breakdowns=(

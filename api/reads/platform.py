@@ -1,11 +1,12 @@
 """The platform section: threads created and messages sent per bucket."""
 
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import CTE, select
 
 from api.reads.engine import Section, by_org
-from api.reads.query import SERIES, TOTALS, Reach
+from api.reads.query import SERIES, TOTALS, Reach, Shape
 from api.reads.responses import (
     AllOrgsPlatformUsage,
     OtherPlatformOrgs,
@@ -15,23 +16,28 @@ from api.reads.responses import (
     PlatformSummary,
     PlatformUsage,
 )
-from api.reads.sql import bucket_of, code_point_order, covered, top_n, total
+from api.reads.sql import bucket_of, code_point_order, covered, narrowest, top_n, total
+from api.storage import rollups
 from api.storage.db import Compiled, compile_statement
-from api.storage.rollups import PLATFORM_TOTALS
 from api.storage.schema import PLATFORM_MEASURES
 
 _MEASURES = PLATFORM_MEASURES
 
 
-def _statements(reach: Reach) -> list[Compiled]:
-    facts = covered(SERIES, reach, PLATFORM_TOTALS)
+def _facts(cover: str, shape: Shape) -> CTE:
+    return covered(cover, shape, narrowest(rollups.PLATFORM, shape))
+
+
+@cache
+def _statements(shape: Shape) -> list[Compiled]:
+    facts = _facts(SERIES, shape)
     bucket = bucket_of(facts.c.at).label("bucket")
     series = select(bucket, *(total(facts.c[name]).label(name) for name in _MEASURES)).group_by(
         bucket
     )
-    if reach is Reach.ORG:
+    if shape.reach is Reach.ORG:
         return [compile_statement(series)]
-    facts = covered(TOTALS, reach, PLATFORM_TOTALS)
+    facts = _facts(TOTALS, shape)
     per_org = (
         select(facts.c.org_id, *(total(facts.c[name]).label(name) for name in _MEASURES))
         .group_by(facts.c.org_id)
@@ -59,7 +65,8 @@ PLATFORM = Section(
     title="Threads created and messages sent",
     all_orgs_title="Platform activity, all organizations",
     details="",
-    statements={reach: _statements(reach) for reach in Reach},
+    statements=_statements,
+    filters=("identity",),
     bucket=lambda bucket, row: PlatformBucket(
         start=bucket.start, end=bucket.end, partial=bucket.partial, **_figures(row)
     ),

@@ -8,10 +8,22 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, DateTime, Integer, Select, Text, and_, bindparam
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Integer,
+    Select,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    select,
+    tuple_,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import Grouping
 
+from api.core.filters import Filters
 from api.core.tiers import Cover, cover
 from api.core.windows import Window, previous_span
 from api.reads.responses import WindowOut
@@ -28,37 +40,99 @@ BUCKET_STARTS = Grouping(bindparam("bucket_starts", type_=ARRAY(_TIMESTAMP)))
 BUCKET_ENDS = Grouping(bindparam("bucket_ends", type_=ARRAY(_TIMESTAMP)))
 
 # A request reads rollups through two covers of its window (api.core.tiers): the series' cover
-# keeps to tiers no wider than its buckets; the totals' cover (breakdowns) uses them all.
+# keeps each rollup row inside one of its buckets; the totals' cover (breakdowns) has no
+# buckets to keep to.
 # Reservations also read what changed after the window (up to LATEST: events are never
 # more than minutes ahead of the clock).
 SERIES, TOTALS, AFTER = "series", "totals", "after"
 LATEST = datetime(9999, 12, 31, tzinfo=UTC)
 
 
+NO_FILTERS = Filters()
+
+
 class Reach(enum.Enum):
     ORG = "one organization"
     ALL = "all organizations"
 
-    def where(self, table: Any) -> list[ColumnElement[bool]]:
-        return [table.c.org_id == ORG] if self is Reach.ORG else []
+
+# The filters' values (api.core.filters), and the columns each one reads.
+_MODELS = bindparam("models", type_=ARRAY(Text))
+_AGENTS = bindparam("agents", type_=ARRAY(Text))
+_ORGS = bindparam("orgs", type_=ARRAY(Text))
+FILTER_COLUMNS = {
+    "model": ["model"],
+    "identity": ["identity_kind", "identity_id"],
+    "agent": ["agent_id"],
+    "org": [],
+}
+
+
+def _identity_in(relation: Any) -> ColumnElement[bool]:
+    wanted = unnest_rows([("kind", Text), ("id", Text)], prefix="identity_filter_")
+    pairs = tuple_(relation.c.identity_kind, relation.c.identity_id)
+    return pairs.in_(select(wanted.c.kind, wanted.c.id))
+
+
+_FILTER_CONDITIONS = {
+    "model": lambda relation: relation.c.model == any_(_MODELS),
+    "identity": _identity_in,
+    "agent": lambda relation: relation.c.agent_id == any_(_AGENTS),
+    "org": lambda relation: relation.c.org_id == any_(_ORGS),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """What a read's SQL depends on: its reach and the filters it applies (not their values)."""
+
+    reach: Reach
+    filters: frozenset[str] = frozenset()
+
+    def where(self, relation: Any) -> list[ColumnElement[bool]]:
+        """The conditions on ``relation`` (a raw or rollup table with the columns the
+        filters read) for the organization and the filters."""
+        conditions = [relation.c.org_id == ORG] if self.reach is Reach.ORG else []
+        return conditions + [_FILTER_CONDITIONS[name](relation) for name in sorted(self.filters)]
+
+    def columns(self) -> set[str]:
+        """The columns the filters read."""
+        return {column for name in self.filters for column in FILTER_COLUMNS[name]}
 
 
 @dataclass(frozen=True, slots=True)
 class SectionQuery:
-    """What a usage request asks for: a window, one org (None: all orgs) and the top-N size."""
+    """What a usage request asks for: a window, one org (None: all orgs), the top-N size
+    and the filters."""
 
     window: Window
     org: str | None
     top: int
     compare: bool = False  # also the summary of the span just before (compare=previous)
+    filters: Filters = NO_FILTERS
 
     @property
     def reach(self) -> Reach:
         return Reach.ALL if self.org is None else Reach.ORG
 
+    @property
+    def shape(self) -> Shape:
+        return Shape(self.reach, self.filters.names)
+
+    def _filter_params(self) -> dict[str, Any]:
+        names = self.filters.names
+        params: dict[str, Any] = {
+            "models": list(self.filters["model"]) if "model" in names else None,
+            "agents": list(self.filters["agent"]) if "agent" in names else None,
+            "orgs": list(self.filters["org"]) if "org" in names else None,
+        }
+        kinds, ids = self.filters.identities() if "identity" in names else (None, None)
+        return params | {"identity_filter_kind": kinds, "identity_filter_id": ids}
+
     def params(self) -> dict[str, Any]:
         window = self.window
         return {
+            **self._filter_params(),
             "org": self.org,
             "top": self.top,
             "counted_from": window.counted_from,

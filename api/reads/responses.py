@@ -26,6 +26,15 @@ class WindowOut(_Out):
     tz: str  # the IANA zone whose wall clock the bucket boundaries follow
 
 
+class FiltersOut(_Out):
+    """The filters applied, as given (repeats dropped); none given: {}."""
+
+    model: list[str] | UnsetType = UNSET
+    identity: list[str] | UnsetType = UNSET
+    agent: list[str] | UnsetType = UNSET
+    org: list[str] | UnsetType = UNSET
+
+
 # LLM
 
 
@@ -91,6 +100,7 @@ class LlmPrevious(_Out):
 class LlmUsage(_Out):
     org: str | None
     window: WindowOut
+    filters: FiltersOut
     summary: LlmSummary
     series: list[LlmBucket]
     top_consumers: list[ConsumerUsage]
@@ -148,6 +158,7 @@ class ComputePrevious(_Out):
 class ComputeUsage(_Out):
     org: str | None
     window: WindowOut
+    filters: FiltersOut
     summary: ComputeSummary
     series: list[ComputeBucket]
     top_agents: list[AgentCompute]
@@ -195,6 +206,7 @@ class StoragePrevious(_Out):
 class StorageUsage(_Out):
     org: str | None
     window: WindowOut
+    filters: FiltersOut
     summary: StorageSummary
     series: list[StorageBucket]
     top_agents: list[AgentStorage]
@@ -240,6 +252,7 @@ class PlatformPrevious(_Out):
 class PlatformUsage(_Out):
     org: str | None
     window: WindowOut
+    filters: FiltersOut
     summary: PlatformSummary
     series: list[PlatformBucket]
     # With compare=previous only; null when that span would start before 1970.

@@ -20,24 +20,35 @@ from sqlalchemy import (
 )
 
 from api.core.tiers import RAW
-from api.reads.query import BUCKET_STARTS, TOP, Reach, in_cover
+from api.reads.query import BUCKET_STARTS, TOP, Shape, in_cover
 from api.storage.rollups import Family
 
 
-def covered(name: str, reach: Reach, family: Family) -> CTE:
-    """Every counted row of a rollup family over cover ``name``: its tiers' whole buckets
-    (``at`` is the bucket start) and the raw events at the edges (``at`` is their time)."""
+def narrowest(families: Sequence[Family], shape: Shape, *keys: str) -> Family:
+    """The family with the fewest dimensions that has ``keys`` and the columns the filters
+    read: the fewest rows to read."""
+    needed = shape.columns() | set(keys)
+    return min(
+        (family for family in families if needed <= set(family.dimensions)),
+        key=lambda family: len(family.dimensions),
+    )
+
+
+def covered(name: str, shape: Shape, family: Family) -> CTE:
+    """Every counted row of a rollup family over cover ``name``, for the shape's organization
+    and filters: its tiers' whole buckets (``at`` is the bucket start) and the raw events at
+    the edges (``at`` is their time)."""
     tiers = [
         in_cover(
             select(table.c.bucket_start.label("at"), *(table.c[c] for c in family.columns)),
             table.c.bucket_start,
             name,
             tier,
-        ).where(*reach.where(table))
+        ).where(*shape.where(table))
         for tier, table in family.tables.items()
     ]
     raw = family.raw(
-        lambda rows, table: in_cover(rows, table.c.time, name, RAW).where(*reach.where(table))
+        lambda rows, table: in_cover(rows, table.c.time, name, RAW).where(*shape.where(table))
     )
     return union_all(*tiers, *raw).cte(f"{name}_facts")
 

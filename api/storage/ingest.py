@@ -218,13 +218,13 @@ _ALLOCATION_WRITES = [
 _COUNTED_WRITES = [
     _write(
         [_RawTable(llm_calls, (LlmCallEvent,), llm_call_row)],
-        [rollups.LLM_TOTALS, rollups.LLM_BY_IDENTITY, rollups.LLM_BY_MODEL],
+        rollups.LLM,
     ),
     _write(
         [
             _RawTable(thread_events, (ThreadCreatedEvent,), platform_row),
             _RawTable(message_events, (MessageSentEvent,), platform_row),
         ],
-        [rollups.PLATFORM_TOTALS],
+        rollups.PLATFORM,
     ),
 ]

@@ -26,10 +26,12 @@ from api.storage.schema import (
     LLM_MEASURES,
     PLATFORM_MEASURES,
     llm_by_identity,
+    llm_by_identity_model,
     llm_by_model,
     llm_calls,
     llm_totals,
     message_events,
+    platform_by_identity,
     platform_totals,
     thread_events,
 )
@@ -119,7 +121,7 @@ def _llm_columns(calls: FromClause) -> dict[str, ColumnElement]:
 
 def _platform_columns(threads: int, messages: int) -> Columns:
     return lambda events: {
-        "org_id": events.c.org_id,
+        **{name: events.c[name] for name in ("org_id", "identity_kind", "identity_id")},
         "threads_created": literal(threads),
         "messages_sent": literal(messages),
     }
@@ -130,10 +132,20 @@ LLM_BY_IDENTITY = Family(
     llm_by_identity, ["identity_kind", "identity_id"], LLM_MEASURES, [(llm_calls, _llm_columns)]
 )
 LLM_BY_MODEL = Family(llm_by_model, ["model"], LLM_MEASURES, [(llm_calls, _llm_columns)])
-PLATFORM_TOTALS = Family(
-    platform_totals,
-    [],
-    PLATFORM_MEASURES,
-    [(thread_events, _platform_columns(1, 0)), (message_events, _platform_columns(0, 1))],
+LLM_BY_IDENTITY_MODEL = Family(
+    llm_by_identity_model,
+    ["identity_kind", "identity_id", "model"],
+    LLM_MEASURES,
+    [(llm_calls, _llm_columns)],
 )
-ALL = (LLM_TOTALS, LLM_BY_IDENTITY, LLM_BY_MODEL, PLATFORM_TOTALS)
+_PLATFORM_SOURCES = [
+    (thread_events, _platform_columns(1, 0)),
+    (message_events, _platform_columns(0, 1)),
+]
+PLATFORM_TOTALS = Family(platform_totals, [], PLATFORM_MEASURES, _PLATFORM_SOURCES)
+PLATFORM_BY_IDENTITY = Family(
+    platform_by_identity, ["identity_kind", "identity_id"], PLATFORM_MEASURES, _PLATFORM_SOURCES
+)
+LLM = (LLM_TOTALS, LLM_BY_IDENTITY, LLM_BY_MODEL, LLM_BY_IDENTITY_MODEL)
+PLATFORM = (PLATFORM_TOTALS, PLATFORM_BY_IDENTITY)
+ALL = (*LLM, *PLATFORM)

@@ -11,9 +11,13 @@ Tables (tests/test_schema.py keeps this list equal to the metadata):
   workloads_held
 - llm_by_identity: llm_by_identity_1d, llm_by_identity_1h, llm_by_identity_5m,
   llm_by_identity_6h, llm_by_identity_7d
+- llm_by_identity_model: llm_by_identity_model_1d, llm_by_identity_model_1h,
+  llm_by_identity_model_5m, llm_by_identity_model_6h, llm_by_identity_model_7d
 - llm_by_model: llm_by_model_1d, llm_by_model_1h, llm_by_model_5m, llm_by_model_6h,
   llm_by_model_7d
 - llm_totals: llm_totals_1d, llm_totals_1h, llm_totals_5m, llm_totals_6h, llm_totals_7d
+- platform_by_identity: platform_by_identity_1d, platform_by_identity_1h,
+  platform_by_identity_5m, platform_by_identity_6h, platform_by_identity_7d
 - platform_totals: platform_totals_1d, platform_totals_1h, platform_totals_5m,
   platform_totals_6h, platform_totals_7d
 - volume_changes: volume_changes_1d, volume_changes_1h, volume_changes_5m,
@@ -218,7 +222,14 @@ def _rollup(
 llm_totals = _rollup("llm_totals", [], LLM_MEASURES)
 llm_by_identity = _rollup("llm_by_identity", ["identity_kind", "identity_id"], LLM_MEASURES)
 llm_by_model = _rollup("llm_by_model", ["model"], LLM_MEASURES)
+# Both at once: what filters by one and breaks down (or groups) by the other read.
+llm_by_identity_model = _rollup(
+    "llm_by_identity_model", ["identity_kind", "identity_id", "model"], LLM_MEASURES
+)
 platform_totals = _rollup("platform_totals", [], PLATFORM_MEASURES)
+platform_by_identity = _rollup(
+    "platform_by_identity", ["identity_kind", "identity_id"], PLATFORM_MEASURES
+)
 
 # A segment is one stretch of constant reservation: [start_time, end_time), end_time NULL
 # while the reservation still holds (it then counts up to a query's as_of). Zero-length

@@ -1,10 +1,12 @@
 """What Litestar cannot infer for the OpenAPI document: the CloudEvents that POST /events
-reads from its raw body, and the CSV that every usage route can answer with."""
+reads from its raw body, the CSV that every usage route can answer with, and the
+constraints on the filters' repeated values."""
 
 from dataclasses import dataclass
 
 import msgspec
 from litestar import Litestar
+from litestar.enums import ParamType
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import (
     Components,
@@ -17,6 +19,7 @@ from litestar.openapi.spec import (
 )
 
 from api.core.events import SLUG_PATTERN, Event, schema_hook
+from api.core.filters import MAX_LENGTH, MAX_VALUES
 from api.core.parsing import BATCH_MEDIA_TYPE
 
 CSV = "text/csv"
@@ -94,5 +97,26 @@ class UsageOperation(Operation):
                 ]
                 for name in ("description", "enum", "format"):
                     setattr(parameter.schema, name, getattr(schema, name, None))
-            if parameter.name == "org" and isinstance(parameter.schema, Schema):  # type: ignore[union-attr]
+            if parameter.name in _FILTER_VALUES and parameter.param_in == ParamType.QUERY:
+                parameter.schema = Schema(
+                    type=OpenAPIType.ARRAY,
+                    description=parameter.description,
+                    max_items=MAX_VALUES,
+                    items=_FILTER_VALUES[parameter.name],
+                )
+            elif parameter.name == "org" and isinstance(parameter.schema, Schema):  # type: ignore[union-attr]
                 parameter.schema.pattern = SLUG_PATTERN  # type: ignore[union-attr]
+
+
+def _filter_value(pattern: str) -> Schema:
+    return Schema(type=OpenAPIType.STRING, min_length=1, max_length=MAX_LENGTH, pattern=pattern)
+
+
+# Any printable text; identities as kind:id; org slugs.
+_PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+_FILTER_VALUES = {
+    "model": _filter_value(_PRINTABLE),
+    "identity": _filter_value(r"^(agent|user):[^\x00-\x1f\x7f]+$"),
+    "agent": _filter_value(_PRINTABLE),
+    "org": _filter_value(SLUG_PATTERN),
+}

@@ -247,6 +247,7 @@ export interface components {
         /** AllOrgsComputeUsage */
         AllOrgsComputeUsage: {
             by_org: components["schemas"]["ComputeOrgUsage"][];
+            filters: components["schemas"]["FiltersOut"];
             org: string | null;
             other_agents: components["schemas"]["OtherCompute"] | null;
             other_orgs: components["schemas"]["OtherCompute"] | null;
@@ -260,6 +261,7 @@ export interface components {
         AllOrgsLlmUsage: {
             by_model: components["schemas"]["ModelUsage"][];
             by_org: components["schemas"]["LlmOrgUsage"][];
+            filters: components["schemas"]["FiltersOut"];
             org: string | null;
             other_consumers: components["schemas"]["OtherTokens"] | null;
             other_models: components["schemas"]["OtherTokens"] | null;
@@ -273,6 +275,7 @@ export interface components {
         /** AllOrgsPlatformUsage */
         AllOrgsPlatformUsage: {
             by_org: components["schemas"]["PlatformOrgUsage"][];
+            filters: components["schemas"]["FiltersOut"];
             org: string | null;
             other_orgs: components["schemas"]["OtherPlatformOrgs"] | null;
             previous?: components["schemas"]["PlatformPrevious"] | null;
@@ -283,6 +286,7 @@ export interface components {
         /** AllOrgsStorageUsage */
         AllOrgsStorageUsage: {
             by_org: components["schemas"]["StorageOrgUsage"][];
+            filters: components["schemas"]["FiltersOut"];
             org: string | null;
             other_agents: components["schemas"]["OtherStorage"] | null;
             other_orgs: components["schemas"]["OtherStorage"] | null;
@@ -323,6 +327,7 @@ export interface components {
         };
         /** ComputeUsage */
         ComputeUsage: {
+            filters: components["schemas"]["FiltersOut"];
             org: string | null;
             other_agents: components["schemas"]["OtherCompute"] | null;
             previous?: components["schemas"]["ComputePrevious"] | null;
@@ -345,6 +350,13 @@ export interface components {
             field: string | null;
             index?: number | null;
             message: string;
+        };
+        /** FiltersOut */
+        FiltersOut: {
+            agent?: string[];
+            identity?: string[];
+            model?: string[];
+            org?: string[];
         };
         /** Health */
         Health: {
@@ -434,6 +446,7 @@ export interface components {
         /** LlmUsage */
         LlmUsage: {
             by_model: components["schemas"]["ModelUsage"][];
+            filters: components["schemas"]["FiltersOut"];
             org: string | null;
             other_consumers: components["schemas"]["OtherTokens"] | null;
             other_models: components["schemas"]["OtherTokens"] | null;
@@ -537,6 +550,7 @@ export interface components {
         };
         /** PlatformUsage */
         PlatformUsage: {
+            filters: components["schemas"]["FiltersOut"];
             org: string | null;
             previous?: components["schemas"]["PlatformPrevious"] | null;
             series: components["schemas"]["PlatformBucket"][];
@@ -579,6 +593,7 @@ export interface components {
         };
         /** StorageUsage */
         StorageUsage: {
+            filters: components["schemas"]["FiltersOut"];
             org: string | null;
             other_agents: components["schemas"]["OtherStorage"] | null;
             previous?: components["schemas"]["StoragePrevious"] | null;
@@ -827,6 +842,8 @@ export interface operations {
     OrgsUsageComputeCompute: {
         parameters: {
             query?: {
+                /** @description Count only what this agent holds (its id). Repeat for any of several (at most 20). */
+                agent?: string[];
                 /** @description A preset: 24h (default), 7d or 30d. Not together with start. */
                 range?: "24h" | "7d" | "30d";
                 /** @description Start of a custom window: RFC 3339 with offset; needs end. */
@@ -928,6 +945,10 @@ export interface operations {
     OrgsUsageLlmLlm: {
         parameters: {
             query?: {
+                /** @description Count only calls to this model. Repeat for any of several (at most 20). */
+                model?: string[];
+                /** @description Count only this identity's usage: kind:id, kind agent or user (agent:a1). Repeat for any of several (at most 20). */
+                identity?: string[];
                 /** @description A preset: 24h (default), 7d or 30d. Not together with start. */
                 range?: "24h" | "7d" | "30d";
                 /** @description Start of a custom window: RFC 3339 with offset; needs end. */
@@ -1029,6 +1050,8 @@ export interface operations {
     OrgsUsagePlatformPlatform: {
         parameters: {
             query?: {
+                /** @description Count only this identity's usage: kind:id, kind agent or user (agent:a1). Repeat for any of several (at most 20). */
+                identity?: string[];
                 /** @description A preset: 24h (default), 7d or 30d. Not together with start. */
                 range?: "24h" | "7d" | "30d";
                 /** @description Start of a custom window: RFC 3339 with offset; needs end. */
@@ -1130,6 +1153,8 @@ export interface operations {
     OrgsUsageStorageStorage: {
         parameters: {
             query?: {
+                /** @description Count only what this agent holds (its id). Repeat for any of several (at most 20). */
+                agent?: string[];
                 /** @description A preset: 24h (default), 7d or 30d. Not together with start. */
                 range?: "24h" | "7d" | "30d";
                 /** @description Start of a custom window: RFC 3339 with offset; needs end. */
@@ -1260,6 +1285,8 @@ export interface operations {
     UsageComputeCompute: {
         parameters: {
             query?: {
+                /** @description Count only what this agent holds (its id). Repeat for any of several (at most 20). */
+                agent?: string[];
                 /** @description A preset: 24h (default), 7d or 30d. Not together with start. */
                 range?: "24h" | "7d" | "30d";
                 /** @description Start of a custom window: RFC 3339 with offset; needs end. */
@@ -1274,6 +1301,8 @@ export interface operations {
                 compare?: "previous";
                 /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
                 tz?: string;
+                /** @description Count only this organization. Repeat for any of several (at most 20). */
+                org?: string[];
             };
             header?: never;
             path?: never;
@@ -1359,6 +1388,10 @@ export interface operations {
     UsageLlmLlm: {
         parameters: {
             query?: {
+                /** @description Count only calls to this model. Repeat for any of several (at most 20). */
+                model?: string[];
+                /** @description Count only this identity's usage: kind:id, kind agent or user (agent:a1). Repeat for any of several (at most 20). */
+                identity?: string[];
                 /** @description A preset: 24h (default), 7d or 30d. Not together with start. */
                 range?: "24h" | "7d" | "30d";
                 /** @description Start of a custom window: RFC 3339 with offset; needs end. */
@@ -1373,6 +1406,8 @@ export interface operations {
                 compare?: "previous";
                 /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
                 tz?: string;
+                /** @description Count only this organization. Repeat for any of several (at most 20). */
+                org?: string[];
             };
             header?: never;
             path?: never;
@@ -1458,6 +1493,8 @@ export interface operations {
     UsagePlatformPlatform: {
         parameters: {
             query?: {
+                /** @description Count only this identity's usage: kind:id, kind agent or user (agent:a1). Repeat for any of several (at most 20). */
+                identity?: string[];
                 /** @description A preset: 24h (default), 7d or 30d. Not together with start. */
                 range?: "24h" | "7d" | "30d";
                 /** @description Start of a custom window: RFC 3339 with offset; needs end. */
@@ -1472,6 +1509,8 @@ export interface operations {
                 compare?: "previous";
                 /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
                 tz?: string;
+                /** @description Count only this organization. Repeat for any of several (at most 20). */
+                org?: string[];
             };
             header?: never;
             path?: never;
@@ -1557,6 +1596,8 @@ export interface operations {
     UsageStorageStorage: {
         parameters: {
             query?: {
+                /** @description Count only what this agent holds (its id). Repeat for any of several (at most 20). */
+                agent?: string[];
                 /** @description A preset: 24h (default), 7d or 30d. Not together with start. */
                 range?: "24h" | "7d" | "30d";
                 /** @description Start of a custom window: RFC 3339 with offset; needs end. */
@@ -1571,6 +1612,8 @@ export interface operations {
                 compare?: "previous";
                 /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
                 tz?: string;
+                /** @description Count only this organization. Repeat for any of several (at most 20). */
+                org?: string[];
             };
             header?: never;
             path?: never;

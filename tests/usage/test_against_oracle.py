@@ -129,6 +129,34 @@ def test_every_figure_in_every_zone_matches_the_oracle(
     _check_every_endpoint(client, database_url, keys, data, events, window, top)
 
 
+# The filters of each section (§4.1) and values that match some events, or none.
+_FILTERS = {
+    "llm": ["model", "identity"],
+    "compute": ["agent"],
+    "storage": ["agent"],
+    "platform": ["identity"],
+}
+_FILTER_VALUES = {
+    "model": ["m1", "m2", "m3", "gpt-none"],
+    "identity": ["agent:a1", "user:a1", "agent:a2", "user:a3", "agent:nobody"],
+    "agent": ["a1", "a2", "nobody"],
+    "org": ["acme", "globex", "initech"],
+}
+
+
+def _filters(data, names: list[str]) -> dict[str, list[str]]:
+    """None half the time; otherwise some of ``names``, each with one to three values."""
+    if data.draw(st.booleans()):
+        return {}
+    chosen = data.draw(st.lists(st.sampled_from(names), min_size=1, unique=True))
+    return {
+        name: data.draw(
+            st.lists(st.sampled_from(_FILTER_VALUES[name]), min_size=1, max_size=3, unique=True)
+        )
+        for name in chosen
+    }
+
+
 def _check_every_endpoint(client, database_url, keys, data, events, window, top) -> None:
     ingest_key, read_key, admin_key = keys
     params, window = window
@@ -144,8 +172,11 @@ def _check_every_endpoint(client, database_url, keys, data, events, window, top)
             (f"/orgs/acme/usage/{section}", read_key, "acme"),
             (f"/usage/{section}", admin_key, None),
         ]:
+            filters = _filters(data, _FILTERS[section] + ([] if org else ["org"]))
             response = client.get(
-                path, params={**params, "top": top}, headers={"Authorization": f"Bearer {key}"}
+                path,
+                params={**params, **filters, "top": top},
+                headers={"Authorization": f"Bearer {key}"},
             )
             if org and not acme_exists:
                 assert response.status_code == 404
@@ -157,25 +188,27 @@ def _check_every_endpoint(client, database_url, keys, data, events, window, top)
             assert epoch_us(datetime.fromisoformat(body["window"]["as_of"])) == window.as_of
             assert body["window"]["bucket"] == window.bucket
             assert body["window"]["tz"] == params.get("tz", "UTC")
-            expected = compute(events, window, top, org)
+            assert body["filters"] == filters
+            expected = compute(events, window, top, org, filters=filters)
             actual = comparable({name: body[name] for name in expected})
             assert_equal(actual, expected, section)
             assert ("previous" in body) == compare
             if compare:
                 assert_equal(
                     comparable(body["previous"]),
-                    _previous(compute, events, window, top, org),
+                    _previous(compute, events, window, top, org, filters),
                     f"{section}.previous",
                 )
 
 
-def _previous(compute, events, window: OracleWindow, top: int, org) -> dict:
+def _previous(compute, events, window: OracleWindow, top: int, org, filters) -> dict:
     """The oracle's summary over the span of equal length before the counted data."""
     length = window.as_of - window.counted_from
     start, end = window.counted_from - length, window.counted_from
     # Any buckets will do: only the summary is compared.
     span = OracleWindow.custom(from_us(start), from_us(end), "7d")
-    return {"start": start, "end": end, "summary": compute(events, span, top, org)["summary"]}
+    summary = compute(events, span, top, org, filters=filters)["summary"]
+    return {"start": start, "end": end, "summary": summary}
 
 
 def test_the_oracle_answers_every_section_of_the_service():

@@ -9,22 +9,10 @@ import pytest
 
 from api.reads.sections import SECTION_NAMES
 from api.storage.db import connect
-from testkit.factories import BASE_TIME, iso, llm_call, one_of_each, post_events
+from testkit.factories import BASE_TIME, iso, llm_call, post_events
 
 SECTIONS = SECTION_NAMES
 END = iso(BASE_TIME.replace(hour=6))
-
-
-@pytest.fixture
-def usage(client, db, ingest_key):
-    """acme and globex with one event of each type; a GET helper with a key."""
-    assert post_events(client, ingest_key, one_of_each()).status_code == 200
-    assert post_events(client, ingest_key, [llm_call(org="globex")]).status_code == 200
-
-    def get(path: str, key: str, **params):
-        return client.get(path, params=params, headers={"Authorization": f"Bearer {key}"})
-
-    return get
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,244 @@
+"""The query parameters of the usage reads, declared once for every route, and the
+dependencies that turn them into a ``SectionQuery``: the window (with its zone), the top-N
+size, compare, and the filters each section takes.
+"""
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from litestar import Request
+from litestar.di import NamedDependency, Provide
+from litestar.openapi.spec import Example
+from litestar.params import FromPath, QueryParameter
+
+from api.core.events import is_slug
+from api.core.filters import FILTERS, MAX_VALUES, FilterError, Filters, parse_filters
+from api.core.windows import (
+    BUCKET_WIDTHS,
+    DEFAULT_ZONE,
+    PRESETS,
+    WindowError,
+    check_top,
+    resolve_window,
+)
+from api.reads.query import SectionQuery
+from api.storage.keys import ApiKey, Scope
+from api.web.problems import ErrorItem, Problem
+
+RangeParam = Annotated[
+    str | None,
+    QueryParameter(
+        name="range",
+        description="A preset: 24h (default), 7d or 30d. Not together with start.",
+        schema_extra={"enum": list(PRESETS)},
+    ),
+]
+StartParam = Annotated[
+    str | None,
+    QueryParameter(
+        description="Start of a custom window: RFC 3339 with offset; needs end.",
+        schema_extra={"format": "date-time"},
+    ),
+]
+EndParam = Annotated[
+    str | None,
+    QueryParameter(
+        description="End of a custom window, or a preset's snapshot time (default now).",
+        schema_extra={"format": "date-time"},
+    ),
+]
+BucketParam = Annotated[
+    str | None,
+    QueryParameter(
+        description="Bucket width; picked automatically when omitted.",
+        schema_extra={"enum": list(BUCKET_WIDTHS)},
+    ),
+]
+TopParam = Annotated[
+    int, QueryParameter(description="Size of top-N breakdowns, 1..100.", ge=1, le=100)
+]
+CompareParam = Annotated[
+    str | None,
+    QueryParameter(
+        description="previous: also the summary over the span of equal length just before.",
+        schema_extra={"enum": ["previous"]},
+    ),
+]
+TzParam = Annotated[
+    str | None,
+    QueryParameter(
+        description=(
+            "The IANA time zone whose wall clock bucket boundaries follow (default UTC): "
+            "days start at local midnight, 23 or 25 hours long across a daylight-saving change."
+        ),
+        examples=[Example(value="Asia/Kolkata"), Example(value="America/New_York")],
+    ),
+]
+FormatParam = Annotated[
+    str | None,
+    QueryParameter(
+        name="format",
+        # Not in the document: it cannot say that format=csv changes the answer's type, and
+        # generated clients would read CSV as JSON. Accept: text/csv says it (and is there).
+        include_in_schema=False,
+    ),
+]
+
+
+def _filter_param(description: str) -> Any:
+    """A repeatable filter: any of its values matches (its values' schema: api.web.openapi)."""
+    return QueryParameter(
+        description=f"{description} Repeat for any of several (at most {MAX_VALUES})."
+    )
+
+
+ModelParam = Annotated[list[str] | None, _filter_param("Count only calls to this model.")]
+IdentityParam = Annotated[
+    list[str] | None,
+    _filter_param("Count only this identity's usage: kind:id, kind agent or user (agent:a1)."),
+]
+AgentParam = Annotated[
+    list[str] | None, _filter_param("Count only what this agent holds (its id).")
+]
+OrgFilterParam = Annotated[
+    list[str] | None,
+    QueryParameter(
+        name="org",
+        description=(
+            f"Count only this organization. Repeat for any of several (at most {MAX_VALUES})."
+        ),
+    ),
+]
+
+
+async def llm_filters(
+    request: Request, model: ModelParam = None, identity: IdentityParam = None
+) -> Filters:
+    return _filters(request, {"model": model, "identity": identity})
+
+
+async def platform_filters(request: Request, identity: IdentityParam = None) -> Filters:
+    return _filters(request, {"identity": identity})
+
+
+async def agent_filters(request: Request, agent: AgentParam = None) -> Filters:
+    return _filters(request, {"agent": agent})
+
+
+# A section's filters (its Section.filters) → the dependency that reads them.
+FILTER_DEPENDENCIES = {
+    ("model", "identity"): Provide(llm_filters),
+    ("identity",): Provide(platform_filters),
+    ("agent",): Provide(agent_filters),
+}
+
+
+def _filters(request: Request, declared: dict[str, list[str] | None]) -> Filters:
+    """The filters of the request: those the section declares (and org, across orgs); any
+    other filter given is refused by name."""
+    takes = tuple(declared)
+    if "org" not in request.path_params:
+        takes = (*takes, "org")
+    given = {name: request.query_params.getall(name, []) for name in FILTERS}
+    given.update({name: values for name, values in declared.items() if values})
+    try:
+        return parse_filters(given, takes)
+    except FilterError as error:
+        raise _bad(error.field, str(error)) from None
+
+
+def _bad(field: str, message: str) -> Problem:
+    return Problem(400, message, errors=[ErrorItem(field=field, message=message)])
+
+
+async def org_query(
+    request: Request,
+    org: FromPath[str],
+    filters: NamedDependency[Filters],
+    range_: RangeParam = None,
+    start: StartParam = None,
+    end: EndParam = None,
+    bucket: BucketParam = None,
+    top: TopParam = 10,
+    compare: CompareParam = None,
+    tz: TzParam = None,
+) -> SectionQuery:
+    """The query of a one-organization read, once the key may read that organization (that
+    the organization exists is checked with the section's own queries)."""
+    api_key: ApiKey = request.user
+    if not is_slug(org) or (api_key.scope is Scope.READ and api_key.org != org):
+        raise not_found(org)
+    return _window_query(request, org, filters, range_, start, end, bucket, top, compare, tz)
+
+
+def not_found(org: str) -> Problem:
+    return Problem(404, f"organization {org!r} not found")
+
+
+async def all_orgs_query(
+    request: Request,
+    filters: NamedDependency[Filters],
+    range_: RangeParam = None,
+    start: StartParam = None,
+    end: EndParam = None,
+    bucket: BucketParam = None,
+    top: TopParam = 10,
+    compare: CompareParam = None,
+    tz: TzParam = None,
+    org_filter: OrgFilterParam = None,
+) -> SectionQuery:
+    return _window_query(request, None, filters, range_, start, end, bucket, top, compare, tz)
+
+
+def _window_query(
+    request: Request,
+    org: str | None,
+    filters: Filters,
+    range_: str | None,
+    start: str | None,
+    end: str | None,
+    bucket: str | None,
+    top: int,
+    compare: str | None,
+    tz: str | None,
+) -> SectionQuery:
+    unknown = sorted(set(request.query_params) - _PARAMETERS)
+    if unknown:
+        errors = [
+            ErrorItem(field=name, message="is not a parameter of this route") for name in unknown
+        ]
+        known = ", ".join(sorted(_PARAMETERS))
+        raise Problem(
+            400,
+            f"unknown parameter(s) {', '.join(map(repr, unknown))}; known: {known}",
+            errors=errors,
+        )
+    try:
+        window = resolve_window(
+            now=datetime.now(UTC),
+            range_=range_,
+            start=start,
+            end=end,
+            bucket=bucket,
+            tz=DEFAULT_ZONE if tz is None else tz,
+        )
+        # Litestar's conversion also reads 1e2 and 10.0 as integers; top is digits only.
+        if not _DIGITS.fullmatch(request.query_params.get("top", "10")):
+            raise WindowError("top", "top must be a whole number between 1 and 100")
+        if compare not in (None, "previous"):
+            raise WindowError("compare", f"compare must be previous, not {compare!r}")
+        return SectionQuery(
+            window=window,
+            org=org,
+            top=check_top(top),
+            compare=compare == "previous",
+            filters=filters,
+        )
+    except WindowError as error:
+        raise _bad(error.field, str(error)) from None
+
+
+_DIGITS = re.compile("[0-9]+")
+# A misspelt parameter (or one of another route) is refused, not silently ignored.
+_PARAMETERS = {"range", "start", "end", "bucket", "top", "format", "compare", "tz", *FILTERS}
