@@ -426,3 +426,118 @@ SECTIONS = {
     "storage": lambda *args, filters=None: allocated(*args, "volume", filters),
     "platform": platform,
 }
+
+
+# Groups over time: the section's oracle once per key, restricted to that key by a filter.
+_SCORES = {
+    "llm": lambda s: s["input_tokens"] + s["output_tokens"],
+    "compute": lambda s: s["cpu_core_hours"],
+    "storage": lambda s: s["storage_gb_hours"],
+    "platform": lambda s: s["messages_sent"] + s["threads_created"],
+}
+# Whether a key's summary shows any usage (a call with no tokens is usage; an agent's
+# reservation is only if it held something).
+_USED = {
+    "llm": lambda s: s["successful_requests"] + s["failed_requests"] > 0,
+    "compute": lambda s: s["cpu_core_hours"] > 0,
+    "storage": lambda s: s["storage_gb_hours"] > 0,
+    "platform": lambda s: s["messages_sent"] + s["threads_created"] > 0,
+}
+
+
+def _group_keys(events: list[dict], section: str, by: str) -> set[tuple]:
+    """(org, value) of every key in the events: value is a model, kind:id, an agent id or
+    the org itself."""
+    found = set()
+    for event in unique_events(events):
+        data, org = event["data"], event["subject"]
+        if by == "org":
+            found.add((org, org))
+        elif by == "model" and "model" in data:
+            found.add((org, data["model"]))
+        elif by == "identity" and "identity" in data:
+            found.add((org, f"{data['identity']['kind']}:{data['identity']['id']}"))
+        elif by == "agent" and "agent" in data:
+            found.add((org, data["agent"]["id"]))
+    return found
+
+
+def groups(
+    section: str,
+    events: list[dict],
+    window: OracleWindow,
+    top: int,
+    org: str | None,
+    filters: dict | None,
+    by: str,
+) -> dict:
+    compute = SECTIONS[section]
+    known = names(unique_events(events))
+    # Cross-org, identities and agents are per org; models and orgs are keys by themselves.
+    per_org = by in ("identity", "agent")
+    keys = {
+        (key_org if per_org else None, value) for key_org, value in _group_keys(events, section, by)
+    }
+    found = []
+    for key_org, value in keys:
+        restricted = dict(filters or {})
+        if by in restricted and value not in restricted[by]:
+            continue
+        restricted[by] = [value]
+        if key_org is not None:
+            if org is not None and key_org != org:
+                continue
+            if "org" in restricted and key_org not in restricted["org"]:
+                continue
+            restricted["org"] = [key_org]
+        result = compute(events, window, top, org, filters=restricted)
+        if _USED[section](result["summary"]):
+            found.append(((key_org, value), result))
+
+    def order(item):
+        (key_org, value), result = item
+        tie = (value.split(":", 1)[1], value.split(":", 1)[0]) if by == "identity" else (value,)
+        return (-_SCORES[section](result["summary"]), *tie, key_org or "")
+
+    found.sort(key=order)
+    chosen, rest = found[:top], found[top:]
+    out = {
+        "groups": [
+            {
+                "key": _key(by, value, key_org, known, org is None),
+                "summary": result["summary"],
+                "series": result["series"],
+            }
+            for (key_org, value), result in chosen
+        ],
+        "other": None,
+    }
+    if rest:
+        summaries = [result["summary"] for _, result in rest]
+        serieses = [result["series"] for _, result in rest]
+        out["other"] = {
+            "count": len(rest),
+            "summary": {name: sum(s[name] for s in summaries) for name in summaries[0]},
+            "series": [
+                {
+                    **buckets[0],
+                    **{
+                        name: sum(b[name] for b in buckets)
+                        for name in buckets[0]
+                        if name not in ("start", "end", "partial")
+                    },
+                }
+                for buckets in zip(*serieses, strict=True)
+            ],
+        }
+    return out
+
+
+def _key(by: str, value: str, org: str | None, known: dict, cross_org: bool) -> dict:
+    if by in ("model", "org"):
+        return {by: value}
+    kind, id_ = value.split(":", 1) if by == "identity" else ("agent", value)
+    holder = {"id": id_, "name": known.get((org, kind, id_), id_)}
+    if by == "identity":
+        holder = {"kind": kind, **holder}
+    return {by: holder | ({"org": org} if cross_org else {})}

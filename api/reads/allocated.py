@@ -22,6 +22,7 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    true,
     union_all,
 )
 
@@ -40,6 +41,8 @@ from api.reads.query import (
     in_cover,
 )
 from api.reads.responses import (
+    COMPUTE_GROUPS,
+    STORAGE_GROUPS,
     AgentCompute,
     AgentOut,
     AgentStorage,
@@ -78,6 +81,7 @@ class _Responses:
     other: type
     org: type
     previous: type
+    groups: tuple[type, type, type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +115,7 @@ _COMPUTE = _Kind(
         OtherCompute,
         ComputeOrgUsage,
         ComputePrevious,
+        COMPUTE_GROUPS,
     ),
 )
 _STORAGE = _Kind(
@@ -125,6 +130,7 @@ _STORAGE = _Kind(
         OtherStorage,
         StorageOrgUsage,
         StoragePrevious,
+        STORAGE_GROUPS,
     ),
 )
 
@@ -156,19 +162,26 @@ def _in_figure_units(amount: Any, figure: _Figure) -> Any:
 _DECIMALS_KEPT = 300
 
 
-def _series(kind: _Kind, shape: Shape) -> Compiled:
-    """Per bucket: the reservation running at its (counted) start for its counted seconds,
-    plus each change inside it for its seconds to the bucket's counted end."""
+def _series(kind: _Kind, shape: Shape, keys: tuple[str, ...] = ()) -> Select:
+    """Per bucket (and key: org_id, agent_id): the reservation running at its (counted)
+    start for its counted seconds, plus each change inside it for its seconds to the
+    bucket's counted end. Without keys, one row per bucket."""
     rates = kind.reservations.rates
     held = kind.reservations.held
-    changes = _changes(kind, shape, SERIES, by_agent=False).cte("window_changes")
-    after = _changes(kind, shape, AFTER, by_agent=False).cte("after_changes")
+    by_agent = "agent_id" in keys
+    changes = _changes(kind, shape, SERIES, by_agent=by_agent).cte("window_changes")
+    after = _changes(kind, shape, AFTER, by_agent=by_agent).cte("after_changes")
+
+    def keys_of(relation: Any) -> list[Any]:
+        return [relation.c[key] for key in keys]
+
     position = bucket_index(changes.c.at)
-    bucket = BUCKET_STARTS[position]
+    bucket = BUCKET_STARTS[position].label("bucket")
     bucket_end = func.least(BUCKET_ENDS[position], AS_OF)
     per_bucket = (
         select(
-            bucket.label("bucket"),
+            *keys_of(changes),
+            bucket,
             *(func.sum(changes.c[f"{rate}_change"]).label(f"{rate}_change") for rate in rates),
             *(
                 func.sum(
@@ -178,33 +191,43 @@ def _series(kind: _Kind, shape: Shape) -> Compiled:
                 for rate in rates
             ),
         )
-        .group_by(bucket)
-        .subquery()
+        .group_by(*keys_of(changes), bucket)
+        .subquery("per_bucket")
     )
-
-    def sum_of(column: Any, *where: Any) -> Any:
-        return select(func.coalesce(func.sum(column), 0)).where(*where).scalar_subquery()
-
-    def running_at_counted_from(rate: str) -> Any:
-        return (
-            sum_of(held.c[rate], *shape.where(held))
-            - sum_of(changes.c[f"{rate}_change"])
-            - sum_of(after.c[f"{rate}_change"])
+    # What each key held at counted_from: held now, less every change since.
+    parts = union_all(
+        select(*keys_of(held), *(held.c[rate] for rate in rates)).where(*shape.where(held)),
+        *(
+            select(*keys_of(since), *(-since.c[f"{rate}_change"] for rate in rates))
+            for since in (changes, after)
+        ),
+    ).subquery("parts")
+    running = (
+        select(
+            *keys_of(parts),
+            *(func.coalesce(func.sum(parts.c[rate]), 0).label(rate) for rate in rates),
         )
-
+        .group_by(*keys_of(parts))
+        .subquery("running")
+    )
     buckets = func.unnest(BUCKET_STARTS, BUCKET_ENDS).table_valued("bucket", "end").render_derived()
     counted = func.greatest(
         seconds(func.least(buckets.c.end, AS_OF) - func.greatest(buckets.c.bucket, COUNTED_FROM)),
         0,
     )
-    earlier = {"order_by": buckets.c.bucket, "rows": (None, -1)}
-    return compile_statement(
+    earlier = {"partition_by": keys_of(running), "order_by": buckets.c.bucket, "rows": (None, -1)}
+    matched = and_(
+        per_bucket.c.bucket == buckets.c.bucket,
+        *(per_bucket.c[key] == running.c[key] for key in keys),
+    )
+    return (
         select(
+            *keys_of(running),
             buckets.c.bucket,
             *(
                 _in_figure_units(
                     (
-                        running_at_counted_from(figure.rate)
+                        running.c[figure.rate]
                         + func.coalesce(
                             func.sum(per_bucket.c[f"{figure.rate}_change"]).over(**earlier), 0
                         )
@@ -215,7 +238,9 @@ def _series(kind: _Kind, shape: Shape) -> Compiled:
                 ).label(name)
                 for name, figure in kind.figures.items()
             ),
-        ).join_from(buckets, per_bucket, per_bucket.c.bucket == buckets.c.bucket, isouter=True)
+        )
+        .select_from(running.join(buckets, true()))
+        .outerjoin(per_bucket, matched)
     )
 
 
@@ -312,7 +337,7 @@ def _by_org(kind: _Kind, shape: Shape) -> Compiled:
 
 
 def _statements(kind: _Kind, shape: Shape) -> list[Compiled]:
-    statements = [_series(kind, shape), _top_agents(kind, shape)]
+    statements = [compile_statement(_series(kind, shape)), _top_agents(kind, shape)]
     return statements + ([_by_org(kind, shape)] if shape.reach is Reach.ALL else [])
 
 
@@ -340,6 +365,12 @@ def _section(name: str, kind: _Kind, title: str, all_orgs_title: str) -> Section
         details="",
         statements=cache(partial(_statements, kind)),
         filters=("agent",),
+        group_by=("agent",),
+        keyed=lambda shape, keys: _series(kind, shape, keys).subquery("keyed"),
+        figures=tuple(kind.figures),
+        score=lambda keyed: keyed.c[_ranking(kind)],
+        held_only=True,
+        groups=responses.groups,
         bucket=lambda bucket, row: responses.bucket(
             start=bucket.start,
             end=bucket.end,

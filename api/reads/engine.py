@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from sqlalchemy import ColumnElement, Subquery
 
 from api.core.windows import Bucket
 from api.reads.fetch import fetch_all, split_top
@@ -50,6 +51,16 @@ class Section:
     # Its statements for a shape of query: series, each breakdown, by org (all orgs only).
     statements: Callable[[Shape], list[Compiled]]
     filters: tuple[str, ...]  # the filters it takes (api.core.filters), besides org for all orgs
+    # Groups over time (api.reads.groups): the dimensions it splits by (besides org for all
+    # orgs); its series split by key columns (one row per key and bucket, the ``figures``
+    # that ``bucket`` reads); a group's score to rank by; whether a group must have held
+    # something; the response, group and others' types.
+    group_by: tuple[str, ...]
+    keyed: Callable[[Shape, tuple[str, ...]], Subquery]
+    figures: tuple[str, ...]
+    score: Callable[[Subquery], ColumnElement]
+    held_only: bool
+    groups: tuple[type, type, type]
     bucket: Callable[[Bucket, Any], Any]  # a bucket and its row (None: no usage) → series item
     summary: Callable[[list[Any]], Any]  # the series → its sums
     breakdowns: tuple[Breakdown, ...]
@@ -70,7 +81,7 @@ async def answer(section: Section, conn: psycopg.AsyncConnection, query: Section
     results = await fetch_all(conn, runs)
     if previous is not None:
         previous_rows = results.pop()
-    series = _series(section, query, results[0])
+    series = series_of(section, query, results[0])
     fields: dict[str, Any] = {
         "org": query.org,
         "window": query.window_out(),
@@ -84,7 +95,7 @@ async def answer(section: Section, conn: psycopg.AsyncConnection, query: Section
         fields["previous"] = section.previous(
             start=previous.window.counted_from,
             end=previous.window.as_of,
-            summary=section.summary(_series(section, previous, previous_rows)),
+            summary=section.summary(series_of(section, previous, previous_rows)),
         )
     breakdowns = section.breakdowns
     if query.reach is Reach.ALL:
@@ -97,8 +108,8 @@ async def answer(section: Section, conn: psycopg.AsyncConnection, query: Section
     return response(**fields)
 
 
-def _series(section: Section, query: SectionQuery, rows: list[Any]) -> list[Any]:
-    """Every bucket of the query's window, from the series statement's rows (one per
-    bucket with usage)."""
+def series_of(section: Section, query: SectionQuery, rows: list[Any]) -> list[Any]:
+    """Every bucket of the query's window, from a series statement's rows (one per bucket
+    with usage)."""
     per_bucket = {row.bucket: row for row in rows}
     return [section.bucket(b, per_bucket.get(b.start)) for b in query.window.buckets()]

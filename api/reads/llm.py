@@ -9,6 +9,7 @@ from api.core.windows import Bucket
 from api.reads.engine import Breakdown, Section, by_org
 from api.reads.query import SERIES, TOTALS, Reach, Shape
 from api.reads.responses import (
+    LLM_GROUPS,
     AllOrgsLlmUsage,
     ConsumerUsage,
     IdentityOut,
@@ -21,7 +22,7 @@ from api.reads.responses import (
     OtherLlmOrgs,
     OtherTokens,
 )
-from api.reads.sql import bucket_of, code_point_order, covered, narrowest, top_n, total
+from api.reads.sql import code_point_order, covered, narrowest, per_bucket, top_n, total
 from api.storage import rollups
 from api.storage.db import Compiled, compile_statement
 from api.storage.schema import (
@@ -30,13 +31,6 @@ from api.storage.schema import (
 )
 
 _MEASURES = LLM_MEASURES
-
-
-def _series(facts: CTE) -> Compiled:
-    bucket = bucket_of(facts.c.at).label("bucket")
-    return compile_statement(
-        select(bucket, *(total(facts.c[name]).label(name) for name in _MEASURES)).group_by(bucket)
-    )
 
 
 def _token_sums(facts: CTE, *keys: Any) -> Subquery:
@@ -127,7 +121,7 @@ def _facts(cover: str, shape: Shape, *keys: str) -> CTE:
 @cache
 def _statements(shape: Shape) -> list[Compiled]:
     statements = [
-        _series(_facts(SERIES, shape)),
+        compile_statement(per_bucket(_facts(SERIES, shape), _MEASURES)),
         _top_consumers(_facts(TOTALS, shape, "identity_kind", "identity_id")),
         _by_model(_facts(TOTALS, shape, "model")),
     ]
@@ -191,6 +185,14 @@ LLM = Section(
     details="By consumer and model.",
     statements=_statements,
     filters=("model", "identity"),
+    group_by=("model", "identity"),
+    keyed=lambda shape, keys: per_bucket(_facts(SERIES, shape, *keys), _MEASURES, *keys).subquery(
+        "keyed"
+    ),
+    figures=tuple(_MEASURES),
+    score=lambda keyed: keyed.c.input_tokens + keyed.c.output_tokens,
+    held_only=False,
+    groups=LLM_GROUPS,
     bucket=_bucket,
     summary=_summary,
     breakdowns=(

@@ -8,6 +8,7 @@ from sqlalchemy import CTE, select
 from api.reads.engine import Section, by_org
 from api.reads.query import SERIES, TOTALS, Reach, Shape
 from api.reads.responses import (
+    PLATFORM_GROUPS,
     AllOrgsPlatformUsage,
     OtherPlatformOrgs,
     PlatformBucket,
@@ -16,7 +17,7 @@ from api.reads.responses import (
     PlatformSummary,
     PlatformUsage,
 )
-from api.reads.sql import bucket_of, code_point_order, covered, narrowest, top_n, total
+from api.reads.sql import code_point_order, covered, narrowest, per_bucket, top_n, total
 from api.storage import rollups
 from api.storage.db import Compiled, compile_statement
 from api.storage.schema import PLATFORM_MEASURES
@@ -24,17 +25,13 @@ from api.storage.schema import PLATFORM_MEASURES
 _MEASURES = PLATFORM_MEASURES
 
 
-def _facts(cover: str, shape: Shape) -> CTE:
-    return covered(cover, shape, narrowest(rollups.PLATFORM, shape))
+def _facts(cover: str, shape: Shape, *keys: str) -> CTE:
+    return covered(cover, shape, narrowest(rollups.PLATFORM, shape, *keys))
 
 
 @cache
 def _statements(shape: Shape) -> list[Compiled]:
-    facts = _facts(SERIES, shape)
-    bucket = bucket_of(facts.c.at).label("bucket")
-    series = select(bucket, *(total(facts.c[name]).label(name) for name in _MEASURES)).group_by(
-        bucket
-    )
+    series = per_bucket(_facts(SERIES, shape), _MEASURES)
     if shape.reach is Reach.ORG:
         return [compile_statement(series)]
     facts = _facts(TOTALS, shape)
@@ -67,6 +64,14 @@ PLATFORM = Section(
     details="",
     statements=_statements,
     filters=("identity",),
+    group_by=("identity",),
+    keyed=lambda shape, keys: per_bucket(_facts(SERIES, shape, *keys), _MEASURES, *keys).subquery(
+        "keyed"
+    ),
+    figures=tuple(_MEASURES),
+    score=lambda keyed: keyed.c.messages_sent + keyed.c.threads_created,
+    held_only=False,
+    groups=PLATFORM_GROUPS,
     bucket=lambda bucket, row: PlatformBucket(
         start=bucket.start, end=bucket.end, partial=bucket.partial, **_figures(row)
     ),

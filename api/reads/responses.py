@@ -3,6 +3,7 @@
 from datetime import datetime
 from typing import Literal
 
+import msgspec
 from msgspec import UNSET, Struct, UnsetType
 
 
@@ -262,3 +263,48 @@ class PlatformUsage(_Out):
 class AllOrgsPlatformUsage(PlatformUsage, kw_only=True):
     by_org: list[PlatformOrgUsage]
     other_orgs: OtherPlatformOrgs | None
+
+
+# Groups over time (GET .../{section}/groups?by=...)
+
+
+class GroupKey(Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What a group is: one of these, by the ``by`` asked for."""
+
+    model: str | UnsetType = UNSET
+    identity: IdentityOut | UnsetType = UNSET
+    agent: AgentOut | UnsetType = UNSET
+    org: str | UnsetType = UNSET
+
+
+def _group_types(section: str, summary: type, bucket: type) -> tuple[type, type, type]:
+    """A section's groups response, group and others' group, named after it."""
+    group = msgspec.defstruct(
+        f"{section}Group",
+        [("key", GroupKey), ("summary", summary), ("series", list[bucket])],
+        bases=(_Out,),
+    )
+    other = msgspec.defstruct(
+        f"{section}OtherGroups",
+        [("count", int), ("summary", summary), ("series", list[bucket])],
+        bases=(_Out,),
+    )
+    groups = msgspec.defstruct(
+        f"{section}Groups",
+        [
+            ("org", str | None),
+            ("window", WindowOut),
+            ("filters", FiltersOut),
+            ("by", str),
+            ("groups", list[group]),  # type: ignore[valid-type]
+            ("other", other | None),
+        ],
+        bases=(_Out,),
+    )
+    return groups, group, other
+
+
+LLM_GROUPS = _group_types("Llm", LlmSummary, LlmBucket)
+COMPUTE_GROUPS = _group_types("Compute", ComputeSummary, ComputeBucket)
+STORAGE_GROUPS = _group_types("Storage", StorageSummary, StorageBucket)
+PLATFORM_GROUPS = _group_types("Platform", PlatformSummary, PlatformBucket)

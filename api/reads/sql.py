@@ -9,12 +9,15 @@ from sqlalchemy import (
     CTE,
     BigInteger,
     ColumnElement,
+    FromClause,
     Integer,
     Select,
     Subquery,
+    and_,
     case,
     cast,
     func,
+    null,
     select,
     union_all,
 )
@@ -26,8 +29,8 @@ from api.storage.rollups import Family
 
 def narrowest(families: Sequence[Family], shape: Shape, *keys: str) -> Family:
     """The family with the fewest dimensions that has ``keys`` and the columns the filters
-    read: the fewest rows to read."""
-    needed = shape.columns() | set(keys)
+    read: the fewest rows to read. (Every family has org_id.)"""
+    needed = (shape.columns() | set(keys)) - {"org_id"}
     return min(
         (family for family in families if needed <= set(family.dimensions)),
         key=lambda family: len(family.dimensions),
@@ -63,6 +66,12 @@ def bucket_of(time: ColumnElement) -> ColumnElement:
     return BUCKET_STARTS[bucket_index(time)]
 
 
+def per_bucket(facts: CTE, measures: Sequence[str], *keys: str) -> Select:
+    """A counted section's series: per bucket (and key), its measures summed."""
+    by = [*(facts.c[key] for key in keys), bucket_of(facts.c.at).label("bucket")]
+    return select(*by, *(total(facts.c[name]).label(name) for name in measures)).group_by(*by)
+
+
 def total(column: ColumnElement) -> ColumnElement:
     """SUM that stays an integer: PostgreSQL sums bigints as numeric."""
     summed = func.sum(column)
@@ -96,4 +105,54 @@ def top_n(
         )
         .group_by(positioned.c.position)
         .order_by(positioned.c.position.nulls_last())
+    )
+
+
+def grouped(
+    keyed: Subquery,
+    keys: Sequence[str],
+    figures: Sequence[str],
+    score: Callable[[Subquery], ColumnElement],
+    order: Callable[[Subquery], list[ColumnElement]],
+    *,
+    named: Callable[[Subquery], tuple[FromClause, ColumnElement]] | None = None,
+    held_only: bool = False,
+) -> Select:
+    """A series split by key (``keyed``: one row per key and bucket) into the first TOP keys
+    by their ``score`` over the window (ties by ``order``), each with its position, and one
+    group (position NULL) of all the others; per group and bucket, the ``figures`` summed,
+    and the number of keys there are. ``named`` joins a name to each key; ``held_only``
+    leaves out keys that scored nothing (an agent holding nothing in the window)."""
+    per_key = select(*(keyed.c[key] for key in keys), func.sum(score(keyed)).label("score"))
+    per_key = per_key.group_by(*(keyed.c[key] for key in keys))
+    if held_only:
+        per_key = per_key.having(func.sum(score(keyed)) > 0)
+    scored = per_key.subquery("scored")
+    name: ColumnElement = null()
+    source: FromClause = scored
+    if named is not None:
+        source, name = named(scored)
+    ranked = (
+        select(
+            *scored.c,
+            name.label("name"),
+            func.row_number().over(order_by=[scored.c.score.desc(), *order(scored)]).label("rank"),
+            func.count().over().label("key_count"),
+        )
+        .select_from(source)
+        .subquery("ranked")
+    )
+    position = case((ranked.c.rank <= TOP, ranked.c.rank)).label("position")
+    matched = and_(*(keyed.c[key].is_not_distinct_from(ranked.c[key]) for key in keys))
+    return (
+        select(
+            position,
+            *(func.min(ranked.c[key]).label(key) for key in keys),
+            func.min(ranked.c.name).label("name"),
+            keyed.c.bucket,
+            *(total(keyed.c[figure]).label(figure) for figure in figures),
+            func.max(ranked.c.key_count).label("key_count"),
+        )
+        .join_from(keyed, ranked, matched)
+        .group_by(position, keyed.c.bucket)
     )

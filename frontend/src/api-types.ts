@@ -61,6 +61,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/orgs/{org}/usage/compute/groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * CPU core-hours and RAM GB-hours reserved, by group over time
+         * @description The section's series split into its top groups (by its ranking figure) and the others; for every bucket they sum to the section's series item. With Accept: text/csv or format=csv: one row per group per bucket.
+         */
+        get: operations["OrgsUsageComputeGroupsComputeGroups"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/orgs/{org}/usage/llm": {
         parameters: {
             query?: never;
@@ -73,6 +93,26 @@ export interface paths {
          * @description By consumer and model. With Accept: text/csv or format=csv: the series as CSV.
          */
         get: operations["OrgsUsageLlmLlm"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/orgs/{org}/usage/llm/groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Tokens and requests, by group over time
+         * @description The section's series split into its top groups (by its ranking figure) and the others; for every bucket they sum to the section's series item. With Accept: text/csv or format=csv: one row per group per bucket.
+         */
+        get: operations["OrgsUsageLlmGroupsLlmGroups"];
         put?: never;
         post?: never;
         delete?: never;
@@ -101,6 +141,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/orgs/{org}/usage/platform/groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Threads created and messages sent, by group over time
+         * @description The section's series split into its top groups (by its ranking figure) and the others; for every bucket they sum to the section's series item. With Accept: text/csv or format=csv: one row per group per bucket.
+         */
+        get: operations["OrgsUsagePlatformGroupsPlatformGroups"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/orgs/{org}/usage/storage": {
         parameters: {
             query?: never;
@@ -113,6 +173,26 @@ export interface paths {
          * @description With Accept: text/csv or format=csv: the series as CSV.
          */
         get: operations["OrgsUsageStorageStorage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/orgs/{org}/usage/storage/groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Storage GB-hours provisioned, by group over time
+         * @description The section's series split into its top groups (by its ranking figure) and the others; for every bucket they sum to the section's series item. With Accept: text/csv or format=csv: one row per group per bucket.
+         */
+        get: operations["OrgsUsageStorageGroupsStorageGroups"];
         put?: never;
         post?: never;
         delete?: never;
@@ -158,6 +238,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/usage/compute/groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Compute reserved, all organizations, by group over time
+         * @description The section's series split into its top groups (by its ranking figure) and the others; for every bucket they sum to the section's series item. With Accept: text/csv or format=csv: one row per group per bucket.
+         */
+        get: operations["UsageComputeGroupsComputeGroups"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/usage/llm": {
         parameters: {
             query?: never;
@@ -170,6 +270,26 @@ export interface paths {
          * @description With Accept: text/csv or format=csv: the series as CSV.
          */
         get: operations["UsageLlmLlm"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/usage/llm/groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Tokens and requests, all organizations, by group over time
+         * @description The section's series split into its top groups (by its ranking figure) and the others; for every bucket they sum to the section's series item. With Accept: text/csv or format=csv: one row per group per bucket.
+         */
+        get: operations["UsageLlmGroupsLlmGroups"];
         put?: never;
         post?: never;
         delete?: never;
@@ -198,6 +318,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/usage/platform/groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Platform activity, all organizations, by group over time
+         * @description The section's series split into its top groups (by its ranking figure) and the others; for every bucket they sum to the section's series item. With Accept: text/csv or format=csv: one row per group per bucket.
+         */
+        get: operations["UsagePlatformGroupsPlatformGroups"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/usage/storage": {
         parameters: {
             query?: never;
@@ -210,6 +350,26 @@ export interface paths {
          * @description With Accept: text/csv or format=csv: the series as CSV.
          */
         get: operations["UsageStorageStorage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/usage/storage/groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Storage provisioned, all organizations, by group over time
+         * @description The section's series split into its top groups (by its ranking figure) and the others; for every bucket they sum to the section's series item. With Accept: text/csv or format=csv: one row per group per bucket.
+         */
+        get: operations["UsageStorageGroupsStorageGroups"];
         put?: never;
         post?: never;
         delete?: never;
@@ -306,11 +466,32 @@ export interface components {
             /** Format: date-time */
             start: string;
         };
+        /** ComputeGroup */
+        ComputeGroup: {
+            key: components["schemas"]["GroupKey"];
+            series: components["schemas"]["ComputeBucket"][];
+            summary: components["schemas"]["ComputeSummary"];
+        };
+        /** ComputeGroups */
+        ComputeGroups: {
+            by: string;
+            filters: components["schemas"]["FiltersOut"];
+            groups: components["schemas"]["ComputeGroup"][];
+            org: string | null;
+            other: components["schemas"]["ComputeOtherGroups"] | null;
+            window: components["schemas"]["WindowOut"];
+        };
         /** ComputeOrgUsage */
         ComputeOrgUsage: {
             cpu_core_hours: number;
             org: string;
             ram_gb_hours: number;
+        };
+        /** ComputeOtherGroups */
+        ComputeOtherGroups: {
+            count: number;
+            series: components["schemas"]["ComputeBucket"][];
+            summary: components["schemas"]["ComputeSummary"];
         };
         /** ComputePrevious */
         ComputePrevious: {
@@ -357,6 +538,13 @@ export interface components {
             identity?: string[];
             model?: string[];
             org?: string[];
+        };
+        /** GroupKey */
+        GroupKey: {
+            agent?: components["schemas"]["AgentOut"];
+            identity?: components["schemas"]["IdentityOut"];
+            model?: string;
+            org?: string;
         };
         /** Health */
         Health: {
@@ -418,6 +606,21 @@ export interface components {
             /** @enum {unknown} */
             type: "llm.call";
         };
+        /** LlmGroup */
+        LlmGroup: {
+            key: components["schemas"]["GroupKey"];
+            series: components["schemas"]["LlmBucket"][];
+            summary: components["schemas"]["LlmSummary"];
+        };
+        /** LlmGroups */
+        LlmGroups: {
+            by: string;
+            filters: components["schemas"]["FiltersOut"];
+            groups: components["schemas"]["LlmGroup"][];
+            org: string | null;
+            other: components["schemas"]["LlmOtherGroups"] | null;
+            window: components["schemas"]["WindowOut"];
+        };
         /** LlmOrgUsage */
         LlmOrgUsage: {
             cached_tokens: number;
@@ -426,6 +629,12 @@ export interface components {
             org: string;
             output_tokens: number;
             successful_requests: number;
+        };
+        /** LlmOtherGroups */
+        LlmOtherGroups: {
+            count: number;
+            series: components["schemas"]["LlmBucket"][];
+            summary: components["schemas"]["LlmSummary"];
         };
         /** LlmPrevious */
         LlmPrevious: {
@@ -529,11 +738,32 @@ export interface components {
             start: string;
             threads_created: number;
         };
+        /** PlatformGroup */
+        PlatformGroup: {
+            key: components["schemas"]["GroupKey"];
+            series: components["schemas"]["PlatformBucket"][];
+            summary: components["schemas"]["PlatformSummary"];
+        };
+        /** PlatformGroups */
+        PlatformGroups: {
+            by: string;
+            filters: components["schemas"]["FiltersOut"];
+            groups: components["schemas"]["PlatformGroup"][];
+            org: string | null;
+            other: components["schemas"]["PlatformOtherGroups"] | null;
+            window: components["schemas"]["WindowOut"];
+        };
         /** PlatformOrgUsage */
         PlatformOrgUsage: {
             messages_sent: number;
             org: string;
             threads_created: number;
+        };
+        /** PlatformOtherGroups */
+        PlatformOtherGroups: {
+            count: number;
+            series: components["schemas"]["PlatformBucket"][];
+            summary: components["schemas"]["PlatformSummary"];
         };
         /** PlatformPrevious */
         PlatformPrevious: {
@@ -574,10 +804,31 @@ export interface components {
             start: string;
             storage_gb_hours: number;
         };
+        /** StorageGroup */
+        StorageGroup: {
+            key: components["schemas"]["GroupKey"];
+            series: components["schemas"]["StorageBucket"][];
+            summary: components["schemas"]["StorageSummary"];
+        };
+        /** StorageGroups */
+        StorageGroups: {
+            by: string;
+            filters: components["schemas"]["FiltersOut"];
+            groups: components["schemas"]["StorageGroup"][];
+            org: string | null;
+            other: components["schemas"]["StorageOtherGroups"] | null;
+            window: components["schemas"]["WindowOut"];
+        };
         /** StorageOrgUsage */
         StorageOrgUsage: {
             org: string;
             storage_gb_hours: number;
+        };
+        /** StorageOtherGroups */
+        StorageOtherGroups: {
+            count: number;
+            series: components["schemas"]["StorageBucket"][];
+            summary: components["schemas"]["StorageSummary"];
         };
         /** StoragePrevious */
         StoragePrevious: {
@@ -942,6 +1193,111 @@ export interface operations {
             };
         };
     };
+    OrgsUsageComputeGroupsComputeGroups: {
+        parameters: {
+            query: {
+                /** @description Count only what this agent holds (its id). Repeat for any of several (at most 20). */
+                agent?: string[];
+                /** @description A preset: 24h (default), 7d or 30d. Not together with start. */
+                range?: "24h" | "7d" | "30d";
+                /** @description Start of a custom window: RFC 3339 with offset; needs end. */
+                start?: string;
+                /** @description End of a custom window, or a preset's snapshot time (default now). */
+                end?: string;
+                /** @description Bucket width; picked automatically when omitted. */
+                bucket?: "5m" | "15m" | "30m" | "1h" | "6h" | "1d" | "7d";
+                /** @description Size of top-N breakdowns, 1..100. */
+                top?: number;
+                /** @description previous: also the summary over the span of equal length just before. */
+                compare?: "previous";
+                /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
+                tz?: string;
+                /** @description The dimension to split the series by. */
+                by: "agent";
+            };
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ComputeGroups"];
+                    "text/csv": string;
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not acceptable */
+            406: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
     OrgsUsageLlmLlm: {
         parameters: {
             query?: {
@@ -979,6 +1335,113 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["LlmUsage"];
+                    "text/csv": string;
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not acceptable */
+            406: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    OrgsUsageLlmGroupsLlmGroups: {
+        parameters: {
+            query: {
+                /** @description Count only calls to this model. Repeat for any of several (at most 20). */
+                model?: string[];
+                /** @description Count only this identity's usage: kind:id, kind agent or user (agent:a1). Repeat for any of several (at most 20). */
+                identity?: string[];
+                /** @description A preset: 24h (default), 7d or 30d. Not together with start. */
+                range?: "24h" | "7d" | "30d";
+                /** @description Start of a custom window: RFC 3339 with offset; needs end. */
+                start?: string;
+                /** @description End of a custom window, or a preset's snapshot time (default now). */
+                end?: string;
+                /** @description Bucket width; picked automatically when omitted. */
+                bucket?: "5m" | "15m" | "30m" | "1h" | "6h" | "1d" | "7d";
+                /** @description Size of top-N breakdowns, 1..100. */
+                top?: number;
+                /** @description previous: also the summary over the span of equal length just before. */
+                compare?: "previous";
+                /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
+                tz?: string;
+                /** @description The dimension to split the series by. */
+                by: "model" | "identity";
+            };
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LlmGroups"];
                     "text/csv": string;
                 };
             };
@@ -1150,6 +1613,111 @@ export interface operations {
             };
         };
     };
+    OrgsUsagePlatformGroupsPlatformGroups: {
+        parameters: {
+            query: {
+                /** @description Count only this identity's usage: kind:id, kind agent or user (agent:a1). Repeat for any of several (at most 20). */
+                identity?: string[];
+                /** @description A preset: 24h (default), 7d or 30d. Not together with start. */
+                range?: "24h" | "7d" | "30d";
+                /** @description Start of a custom window: RFC 3339 with offset; needs end. */
+                start?: string;
+                /** @description End of a custom window, or a preset's snapshot time (default now). */
+                end?: string;
+                /** @description Bucket width; picked automatically when omitted. */
+                bucket?: "5m" | "15m" | "30m" | "1h" | "6h" | "1d" | "7d";
+                /** @description Size of top-N breakdowns, 1..100. */
+                top?: number;
+                /** @description previous: also the summary over the span of equal length just before. */
+                compare?: "previous";
+                /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
+                tz?: string;
+                /** @description The dimension to split the series by. */
+                by: "identity";
+            };
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlatformGroups"];
+                    "text/csv": string;
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not acceptable */
+            406: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
     OrgsUsageStorageStorage: {
         parameters: {
             query?: {
@@ -1185,6 +1753,111 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["StorageUsage"];
+                    "text/csv": string;
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not acceptable */
+            406: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    OrgsUsageStorageGroupsStorageGroups: {
+        parameters: {
+            query: {
+                /** @description Count only what this agent holds (its id). Repeat for any of several (at most 20). */
+                agent?: string[];
+                /** @description A preset: 24h (default), 7d or 30d. Not together with start. */
+                range?: "24h" | "7d" | "30d";
+                /** @description Start of a custom window: RFC 3339 with offset; needs end. */
+                start?: string;
+                /** @description End of a custom window, or a preset's snapshot time (default now). */
+                end?: string;
+                /** @description Bucket width; picked automatically when omitted. */
+                bucket?: "5m" | "15m" | "30m" | "1h" | "6h" | "1d" | "7d";
+                /** @description Size of top-N breakdowns, 1..100. */
+                top?: number;
+                /** @description previous: also the summary over the span of equal length just before. */
+                compare?: "previous";
+                /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
+                tz?: string;
+                /** @description The dimension to split the series by. */
+                by: "agent";
+            };
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StorageGroups"];
                     "text/csv": string;
                 };
             };
@@ -1385,6 +2058,111 @@ export interface operations {
             };
         };
     };
+    UsageComputeGroupsComputeGroups: {
+        parameters: {
+            query: {
+                /** @description Count only what this agent holds (its id). Repeat for any of several (at most 20). */
+                agent?: string[];
+                /** @description A preset: 24h (default), 7d or 30d. Not together with start. */
+                range?: "24h" | "7d" | "30d";
+                /** @description Start of a custom window: RFC 3339 with offset; needs end. */
+                start?: string;
+                /** @description End of a custom window, or a preset's snapshot time (default now). */
+                end?: string;
+                /** @description Bucket width; picked automatically when omitted. */
+                bucket?: "5m" | "15m" | "30m" | "1h" | "6h" | "1d" | "7d";
+                /** @description Size of top-N breakdowns, 1..100. */
+                top?: number;
+                /** @description previous: also the summary over the span of equal length just before. */
+                compare?: "previous";
+                /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
+                tz?: string;
+                /** @description Count only this organization. Repeat for any of several (at most 20). */
+                org?: string[];
+                /** @description The dimension to split the series by. */
+                by: "agent" | "org";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ComputeGroups"];
+                    "text/csv": string;
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not acceptable */
+            406: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
     UsageLlmLlm: {
         parameters: {
             query?: {
@@ -1422,6 +2200,113 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AllOrgsLlmUsage"];
+                    "text/csv": string;
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not acceptable */
+            406: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    UsageLlmGroupsLlmGroups: {
+        parameters: {
+            query: {
+                /** @description Count only calls to this model. Repeat for any of several (at most 20). */
+                model?: string[];
+                /** @description Count only this identity's usage: kind:id, kind agent or user (agent:a1). Repeat for any of several (at most 20). */
+                identity?: string[];
+                /** @description A preset: 24h (default), 7d or 30d. Not together with start. */
+                range?: "24h" | "7d" | "30d";
+                /** @description Start of a custom window: RFC 3339 with offset; needs end. */
+                start?: string;
+                /** @description End of a custom window, or a preset's snapshot time (default now). */
+                end?: string;
+                /** @description Bucket width; picked automatically when omitted. */
+                bucket?: "5m" | "15m" | "30m" | "1h" | "6h" | "1d" | "7d";
+                /** @description Size of top-N breakdowns, 1..100. */
+                top?: number;
+                /** @description previous: also the summary over the span of equal length just before. */
+                compare?: "previous";
+                /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
+                tz?: string;
+                /** @description Count only this organization. Repeat for any of several (at most 20). */
+                org?: string[];
+                /** @description The dimension to split the series by. */
+                by: "model" | "identity" | "org";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LlmGroups"];
                     "text/csv": string;
                 };
             };
@@ -1593,6 +2478,111 @@ export interface operations {
             };
         };
     };
+    UsagePlatformGroupsPlatformGroups: {
+        parameters: {
+            query: {
+                /** @description Count only this identity's usage: kind:id, kind agent or user (agent:a1). Repeat for any of several (at most 20). */
+                identity?: string[];
+                /** @description A preset: 24h (default), 7d or 30d. Not together with start. */
+                range?: "24h" | "7d" | "30d";
+                /** @description Start of a custom window: RFC 3339 with offset; needs end. */
+                start?: string;
+                /** @description End of a custom window, or a preset's snapshot time (default now). */
+                end?: string;
+                /** @description Bucket width; picked automatically when omitted. */
+                bucket?: "5m" | "15m" | "30m" | "1h" | "6h" | "1d" | "7d";
+                /** @description Size of top-N breakdowns, 1..100. */
+                top?: number;
+                /** @description previous: also the summary over the span of equal length just before. */
+                compare?: "previous";
+                /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
+                tz?: string;
+                /** @description Count only this organization. Repeat for any of several (at most 20). */
+                org?: string[];
+                /** @description The dimension to split the series by. */
+                by: "identity" | "org";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlatformGroups"];
+                    "text/csv": string;
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not acceptable */
+            406: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
     UsageStorageStorage: {
         parameters: {
             query?: {
@@ -1628,6 +2618,111 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AllOrgsStorageUsage"];
+                    "text/csv": string;
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not acceptable */
+            406: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    UsageStorageGroupsStorageGroups: {
+        parameters: {
+            query: {
+                /** @description Count only what this agent holds (its id). Repeat for any of several (at most 20). */
+                agent?: string[];
+                /** @description A preset: 24h (default), 7d or 30d. Not together with start. */
+                range?: "24h" | "7d" | "30d";
+                /** @description Start of a custom window: RFC 3339 with offset; needs end. */
+                start?: string;
+                /** @description End of a custom window, or a preset's snapshot time (default now). */
+                end?: string;
+                /** @description Bucket width; picked automatically when omitted. */
+                bucket?: "5m" | "15m" | "30m" | "1h" | "6h" | "1d" | "7d";
+                /** @description Size of top-N breakdowns, 1..100. */
+                top?: number;
+                /** @description previous: also the summary over the span of equal length just before. */
+                compare?: "previous";
+                /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
+                tz?: string;
+                /** @description Count only this organization. Repeat for any of several (at most 20). */
+                org?: string[];
+                /** @description The dimension to split the series by. */
+                by: "agent" | "org";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StorageGroups"];
                     "text/csv": string;
                 };
             };

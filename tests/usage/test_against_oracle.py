@@ -136,6 +136,13 @@ _FILTERS = {
     "storage": ["agent"],
     "platform": ["identity"],
 }
+# The dimensions each section's groups split by (§4.3), besides org across orgs.
+_GROUPS = {
+    "llm": ["model", "identity"],
+    "compute": ["agent"],
+    "storage": ["agent"],
+    "platform": ["identity"],
+}
 _FILTER_VALUES = {
     "model": ["m1", "m2", "m3", "gpt-none"],
     "identity": ["agent:a1", "user:a1", "agent:a2", "user:a3", "agent:nobody"],
@@ -199,6 +206,16 @@ def _check_every_endpoint(client, database_url, keys, data, events, window, top)
                     _previous(compute, events, window, top, org, filters),
                     f"{section}.previous",
                 )
+            by = data.draw(st.sampled_from(_GROUPS[section] + ([] if org else ["org"])))
+            grouped = client.get(
+                f"{path}/groups",
+                params={**params, **filters, "top": top, "by": by},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            assert grouped.status_code == 200, grouped.text
+            expected = oracle.groups(section, events, window, top, org, filters, by)
+            actual = comparable({name: grouped.json()[name] for name in expected})
+            assert_equal(actual, expected, f"{section} by {by}")
 
 
 def _previous(compute, events, window: OracleWindow, top: int, org, filters) -> dict:

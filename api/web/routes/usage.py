@@ -3,18 +3,22 @@
 import csv
 import hashlib
 import io
+from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+import psycopg
 from litestar import Request, Response, Router, get
 from litestar.di import NamedDependency, Provide
 from litestar.handlers import HTTPRouteHandler
+from litestar.params import QueryParameter
 
 from api.core.negotiation import preferred
 from api.reads.engine import Section, answer
 from api.reads.fetch import UnknownOrg
-from api.reads.query import SectionQuery
+from api.reads.groups import answer_groups, dimensions
+from api.reads.query import Reach, SectionQuery
 from api.reads.sections import SECTIONS
 from api.storage.availability import Database
 from api.storage.keys import Scope
@@ -30,24 +34,28 @@ from api.web.routes.usage_params import (
 )
 
 
-async def _answer(
+async def _respond(
     request: Request,
     database: Database,
-    section: Section,
     query: SectionQuery,
     output: str | None,
-) -> Any:
+    read: Callable[[psycopg.AsyncConnection], Awaitable[Any]],
+    as_csv: Callable[[Any], str],
+    name: str,
+) -> Response:
+    """The answer ``read`` gives, as JSON or (``as_csv``) as CSV, tagged by its content."""
     media_type = _media_type(request, output)
     try:
         async with database.connection() as conn:
-            usage = await answer(section, conn, query)
+            usage = await read(conn)
     except UnknownOrg:
         raise not_found(query.org or "") from None
     headers = {"Cache-Control": "private, no-cache", "Vary": "Accept, Authorization"}
     if media_type == CSV:
-        body = _csv(usage.series).encode()
-        name = f"usage-{query.org or 'all'}-{section.name}-{query.window.range}.csv"
-        headers["Content-Disposition"] = f'attachment; filename="{name}"'
+        body = as_csv(usage).encode()
+        zone = query.window.zone.key.replace("/", "-")
+        filename = f"usage-{query.org or 'all'}-{name}-{query.window.range}-{zone}.csv"
+        headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     else:
         body = msgspec.json.encode(usage)
     # The same answer has the same tag: a client that passes the same end revalidates (304).
@@ -71,16 +79,70 @@ def _media_type(request: Request, output: str | None) -> str:
     return chosen
 
 
-def _csv(series: list[msgspec.Struct]) -> str:
-    """The series as RFC 4180 CSV: a header row, then one row per bucket, oldest first."""
-    rows = msgspec.to_builtins(series)
+def _csv(header: list[str], rows: Iterable[Iterable[Any]]) -> str:
+    """RFC 4180 CSV: the header row, then the rows."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    columns = list(series[0].__struct_fields__) if series else []
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow(_csv_value(row[name]) for name in columns)
+    writer.writerow(header)
+    writer.writerows([_csv_value(value) for value in row] for row in rows)
     return out.getvalue()
+
+
+def _series_csv(usage: Any) -> str:
+    """The series: one row per bucket, oldest first."""
+    series = msgspec.to_builtins(usage.series)
+    columns = list(usage.series[0].__struct_fields__) if usage.series else []
+    return _csv(columns, ([bucket[name] for name in columns] for bucket in series))
+
+
+def _groups_csv(usage: Any) -> str:
+    """One row per group per bucket: the bucket, the group's key, its figures; the others
+    last, their key empty and their count given."""
+    groups = msgspec.to_builtins(usage.groups)
+    other = msgspec.to_builtins(usage.other)
+    series = (groups[0] if groups else other or {"series": []})["series"]
+    figures = [name for name in series[0] if name not in _BUCKET] if series else []
+    keys = _KEY_COLUMNS[usage.by] + (["org"] if usage.org is None and usage.by != "org" else [])
+    rows = [
+        [
+            *(bucket[name] for name in _BUCKET),
+            *_key_values(group["key"], keys, usage.by),
+            *(bucket[name] for name in figures),
+            "",
+        ]
+        for group in groups
+        for bucket in group["series"]
+    ]
+    if other is not None:
+        rows += [
+            [
+                *(bucket[name] for name in _BUCKET),
+                *([""] * len(keys)),
+                *(bucket[name] for name in figures),
+                other["count"],
+            ]
+            for bucket in other["series"]
+        ]
+    return _csv([*_BUCKET, *keys, *figures, "count"], rows)
+
+
+_BUCKET = ["start", "end", "partial"]
+# A group key's columns in CSV (cross-org identities and agents add org).
+_KEY_COLUMNS = {
+    "model": ["model"],
+    "identity": ["identity_kind", "identity_id", "identity_name"],
+    "agent": ["agent_id", "agent_name"],
+    "org": ["org"],
+}
+
+
+def _key_values(key: dict[str, Any], columns: list[str], by: str) -> list[Any]:
+    if by in ("model", "org"):
+        return [key[by]]
+    holder = key[by]
+    values = {f"{by}_{field}": value for field, value in holder.items() if field != "org"}
+    values["org"] = holder.get("org")
+    return [values[column] for column in columns]
 
 
 def _csv_value(value: Any) -> Any:
@@ -108,7 +170,15 @@ def _route(section: Section, *, all_orgs: bool) -> HTTPRouteHandler:
         usage_query: NamedDependency[SectionQuery],
         output: FormatParam = None,
     ) -> Any:
-        return await _answer(request, database, section, usage_query, output)
+        return await _respond(
+            request,
+            database,
+            usage_query,
+            output,
+            partial(answer, section, query=usage_query),
+            _series_csv,
+            section.name,
+        )
 
     # Named and typed for the OpenAPI document (operation id, response schema).
     handler.__name__ = handler.__qualname__ = section.name
@@ -124,17 +194,75 @@ def _route(section: Section, *, all_orgs: bool) -> HTTPRouteHandler:
     )(handler)
 
 
+def _groups_route(section: Section, *, all_orgs: bool) -> HTTPRouteHandler:
+    """The GET route of ``section`` split by group, for one organization or all."""
+    reach = Reach.ALL if all_orgs else Reach.ORG
+    allowed = dimensions(section, reach)
+
+    async def handler(
+        request: Request,
+        database: NamedDependency[Database],
+        usage_query: NamedDependency[SectionQuery],
+        by: str,
+        output: FormatParam = None,
+    ) -> Any:
+        if by not in allowed:
+            message = f"by must be one of {', '.join(allowed)} for {section.name}, not {by!r}"
+            raise Problem(400, message, errors=[ErrorItem(field="by", message=message)])
+        return await _respond(
+            request,
+            database,
+            usage_query,
+            output,
+            partial(answer_groups, section, query=usage_query, by=by),
+            _groups_csv,
+            f"{section.name}-by-{by}",
+        )
+
+    handler.__name__ = handler.__qualname__ = f"{section.name}_groups"
+    handler.__annotations__["return"] = section.groups[0]
+    handler.__annotations__["by"] = Annotated[
+        str,
+        QueryParameter(
+            description="The dimension to split the series by.",
+            schema_extra={"enum": list(allowed)},
+        ),
+    ]
+    return usage_get(
+        f"/{section.name}/groups",
+        summary=f"{section.all_orgs_title if all_orgs else section.title}, by group over time",
+        description=(
+            "The section's series split into its top groups (by its ranking figure) and the "
+            "others; for every bucket they sum to the section's series item. "
+            "With Accept: text/csv or format=csv: one row per group per bucket."
+        ),
+        dependencies={
+            "filters": FILTER_DEPENDENCIES[section.filters],
+            "usage_query": Provide(all_orgs_query if all_orgs else org_query),
+        },
+        opt={"groups": True},
+    )(handler)
+
+
+def _routes(*, all_orgs: bool) -> list[HTTPRouteHandler]:
+    return [
+        route(section, all_orgs=all_orgs)
+        for section in SECTIONS
+        for route in (_route, _groups_route)
+    ]
+
+
 # One organization's usage: a read key for that organization, or an admin key.
 org_usage = Router(
     path="/orgs/{org:str}/usage",
-    route_handlers=[_route(section, all_orgs=False) for section in SECTIONS],
+    route_handlers=_routes(all_orgs=False),
     tags=["usage"],
     guards=[requires(Scope.READ, Scope.ADMIN)],
 )
 # Every organization's usage together, with a by-organization breakdown: admin keys.
 all_orgs_usage = Router(
     path="/usage",
-    route_handlers=[_route(section, all_orgs=True) for section in SECTIONS],
+    route_handlers=_routes(all_orgs=True),
     tags=["usage (all organizations)"],
     guards=[requires(Scope.ADMIN)],
 )

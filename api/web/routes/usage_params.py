@@ -203,12 +203,13 @@ def _window_query(
     compare: str | None,
     tz: str | None,
 ) -> SectionQuery:
-    unknown = sorted(set(request.query_params) - _PARAMETERS)
+    parameters = _PARAMETERS | ({"by"} if request.route_handler.opt.get("groups") else set())
+    unknown = sorted(set(request.query_params) - parameters)
     if unknown:
         errors = [
             ErrorItem(field=name, message="is not a parameter of this route") for name in unknown
         ]
-        known = ", ".join(sorted(_PARAMETERS))
+        known = ", ".join(sorted(parameters))
         raise Problem(
             400,
             f"unknown parameter(s) {', '.join(map(repr, unknown))}; known: {known}",
