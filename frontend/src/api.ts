@@ -6,7 +6,11 @@ import type { components, paths } from "./api-types";
 // The sections are the contract's /orgs/{org}/usage/{section} paths; the page lists them in
 // the order it shows them, and the compiler checks the list against the contract.
 type SectionPath = Extract<keyof paths, `/orgs/{org}/usage/${string}`>;
-export type SectionName = SectionPath extends `/orgs/{org}/usage/${infer S}` ? S : never;
+export type SectionName = SectionPath extends `/orgs/{org}/usage/${infer S}`
+  ? S extends `${string}/groups`
+    ? never
+    : S
+  : never;
 export const SECTIONS = ["llm", "compute", "storage", "platform"] as const satisfies readonly SectionName[];
 type Assert<T extends true> = T;
 /** Compiles only while every section of the contract is in SECTIONS. */
