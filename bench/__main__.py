@@ -1,6 +1,7 @@
 """`make bench`: the usage endpoints at 10 million LLM calls per org per month, over HTTP,
 beside the straightforward SQL over the raw tables and DuckDB over the same rows in Parquet;
-then ingest throughput and the page-load rate. Prints a table; writes .data/bench/results.json.
+the slicing reads (zone, filters, previous period, groups) beside the plain ones; then
+ingest throughput and the page-load rate. Prints a table; writes .data/bench/results.json.
 
 The generated data is kept in .data/bench/postgres and reused while its org sizes match.
 """
@@ -24,7 +25,7 @@ from api.storage.db import compile_statement, connect_kwargs, execute_sync
 from api.storage.keys import Scope, create_key
 from api.storage.rebuild import rebuild
 from api.storage.schema import metadata
-from bench import baselines, load
+from bench import baselines, load, slicing
 from bench.data import BenchOrg, generate, orgs
 from testkit.server import live_server
 
@@ -140,6 +141,10 @@ async def _measure(
             )
         results["reads"] = reads
         _print_reads(reads)
+        results["slicing"] = await slicing.run(
+            base_url, big.slug, read_keys[big.slug], now, SECTIONS, PRESETS, requests
+        )
+        slicing.report(results["slicing"])
         results["baselines"] = baselines.run(database_url, big.slug, now, PRESETS, OUT)
         _print_baselines(results["baselines"], big.slug, reads[big.slug])
         with psycopg.connect(database_url, **connect_kwargs()) as conn:

@@ -23,32 +23,39 @@ async def reads(
 ) -> dict:
     """p50/p95 per section and preset, one request at a time (latency, not throughput)."""
     found: dict = {}
-    headers = {"Authorization": f"Bearer {key}"}
-    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=60) as client:
-        for section in sections:
-            for preset in presets:
-                samples = []
-                for n in range(requests + 5):
-                    # Each request a different snapshot time: nothing can be served twice.
-                    end = (now - timedelta(seconds=37 * n)).isoformat()
-                    started = time.perf_counter()
-                    response = await client.get(
-                        f"/orgs/{org}/usage/{section}", params={"range": preset, "end": end}
-                    )
-                    elapsed = (time.perf_counter() - started) * 1000
-                    response.raise_for_status()
-                    if n >= 5:  # the first few warm the caches
-                        samples.append(elapsed)
-                found.setdefault(section, {})[preset] = percentiles(samples)
-                print(
-                    f"\r  reads {org} {section} {preset}: "
-                    f"p95 {found[section][preset]['p95_ms']:.1f} ms   ",
-                    end="",
-                    file=sys.stderr,
-                    flush=True,
-                )
+    for section in sections:
+        for preset in presets:
+            found.setdefault(section, {})[preset] = await latency(
+                base_url, key, f"/orgs/{org}/usage/{section}", {"range": preset}, now, requests
+            )
+            progress(f"reads {org} {section} {preset}", found[section][preset])
     print(file=sys.stderr)
     return found
+
+
+async def latency(
+    base_url: str, key: str, path: str, params: dict, now: datetime, requests: int
+) -> dict:
+    """p50/p95 of one GET, one request at a time (latency, not throughput), each with a
+    different snapshot time (``end``) so that nothing can be served twice."""
+    samples = []
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=60) as client:
+        for n in range(requests + 5):
+            end = (now - timedelta(seconds=37 * n)).isoformat()
+            started = time.perf_counter()
+            response = await client.get(path, params={**params, "end": end})
+            elapsed = (time.perf_counter() - started) * 1000
+            response.raise_for_status()
+            if n >= 5:  # the first few warm the caches
+                samples.append(elapsed)
+    return percentiles(samples)
+
+
+def progress(label: str, found: dict) -> None:
+    print(
+        f"\r  {label}: p95 {found['p95_ms']:.1f} ms          ", end="", file=sys.stderr, flush=True
+    )
 
 
 def _call(n: int, now: datetime) -> dict:

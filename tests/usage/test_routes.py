@@ -31,6 +31,9 @@ END = iso(BASE_TIME.replace(hour=6))
         ({"top": 101}, "top", "100"),
         ({"top": "ten"}, "top", ""),
         ({"format": "xml"}, "format", "json or csv"),
+        ({"tz": "Mars/Olympus"}, "tz", "IANA time zone"),
+        ({"tz": "asia/kolkata"}, "tz", "IANA time zone"),
+        ({"tz": "+05:30"}, "tz", "IANA time zone"),
     ],
 )
 @pytest.mark.parametrize("section", SECTIONS)
@@ -206,11 +209,13 @@ def test_accept_q_values_are_honoured(client, usage, read_key, accept, status, m
 def test_csv_is_an_attachment_named_for_what_it_holds(usage, read_key, admin_key):
     response = usage("/orgs/acme/usage/compute", read_key, range="7d", end=END, format="csv")
     assert response.headers["content-disposition"] == (
-        'attachment; filename="usage-acme-compute-7d.csv"'
+        'attachment; filename="usage-acme-compute-7d-UTC.csv"'
     )
-    response = usage("/usage/llm", admin_key, start=iso(BASE_TIME), end=END, format="csv")
+    response = usage(
+        "/usage/llm", admin_key, start=iso(BASE_TIME), end=END, tz="Asia/Kolkata", format="csv"
+    )
     assert response.headers["content-disposition"] == (
-        'attachment; filename="usage-all-llm-custom.csv"'
+        'attachment; filename="usage-all-llm-custom-Asia-Kolkata.csv"'
     )
 
 
@@ -265,3 +270,14 @@ def test_compare_previous_is_the_span_just_before(usage, read_key, admin_key):
     refused = usage("/orgs/acme/usage/llm", read_key, compare="next")
     assert refused.status_code == 400
     assert refused.json()["errors"][0]["field"] == "compare"
+
+
+def test_days_in_kolkata_start_at_18_30_utc_and_echo_the_zone(usage, read_key):
+    """The issue's curl: seven days of tz=Asia/Kolkata&bucket=1d, each from local midnight."""
+    body = usage(
+        "/orgs/acme/usage/llm", read_key, range="7d", bucket="1d", tz="Asia/Kolkata", end=END
+    ).json()
+    assert body["window"]["tz"] == "Asia/Kolkata" and body["window"]["bucket_seconds"] == 86_400
+    starts = [datetime.fromisoformat(bucket["start"]) for bucket in body["series"]]
+    assert len(starts) == 7
+    assert all((start.hour, start.minute) == (18, 30) for start in starts)
