@@ -142,11 +142,11 @@ def _changes(kind: _Kind, shape: Shape, cover: str, *, by_agent: bool) -> Select
     by_agent = by_agent or "agent" in shape.filters
     return reserved.changes_in(
         reserved.changes_by_agent if by_agent else reserved.changes,
-        lambda rows, table, tier: in_cover(rows, table.c.bucket_start, cover, tier).where(
-            *shape.where(table)
+        lambda rows, table, tier: in_cover(
+            rows, table.c.bucket_start, cover, tier, shape.where(table)
         ),
-        lambda rows, segments, time: in_cover(rows, segments.c[time], cover, RAW).where(
-            *shape.where(segments)
+        lambda rows, segments, time: in_cover(
+            rows, segments.c[time], cover, RAW, shape.where(segments)
         ),
     )
 

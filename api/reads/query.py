@@ -14,10 +14,10 @@ from sqlalchemy import (
     Integer,
     Select,
     Text,
-    and_,
     any_,
     bindparam,
     select,
+    true,
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -174,8 +174,13 @@ def _cover_params(name: str, found: Cover) -> dict[str, list[datetime]]:
     }
 
 
-def in_cover(rows: Select, column: ColumnElement, name: str, piece: str) -> Select:
-    """``rows`` narrowed to those whose ``column`` (a bucket start, or a raw event's time) is
-    in the spans of cover ``name`` for ``piece``: one index range scan per span."""
+def in_cover(
+    rows: Select, column: ColumnElement, name: str, piece: str, where: list[ColumnElement[bool]]
+) -> Select:
+    """``rows`` meeting ``where`` whose ``column`` (a bucket start, or a raw event's time) is
+    in the spans of cover ``name`` for ``piece``: one index range scan per span. The spans
+    drive a LATERAL subquery (OFFSET 0 keeps it one: flattened, the planner, which cannot see
+    the spans' bounds, may turn the join around into a scan of the whole table)."""
     spans = unnest_rows([("lo", _TIMESTAMP), ("hi", _TIMESTAMP)], prefix=f"{name}_{piece}_")
-    return rows.join(spans, and_(column >= spans.c.lo, column < spans.c.hi))
+    within = rows.where(*where, column >= spans.c.lo, column < spans.c.hi).offset(0).lateral()
+    return select(*within.c).select_from(spans).join(within, true())

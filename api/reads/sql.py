@@ -47,11 +47,12 @@ def covered(name: str, shape: Shape, family: Family) -> CTE:
             table.c.bucket_start,
             name,
             tier,
-        ).where(*shape.where(table))
+            shape.where(table),
+        )
         for tier, table in family.tables.items()
     ]
     raw = family.raw(
-        lambda rows, table: in_cover(rows, table.c.time, name, RAW).where(*shape.where(table))
+        lambda rows, table: in_cover(rows, table.c.time, name, RAW, shape.where(table))
     )
     return union_all(*tiers, *raw).cte(f"{name}_facts")
 
