@@ -366,7 +366,7 @@ def _section(name: str, kind: _Kind, title: str, all_orgs_title: str) -> Section
         statements=cache(partial(_statements, kind)),
         filters=("agent",),
         group_by=("agent",),
-        keyed=lambda shape, keys: _series(kind, shape, keys).subquery("keyed"),
+        keyed=lambda shape, keys: _series(kind, shape, keys),
         figures=tuple(kind.figures),
         score=lambda keyed: keyed.c[_ranking(kind)],
         held_only=True,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from sqlalchemy import ColumnElement, Subquery
+from sqlalchemy import CTE, ColumnElement, Select
 
 from api.core.windows import Bucket
 from api.reads.fetch import fetch_all, split_top
@@ -52,13 +52,13 @@ class Section:
     statements: Callable[[Shape], list[Compiled]]
     filters: tuple[str, ...]  # the filters it takes (api.core.filters), besides org for all orgs
     # Groups over time (api.reads.groups): the dimensions it splits by (besides org for all
-    # orgs); its series split by key columns (one row per key and bucket, the ``figures``
-    # that ``bucket`` reads); a group's score to rank by; whether a group must have held
+    # orgs); its series split by key columns (rows of key, bucket and the ``figures`` that
+    # ``bucket`` reads); a group's score to rank by; whether a group must have held
     # something; the response, group and others' types.
     group_by: tuple[str, ...]
-    keyed: Callable[[Shape, tuple[str, ...]], Subquery]
+    keyed: Callable[[Shape, tuple[str, ...]], Select]
     figures: tuple[str, ...]
-    score: Callable[[Subquery], ColumnElement]
+    score: Callable[[CTE], ColumnElement]
     held_only: bool
     groups: tuple[type, type, type]
     bucket: Callable[[Bucket, Any], Any]  # a bucket and its row (None: no usage) → series item

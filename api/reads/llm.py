@@ -22,7 +22,15 @@ from api.reads.responses import (
     OtherLlmOrgs,
     OtherTokens,
 )
-from api.reads.sql import code_point_order, covered, narrowest, per_bucket, top_n, total
+from api.reads.sql import (
+    bucketed,
+    code_point_order,
+    covered,
+    narrowest,
+    per_bucket,
+    top_n,
+    total,
+)
 from api.storage import rollups
 from api.storage.db import Compiled, compile_statement
 from api.storage.schema import (
@@ -186,9 +194,7 @@ LLM = Section(
     statements=_statements,
     filters=("model", "identity"),
     group_by=("model", "identity"),
-    keyed=lambda shape, keys: per_bucket(_facts(SERIES, shape, *keys), _MEASURES, *keys).subquery(
-        "keyed"
-    ),
+    keyed=lambda shape, keys: bucketed(_facts(SERIES, shape, *keys), _MEASURES, keys),
     figures=tuple(_MEASURES),
     score=lambda keyed: keyed.c.input_tokens + keyed.c.output_tokens,
     held_only=False,

@@ -17,7 +17,15 @@ from api.reads.responses import (
     PlatformSummary,
     PlatformUsage,
 )
-from api.reads.sql import code_point_order, covered, narrowest, per_bucket, top_n, total
+from api.reads.sql import (
+    bucketed,
+    code_point_order,
+    covered,
+    narrowest,
+    per_bucket,
+    top_n,
+    total,
+)
 from api.storage import rollups
 from api.storage.db import Compiled, compile_statement
 from api.storage.schema import PLATFORM_MEASURES
@@ -65,9 +73,7 @@ PLATFORM = Section(
     statements=_statements,
     filters=("identity",),
     group_by=("identity",),
-    keyed=lambda shape, keys: per_bucket(_facts(SERIES, shape, *keys), _MEASURES, *keys).subquery(
-        "keyed"
-    ),
+    keyed=lambda shape, keys: bucketed(_facts(SERIES, shape, *keys), _MEASURES, keys),
     figures=tuple(_MEASURES),
     score=lambda keyed: keyed.c.messages_sent + keyed.c.threads_created,
     held_only=False,

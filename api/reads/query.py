@@ -1,6 +1,6 @@
 """What a usage request asks for (a window, its reach: one organization or all, the top-N
-size) and the bind parameters every section's statements read: the window's bounds and the
-covers of it by rollup tiers (``api.core.tiers``).
+size, the filters) and the bind parameters every section's statements read: the window's
+buckets, the covers of it by rollup tiers (``api.core.tiers``) and the filters' values.
 """
 
 import enum
@@ -46,8 +46,6 @@ BUCKET_ENDS = Grouping(bindparam("bucket_ends", type_=ARRAY(_TIMESTAMP)))
 # more than minutes ahead of the clock).
 SERIES, TOTALS, AFTER = "series", "totals", "after"
 LATEST = datetime(9999, 12, 31, tzinfo=UTC)
-
-
 NO_FILTERS = Filters()
 
 

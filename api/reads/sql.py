@@ -67,10 +67,20 @@ def bucket_of(time: ColumnElement) -> ColumnElement:
     return BUCKET_STARTS[bucket_index(time)]
 
 
-def per_bucket(facts: CTE, measures: Sequence[str], *keys: str) -> Select:
-    """A counted section's series: per bucket (and key), its measures summed."""
-    by = [*(facts.c[key] for key in keys), bucket_of(facts.c.at).label("bucket")]
-    return select(*by, *(total(facts.c[name]).label(name) for name in measures)).group_by(*by)
+def per_bucket(facts: CTE, measures: Sequence[str]) -> Select:
+    """A counted section's series: per bucket, its measures summed."""
+    bucket = bucket_of(facts.c.at).label("bucket")
+    return select(bucket, *(total(facts.c[name]).label(name) for name in measures)).group_by(bucket)
+
+
+def bucketed(facts: CTE, measures: Sequence[str], keys: Sequence[str]) -> Select:
+    """A counted section's rows with their keys and bucket, for ``grouped`` to sum (summing
+    them by key and bucket first would only make more rows to join)."""
+    return select(
+        *(facts.c[key] for key in keys),
+        bucket_of(facts.c.at).label("bucket"),
+        *(facts.c[name] for name in measures),
+    )
 
 
 def total(column: ColumnElement) -> ColumnElement:
@@ -110,20 +120,21 @@ def top_n(
 
 
 def grouped(
-    keyed: Subquery,
+    series: Select,
     keys: Sequence[str],
     figures: Sequence[str],
-    score: Callable[[Subquery], ColumnElement],
+    score: Callable[[CTE], ColumnElement],
     order: Callable[[Subquery], list[ColumnElement]],
     *,
     named: Callable[[Subquery], tuple[FromClause, ColumnElement]] | None = None,
     held_only: bool = False,
 ) -> Select:
-    """A series split by key (``keyed``: one row per key and bucket) into the first TOP keys
+    """A series split by key (rows of key, bucket and figures) into the first TOP keys
     by their ``score`` over the window (ties by ``order``), each with its position, and one
     group (position NULL) of all the others; per group and bucket, the ``figures`` summed,
     and the number of keys there are. ``named`` joins a name to each key; ``held_only``
     leaves out keys that scored nothing (an agent holding nothing in the window)."""
+    keyed = series.cte("keyed")  # read twice: ranked, then summed by group
     per_key = select(*(keyed.c[key] for key in keys), func.sum(score(keyed)).label("score"))
     per_key = per_key.group_by(*(keyed.c[key] for key in keys))
     if held_only:
@@ -144,7 +155,10 @@ def grouped(
         .subquery("ranked")
     )
     position = case((ranked.c.rank <= TOP, ranked.c.rank)).label("position")
-    matched = and_(*(keyed.c[key].is_not_distinct_from(ranked.c[key]) for key in keys))
+    # Compared bytewise: a merge join's sort in the database's collation costs ten times more.
+    matched = and_(
+        *(code_point_order(keyed.c[key]) == code_point_order(ranked.c[key]) for key in keys)
+    )
     return (
         select(
             position,

@@ -1095,6 +1095,8 @@ export interface operations {
             query?: {
                 /** @description Count only what this agent holds (its id). Repeat for any of several (at most 20). */
                 agent?: string[];
+                /** @description previous: also the summary over the span of equal length just before. */
+                compare?: "previous";
                 /** @description A preset: 24h (default), 7d or 30d. Not together with start. */
                 range?: "24h" | "7d" | "30d";
                 /** @description Start of a custom window: RFC 3339 with offset; needs end. */
@@ -1105,8 +1107,6 @@ export interface operations {
                 bucket?: "5m" | "15m" | "30m" | "1h" | "6h" | "1d" | "7d";
                 /** @description Size of top-N breakdowns, 1..100. */
                 top?: number;
-                /** @description previous: also the summary over the span of equal length just before. */
-                compare?: "previous";
                 /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
                 tz?: string;
             };
@@ -1208,8 +1208,6 @@ export interface operations {
                 bucket?: "5m" | "15m" | "30m" | "1h" | "6h" | "1d" | "7d";
                 /** @description Size of top-N breakdowns, 1..100. */
                 top?: number;
-                /** @description previous: also the summary over the span of equal length just before. */
-                compare?: "previous";
                 /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
                 tz?: string;
                 /** @description The dimension to split the series by. */
@@ -1305,6 +1303,8 @@ export interface operations {
                 model?: string[];
                 /** @description Count only this identity's usage: kind:id, kind agent or user (agent:a1). Repeat for any of several (at most 20). */
                 identity?: string[];
+                /** @description previous: also the summary over the span of equal length just before. */
+                compare?: "previous";
                 /** @description A preset: 24h (default), 7d or 30d. Not together with start. */
                 range?: "24h" | "7d" | "30d";
                 /** @description Start of a custom window: RFC 3339 with offset; needs end. */
@@ -1315,8 +1315,6 @@ export interface operations {
                 bucket?: "5m" | "15m" | "30m" | "1h" | "6h" | "1d" | "7d";
                 /** @description Size of top-N breakdowns, 1..100. */
                 top?: number;
-                /** @description previous: also the summary over the span of equal length just before. */
-                compare?: "previous";
                 /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
                 tz?: string;
             };
@@ -1420,8 +1418,6 @@ export interface operations {
                 bucket?: "5m" | "15m" | "30m" | "1h" | "6h" | "1d" | "7d";
                 /** @description Size of top-N breakdowns, 1..100. */
                 top?: number;
-                /** @description previous: also the summary over the span of equal length just before. */
-                compare?: "previous";
                 /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
                 tz?: string;
                 /** @description The dimension to split the series by. */
@@ -1515,6 +1511,8 @@ export interface operations {
             query?: {
                 /** @description Count only this identity's usage: kind:id, kind agent or user (agent:a1). Repeat for any of several (at most 20). */
                 identity?: string[];
+                /** @description previous: also the summary over the span of equal length just before. */
+                compare?: "previous";
                 /** @description A preset: 24h (default), 7d or 30d. Not together with start. */
                 range?: "24h" | "7d" | "30d";
                 /** @description Start of a custom window: RFC 3339 with offset; needs end. */
@@ -1525,8 +1523,6 @@ export interface operations {
                 bucket?: "5m" | "15m" | "30m" | "1h" | "6h" | "1d" | "7d";
                 /** @description Size of top-N breakdowns, 1..100. */
                 top?: number;
-                /** @description previous: also the summary over the span of equal length just before. */
-                compare?: "previous";
                 /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
                 tz?: string;
             };
@@ -1628,8 +1624,6 @@ export interface operations {
                 bucket?: "5m" | "15m" | "30m" | "1h" | "6h" | "1d" | "7d";
                 /** @description Size of top-N breakdowns, 1..100. */
                 top?: number;
-                /** @description previous: also the summary over the span of equal length just before. */
-                compare?: "previous";
                 /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
                 tz?: string;
                 /** @description The dimension to split the series by. */
@@ -1723,6 +1717,8 @@ export interface operations {
             query?: {
                 /** @description Count only what this agent holds (its id). Repeat for any of several (at most 20). */
                 agent?: string[];
+                /** @description previous: also the summary over the span of equal length just before. */
+                compare?: "previous";
                 /** @description A preset: 24h (default), 7d or 30d. Not together with start. */
                 range?: "24h" | "7d" | "30d";
                 /** @description Start of a custom window: RFC 3339 with offset; needs end. */
@@ -1733,8 +1729,6 @@ export interface operations {
                 bucket?: "5m" | "15m" | "30m" | "1h" | "6h" | "1d" | "7d";
                 /** @description Size of top-N breakdowns, 1..100. */
                 top?: number;
-                /** @description previous: also the summary over the span of equal length just before. */
-                compare?: "previous";
                 /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
                 tz?: string;
             };
@@ -1836,8 +1830,6 @@ export interface operations {
                 bucket?: "5m" | "15m" | "30m" | "1h" | "6h" | "1d" | "7d";
                 /** @description Size of top-N breakdowns, 1..100. */
                 top?: number;
-                /** @description previous: also the summary over the span of equal length just before. */
-                compare?: "previous";
                 /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
                 tz?: string;
                 /** @description The dimension to split the series by. */
@@ -1960,6 +1952,8 @@ export interface operations {
             query?: {
                 /** @description Count only what this agent holds (its id). Repeat for any of several (at most 20). */
                 agent?: string[];
+                /** @description previous: also the summary over the span of equal length just before. */
+                compare?: "previous";
                 /** @description A preset: 24h (default), 7d or 30d. Not together with start. */
                 range?: "24h" | "7d" | "30d";
                 /** @description Start of a custom window: RFC 3339 with offset; needs end. */
@@ -1970,8 +1964,6 @@ export interface operations {
                 bucket?: "5m" | "15m" | "30m" | "1h" | "6h" | "1d" | "7d";
                 /** @description Size of top-N breakdowns, 1..100. */
                 top?: number;
-                /** @description previous: also the summary over the span of equal length just before. */
-                compare?: "previous";
                 /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
                 tz?: string;
                 /** @description Count only this organization. Repeat for any of several (at most 20). */
@@ -2073,8 +2065,6 @@ export interface operations {
                 bucket?: "5m" | "15m" | "30m" | "1h" | "6h" | "1d" | "7d";
                 /** @description Size of top-N breakdowns, 1..100. */
                 top?: number;
-                /** @description previous: also the summary over the span of equal length just before. */
-                compare?: "previous";
                 /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
                 tz?: string;
                 /** @description Count only this organization. Repeat for any of several (at most 20). */
@@ -2170,6 +2160,8 @@ export interface operations {
                 model?: string[];
                 /** @description Count only this identity's usage: kind:id, kind agent or user (agent:a1). Repeat for any of several (at most 20). */
                 identity?: string[];
+                /** @description previous: also the summary over the span of equal length just before. */
+                compare?: "previous";
                 /** @description A preset: 24h (default), 7d or 30d. Not together with start. */
                 range?: "24h" | "7d" | "30d";
                 /** @description Start of a custom window: RFC 3339 with offset; needs end. */
@@ -2180,8 +2172,6 @@ export interface operations {
                 bucket?: "5m" | "15m" | "30m" | "1h" | "6h" | "1d" | "7d";
                 /** @description Size of top-N breakdowns, 1..100. */
                 top?: number;
-                /** @description previous: also the summary over the span of equal length just before. */
-                compare?: "previous";
                 /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
                 tz?: string;
                 /** @description Count only this organization. Repeat for any of several (at most 20). */
@@ -2285,8 +2275,6 @@ export interface operations {
                 bucket?: "5m" | "15m" | "30m" | "1h" | "6h" | "1d" | "7d";
                 /** @description Size of top-N breakdowns, 1..100. */
                 top?: number;
-                /** @description previous: also the summary over the span of equal length just before. */
-                compare?: "previous";
                 /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
                 tz?: string;
                 /** @description Count only this organization. Repeat for any of several (at most 20). */
@@ -2380,6 +2368,8 @@ export interface operations {
             query?: {
                 /** @description Count only this identity's usage: kind:id, kind agent or user (agent:a1). Repeat for any of several (at most 20). */
                 identity?: string[];
+                /** @description previous: also the summary over the span of equal length just before. */
+                compare?: "previous";
                 /** @description A preset: 24h (default), 7d or 30d. Not together with start. */
                 range?: "24h" | "7d" | "30d";
                 /** @description Start of a custom window: RFC 3339 with offset; needs end. */
@@ -2390,8 +2380,6 @@ export interface operations {
                 bucket?: "5m" | "15m" | "30m" | "1h" | "6h" | "1d" | "7d";
                 /** @description Size of top-N breakdowns, 1..100. */
                 top?: number;
-                /** @description previous: also the summary over the span of equal length just before. */
-                compare?: "previous";
                 /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
                 tz?: string;
                 /** @description Count only this organization. Repeat for any of several (at most 20). */
@@ -2493,8 +2481,6 @@ export interface operations {
                 bucket?: "5m" | "15m" | "30m" | "1h" | "6h" | "1d" | "7d";
                 /** @description Size of top-N breakdowns, 1..100. */
                 top?: number;
-                /** @description previous: also the summary over the span of equal length just before. */
-                compare?: "previous";
                 /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
                 tz?: string;
                 /** @description Count only this organization. Repeat for any of several (at most 20). */
@@ -2588,6 +2574,8 @@ export interface operations {
             query?: {
                 /** @description Count only what this agent holds (its id). Repeat for any of several (at most 20). */
                 agent?: string[];
+                /** @description previous: also the summary over the span of equal length just before. */
+                compare?: "previous";
                 /** @description A preset: 24h (default), 7d or 30d. Not together with start. */
                 range?: "24h" | "7d" | "30d";
                 /** @description Start of a custom window: RFC 3339 with offset; needs end. */
@@ -2598,8 +2586,6 @@ export interface operations {
                 bucket?: "5m" | "15m" | "30m" | "1h" | "6h" | "1d" | "7d";
                 /** @description Size of top-N breakdowns, 1..100. */
                 top?: number;
-                /** @description previous: also the summary over the span of equal length just before. */
-                compare?: "previous";
                 /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
                 tz?: string;
                 /** @description Count only this organization. Repeat for any of several (at most 20). */
@@ -2701,8 +2687,6 @@ export interface operations {
                 bucket?: "5m" | "15m" | "30m" | "1h" | "6h" | "1d" | "7d";
                 /** @description Size of top-N breakdowns, 1..100. */
                 top?: number;
-                /** @description previous: also the summary over the span of equal length just before. */
-                compare?: "previous";
                 /** @description The IANA time zone whose wall clock bucket boundaries follow (default UTC): days start at local midnight, 23 or 25 hours long across a daylight-saving change. */
                 tz?: string;
                 /** @description Count only this organization. Repeat for any of several (at most 20). */

@@ -30,12 +30,16 @@ def test_a_dimension_the_section_has_not_is_400_naming_by(usage, admin_key, path
     assert [error["field"] for error in response.json()["errors"]] == ["by"]
 
 
-def test_by_is_required_and_only_groups_take_it(usage, admin_key):
+def test_by_is_required_and_only_groups_take_it_and_they_take_no_compare(usage, admin_key):
     missing = usage("/orgs/acme/usage/llm/groups", admin_key, **WINDOW)
     assert missing.status_code == 400
     assert missing.headers["content-type"] == "application/problem+json"
     not_here = usage("/orgs/acme/usage/llm", admin_key, **WINDOW, by="model")
     assert not_here.status_code == 400 and "'by'" in not_here.json()["detail"]
+    no_previous = usage(
+        "/orgs/acme/usage/llm/groups", admin_key, **WINDOW, by="model", compare="previous"
+    )
+    assert no_previous.status_code == 400 and "'compare'" in no_previous.json()["detail"]
 
 
 @pytest.fixture

@@ -29,6 +29,8 @@ from api.web.routes.usage_params import (
     FILTER_DEPENDENCIES,
     FormatParam,
     all_orgs_query,
+    compare_previous,
+    no_compare,
     not_found,
     org_query,
 )
@@ -189,6 +191,7 @@ def _route(section: Section, *, all_orgs: bool) -> HTTPRouteHandler:
         description=_CSV_NOTE if all_orgs else section.details + _CSV_NOTE,
         dependencies={
             "filters": FILTER_DEPENDENCIES[section.filters],
+            "comparing": Provide(compare_previous),
             "usage_query": Provide(all_orgs_query if all_orgs else org_query),
         },
     )(handler)
@@ -238,6 +241,7 @@ def _groups_route(section: Section, *, all_orgs: bool) -> HTTPRouteHandler:
         ),
         dependencies={
             "filters": FILTER_DEPENDENCIES[section.filters],
+            "comparing": Provide(no_compare),
             "usage_query": Provide(all_orgs_query if all_orgs else org_query),
         },
         opt={"groups": True},

@@ -1,6 +1,6 @@
 """The query parameters of the usage reads, declared once for every route, and the
 dependencies that turn them into a ``SectionQuery``: the window (with its zone), the top-N
-size, compare, and the filters each section takes.
+size, the filters each section takes, and compare (on the section reads).
 """
 
 import re
@@ -126,6 +126,17 @@ async def agent_filters(request: Request, agent: AgentParam = None) -> Filters:
     return _filters(request, {"agent": agent})
 
 
+async def compare_previous(compare: CompareParam = None) -> bool:
+    """Whether the read also reports the previous period (the section reads; not groups)."""
+    if compare not in (None, "previous"):
+        raise _bad("compare", f"compare must be previous, not {compare!r}")
+    return compare == "previous"
+
+
+async def no_compare() -> bool:
+    return False
+
+
 # A section's filters (its Section.filters) → the dependency that reads them.
 FILTER_DEPENDENCIES = {
     ("model", "identity"): Provide(llm_filters),
@@ -156,12 +167,12 @@ async def org_query(
     request: Request,
     org: FromPath[str],
     filters: NamedDependency[Filters],
+    comparing: NamedDependency[bool],
     range_: RangeParam = None,
     start: StartParam = None,
     end: EndParam = None,
     bucket: BucketParam = None,
     top: TopParam = 10,
-    compare: CompareParam = None,
     tz: TzParam = None,
 ) -> SectionQuery:
     """The query of a one-organization read, once the key may read that organization (that
@@ -169,7 +180,7 @@ async def org_query(
     api_key: ApiKey = request.user
     if not is_slug(org) or (api_key.scope is Scope.READ and api_key.org != org):
         raise not_found(org)
-    return _window_query(request, org, filters, range_, start, end, bucket, top, compare, tz)
+    return _window_query(request, org, filters, comparing, range_, start, end, bucket, top, tz)
 
 
 def not_found(org: str) -> Problem:
@@ -179,31 +190,31 @@ def not_found(org: str) -> Problem:
 async def all_orgs_query(
     request: Request,
     filters: NamedDependency[Filters],
+    comparing: NamedDependency[bool],
     range_: RangeParam = None,
     start: StartParam = None,
     end: EndParam = None,
     bucket: BucketParam = None,
     top: TopParam = 10,
-    compare: CompareParam = None,
     tz: TzParam = None,
     org_filter: OrgFilterParam = None,
 ) -> SectionQuery:
-    return _window_query(request, None, filters, range_, start, end, bucket, top, compare, tz)
+    return _window_query(request, None, filters, comparing, range_, start, end, bucket, top, tz)
 
 
 def _window_query(
     request: Request,
     org: str | None,
     filters: Filters,
+    comparing: bool,
     range_: str | None,
     start: str | None,
     end: str | None,
     bucket: str | None,
     top: int,
-    compare: str | None,
     tz: str | None,
 ) -> SectionQuery:
-    parameters = _PARAMETERS | ({"by"} if request.route_handler.opt.get("groups") else set())
+    parameters = _GROUPS_PARAMETERS if request.route_handler.opt.get("groups") else _PARAMETERS
     unknown = sorted(set(request.query_params) - parameters)
     if unknown:
         errors = [
@@ -227,13 +238,11 @@ def _window_query(
         # Litestar's conversion also reads 1e2 and 10.0 as integers; top is digits only.
         if not _DIGITS.fullmatch(request.query_params.get("top", "10")):
             raise WindowError("top", "top must be a whole number between 1 and 100")
-        if compare not in (None, "previous"):
-            raise WindowError("compare", f"compare must be previous, not {compare!r}")
         return SectionQuery(
             window=window,
             org=org,
             top=check_top(top),
-            compare=compare == "previous",
+            compare=comparing,
             filters=filters,
         )
     except WindowError as error:
@@ -243,3 +252,4 @@ def _window_query(
 _DIGITS = re.compile("[0-9]+")
 # A misspelt parameter (or one of another route) is refused, not silently ignored.
 _PARAMETERS = {"range", "start", "end", "bucket", "top", "format", "compare", "tz", *FILTERS}
+_GROUPS_PARAMETERS = (_PARAMETERS - {"compare"}) | {"by"}
