@@ -128,7 +128,7 @@ async def answer_groups(
             )
         )
     other = None
-    if None in per_group:
+    if None in per_group and key_count > len(groups):
         series = series_of(section, query, per_group[None])
         summary = section.summary(series)
         other = others(count=key_count - len(groups), summary=summary, series=series)

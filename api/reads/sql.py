@@ -133,7 +133,8 @@ def grouped(
     by their ``score`` over the window (ties by ``order``), each with its position, and one
     group (position NULL) of all the others; per group and bucket, the ``figures`` summed,
     and the number of keys there are. ``named`` joins a name to each key; ``held_only``
-    leaves out keys that scored nothing (an agent holding nothing in the window)."""
+    leaves out keys that scored nothing (an agent holding nothing in the window: its rows,
+    all zeros, fall among the others', which are a group only if other keys remain)."""
     keyed = series.cte("keyed")  # read twice: ranked, then summed by group
     per_key = select(*(keyed.c[key] for key in keys), func.sum(score(keyed)).label("score"))
     per_key = per_key.group_by(*(keyed.c[key] for key in keys))
@@ -144,30 +145,30 @@ def grouped(
     source: FromClause = scored
     if named is not None:
         source, name = named(scored)
-    ranked = (
+    ranking = [scored.c.score.desc(), *order(scored)]
+    # LIMIT, not a filter on the rank: the planner then knows the table is TOP rows small.
+    top = (
         select(
-            *scored.c,
+            *(scored.c[key] for key in keys),
             name.label("name"),
-            func.row_number().over(order_by=[scored.c.score.desc(), *order(scored)]).label("rank"),
-            func.count().over().label("key_count"),
+            func.row_number().over(order_by=ranking).label("rank"),
         )
         .select_from(source)
-        .subquery("ranked")
+        .order_by(*ranking)
+        .limit(TOP)
+        .subquery("top")
     )
-    position = case((ranked.c.rank <= TOP, ranked.c.rank)).label("position")
-    # Compared bytewise: a merge join's sort in the database's collation costs ten times more.
-    matched = and_(
-        *(code_point_order(keyed.c[key]) == code_point_order(ranked.c[key]) for key in keys)
-    )
+    # The rows of the first TOP keys find them in a table of TOP rows; the others find none.
+    matched = and_(*(keyed.c[key] == top.c[key] for key in keys))
     return (
         select(
-            position,
-            *(func.min(ranked.c[key]).label(key) for key in keys),
-            func.min(ranked.c.name).label("name"),
+            top.c.rank.label("position"),
+            *(func.min(top.c[key]).label(key) for key in keys),
+            func.min(top.c.name).label("name"),
             keyed.c.bucket,
             *(total(keyed.c[figure]).label(figure) for figure in figures),
-            func.max(ranked.c.key_count).label("key_count"),
+            select(func.count()).select_from(scored).scalar_subquery().label("key_count"),
         )
-        .join_from(keyed, ranked, matched)
-        .group_by(position, keyed.c.bucket)
+        .select_from(keyed.outerjoin(top, matched))
+        .group_by(top.c.rank, keyed.c.bucket)
     )
