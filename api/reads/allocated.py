@@ -336,6 +336,15 @@ def _by_org(kind: _Kind, shape: Shape) -> Compiled:
     )
 
 
+def _span_summary(kind: _Kind, shape: Shape) -> Compiled:
+    per_org = _totals(kind, shape, by_agent=False)
+    return compile_statement(
+        select(
+            *(func.coalesce(func.sum(per_org.c[name]), 0.0).label(name) for name in kind.figures)
+        )
+    )
+
+
 def _statements(kind: _Kind, shape: Shape) -> list[Compiled]:
     statements = [compile_statement(_series(kind, shape)), _top_agents(kind, shape)]
     return statements + ([_by_org(kind, shape)] if shape.reach is Reach.ALL else [])
@@ -385,6 +394,8 @@ def _section(name: str, kind: _Kind, title: str, all_orgs_title: str) -> Section
         usage=responses.usage,
         all_orgs_usage=responses.all_orgs,
         previous=responses.previous,
+        span_summary=cache(partial(_span_summary, kind)),
+        summary_type=responses.summary,
     )
 
 

@@ -68,6 +68,10 @@ class Section:
     usage: type  # the one-organization response
     all_orgs_usage: type  # the all-organizations response
     previous: type  # the summary of the span just before (compare=previous)
+    # One row: the summary's figures over a span, from the totals' cover (compare=previous
+    # needs no buckets), and the summary type they fill.
+    span_summary: Callable[[Shape], Compiled]
+    summary_type: type
 
 
 async def answer(section: Section, conn: psycopg.AsyncConnection, query: SectionQuery) -> Any:
@@ -76,8 +80,8 @@ async def answer(section: Section, conn: psycopg.AsyncConnection, query: Section
     runs = [(statement, params) for statement in statements]
     previous = query.previous()
     if previous is not None:
-        # The previous span's series statement, in the same snapshot and round trip.
-        runs.append((statements[0], previous.params()))
+        # The previous span's summary, in the same snapshot and round trip.
+        runs.append((section.span_summary(query.shape), previous.params()))
     results = await fetch_all(conn, runs)
     if previous is not None:
         previous_rows = results.pop()
@@ -95,7 +99,7 @@ async def answer(section: Section, conn: psycopg.AsyncConnection, query: Section
         fields["previous"] = section.previous(
             start=previous.window.counted_from,
             end=previous.window.as_of,
-            summary=section.summary(series_of(section, previous, previous_rows)),
+            summary=section.summary_type(**previous_rows[0]._asdict()),
         )
     breakdowns = section.breakdowns
     if query.reach is Reach.ALL:

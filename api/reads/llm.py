@@ -28,6 +28,7 @@ from api.reads.sql import (
     covered,
     narrowest,
     per_bucket,
+    summed,
     top_n,
     total,
 )
@@ -127,6 +128,11 @@ def _facts(cover: str, shape: Shape, *keys: str) -> CTE:
 
 
 @cache
+def _span_summary(shape: Shape) -> Compiled:
+    return compile_statement(summed(_facts(TOTALS, shape), _MEASURES))
+
+
+@cache
 def _statements(shape: Shape) -> list[Compiled]:
     statements = [
         compile_statement(per_bucket(_facts(SERIES, shape), _MEASURES)),
@@ -214,4 +220,6 @@ LLM = Section(
     usage=LlmUsage,
     all_orgs_usage=AllOrgsLlmUsage,
     previous=LlmPrevious,
+    span_summary=_span_summary,
+    summary_type=LlmSummary,
 )

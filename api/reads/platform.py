@@ -23,6 +23,7 @@ from api.reads.sql import (
     covered,
     narrowest,
     per_bucket,
+    summed,
     top_n,
     total,
 )
@@ -35,6 +36,11 @@ _MEASURES = PLATFORM_MEASURES
 
 def _facts(cover: str, shape: Shape, *keys: str) -> CTE:
     return covered(cover, shape, narrowest(rollups.PLATFORM, shape, *keys))
+
+
+@cache
+def _span_summary(shape: Shape) -> Compiled:
+    return compile_statement(summed(_facts(TOTALS, shape), _MEASURES))
 
 
 @cache
@@ -90,4 +96,6 @@ PLATFORM = Section(
     usage=PlatformUsage,
     all_orgs_usage=AllOrgsPlatformUsage,
     previous=PlatformPrevious,
+    span_summary=_span_summary,
+    summary_type=PlatformSummary,
 )

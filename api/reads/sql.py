@@ -73,6 +73,11 @@ def per_bucket(facts: CTE, measures: Sequence[str]) -> Select:
     return select(bucket, *(total(facts.c[name]).label(name) for name in measures)).group_by(bucket)
 
 
+def summed(facts: CTE, measures: Sequence[str]) -> Select:
+    """One row: each measure summed over the facts (0 where there are none)."""
+    return select(*(func.coalesce(total(facts.c[name]), 0).label(name) for name in measures))
+
+
 def bucketed(facts: CTE, measures: Sequence[str], keys: Sequence[str]) -> Select:
     """A counted section's rows with their keys and bucket, for ``grouped`` to sum (summing
     them by key and bucket first would only make more rows to join)."""
