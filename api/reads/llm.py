@@ -7,7 +7,7 @@ from sqlalchemy import CTE, Subquery, and_, select
 
 from api.core.windows import Bucket
 from api.reads.engine import Breakdown, Section, by_org
-from api.reads.query import SERIES, TOTALS, Reach, Shape
+from api.reads.query import TOTALS, Reach, Shape
 from api.reads.responses import (
     LLM_GROUPS,
     AllOrgsLlmUsage,
@@ -23,12 +23,8 @@ from api.reads.responses import (
     OtherTokens,
 )
 from api.reads.sql import (
-    bucketed,
+    Counted,
     code_point_order,
-    covered,
-    narrowest,
-    per_bucket,
-    summed,
     top_n,
     total,
 )
@@ -123,24 +119,18 @@ def _by_org(facts: CTE) -> Compiled:
     )
 
 
-def _facts(cover: str, shape: Shape, *keys: str) -> CTE:
-    return covered(cover, shape, narrowest(rollups.LLM, shape, *keys))
-
-
-@cache
-def _span_summary(shape: Shape) -> Compiled:
-    return compile_statement(summed(_facts(TOTALS, shape), _MEASURES))
+_COUNTED = Counted(rollups.LLM, _MEASURES)
 
 
 @cache
 def _statements(shape: Shape) -> list[Compiled]:
     statements = [
-        compile_statement(per_bucket(_facts(SERIES, shape), _MEASURES)),
-        _top_consumers(_facts(TOTALS, shape, "identity_kind", "identity_id")),
-        _by_model(_facts(TOTALS, shape, "model")),
+        compile_statement(_COUNTED.series(shape)),
+        _top_consumers(_COUNTED.facts(TOTALS, shape, "identity_kind", "identity_id")),
+        _by_model(_COUNTED.facts(TOTALS, shape, "model")),
     ]
     if shape.reach is Reach.ALL:
-        statements.append(_by_org(_facts(TOTALS, shape)))
+        statements.append(_by_org(_COUNTED.facts(TOTALS, shape)))
     return statements
 
 
@@ -200,7 +190,7 @@ LLM = Section(
     statements=_statements,
     filters=("model", "identity"),
     group_by=("model", "identity"),
-    keyed=lambda shape, keys: bucketed(_facts(SERIES, shape, *keys), _MEASURES, keys),
+    keyed=_COUNTED.keyed,
     figures=tuple(_MEASURES),
     score=lambda keyed: keyed.c.input_tokens + keyed.c.output_tokens,
     held_only=False,
@@ -220,6 +210,6 @@ LLM = Section(
     usage=LlmUsage,
     all_orgs_usage=AllOrgsLlmUsage,
     previous=LlmPrevious,
-    span_summary=_span_summary,
+    span_summary=cache(_COUNTED.span_summary),
     summary_type=LlmSummary,
 )

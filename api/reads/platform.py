@@ -3,10 +3,10 @@
 from functools import cache
 from typing import Any
 
-from sqlalchemy import CTE, select
+from sqlalchemy import select
 
 from api.reads.engine import Section, by_org
-from api.reads.query import SERIES, TOTALS, Reach, Shape
+from api.reads.query import TOTALS, Reach, Shape
 from api.reads.responses import (
     PLATFORM_GROUPS,
     AllOrgsPlatformUsage,
@@ -18,12 +18,8 @@ from api.reads.responses import (
     PlatformUsage,
 )
 from api.reads.sql import (
-    bucketed,
+    Counted,
     code_point_order,
-    covered,
-    narrowest,
-    per_bucket,
-    summed,
     top_n,
     total,
 )
@@ -34,21 +30,15 @@ from api.storage.schema import PLATFORM_MEASURES
 _MEASURES = PLATFORM_MEASURES
 
 
-def _facts(cover: str, shape: Shape, *keys: str) -> CTE:
-    return covered(cover, shape, narrowest(rollups.PLATFORM, shape, *keys))
-
-
-@cache
-def _span_summary(shape: Shape) -> Compiled:
-    return compile_statement(summed(_facts(TOTALS, shape), _MEASURES))
+_COUNTED = Counted(rollups.PLATFORM, _MEASURES)
 
 
 @cache
 def _statements(shape: Shape) -> list[Compiled]:
-    series = per_bucket(_facts(SERIES, shape), _MEASURES)
+    series = _COUNTED.series(shape)
     if shape.reach is Reach.ORG:
         return [compile_statement(series)]
-    facts = _facts(TOTALS, shape)
+    facts = _COUNTED.facts(TOTALS, shape)
     per_org = (
         select(facts.c.org_id, *(total(facts.c[name]).label(name) for name in _MEASURES))
         .group_by(facts.c.org_id)
@@ -79,7 +69,7 @@ PLATFORM = Section(
     statements=_statements,
     filters=("identity",),
     group_by=("identity",),
-    keyed=lambda shape, keys: bucketed(_facts(SERIES, shape, *keys), _MEASURES, keys),
+    keyed=_COUNTED.keyed,
     figures=tuple(_MEASURES),
     score=lambda keyed: keyed.c.messages_sent + keyed.c.threads_created,
     held_only=False,
@@ -96,6 +86,6 @@ PLATFORM = Section(
     usage=PlatformUsage,
     all_orgs_usage=AllOrgsPlatformUsage,
     previous=PlatformPrevious,
-    span_summary=_span_summary,
+    span_summary=cache(_COUNTED.span_summary),
     summary_type=PlatformSummary,
 )

@@ -1,9 +1,10 @@
 """SQL pieces every section's statements are built from: the counted rows of a rollup
-family over a cover, buckets, integer sums, the documented tie order, and top-N with the
-sum of the rest.
+family over a cover, buckets, integer sums, the documented tie order, top-N with the sum of
+the rest, groups over time, and the statements of a section of counts (``Counted``).
 """
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import (
     CTE,
@@ -23,7 +24,8 @@ from sqlalchemy import (
 )
 
 from api.core.tiers import RAW
-from api.reads.query import BUCKET_STARTS, TOP, Shape, in_cover
+from api.reads.query import BUCKET_STARTS, SERIES, TOP, TOTALS, Shape, in_cover
+from api.storage.db import Compiled, compile_statement
 from api.storage.rollups import Family
 
 
@@ -67,25 +69,40 @@ def bucket_of(time: ColumnElement) -> ColumnElement:
     return BUCKET_STARTS[bucket_index(time)]
 
 
-def per_bucket(facts: CTE, measures: Sequence[str]) -> Select:
-    """A counted section's series: per bucket, its measures summed."""
-    bucket = bucket_of(facts.c.at).label("bucket")
-    return select(bucket, *(total(facts.c[name]).label(name) for name in measures)).group_by(bucket)
+@dataclass(frozen=True, slots=True, eq=False)
+class Counted:
+    """A section of counts (LLM, platform): its rollup families and measures, and the
+    statements every such section reads through them."""
 
+    families: Sequence[Family]
+    measures: Sequence[str]
 
-def summed(facts: CTE, measures: Sequence[str]) -> Select:
-    """One row: each measure summed over the facts (0 where there are none)."""
-    return select(*(func.coalesce(total(facts.c[name]), 0).label(name) for name in measures))
+    def facts(self, cover: str, shape: Shape, *keys: str) -> CTE:
+        """The counted rows of cover ``cover``, from the narrowest family with ``keys``."""
+        return covered(cover, shape, narrowest(self.families, shape, *keys))
 
+    def series(self, shape: Shape) -> Select:
+        """Per bucket, the measures summed."""
+        facts = self.facts(SERIES, shape)
+        bucket = bucket_of(facts.c.at).label("bucket")
+        sums = (total(facts.c[name]).label(name) for name in self.measures)
+        return select(bucket, *sums).group_by(bucket)
 
-def bucketed(facts: CTE, measures: Sequence[str], keys: Sequence[str]) -> Select:
-    """A counted section's rows with their keys and bucket, for ``grouped`` to sum (summing
-    them by key and bucket first would only make more rows to join)."""
-    return select(
-        *(facts.c[key] for key in keys),
-        bucket_of(facts.c.at).label("bucket"),
-        *(facts.c[name] for name in measures),
-    )
+    def span_summary(self, shape: Shape) -> Compiled:
+        """One row: each measure summed over the totals' cover (0 where there is nothing)."""
+        facts = self.facts(TOTALS, shape)
+        sums = (func.coalesce(total(facts.c[name]), 0).label(name) for name in self.measures)
+        return compile_statement(select(*sums))
+
+    def keyed(self, shape: Shape, keys: tuple[str, ...]) -> Select:
+        """The series' rows with their keys and bucket, for ``grouped`` to sum (summing them
+        by key and bucket first would only make more rows to join)."""
+        facts = self.facts(SERIES, shape, *keys)
+        return select(
+            *(facts.c[key] for key in keys),
+            bucket_of(facts.c.at).label("bucket"),
+            *(facts.c[name] for name in self.measures),
+        )
 
 
 def total(column: ColumnElement) -> ColumnElement:
