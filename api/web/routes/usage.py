@@ -33,6 +33,7 @@ from api.web.routes.usage_params import (
     no_compare,
     not_found,
     org_query,
+    window_asked,
 )
 
 
@@ -189,11 +190,7 @@ def _route(section: Section, *, all_orgs: bool) -> HTTPRouteHandler:
         f"/{section.name}",
         summary=section.all_orgs_title if all_orgs else section.title,
         description=_CSV_NOTE if all_orgs else section.details + _CSV_NOTE,
-        dependencies={
-            "filters": FILTER_DEPENDENCIES[section.filters],
-            "comparing": Provide(compare_previous),
-            "usage_query": Provide(all_orgs_query if all_orgs else org_query),
-        },
+        dependencies=_dependencies(section, all_orgs=all_orgs, comparing=compare_previous),
     )(handler)
 
 
@@ -239,13 +236,21 @@ def _groups_route(section: Section, *, all_orgs: bool) -> HTTPRouteHandler:
             "others; for every bucket they sum to the section's series item. "
             "With Accept: text/csv or format=csv: one row per group per bucket."
         ),
-        dependencies={
-            "filters": FILTER_DEPENDENCIES[section.filters],
-            "comparing": Provide(no_compare),
-            "usage_query": Provide(all_orgs_query if all_orgs else org_query),
-        },
+        dependencies=_dependencies(section, all_orgs=all_orgs, comparing=no_compare),
         opt={"groups": True},
     )(handler)
+
+
+def _dependencies(
+    section: Section, *, all_orgs: bool, comparing: Callable[..., Awaitable[bool]]
+) -> dict[str, Provide]:
+    """A usage route's query: its window and top, the section's filters, compare or not."""
+    return {
+        "asked": Provide(window_asked),
+        "filters": FILTER_DEPENDENCIES[section.filters],
+        "comparing": Provide(comparing),
+        "usage_query": Provide(all_orgs_query if all_orgs else org_query),
+    }
 
 
 def _routes(*, all_orgs: bool) -> list[HTTPRouteHandler]:

@@ -4,6 +4,7 @@ size, the filters each section takes, and compare (on the section reads).
 """
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -18,6 +19,7 @@ from api.core.windows import (
     BUCKET_WIDTHS,
     DEFAULT_ZONE,
     PRESETS,
+    Window,
     WindowError,
     check_top,
     resolve_window,
@@ -163,57 +165,24 @@ def _bad(field: str, message: str) -> Problem:
     return Problem(400, message, errors=[ErrorItem(field=field, message=message)])
 
 
-async def org_query(
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """The window and top-N size a read asks for."""
+
+    window: Window
+    top: int
+
+
+async def window_asked(
     request: Request,
-    org: FromPath[str],
-    filters: NamedDependency[Filters],
-    comparing: NamedDependency[bool],
     range_: RangeParam = None,
     start: StartParam = None,
     end: EndParam = None,
     bucket: BucketParam = None,
     top: TopParam = 10,
     tz: TzParam = None,
-) -> SectionQuery:
-    """The query of a one-organization read, once the key may read that organization (that
-    the organization exists is checked with the section's own queries)."""
-    api_key: ApiKey = request.user
-    if not is_slug(org) or (api_key.scope is Scope.READ and api_key.org != org):
-        raise not_found(org)
-    return _window_query(request, org, filters, comparing, range_, start, end, bucket, top, tz)
-
-
-def not_found(org: str) -> Problem:
-    return Problem(404, f"organization {org!r} not found")
-
-
-async def all_orgs_query(
-    request: Request,
-    filters: NamedDependency[Filters],
-    comparing: NamedDependency[bool],
-    range_: RangeParam = None,
-    start: StartParam = None,
-    end: EndParam = None,
-    bucket: BucketParam = None,
-    top: TopParam = 10,
-    tz: TzParam = None,
-    org_filter: OrgFilterParam = None,
-) -> SectionQuery:
-    return _window_query(request, None, filters, comparing, range_, start, end, bucket, top, tz)
-
-
-def _window_query(
-    request: Request,
-    org: str | None,
-    filters: Filters,
-    comparing: bool,
-    range_: str | None,
-    start: str | None,
-    end: str | None,
-    bucket: str | None,
-    top: int,
-    tz: str | None,
-) -> SectionQuery:
+) -> Asked:
+    """The window and top of every usage read, once no parameter is foreign to its route."""
     parameters = _GROUPS_PARAMETERS if request.route_handler.opt.get("groups") else _PARAMETERS
     unknown = sorted(set(request.query_params) - parameters)
     if unknown:
@@ -238,15 +207,43 @@ def _window_query(
         # Litestar's conversion also reads 1e2 and 10.0 as integers; top is digits only.
         if not _DIGITS.fullmatch(request.query_params.get("top", "10")):
             raise WindowError("top", "top must be a whole number between 1 and 100")
-        return SectionQuery(
-            window=window,
-            org=org,
-            top=check_top(top),
-            compare=comparing,
-            filters=filters,
-        )
+        return Asked(window=window, top=check_top(top))
     except WindowError as error:
         raise _bad(error.field, str(error)) from None
+
+
+async def org_query(
+    request: Request,
+    org: FromPath[str],
+    filters: NamedDependency[Filters],
+    comparing: NamedDependency[bool],
+    asked: NamedDependency[Asked],
+) -> SectionQuery:
+    """The query of a one-organization read, once the key may read that organization (that
+    the organization exists is checked with the section's own queries)."""
+    api_key: ApiKey = request.user
+    if not is_slug(org) or (api_key.scope is Scope.READ and api_key.org != org):
+        raise not_found(org)
+    return _query(org, filters, comparing, asked)
+
+
+def not_found(org: str) -> Problem:
+    return Problem(404, f"organization {org!r} not found")
+
+
+async def all_orgs_query(
+    filters: NamedDependency[Filters],
+    comparing: NamedDependency[bool],
+    asked: NamedDependency[Asked],
+    org_filter: OrgFilterParam = None,  # read with the other filters; declared here for docs
+) -> SectionQuery:
+    return _query(None, filters, comparing, asked)
+
+
+def _query(org: str | None, filters: Filters, comparing: bool, asked: Asked) -> SectionQuery:
+    return SectionQuery(
+        window=asked.window, org=org, top=asked.top, compare=comparing, filters=filters
+    )
 
 
 _DIGITS = re.compile("[0-9]+")
