@@ -61,7 +61,7 @@ from api.reads.responses import (
     StorageSummary,
     StorageUsage,
 )
-from api.reads.sql import bucket_index, code_point_order, top_n
+from api.reads.sql import bucket_index, code_point_order, split_series, top_n
 from api.storage.db import Compiled, compile_statement
 from api.storage.reservations import VOLUMES, WORKLOADS, Reservations, seconds
 from api.storage.schema import identities
@@ -375,10 +375,15 @@ def _section(name: str, kind: _Kind, title: str, all_orgs_title: str) -> Section
         statements=cache(partial(_statements, kind)),
         filters=("agent",),
         group_by=("agent",),
-        keyed=lambda shape, keys: _series(kind, shape, keys),
-        figures=tuple(kind.figures),
-        score=lambda keyed: keyed.c[_ranking(kind)],
-        held_only=True,
+        grouped=lambda shape, keys, order, named: split_series(
+            _series(kind, shape, tuple(keys)),
+            keys,
+            list(kind.figures),
+            lambda keyed: keyed.c[_ranking(kind)],
+            order,
+            named,
+            held_only=True,
+        ),
         groups=responses.groups,
         bucket=lambda bucket, row: responses.bucket(
             start=bucket.start,

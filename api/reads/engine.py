@@ -7,17 +7,18 @@ the ranked rows, then the others' row), then, for all organizations, the top-N b
 Adding a section is writing its spec and listing it in ``sections``.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from sqlalchemy import CTE, ColumnElement, Select
+from sqlalchemy import Select
 
 from api.core.windows import Bucket
 from api.reads.fetch import fetch_all, split_top
 from api.reads.query import Reach, SectionQuery, Shape
 from api.reads.responses import FiltersOut
+from api.reads.sql import Named, Order
 from api.storage.db import Compiled
 
 
@@ -52,14 +53,11 @@ class Section:
     statements: Callable[[Shape], list[Compiled]]
     filters: tuple[str, ...]  # the filters it takes (api.core.filters), besides org for all orgs
     # Groups over time (api.reads.groups): the dimensions it splits by (besides org for all
-    # orgs); its series split by key columns (rows of key, bucket and the ``figures`` that
-    # ``bucket`` reads); a group's score to rank by; whether a group must have held
-    # something; the response, group and others' types.
+    # orgs); the statement of its groups by key columns, tie order and names (rows as
+    # ``api.reads.sql`` says, with the figures that ``bucket`` reads); the response, group
+    # and others' types.
     group_by: tuple[str, ...]
-    keyed: Callable[[Shape, tuple[str, ...]], Select]
-    figures: tuple[str, ...]
-    score: Callable[[CTE], ColumnElement]
-    held_only: bool
+    grouped: Callable[[Shape, Sequence[str], Order, Named | None], Select]
     groups: tuple[type, type, type]
     bucket: Callable[[Bucket, Any], Any]  # a bucket and its row (None: no usage) → series item
     summary: Callable[[list[Any]], Any]  # the series → its sums
@@ -81,7 +79,7 @@ async def answer(section: Section, conn: psycopg.AsyncConnection, query: Section
     previous = query.previous()
     if previous is not None:
         # The previous span's summary, in the same snapshot and round trip.
-        runs.append((section.span_summary(query.shape), previous.params()))
+        runs.append((section.span_summary(query.shape), previous.span_params()))
     results = await fetch_all(conn, runs)
     if previous is not None:
         previous_rows = results.pop()

@@ -1,7 +1,6 @@
 """Usage by group over time: a section's series split by one dimension (model, identity,
-agent, org) into its top groups and the others, in one statement (``sql.grouped``) over the
-section's own series split by key, so that every bucket's groups and others sum to the
-section's series item.
+agent, org) into its top groups and the others, in one statement (the section's
+``grouped``), so that every bucket's groups and others sum to the section's series item.
 """
 
 from collections.abc import Callable
@@ -16,7 +15,7 @@ from api.reads.engine import Section, series_of
 from api.reads.fetch import fetch_all
 from api.reads.query import Reach, SectionQuery, Shape
 from api.reads.responses import AgentOut, FiltersOut, GroupKey, IdentityOut
-from api.reads.sql import code_point_order, grouped
+from api.reads.sql import Named, Order, code_point_order
 from api.storage.db import Compiled, compile_statement
 from api.storage.schema import identities
 
@@ -27,9 +26,9 @@ class Grouping:
     ascending), the key in a response, and where its name comes from."""
 
     keys: tuple[str, ...]
-    order: Callable[[Subquery], list[ColumnElement]]
+    order: Order
     key: Callable[[Any, Reach], GroupKey]
-    named: Callable[[Subquery], tuple[FromClause, ColumnElement]] | None = None
+    named: Named | None = None
 
 
 def _named(kind_column: str | None, id_column: str) -> Callable:
@@ -93,17 +92,7 @@ def dimensions(section: Section, reach: Reach) -> tuple[str, ...]:
 @cache
 def _statement(section: Section, shape: Shape, by: str) -> Compiled:
     grouping = GROUPINGS[by]
-    return compile_statement(
-        grouped(
-            section.keyed(shape, grouping.keys),
-            grouping.keys,
-            section.figures,
-            section.score,
-            grouping.order,
-            named=grouping.named,
-            held_only=section.held_only,
-        )
-    )
+    return compile_statement(section.grouped(shape, grouping.keys, grouping.order, grouping.named))
 
 
 async def answer_groups(

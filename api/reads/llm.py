@@ -119,7 +119,9 @@ def _by_org(facts: CTE) -> Compiled:
     )
 
 
-_COUNTED = Counted(rollups.LLM, _MEASURES)
+_COUNTED = Counted(
+    rollups.LLM, _MEASURES, score=lambda facts: facts.c.input_tokens + facts.c.output_tokens
+)
 
 
 @cache
@@ -190,10 +192,7 @@ LLM = Section(
     statements=_statements,
     filters=("model", "identity"),
     group_by=("model", "identity"),
-    keyed=_COUNTED.keyed,
-    figures=tuple(_MEASURES),
-    score=lambda keyed: keyed.c.input_tokens + keyed.c.output_tokens,
-    held_only=False,
+    grouped=_COUNTED.grouped,
     groups=LLM_GROUPS,
     bucket=_bucket,
     summary=_summary,

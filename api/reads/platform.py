@@ -30,7 +30,11 @@ from api.storage.schema import PLATFORM_MEASURES
 _MEASURES = PLATFORM_MEASURES
 
 
-_COUNTED = Counted(rollups.PLATFORM, _MEASURES)
+_COUNTED = Counted(
+    rollups.PLATFORM,
+    _MEASURES,
+    score=lambda facts: facts.c.messages_sent + facts.c.threads_created,
+)
 
 
 @cache
@@ -69,10 +73,7 @@ PLATFORM = Section(
     statements=_statements,
     filters=("identity",),
     group_by=("identity",),
-    keyed=_COUNTED.keyed,
-    figures=tuple(_MEASURES),
-    score=lambda keyed: keyed.c.messages_sent + keyed.c.threads_created,
-    held_only=False,
+    grouped=_COUNTED.grouped,
     groups=PLATFORM_GROUPS,
     bucket=lambda bucket, row: PlatformBucket(
         start=bucket.start, end=bucket.end, partial=bucket.partial, **_figures(row)

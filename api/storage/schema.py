@@ -203,9 +203,18 @@ PLATFORM_MEASURES = ["threads_created", "messages_sent"]
 
 
 def _rollup(
-    family: str, dimensions: list[str], measures: list[str], kind: type = BigInteger
+    family: str,
+    dimensions: list[str],
+    measures: list[str],
+    kind: type = BigInteger,
+    *,
+    by_key: bool = False,
 ) -> dict[str, Table]:
-    """One table per tier: ``{family}_{tier}``, keyed by organization, bucket, dimensions."""
+    """One table per tier: ``{family}_{tier}``, keyed by organization, bucket, dimensions.
+    ``by_key``: also indexed by organization, dimensions, bucket, for the reads of a few keys
+    among hundreds (an identity filter, the series of the top groups) that would otherwise
+    read every key's rows in the window."""
+    key_first = ("org_id", *dimensions, "bucket_start") if by_key else None
     return {
         tier: Table(
             f"{family}_{tier}",
@@ -214,13 +223,16 @@ def _rollup(
             Column("bucket_start", DateTime(timezone=True), primary_key=True),
             *(Column(name, Text, primary_key=True) for name in dimensions),
             *(Column(name, kind, nullable=False) for name in measures),
+            *([Index(f"{family}_{tier}_key_first_idx", *key_first)] if key_first else []),
         )
         for tier in TIERS
     }
 
 
 llm_totals = _rollup("llm_totals", [], LLM_MEASURES)
-llm_by_identity = _rollup("llm_by_identity", ["identity_kind", "identity_id"], LLM_MEASURES)
+llm_by_identity = _rollup(
+    "llm_by_identity", ["identity_kind", "identity_id"], LLM_MEASURES, by_key=True
+)
 llm_by_model = _rollup("llm_by_model", ["model"], LLM_MEASURES)
 # Both at once: what filters by one and breaks down (or groups) by the other read.
 llm_by_identity_model = _rollup(
@@ -228,7 +240,7 @@ llm_by_identity_model = _rollup(
 )
 platform_totals = _rollup("platform_totals", [], PLATFORM_MEASURES)
 platform_by_identity = _rollup(
-    "platform_by_identity", ["identity_kind", "identity_id"], PLATFORM_MEASURES
+    "platform_by_identity", ["identity_kind", "identity_id"], PLATFORM_MEASURES, by_key=True
 )
 
 # A segment is one stretch of constant reservation: [start_time, end_time), end_time NULL
