@@ -78,5 +78,7 @@ def _cors(origins: tuple[str, ...]) -> CORSConfig | None:
         allow_origins=list(origins),
         allow_methods=["GET", "POST"],
         allow_headers=["Authorization", "Content-Type"],
+        # The page names a downloaded CSV file as the service does.
+        expose_headers=["Content-Disposition"],
         max_age=600,
     )

@@ -33,6 +33,15 @@ export interface SectionData {
   platform: PlatformUsage;
 }
 
+/** Each section's groups over time (§4.3): its series split by one dimension. */
+export interface GroupsData {
+  llm: Schemas["LlmGroups"];
+  compute: Schemas["ComputeGroups"];
+  storage: Schemas["StorageGroups"];
+  platform: Schemas["PlatformGroups"];
+}
+export type GroupKey = Schemas["GroupKey"];
+
 /** An answer other than 200, with the problem's detail when the API sent one. */
 export class ApiError extends Error {
   constructor(
@@ -49,17 +58,39 @@ export interface Client {
   token: string;
 }
 
-export async function fetchSection<S extends SectionName>(
+export function fetchSection<S extends SectionName>(
   client: Client,
   section: S,
   params: URLSearchParams,
 ): Promise<SectionData[S]> {
-  const url = `${client.baseUrl}/orgs/${encodeURIComponent(client.org)}/usage/${section}?${params}`;
+  return request(client, section, params, "application/json").then((response) => response.json());
+}
+
+export function fetchGroups<S extends SectionName>(
+  client: Client,
+  section: S,
+  params: URLSearchParams,
+): Promise<GroupsData[S]> {
+  return request(client, `${section}/groups`, params, "application/json").then((response) => response.json());
+}
+
+/** A read as CSV: its text and the file name the service gives it. */
+export async function fetchCsv(
+  client: Client,
+  path: string,
+  params: URLSearchParams,
+): Promise<{ name: string; text: string }> {
+  const response = await request(client, path, params, "text/csv");
+  const disposition = response.headers.get("Content-Disposition") ?? "";
+  const name = /filename="([^"]+)"/.exec(disposition)?.[1] ?? `usage-${client.org}-${path.replace("/", "-")}.csv`;
+  return { name, text: await response.text() };
+}
+
+async function request(client: Client, path: string, params: URLSearchParams, accept: string): Promise<Response> {
+  const url = `${client.baseUrl}/orgs/${encodeURIComponent(client.org)}/usage/${path}?${params}`;
   let response: Response;
   try {
-    response = await fetch(url, {
-      headers: { Authorization: `Bearer ${client.token}`, Accept: "application/json" },
-    });
+    response = await fetch(url, { headers: { Authorization: `Bearer ${client.token}`, Accept: accept } });
   } catch {
     throw new ApiError(0, "The usage service could not be reached.");
   }
@@ -67,7 +98,7 @@ export async function fetchSection<S extends SectionName>(
     const problem = await response.json().catch(() => ({}));
     throw new ApiError(response.status, problem.detail ?? response.statusText);
   }
-  return response.json();
+  return response;
 }
 
 /** The API's base URL: the page's meta tag (empty: the page's own origin). */

@@ -28,6 +28,18 @@ export const COLORS = {
   other: "#9ca3af",
 };
 
+/** The groups of a split chart, in rank order: distinct hues that read on both schemes. */
+export const GROUP_COLORS = [
+  "#2f6fde",
+  "#f59e0b",
+  "#10a37f",
+  "#8b5cf6",
+  "#ec4899",
+  "#0ea5e9",
+  "#a16207",
+  "#65a30d",
+];
+
 /** Bars over time: one rect per bar, its title the bucket's exact figures; partial buckets
  * faded. A legend when there is more than one series. */
 export function timeChart(
@@ -72,16 +84,24 @@ export function timeChart(
   });
 }
 
-/** Horizontal bars in the given order, coloured by kind, each titled with exact figures. */
+/** Horizontal bars in the given order, coloured by kind, each titled with exact figures.
+ * With ``choose``, every bar that ``nameOf`` names is a control (click, or Enter or Space when
+ * focused) with that accessible name. */
 export function rankedChart(
   bars: RankedBar[],
   palette: Palette,
-  options: { width: number; xLabel: string; ariaLabel: string },
+  options: {
+    width: number;
+    xLabel: string;
+    ariaLabel: string;
+    choose?: (bar: RankedBar) => void;
+    nameOf?: (bar: RankedBar) => string | null;
+  },
 ): Element {
   const labels = new Map(bars.map((bar) => [bar.id, bar.label]));
   const longest = Math.max(...bars.map((bar) => truncate(bar.label).length), 4);
   const kinds = Object.keys(palette).filter((kind) => bars.some((bar) => bar.kind === kind));
-  return Plot.plot({
+  const chart = Plot.plot({
     width: options.width,
     height: 50 + bars.length * ROW_HEIGHT,
     marginTop: 10,
@@ -120,6 +140,33 @@ export function rankedChart(
       }),
       Plot.ruleX([0]),
     ],
+  });
+  if (options.choose) asControls(chart, bars, options.choose, options.nameOf ?? (() => null));
+  return chart;
+}
+
+/** Plot draws one rect per bar, in the bars' order: each one named becomes a button. */
+function asControls(
+  chart: Element,
+  bars: RankedBar[],
+  choose: (bar: RankedBar) => void,
+  nameOf: (bar: RankedBar) => string | null,
+): void {
+  const rects = chart.querySelectorAll<SVGRectElement>('g[aria-label="bar"] rect');
+  rects.forEach((rect, index) => {
+    const bar = bars[index];
+    const name = bar ? nameOf(bar) : null;
+    if (!bar || !name) return;
+    rect.setAttribute("role", "button");
+    rect.setAttribute("tabindex", "0");
+    rect.setAttribute("aria-label", name);
+    rect.classList.add("control");
+    rect.addEventListener("click", () => choose(bar));
+    rect.addEventListener("keydown", (event) => {
+      if (event.key !== "Enter" && event.key !== " ") return;
+      event.preventDefault();
+      choose(bar);
+    });
   });
 }
 

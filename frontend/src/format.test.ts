@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { bucketLabel, bucketName, compact, exact, instant, percent } from "./format";
+import { bucketLabel, bucketName, change, compact, exact, instant, percent, previousSpanName } from "./format";
 
 describe("numbers", () => {
   it("reads compactly", () => {
@@ -65,5 +65,32 @@ describe("bucket labels in the viewer's time zone", () => {
     expect(bucketName("5m")).toBe("5-minute buckets");
     expect(bucketName("1h")).toBe("hourly buckets");
     expect(bucketName("7d")).toBe("weekly buckets");
+  });
+});
+
+describe("the change against the previous span", () => {
+  it.each([
+    [112, 100, "up", "▲ 12%"],
+    [97, 100, "down", "▼ 3%"],
+    [100.4, 100, "up", "▲ 0.4%"],
+    [0, 100, "down", "▼ 100%"],
+    [5, 0, "new", "new"],
+    [0, 0, "same", "no change"],
+    [250, 100, "up", "▲ 150%"],
+  ])("%d against %d is %s %s", (current, previous, direction, text) => {
+    expect(change(current, previous)).toEqual({ direction, text });
+  });
+
+  it("never reads as 0% when the figures differ", () => {
+    for (let previous = 1; previous < 5000; previous += 7) {
+      const shown = change(previous + 1, previous).text;
+      expect(shown).not.toMatch(/^▲ 0(\.0)?%$/);
+      expect(shown.startsWith("▲ ")).toBe(true);
+    }
+  });
+
+  it("names the span", () => {
+    expect(previousSpanName("7d")).toBe("previous 7d");
+    expect(previousSpanName(null)).toBe("previous period");
   });
 });

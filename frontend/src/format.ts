@@ -67,3 +67,27 @@ const BUCKET_NAMES: Record<string, string> = {
 export function bucketName(bucket: string): string {
   return `${BUCKET_NAMES[bucket] ?? bucket} buckets`;
 }
+
+export type Direction = "up" | "down" | "same" | "new";
+
+/** A figure against the same figure over the previous span: "▲ 12%", "▼ 3.5%", "new" (from
+ * nothing), "no change". One decimal under 10% and "<0.1%" below that, so a change never
+ * reads as 0%. */
+export function change(current: number, previous: number): { direction: Direction; text: string } {
+  if (current === previous) return { direction: "same", text: "no change" };
+  if (previous === 0) return { direction: "new", text: "new" };
+  const ratio = Math.abs(current - previous) / Math.abs(previous);
+  const digits = ratio < 0.1 ? 1 : 0;
+  const shown = new Intl.NumberFormat("en-US", {
+    style: "percent",
+    minimumFractionDigits: 0,
+    maximumFractionDigits: digits,
+  }).format(ratio);
+  const up = current > previous;
+  return { direction: up ? "up" : "down", text: `${up ? "▲" : "▼"} ${ratio < 0.001 ? "<0.1%" : shown}` };
+}
+
+/** What a change is against: "previous 24h" for a preset, "previous period" otherwise. */
+export function previousSpanName(range: string | null | undefined): string {
+  return range ? `previous ${range}` : "previous period";
+}

@@ -1,17 +1,18 @@
 // The Usage page: header with the range, the four sections, and what is not here.
 
-import { ApiError, SECTIONS, apiBaseUrl, fetchSection } from "./api";
-import type { Client, SectionData, SectionName } from "./api";
+import { ApiError, SECTIONS, apiBaseUrl, fetchCsv, fetchGroups, fetchSection } from "./api";
+import type { Client, GroupsData, SectionData, SectionName } from "./api";
 import { forgetKey, signInForm, takeKey } from "./auth";
 import { h } from "./dom";
 import { bucketName, instant } from "./format";
 import { failed, filled, loading, sectionFrame } from "./panel";
-import { PRESETS, apiParams, instantToLocalInput, localInputToInstant, queryOfRange, rangeFromQuery } from "./range";
+import { PRESETS, apiParams, instantToLocalInput, localInputToInstant } from "./range";
 import type { Range } from "./range";
+import { type View, filterParams, queryOfView, toggleFilter, viewFromQuery, withSplit, zoneOf } from "./view";
 import { compute } from "./sections/compute";
 import { llm } from "./sections/llm";
 import { platform } from "./sections/platform";
-import { render, type Section } from "./sections/section";
+import { type Context, render, type Section } from "./sections/section";
 import { storage } from "./sections/storage";
 import "./style.css";
 
@@ -78,12 +79,12 @@ function rangeControls(choose: (range: Range) => void, current: () => Range): Ra
   return { element, form, show, toggleCustom };
 }
 
-function pageHeader(org: string, controls: RangeControls, bucketText: HTMLElement, asOfText: HTMLElement): HTMLElement {
+function pageHeader(org: string, controls: RangeControls, bucketText: HTMLElement, asOfText: HTMLElement, zoneText: HTMLElement): HTMLElement {
   return h("header", { class: "page-header" },
     h("div", { class: "heading" }, h("h1", {}, "Usage"), h("span", { class: "org", title: "Organization" }, org)),
     controls.element,
     controls.form,
-    h("p", { class: "status" }, bucketText, " · ", asOfText, " · ",
+    h("p", { class: "status" }, bucketText, " · ", zoneText, " · ", asOfText, " · ",
       h("span", {}, "Not live: a snapshot taken when the page loaded. Change the range or reload to refresh.")),
   );
 }
@@ -109,14 +110,24 @@ function start(org: string, key: string): void {
   new UsagePage(org, { baseUrl: apiBaseUrl(document), org, token: key }).load();
 }
 
-/** The page for one organization and key: its range, and the sections loaded for it. */
+/** How many groups a split chart stacks before "Other". */
+const SPLIT_TOP = "8";
+const FILTER_NAMES: Record<string, string> = { model: "Model", identity: "Consumer", agent: "Agent" };
+
+/** The page for one organization and key: its view (range, zone, filters, splits), and the
+ * sections loaded for it. */
 class UsagePage {
-  private range = rangeFromQuery(location.search);
-  private generation = 0; // answers to an older load are dropped
-  private readonly listeners = new AbortController(); // window listeners, until the page is left
+  private view: View = viewFromQuery(location.search);
+  private window = new URLSearchParams(); // the current load's window and zone: every GET's
+  private readonly versions = Object.fromEntries(SECTIONS.map((name) => [name, 0])) as Record<SectionName, number>;
   private readonly data: Partial<SectionData> = {};
-  private readonly controls = rangeControls((range) => this.choose(range), () => this.range);
+  private readonly groups: { [S in SectionName]?: GroupsData[S] | "loading" | Error } = {};
+  private readonly labels = new Map<string, string>(); // "llm.model=gpt-5" → the name on its chip
+  private focusChip: string | null = null; // the chip to focus once its section is drawn
+  private readonly listeners = new AbortController(); // window listeners, until the page is left
+  private readonly controls = rangeControls((range) => this.chooseRange(range), () => this.view.range);
   private readonly bucketText = h("span", { class: "bucket" });
+  private readonly zoneText = h("span", { class: "zone" });
   private readonly asOfText = h("span", { class: "as-of" });
   private readonly frames = SECTIONS.map((name) => ({ name, ...sectionFrame(`section-${name}`, VIEWS[name].title) }));
 
@@ -126,45 +137,113 @@ class UsagePage {
   ) {
     document.title = `Usage · ${org}`;
     const main = h("div", { class: "sections" }, ...this.frames.map((frame) => frame.root));
-    app.replaceChildren(pageHeader(org, this.controls, this.bucketText, this.asOfText), main, pageFooter());
+    app.replaceChildren(pageHeader(org, this.controls, this.bucketText, this.asOfText, this.zoneText), main, pageFooter());
     window.addEventListener("popstate", () => {
-      this.range = rangeFromQuery(location.search);
+      this.view = viewFromQuery(location.search);
       this.load();
     }, { signal: this.listeners.signal });
     redrawOnResize(main, () => SECTIONS.forEach((name) => this.draw(name)), this.listeners.signal);
   }
 
+  /** Every section (and each split asked for) fetched again, for one ``end``. */
   load(): void {
-    this.generation += 1;
-    const params = apiParams(this.range, new Date());
-    this.controls.show(this.range);
+    const zone = zoneOf(this.view);
+    this.window = apiParams(this.view.range, new Date());
+    this.window.set("tz", zone);
+    this.controls.show(this.view.range);
     this.bucketText.textContent = "";
-    this.asOfText.textContent = `as of ${instant(params.get("end")!)}`;
-    for (const frame of this.frames) this.loadSection(frame.name, params, this.generation);
+    this.zoneText.textContent = `Times in ${zone}`;
+    this.asOfText.textContent = `as of ${instant(this.window.get("end")!, zone)}`;
+    for (const name of SECTIONS) this.loadSection(name);
   }
 
-  private choose(range: Range): void {
-    this.range = range;
-    history.pushState(null, "", location.pathname + queryOfRange(range));
+  private chooseRange(range: Range): void {
+    this.show({ ...this.view, range });
     this.load();
   }
 
-  private loadSection(name: SectionName, params: URLSearchParams, mine: number): void {
+  /** A drill-down, or a chip removed: that section alone is fetched again. */
+  private chooseFilter(name: SectionName, filter: string, value: string, label: string): void {
+    const key = `${name}.${filter}=${value}`;
+    this.labels.set(key, label);
+    const view = toggleFilter(this.view, name, filter, value);
+    this.focusChip = view.filters[name][filter]?.includes(value) ? key : null;
+    this.show(view);
+    this.loadSection(name);
+  }
+
+  private chooseSplit(name: SectionName, split: string | null): void {
+    this.show(withSplit(this.view, name, split));
+    if (split) this.loadGroups(name, this.versions[name]);
+    else this.draw(name);
+  }
+
+  private show(view: View): void {
+    this.view = view;
+    history.pushState(null, "", location.pathname + queryOfView(view));
+  }
+
+  /** The section's query: the window, its filters, and more (compare, by, top). */
+  private paramsOf(name: SectionName, more: Record<string, string>): URLSearchParams {
+    const params = new URLSearchParams(this.window);
+    for (const [filter, value] of filterParams(this.view.filters[name])) params.append(filter, value);
+    for (const [param, value] of Object.entries(more)) params.set(param, value);
+    return params;
+  }
+
+  private groupsParams(name: SectionName): URLSearchParams {
+    return this.paramsOf(name, { by: this.view.splits[name]!, top: SPLIT_TOP });
+  }
+
+  private loadSection(name: SectionName): void {
+    const mine = ++this.versions[name];
     const body = this.frame(name).body;
     delete this.data[name];
+    delete this.groups[name];
     loading(body, VIEWS[name].cards);
-    fetchSection(this.client, name, params).then(
+    const retry = () => this.loadSection(name);
+    fetchSection(this.client, name, this.paramsOf(name, { compare: "previous" })).then(
       (answer) => {
-        if (mine !== this.generation) return;
+        if (mine !== this.versions[name]) return;
         (this.data as Record<string, unknown>)[name] = answer;
         this.bucketText.textContent = bucketName(answer.window.bucket);
-        this.asOfText.textContent = `as of ${instant(answer.window.as_of)}`;
         this.draw(name);
       },
       (error: unknown) => {
-        if (mine !== this.generation) return;
-        this.refused(error, body, () => this.loadSection(name, params, this.generation));
+        if (mine === this.versions[name]) this.refused(error, body, retry);
       },
+    );
+    if (this.view.splits[name]) this.loadGroups(name, mine);
+  }
+
+  private loadGroups(name: SectionName, mine: number): void {
+    (this.groups as Record<string, unknown>)[name] = "loading";
+    this.draw(name);
+    fetchGroups(this.client, name, this.groupsParams(name)).then(
+      (answer) => {
+        if (mine !== this.versions[name]) return;
+        (this.groups as Record<string, unknown>)[name] = answer;
+        this.draw(name);
+      },
+      (error: unknown) => {
+        if (mine !== this.versions[name]) return;
+        (this.groups as Record<string, unknown>)[name] = error instanceof Error ? error : new Error(String(error));
+        this.draw(name);
+      },
+    );
+  }
+
+  /** The chart over time as the service's CSV (series, or groups when split), saved. */
+  private download(name: SectionName): void {
+    const split = this.view.splits[name];
+    const [path, params] = split ? [`${name}/groups`, this.groupsParams(name)] : [name, this.paramsOf(name, {})];
+    fetchCsv(this.client, path, params).then(
+      ({ name: file, text }) => {
+        const link = h("a", { href: URL.createObjectURL(new Blob([text], { type: "text/csv" })), download: file });
+        link.click();
+        URL.revokeObjectURL(link.href);
+      },
+      (error: unknown) => window.alert(`The CSV could not be downloaded: ${error instanceof Error ? error.message : String(error)}`),
     );
   }
 
@@ -181,7 +260,7 @@ class UsagePage {
 
   /** Stops this page: later answers are dropped, listeners removed, the key forgotten. */
   private leave(): void {
-    this.generation += 1;
+    for (const name of SECTIONS) this.versions[name] += 1;
     this.listeners.abort();
     forgetKey(sessionStorage);
   }
@@ -191,7 +270,39 @@ class UsagePage {
     if (!answer) return;
     const body = this.frame(name).body;
     const view = VIEWS[name] as Section<typeof name>;
-    filled(body, ...render(view, answer as never, Math.max(body.clientWidth, 280)));
+    const context: Context<typeof name> = {
+      width: Math.max(body.clientWidth, 280),
+      zone: zoneOf(this.view),
+      filters: this.view.filters[name],
+      split: this.view.splits[name],
+      groups: (this.groups[name] ?? null) as Context<typeof name>["groups"],
+      choose: (filter, value, label) => this.chooseFilter(name, filter, value, label),
+      splitBy: (split) => this.chooseSplit(name, split),
+      download: () => this.download(name),
+    };
+    filled(body, ...render(view, answer as never, context, this.chips(name)));
+    if (this.focusChip?.startsWith(`${name}.`)) {
+      body.querySelector<HTMLElement>(`[data-filter="${CSS.escape(this.focusChip)}"]`)?.focus();
+      this.focusChip = null;
+    }
+  }
+
+  /** The section's filters as chips, each removing its filter. */
+  private chips(name: SectionName): HTMLElement | null {
+    const chips = Object.entries(this.view.filters[name]).flatMap(([filter, values]) =>
+      values.map((value) => {
+        const key = `${name}.${filter}=${value}`;
+        const label = this.labels.get(key) ?? value;
+        return h("button", {
+          type: "button",
+          class: "chip",
+          "data-filter": key,
+          "aria-label": `Remove filter ${FILTER_NAMES[filter].toLowerCase()} ${label}`,
+          onclick: () => this.chooseFilter(name, filter, value, label),
+        }, `${FILTER_NAMES[filter]}: ${label}`, h("span", { "aria-hidden": "true" }, " ✕"));
+      }),
+    );
+    return chips.length ? h("div", { class: "chips", role: "group", "aria-label": `${VIEWS[name].title} filters` }, ...chips) : null;
   }
 
   private frame(name: SectionName) {

@@ -1,7 +1,7 @@
 // What every section shares: its frame and states (loading, error, empty), cards and notes.
 
 import { h } from "./dom";
-import { compact, exact } from "./format";
+import { change, compact, exact } from "./format";
 
 export function sectionFrame(id: string, title: string): { root: HTMLElement; body: HTMLElement } {
   const body = h("div", { class: "section-body", "aria-live": "polite" });
@@ -39,22 +39,49 @@ export function empty(): HTMLElement {
   return h("p", { class: "empty" }, "No usage in this range");
 }
 
-/** A summary card: ``value`` for reading, ``title`` (the exact figures) on hover. */
-export function card(label: string, value: Node | string, title: string, sub?: string): HTMLElement {
+/** A card's figure over the span before the window (compare=previous), and that span's name. */
+export interface Compared {
+  previous: number;
+  span: string; // "previous 24h"
+}
+
+/** A summary card: ``value`` for reading, ``title`` (the exact figures) on hover, and its
+ * change against the previous span when there is one. */
+export function card(
+  label: string,
+  value: Node | string,
+  title: string,
+  options: { sub?: string; current?: number; compared?: Compared; unit?: string } = {},
+): HTMLElement {
+  const { sub, current, compared, unit = "" } = options;
   return h("div", { class: "card" },
     h("div", { class: "card-label" }, label),
     h("div", { class: "card-value", title, tabindex: "0" }, value),
     sub ? h("div", { class: "card-sub" }, sub) : null,
+    compared && current !== undefined ? delta(current, compared, unit) : null,
   );
 }
 
-export function figureCard(label: string, value: number, unit = ""): HTMLElement {
-  return card(label, compact(value), `${exact(value)}${unit ? ` ${unit}` : ""}`);
+export function figureCard(label: string, value: number, unit = "", compared?: Compared): HTMLElement {
+  return card(label, compact(value), `${exact(value)}${unit ? ` ${unit}` : ""}`, { current: value, compared, unit });
 }
 
-export function chartBox(title: string, chart: Element | null, note?: string): HTMLElement {
+/** "▲ 12% vs previous 24h": one colour whichever way, since more usage is neither good nor
+ * bad; the arrow and words carry the direction. */
+function delta(current: number, compared: Compared, unit: string): HTMLElement {
+  const { direction, text } = change(current, compared.previous);
+  const against = direction === "new" ? `none in ${compared.span}` : `vs ${compared.span}`;
+  return h("div", {
+    class: `card-delta delta-${direction}`,
+    title: `${compared.span}: ${exact(compared.previous)}${unit ? ` ${unit}` : ""}`,
+  }, h("span", { class: "delta-change" }, text), ` ${against}`);
+}
+
+export function chartBox(title: string, chart: Element | null, note?: string, actions?: Node[]): HTMLElement {
   return h("figure", { class: "chart" },
-    h("figcaption", {}, title),
+    actions?.length
+      ? h("figcaption", { class: "chart-head" }, h("span", {}, title), h("span", { class: "chart-actions" }, ...actions))
+      : h("figcaption", {}, title),
     chart ?? h("p", { class: "empty" }, "No usage in this range"),
     note ? h("p", { class: "note" }, note) : null,
   );

@@ -14,7 +14,12 @@ export function topAgentsChart<F extends object>(
   other: (F & { count: number }) | null,
   value: (figures: F) => number,
   details: (figures: F) => string[],
-  options: { width: number; xLabel: string },
+  options: {
+    width: number;
+    xLabel: string;
+    section: string; // its title, in each bar's accessible name
+    choose: (filter: string, value: string, label: string) => void;
+  },
 ): HTMLElement {
   const bars = rankedBars(
     items,
@@ -29,8 +34,11 @@ export function topAgentsChart<F extends object>(
   return chartBox(
     title,
     rankedChart(bars, { agent: COLORS.agent, other: COLORS.other }, {
-      ...options,
+      width: options.width,
+      xLabel: options.xLabel,
       ariaLabel: "top agents",
+      choose: (bar) => options.choose("agent", bar.id, bar.label),
+      nameOf: (bar) => (bar.kind === "other" ? null : `Filter ${options.section} by agent ${bar.label}`),
     }),
   );
 }

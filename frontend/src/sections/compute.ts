@@ -1,8 +1,9 @@
 import type { ComputeFigures } from "../api";
+import { COLORS } from "../charts";
 import { exact } from "../format";
 import { figureCard } from "../panel";
 import { topAgentsChart } from "./agents";
-import { type Section, timeline } from "./section";
+import { type Section, chartActions, compared, groupTimeline, splitChart, timeline } from "./section";
 
 const details = (figures: ComputeFigures) => [
   `CPU: ${exact(figures.cpu_core_hours)} core-hours`,
@@ -13,36 +14,40 @@ export const compute: Section<"compute"> = {
   name: "compute",
   title: "Compute",
   cards: 2,
-  cardsOf: ({ summary }) => [
-    figureCard("CPU core-hours", summary.cpu_core_hours, "core-hours"),
-    figureCard("RAM GB-hours", summary.ram_gb_hours, "GB-hours"),
+  cardsOf: (data) => [
+    figureCard("CPU core-hours", data.summary.cpu_core_hours, "core-hours", compared(data, (s) => s.cpu_core_hours)),
+    figureCard("RAM GB-hours", data.summary.ram_gb_hours, "GB-hours", compared(data, (s) => s.ram_gb_hours)),
   ],
   // CPU and RAM in two charts on the same time axis, each with its own y axis; each bar
-  // fills its bucket.
-  chartsOf: (data, width) => [
-    timeline(
-      "Usage over time",
-      data,
-      [{ key: "CPU core-hours", value: (b) => b.cpu_core_hours, unit: "core-hours", color: "cpu" }],
-      {
-        layout: "stack", width, height: 160, yLabel: "CPU core-hours", ariaLabel: "cpu over time",
-        withNote: false,
-      },
-    ),
-    timeline(
-      "",
-      data,
-      [{ key: "RAM GB-hours", value: (b) => b.ram_gb_hours, unit: "GB-hours", color: "ram" }],
-      { layout: "stack", width, height: 160, yLabel: "RAM GB-hours", ariaLabel: "ram over time" },
-    ),
-    topAgentsChart<ComputeFigures>(
-      "Top agents by CPU core-hours",
-      data.top_agents,
-      data.other_agents,
-      (figures) => figures.cpu_core_hours,
-      details,
-      { width, xLabel: "CPU core-hours" },
-    ),
-  ],
+  // fills its bucket. Split by agent, each chart stacks the agents.
+  chartsOf: (data, context) => {
+    const title = "Usage over time";
+    const actions = chartActions("compute", context, [
+      [null, "Resource"],
+      ["agent", "Agent"],
+    ]);
+    const cpu = { layout: "stack" as const, width: context.width, height: 160, yLabel: "CPU core-hours", ariaLabel: "cpu over time", zone: context.zone, withNote: false };
+    const ram = { layout: "stack" as const, width: context.width, height: 160, yLabel: "RAM GB-hours", ariaLabel: "ram over time", zone: context.zone };
+    const overTime = context.split
+      ? [
+          splitChart(title, context, actions, (groups) => groupTimeline(title, groups, (b) => b.cpu_core_hours, "core-hours", { ...cpu, actions })),
+          splitChart("", context, [], (groups) => groupTimeline("", groups, (b) => b.ram_gb_hours, "GB-hours", ram)),
+        ]
+      : [
+          timeline(title, data, [{ key: "CPU core-hours", value: (b) => b.cpu_core_hours, unit: "core-hours", color: COLORS.cpu }], { ...cpu, actions }),
+          timeline("", data, [{ key: "RAM GB-hours", value: (b) => b.ram_gb_hours, unit: "GB-hours", color: COLORS.ram }], ram),
+        ];
+    return [
+      ...overTime,
+      topAgentsChart<ComputeFigures>(
+        "Top agents by CPU core-hours",
+        data.top_agents,
+        data.other_agents,
+        (figures) => figures.cpu_core_hours,
+        details,
+        { width: context.width, xLabel: "CPU core-hours", section: "Compute", choose: context.choose },
+      ),
+    ];
+  },
   note: "Allocation-based: what workloads reserved, not what they used.",
 };

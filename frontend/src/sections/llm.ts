@@ -4,7 +4,7 @@ import { h } from "../dom";
 import { compact, exact, percent } from "../format";
 import { card, chartBox, figureCard, grid, halfWidth } from "../panel";
 import { rankedBars } from "../rows";
-import { type Section, timeline } from "./section";
+import { type Context, type Section, chartActions, compared, groupTimeline, splitChart, timeline } from "./section";
 
 const tokenDetails = (sums: TokenSums) => [
   `Input: ${exact(sums.input_tokens)} tokens (cached ${exact(sums.cached_tokens)})`,
@@ -17,39 +17,42 @@ export const llm: Section<"llm"> = {
   name: "llm",
   title: "LLM",
   cards: 5,
-  cardsOf: ({ summary }) => [
-    figureCard("Input tokens", summary.input_tokens, "tokens"),
-    card(
-      "Cached tokens",
-      h("span", {}, compact(summary.cached_tokens),
-        h("span", { class: "card-of" }, ` of ${compact(summary.input_tokens)}`)),
-      `${exact(summary.cached_tokens)} of ${exact(summary.input_tokens)} input tokens`,
-      `${percent(summary.cached_tokens, summary.input_tokens)} of input from cache`,
-    ),
-    figureCard("Output tokens", summary.output_tokens, "tokens"),
-    figureCard("Successful requests", summary.successful_requests, "requests"),
-    figureCard("Failed requests", summary.failed_requests, "requests"),
-  ],
-  chartsOf: (data, width) => {
-    const half = halfWidth(width);
+  cardsOf: (data) => {
+    const { summary } = data;
     return [
-      timeline(
-        "Tokens over time",
-        data,
-        [
-          { key: "Cached input", value: (b) => b.cached_input_tokens, unit: "tokens", color: "cached" },
-          { key: "Fresh input", value: (b) => b.fresh_input_tokens, unit: "tokens", color: "fresh" },
-          { key: "Output", value: (b) => b.output_tokens, unit: "tokens", color: "output" },
-        ],
-        { layout: "stack", width, yLabel: "tokens", ariaLabel: "tokens over time" },
+      figureCard("Input tokens", summary.input_tokens, "tokens", compared(data, (s) => s.input_tokens)),
+      card(
+        "Cached tokens",
+        h("span", {}, compact(summary.cached_tokens),
+          h("span", { class: "card-of" }, ` of ${compact(summary.input_tokens)}`)),
+        `${exact(summary.cached_tokens)} of ${exact(summary.input_tokens)} input tokens`,
+        {
+          sub: `${percent(summary.cached_tokens, summary.input_tokens)} of input from cache`,
+          current: summary.cached_tokens,
+          compared: compared(data, (s) => s.cached_tokens),
+          unit: "tokens",
+        },
       ),
+      figureCard("Output tokens", summary.output_tokens, "tokens", compared(data, (s) => s.output_tokens)),
+      figureCard("Successful requests", summary.successful_requests, "requests", compared(data, (s) => s.successful_requests)),
+      figureCard("Failed requests", summary.failed_requests, "requests", compared(data, (s) => s.failed_requests)),
+    ];
+  },
+  chartsOf: (data, context) => {
+    const half = halfWidth(context.width);
+    return [
+      tokensOverTime(data, context),
       grid(
         chartBox(
           "Top consumers",
           rankedChart(
             consumers(data),
             { agent: COLORS.agent, user: COLORS.user, other: COLORS.other },
-            { width: half, xLabel: "total tokens", ariaLabel: "top consumers" },
+            {
+              width: half, xLabel: "total tokens", ariaLabel: "top consumers",
+              choose: (bar) => context.choose("identity", bar.id, bar.label),
+              nameOf: (bar) => (bar.kind === "other" ? null : `Filter LLM by consumer ${bar.label}`),
+            },
           ),
         ),
         chartBox(
@@ -63,13 +66,46 @@ export const llm: Section<"llm"> = {
               tokenDetails,
             ),
             { model: COLORS.model, other: COLORS.other },
-            { width: half, xLabel: "total tokens", ariaLabel: "by model" },
+            {
+              width: half, xLabel: "total tokens", ariaLabel: "by model",
+              choose: (bar) => context.choose("model", bar.id, bar.label),
+              nameOf: (bar) => (bar.kind === "other" ? null : `Filter LLM by model ${bar.label}`),
+            },
           ),
         ),
       ),
     ];
   },
 };
+
+/** Tokens over time by token type (the default), or stacked by model or consumer. */
+function tokensOverTime(data: LlmUsage, context: Context<"llm">): HTMLElement {
+  const title = "Tokens over time";
+  const actions = chartActions("LLM tokens", context, [
+    [null, "Token type"],
+    ["model", "Model"],
+    ["identity", "Consumer"],
+  ]);
+  const options = {
+    layout: "stack" as const, width: context.width, yLabel: "tokens", ariaLabel: "tokens over time",
+    zone: context.zone, actions,
+  };
+  if (context.split) {
+    return splitChart(title, context, actions, (groups) =>
+      groupTimeline(title, groups, (b) => b.cached_input_tokens + b.fresh_input_tokens + b.output_tokens, "tokens", options),
+    );
+  }
+  return timeline(
+    title,
+    data,
+    [
+      { key: "Cached input", value: (b) => b.cached_input_tokens, unit: "tokens", color: COLORS.cached },
+      { key: "Fresh input", value: (b) => b.fresh_input_tokens, unit: "tokens", color: COLORS.fresh },
+      { key: "Output", value: (b) => b.output_tokens, unit: "tokens", color: COLORS.output },
+    ],
+    options,
+  );
+}
 
 function consumers(data: LlmUsage) {
   return rankedBars(

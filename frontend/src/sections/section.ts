@@ -1,31 +1,56 @@
 // A section as a small spec: its cards, its charts and its note. One renderer draws every
-// section from its spec: the cards, then the charts, or "no usage" when the summary is all
-// zeros, then the note.
+// section from its spec: the filter chips, the cards, then the charts, or "no usage" when
+// the summary is all zeros, then the note.
 
-import type { SectionData, SectionName } from "../api";
-import { COLORS, type Palette, timeChart } from "../charts";
-import { bucketLabel } from "../format";
-import { cardRow, chartBox, empty, note, partialNote } from "../panel";
-import { isEmpty, type SeriesPart, timeBars } from "../rows";
+import type { GroupKey, GroupsData, SectionData, SectionName, UsageWindow } from "../api";
+import { COLORS, GROUP_COLORS, type Palette, timeChart } from "../charts";
+import { h } from "../dom";
+import { bucketLabel, previousSpanName } from "../format";
+import { type Compared, cardRow, chartBox, empty, note, partialNote } from "../panel";
+import { isEmpty, type RankedBar, type SeriesPart, timeBars } from "../rows";
+import type { Filters } from "../view";
+
+/** What a section's charts are drawn with besides its answer: the width, the zone, its
+ * split and groups, and what the viewer can do from them. */
+export interface Context<S extends SectionName> {
+  width: number;
+  zone: string;
+  filters: Filters;
+  split: string | null;
+  groups: GroupsData[S] | "loading" | Error | null; // the split chart's groups
+  choose(filter: string, value: string, label: string): void; // a drill-down
+  splitBy(split: string | null): void;
+  download(): void; // the chart over time as CSV: its series or, split, its groups
+}
 
 export interface Section<S extends SectionName> {
   name: S;
   title: string;
   cards: number; // how many cards its loading skeleton shows
   cardsOf(data: SectionData[S]): HTMLElement[];
-  chartsOf(data: SectionData[S], width: number): Node[];
+  chartsOf(data: SectionData[S], context: Context<S>): Node[];
   note?: string;
 }
 
 export function render<S extends SectionName>(
   section: Section<S>,
   data: SectionData[S],
-  width: number,
+  context: Context<S>,
+  chips: Node | null,
 ): Node[] {
   const cards = cardRow(section.cardsOf(data));
   const notes = section.note ? [note(section.note)] : [];
-  if (isEmpty(data.summary)) return [cards, empty(), ...notes];
-  return [cards, ...section.chartsOf(data, width), ...notes];
+  if (isEmpty(data.summary)) return [chips, cards, empty(), ...notes].filter((node) => node !== null);
+  return [chips, cards, ...section.chartsOf(data, context), ...notes].filter((node) => node !== null);
+}
+
+/** A card's figure over the previous span, when the answer has one (compare=previous). */
+export function compared<T>(
+  data: { previous?: { summary: T } | null; window: UsageWindow },
+  figure: (summary: T) => number,
+): Compared | undefined {
+  if (!data.previous) return undefined;
+  return { previous: figure(data.previous.summary), span: previousSpanName(data.window.range) };
 }
 
 interface Bucket {
@@ -33,29 +58,125 @@ interface Bucket {
   partial: boolean;
 }
 
+type ChartOptions = {
+  layout: "stack" | "beside";
+  width: number;
+  height?: number;
+  yLabel: string;
+  ariaLabel: string;
+  withNote?: boolean;
+};
+
 /** A chart over time: one series per part, stacked in each bucket or side by side in it,
- * coloured by ``palette`` (part key → colour); the partial-bucket note under the last one. */
+ * coloured by ``palette`` (part key → colour); the partial-bucket note under the last one;
+ * ``actions`` (split, download) beside its title. */
 export function timeline<B extends Bucket>(
   title: string,
   data: { series: B[]; window: { bucket_seconds: number } },
-  parts: (SeriesPart<B> & { color: keyof typeof COLORS })[],
-  options: {
-    layout: "stack" | "beside";
-    width: number;
-    height?: number;
-    yLabel: string;
-    ariaLabel: string;
-    withNote?: boolean;
-  },
+  parts: (SeriesPart<B> & { color: string })[],
+  options: ChartOptions & { zone: string; actions?: Node[] },
 ): HTMLElement {
   const seconds = data.window.bucket_seconds;
   const bars = timeBars(data.series, parts, seconds, options.layout, (start) =>
-    bucketLabel(start, seconds),
+    bucketLabel(start, seconds, options.zone),
   );
-  const palette: Palette = Object.fromEntries(parts.map((part) => [part.key, COLORS[part.color]]));
+  const palette: Palette = Object.fromEntries(parts.map((part) => [part.key, part.color]));
   return chartBox(
     title,
     timeChart(bars, palette, options),
     options.withNote === false ? undefined : partialNote(data.series),
+    options.actions,
   );
 }
+
+interface GroupBucket extends Bucket {
+  values: number[];
+}
+
+/** A chart over time split into groups (§4.3): each group's ``figure`` stacked, the others
+ * last, a legend naming them. */
+export function groupTimeline<G extends { key: GroupKey; series: Bucket[] }>(
+  title: string,
+  answer: { groups: G[]; other: { series: Bucket[] } | null; window: { bucket_seconds: number } },
+  figure: (bucket: G["series"][number]) => number,
+  unit: string,
+  options: ChartOptions & { zone: string; actions?: Node[] },
+): HTMLElement {
+  const all = [...answer.groups, ...(answer.other ? [answer.other] : [])];
+  const names = uniqueNames([...answer.groups.map((group) => groupName(group.key)), "Other"]);
+  const series: GroupBucket[] = (all[0]?.series ?? []).map((bucket, index) => ({
+    start: bucket.start,
+    partial: bucket.partial,
+    values: all.map((group) => figure(group.series[index] as G["series"][number])),
+  }));
+  const parts = all.map((_, index) => ({
+    key: index < answer.groups.length ? names[index] : names[names.length - 1],
+    value: (bucket: GroupBucket) => bucket.values[index],
+    unit,
+    color: index < answer.groups.length ? GROUP_COLORS[index % GROUP_COLORS.length] : COLORS.other,
+  }));
+  return timeline(title, { series, window: answer.window }, parts, options);
+}
+
+/** How a group is named in a legend: its model, identity or agent name, or org. */
+export function groupName(key: GroupKey): string {
+  return key.model ?? key.identity?.name ?? key.agent?.name ?? key.org ?? "?";
+}
+
+function uniqueNames(names: string[]): string[] {
+  const seen = new Map<string, number>();
+  return names.map((name) => {
+    const count = (seen.get(name) ?? 0) + 1;
+    seen.set(name, count);
+    return count === 1 ? name : `${name} (${count})`;
+  });
+}
+
+/** The split selector and the download button beside a chart over time's title. */
+export function chartActions<S extends SectionName>(
+  section: string,
+  context: Context<S>,
+  splits: [string | null, string][],
+): Node[] {
+  const select = h("select", {
+    "aria-label": `Split ${section} over time by`,
+    onchange: (event: Event) => {
+      const value = (event.target as HTMLSelectElement).value;
+      context.splitBy(value === "" ? null : value);
+    },
+  });
+  for (const [value, label] of splits) {
+    const option = h("option", { value: value ?? "" }, label);
+    option.selected = value === context.split;
+    select.append(option);
+  }
+  const label = h("label", { class: "split" }, "Split by ", select);
+  const download = h("button", {
+    type: "button",
+    class: "download",
+    onclick: () => context.download(),
+  }, "Download CSV");
+  download.setAttribute("aria-label", `Download ${section} over time as CSV`);
+  return splits.length > 1 ? [label, download] : [download];
+}
+
+/** The split chart while its groups load or when they failed, else the chart itself. */
+export function splitChart<S extends SectionName>(
+  title: string,
+  context: Context<S>,
+  actions: Node[],
+  draw: (groups: GroupsData[S]) => HTMLElement,
+): HTMLElement {
+  const groups = context.groups;
+  if (groups === "loading" || groups === null) {
+    return chartBox(title, h("div", { class: "chart skeleton tall", "aria-busy": "true" }), undefined, actions);
+  }
+  if (groups instanceof Error) {
+    return chartBox(title, h("p", { class: "error", role: "alert" }, `The split could not be loaded: ${groups.message}`), undefined, actions);
+  }
+  return draw(groups);
+}
+
+/** A ranked bar's drill-down: its filter and value, and how it is named ("by model gpt-5");
+ * null for the others' bar. */
+export type DrillDown = (bar: RankedBar) => { filter: string; value: string; name: string } | null;
