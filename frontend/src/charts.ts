@@ -56,7 +56,7 @@ export function timeChart(
     height: options.height ?? 220,
     marginLeft: MARGIN_LEFT,
     style: { background: "transparent", color: "currentColor", fontSize: "12px" },
-    x: { type: "time", label: null },
+    x: { type: "utc", label: null }, // bars are on the shown zone's wall clock (format.wallClock)
     y: { label: options.yLabel, grid: true, tickFormat: compact },
     color: {
       domain: keys,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { bucketLabel, bucketName, change, compact, exact, instant, percent, previousSpanName } from "./format";
+import { bucketLabel, bucketName, change, compact, exact, instant, percent, previousSpanName, wallClock } from "./format";
 
 describe("numbers", () => {
   it("reads compactly", () => {
@@ -92,5 +92,17 @@ describe("the change against the previous span", () => {
   it("names the span", () => {
     expect(previousSpanName("7d")).toBe("previous 7d");
     expect(previousSpanName(null)).toBe("previous period");
+  });
+});
+
+describe("the wall clock of a zone", () => {
+  it.each([
+    ["2026-11-26T18:30:00Z", "Asia/Kolkata", "2026-11-27T00:00:00.000Z"],
+    ["2026-11-26T10:15:00Z", "Pacific/Chatham", "2026-11-27T00:00:00.000Z"],
+    ["2026-11-01T05:30:00Z", "America/New_York", "2026-11-01T01:30:00.000Z"],
+    ["2026-11-01T06:30:00Z", "America/New_York", "2026-11-01T01:30:00.000Z"],
+    ["2026-11-27T12:34:56.789Z", "UTC", "2026-11-27T12:34:56.789Z"],
+  ])("%s in %s reads %s", (moment, zone, wall) => {
+    expect(wallClock(moment, zone).toISOString()).toBe(wall);
   });
 });

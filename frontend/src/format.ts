@@ -40,6 +40,25 @@ export function bucketLabel(start: string, bucketSeconds: number, timeZone?: str
   return bucketSeconds >= 7 * DAY_SECONDS ? `Week of ${label}` : label;
 }
 
+const wallClocks = new Map<string, Intl.DateTimeFormat>();
+
+/** The wall-clock time in ``zone`` at an instant, as the UTC instant with those fields: the
+ * charts place bars on the zone's wall clock with a UTC axis, so ticks fall on its
+ * midnights and hours. */
+export function wallClock(moment: string | Date, zone: string): Date {
+  let format = wallClocks.get(zone);
+  if (!format) {
+    format = new Intl.DateTimeFormat("en-US", {
+      timeZone: zone, hourCycle: "h23", year: "numeric", month: "numeric", day: "numeric",
+      hour: "numeric", minute: "numeric", second: "numeric",
+    });
+    wallClocks.set(zone, format);
+  }
+  const date = typeof moment === "string" ? new Date(moment) : moment;
+  const fields = Object.fromEntries(format.formatToParts(date).map((part) => [part.type, part.value]));
+  return new Date(Date.UTC(+fields.year, +fields.month - 1, +fields.day, +fields.hour, +fields.minute, +fields.second, date.getUTCMilliseconds()));
+}
+
 /** An instant with its zone, as the header's "as of" shows it. */
 export function instant(moment: string, timeZone?: string): string {
   return new Intl.DateTimeFormat("en-US", {

@@ -6,7 +6,7 @@ import { forgetKey, signInForm, takeKey } from "./auth";
 import { h } from "./dom";
 import { bucketName, instant } from "./format";
 import { failed, filled, loading, sectionFrame } from "./panel";
-import { PRESETS, apiParams, instantToLocalInput, localInputToInstant } from "./range";
+import { PRESETS, apiParams, instantToZonedInput, zonedInputToInstant } from "./range";
 import type { Range } from "./range";
 import { type View, filterParams, queryOfView, toggleFilter, viewFromQuery, withSplit, zoneOf } from "./view";
 import { compute } from "./sections/compute";
@@ -26,7 +26,7 @@ function showSignIn(org: string, message: string | null): void {
   app.replaceChildren(signInForm(sessionStorage, message, (key) => start(org, key)));
 }
 
-/** The range selector: presets, and a custom start and end in the viewer's wall clock. */
+/** The range selector: presets, and a custom start and end on the shown zone's wall clock. */
 interface RangeControls {
   element: HTMLElement;
   form: HTMLFormElement;
@@ -34,7 +34,7 @@ interface RangeControls {
   toggleCustom(range: Range, show?: boolean): void;
 }
 
-function rangeControls(choose: (range: Range) => void, current: () => Range): RangeControls {
+function rangeControls(choose: (range: Range) => void, current: () => Range, zone: () => string): RangeControls {
   const presets = PRESETS.map((preset) =>
     h("button", { type: "button", "data-range": preset.value, onclick: () => choose({ kind: "preset", preset: preset.value }) }, preset.label),
   );
@@ -50,8 +50,8 @@ function rangeControls(choose: (range: Range) => void, current: () => Range): Ra
   );
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    const startAt = localInputToInstant(startInput.value);
-    const endAt = localInputToInstant(endInput.value);
+    const startAt = zonedInputToInstant(startInput.value, zone());
+    const endAt = zonedInputToInstant(endInput.value, zone());
     error.textContent = !startAt || !endAt || startAt >= endAt ? "Start must be before end." : "";
     if (!error.textContent) choose({ kind: "custom", start: startAt!, end: endAt! });
   });
@@ -62,8 +62,8 @@ function rangeControls(choose: (range: Range) => void, current: () => Range): Ra
     if (!show) return;
     const now = new Date();
     const initial = range.kind === "custom" ? range : { start: new Date(now.getTime() - 7 * 86_400_000).toISOString(), end: now.toISOString() };
-    startInput.value = instantToLocalInput(initial.start);
-    endInput.value = instantToLocalInput(initial.end);
+    startInput.value = instantToZonedInput(initial.start, zone());
+    endInput.value = instantToZonedInput(initial.end, zone());
     startInput.focus();
   }
 
@@ -125,7 +125,7 @@ class UsagePage {
   private readonly labels = new Map<string, string>(); // "llm.model=gpt-5" → the name on its chip
   private focusChip: string | null = null; // the chip to focus once its section is drawn
   private readonly listeners = new AbortController(); // window listeners, until the page is left
-  private readonly controls = rangeControls((range) => this.chooseRange(range), () => this.view.range);
+  private readonly controls = rangeControls((range) => this.chooseRange(range), () => this.view.range, () => zoneOf(this.view));
   private readonly bucketText = h("span", { class: "bucket" });
   private readonly zoneText = h("span", { class: "zone" });
   private readonly asOfText = h("span", { class: "as-of" });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { apiParams, queryOfRange, rangeFromQuery } from "./range";
+import { apiParams, instantToZonedInput, queryOfRange, rangeFromQuery, zonedInputToInstant } from "./range";
 import type { Range } from "./range";
 
 describe("the range in the URL", () => {
@@ -45,5 +45,30 @@ describe("the API parameters of one load", () => {
   it("passes a custom window as it is", () => {
     const range: Range = { kind: "custom", start: "2026-11-01T00:00:00Z", end: "2026-11-02T00:00:00Z" };
     expect(Object.fromEntries(apiParams(range, now))).toEqual({ start: range.start, end: range.end });
+  });
+});
+
+describe("custom range inputs on a zone's wall clock", () => {
+  it.each([
+    ["2026-11-27T00:00", "Asia/Kolkata", "2026-11-26T18:30:00.000Z"],
+    ["2026-11-27T00:00", "Pacific/Chatham", "2026-11-26T10:15:00.000Z"],
+    ["2026-03-08T01:30", "America/New_York", "2026-03-08T06:30:00.000Z"],
+    ["2026-03-08T03:30", "America/New_York", "2026-03-08T07:30:00.000Z"],
+    ["2026-11-01T01:30", "America/New_York", "2026-11-01T05:30:00.000Z"], // the first of two
+    ["2026-11-27T09:05", "UTC", "2026-11-27T09:05:00.000Z"],
+  ])("%s in %s is %s", (value, zone, instant) => {
+    expect(zonedInputToInstant(value, zone)).toBe(instant);
+    expect(instantToZonedInput(instant, zone)).toBe(value);
+  });
+
+  it("moves a skipped wall time on by the change", () => {
+    // 02:30 does not exist in New York on 8 March 2026: clocks went from 02:00 to 03:00.
+    const instant = zonedInputToInstant("2026-03-08T02:30", "America/New_York")!;
+    expect(instantToZonedInput(instant, "America/New_York")).toBe("2026-03-08T03:30");
+  });
+
+  it("refuses what is not a wall time", () => {
+    expect(zonedInputToInstant("", "UTC")).toBeNull();
+    expect(zonedInputToInstant("2026-11-27 09:05", "UTC")).toBeNull();
   });
 });

@@ -1,5 +1,7 @@
 // The time range the page shows, kept in the URL's query so a view can be shared.
 
+import { wallClock } from "./format";
+
 export type Preset = "24h" | "7d" | "30d";
 export const PRESETS: { value: Preset; label: string }[] = [
   { value: "24h", label: "Last 24h" },
@@ -45,18 +47,26 @@ function isInstant(text: string): boolean {
   return /(Z|[+-]\d\d:\d\d)$/.test(text) && !Number.isNaN(Date.parse(text));
 }
 
-/** A ``datetime-local`` input's value (the viewer's wall-clock time) as a UTC instant. */
-export function localInputToInstant(value: string): string | null {
-  const moment = new Date(value);
-  return Number.isNaN(moment.getTime()) ? null : moment.toISOString();
+/** A ``datetime-local`` input's value, a wall-clock time in ``zone``, as a UTC instant: the
+ * earliest instant whose wall clock reads it; a time skipped by a daylight-saving change moves
+ * on by the change, as clocks do. */
+export function zonedInputToInstant(value: string, zone: string): string | null {
+  const match = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d)$/.exec(value);
+  if (!match) return null;
+  const [year, month, day, hour, minute] = match.slice(1).map(Number);
+  const wanted = Date.UTC(year, month - 1, day, hour, minute);
+  if (Number.isNaN(wanted)) return null;
+  // The zone's offsets half a day either side: a change in between is the only one nearby.
+  const offsetAt = (moment: number) => wallClock(new Date(moment), zone).getTime() - moment;
+  const before = offsetAt(wanted - 43_200_000);
+  const after = offsetAt(wanted + 43_200_000);
+  const readsIt = [wanted - before, wanted - after]
+    .filter((moment) => wallClock(new Date(moment), zone).getTime() === wanted)
+    .sort((a, b) => a - b);
+  return new Date(readsIt[0] ?? wanted - before).toISOString();
 }
 
-/** A UTC instant as a ``datetime-local`` input's value in the viewer's zone. */
-export function instantToLocalInput(instant: string): string {
-  const moment = new Date(instant);
-  const pad = (n: number) => String(n).padStart(2, "0");
-  return (
-    `${moment.getFullYear()}-${pad(moment.getMonth() + 1)}-${pad(moment.getDate())}` +
-    `T${pad(moment.getHours())}:${pad(moment.getMinutes())}`
-  );
+/** A UTC instant as a ``datetime-local`` input's value: its wall clock in ``zone``. */
+export function instantToZonedInput(instant: string, zone: string): string {
+  return wallClock(instant, zone).toISOString().slice(0, 16);
 }

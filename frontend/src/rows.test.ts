@@ -3,9 +3,10 @@ import { describe, expect, it } from "vitest";
 import { isEmpty, rankedBars, timeBars } from "./rows";
 
 const series = [
-  { start: "2026-11-02T00:00:00Z", partial: true, a: 1, b: 2 },
-  { start: "2026-11-02T01:00:00Z", partial: false, a: 3, b: 0 },
+  { start: "2026-11-02T00:00:00Z", end: "2026-11-02T01:00:00Z", partial: true, a: 1, b: 2 },
+  { start: "2026-11-02T01:00:00Z", end: "2026-11-02T02:00:00Z", partial: false, a: 3, b: 0 },
 ];
+const asIs = (instant: string) => new Date(instant);
 const parts = [
   { key: "A", value: (bucket: (typeof series)[number]) => bucket.a, unit: "tokens" },
   { key: "B", value: (bucket: (typeof series)[number]) => bucket.b, unit: "tokens" },
@@ -13,7 +14,7 @@ const parts = [
 
 describe("bars over time", () => {
   it("stacks every part over its whole bucket", () => {
-    const bars = timeBars(series, parts, 3600, "stack", (start) => start);
+    const bars = timeBars(series, parts, "stack", (start) => start, asIs);
     expect(bars).toHaveLength(4);
     expect(bars.map((bar) => [bar.key, bar.x1.toISOString(), bar.x2.toISOString(), bar.value])).toEqual([
       ["A", "2026-11-02T00:00:00.000Z", "2026-11-02T01:00:00.000Z", 1],
@@ -24,7 +25,7 @@ describe("bars over time", () => {
   });
 
   it("puts parts side by side within their bucket", () => {
-    const bars = timeBars(series, parts, 3600, "beside", (start) => start);
+    const bars = timeBars(series, parts, "beside", (start) => start, asIs);
     expect(bars.slice(0, 2).map((bar) => [bar.x1.toISOString(), bar.x2.toISOString()])).toEqual([
       ["2026-11-02T00:00:00.000Z", "2026-11-02T00:30:00.000Z"],
       ["2026-11-02T00:30:00.000Z", "2026-11-02T01:00:00.000Z"],
@@ -32,7 +33,7 @@ describe("bars over time", () => {
   });
 
   it("titles every bar with its bucket's exact figures and partial mark", () => {
-    const [first] = timeBars(series, parts, 3600, "stack", () => "Nov 2, 00:00");
+    const [first] = timeBars(series, parts, "stack", () => "Nov 2, 00:00", asIs);
     expect(first.partial).toBe(true);
     expect(first.title).toBe("Nov 2, 00:00 (partial bucket)\nA: 1 tokens\nB: 2 tokens");
   });

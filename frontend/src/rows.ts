@@ -19,21 +19,23 @@ export interface SeriesPart<B> {
 
 interface Bucket {
   start: string;
+  end: string;
   partial: boolean;
 }
 
 /** One bar per bucket and part, the parts stacked in the bucket's slot (stack) or side by
- * side within it (beside). Every bar's title holds the exact figures of its bucket. */
+ * side within it (beside), the slot from ``place`` of its start to ``place`` of its end (the
+ * wall clock of the zone shown). Every bar's title holds the exact figures of its bucket. */
 export function timeBars<B extends Bucket>(
   series: B[],
   parts: SeriesPart<B>[],
-  bucketSeconds: number,
   layout: "stack" | "beside",
   label: (start: string) => string,
+  place: (instant: string) => Date,
 ): TimeBar[] {
-  const width = bucketSeconds * 1000;
   return series.flatMap((bucket) => {
-    const start = Date.parse(bucket.start);
+    const start = place(bucket.start).getTime();
+    const width = place(bucket.end).getTime() - start;
     const title = [
       label(bucket.start) + (bucket.partial ? " (partial bucket)" : ""),
       ...parts.map((part) => `${part.key}: ${exact(part.value(bucket))} ${part.unit}`),

@@ -5,7 +5,7 @@
 import type { GroupKey, GroupsData, SectionData, SectionName, UsageWindow } from "../api";
 import { COLORS, GROUP_COLORS, type Palette, timeChart } from "../charts";
 import { h } from "../dom";
-import { bucketLabel, previousSpanName } from "../format";
+import { bucketLabel, previousSpanName, wallClock } from "../format";
 import { type Compared, cardRow, chartBox, empty, note, partialNote } from "../panel";
 import { isEmpty, type RankedBar, type SeriesPart, timeBars } from "../rows";
 import type { Filters } from "../view";
@@ -55,6 +55,7 @@ export function compared<T>(
 
 interface Bucket {
   start: string;
+  end: string;
   partial: boolean;
 }
 
@@ -77,8 +78,12 @@ export function timeline<B extends Bucket>(
   options: ChartOptions & { zone: string; actions?: Node[] },
 ): HTMLElement {
   const seconds = data.window.bucket_seconds;
-  const bars = timeBars(data.series, parts, seconds, options.layout, (start) =>
-    bucketLabel(start, seconds, options.zone),
+  const bars = timeBars(
+    data.series,
+    parts,
+    options.layout,
+    (start) => bucketLabel(start, seconds, options.zone),
+    (instant) => wallClock(instant, options.zone),
   );
   const palette: Palette = Object.fromEntries(parts.map((part) => [part.key, part.color]));
   return chartBox(
@@ -106,6 +111,7 @@ export function groupTimeline<G extends { key: GroupKey; series: Bucket[] }>(
   const names = uniqueNames([...answer.groups.map((group) => groupName(group.key)), "Other"]);
   const series: GroupBucket[] = (all[0]?.series ?? []).map((bucket, index) => ({
     start: bucket.start,
+    end: bucket.end,
     partial: bucket.partial,
     values: all.map((group) => figure(group.series[index] as G["series"][number])),
   }));
