@@ -41,11 +41,12 @@ export const GROUP_COLORS = [
 ];
 
 /** Bars over time: one rect per bar, its title the bucket's exact figures; partial buckets
- * faded. A legend when there is more than one series. */
+ * faded. A legend when there is more than one series, or when ``legend`` asks for one (the
+ * groups of a split, however few). */
 export function timeChart(
   bars: TimeBar[],
   palette: Palette,
-  options: { width: number; height?: number; yLabel: string; ariaLabel: string },
+  options: { width: number; height?: number; yLabel: string; ariaLabel: string; legend?: boolean },
 ): Element {
   const keys = Object.keys(palette);
   // Hairline gaps between bars only where bars are wide enough to keep a visible body.
@@ -61,7 +62,7 @@ export function timeChart(
     color: {
       domain: keys,
       range: keys.map((key) => palette[key]),
-      legend: keys.length > 1,
+      legend: options.legend ?? keys.length > 1,
     },
     marks: [
       Plot.rectY(

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { emptyView, filterParams, queryOfView, toggleFilter, viewFromQuery, withSplit } from "./view";
+import { emptyView, filterParams, modernName, queryOfView, toggleFilter, viewFromQuery, withSplit } from "./view";
 
 describe("the view in the URL", () => {
   it("reads filters, splits and the zone beside the range", () => {
@@ -38,5 +38,13 @@ describe("the view in the URL", () => {
       ["model", "gpt-5"],
       ["model", "b"],
     ]);
+  });
+});
+
+describe("zone names", () => {
+  it("reads renamed zones by their current names", () => {
+    expect(modernName("Asia/Calcutta")).toBe("Asia/Kolkata");
+    expect(modernName("Europe/Kiev")).toBe("Europe/Kyiv");
+    expect(modernName("America/New_York")).toBe("America/New_York");
   });
 });

@@ -79,7 +79,26 @@ export function queryOfView(view: View): string {
 
 /** The zone the page shows times in: the URL's, else the viewer's own. */
 export function zoneOf(view: View): string {
-  return view.zone ?? Intl.DateTimeFormat().resolvedOptions().timeZone;
+  return view.zone ?? modernName(Intl.DateTimeFormat().resolvedOptions().timeZone);
+}
+
+// Browsers on older ICU data name some zones by the names IANA has since replaced; the API
+// takes both, but the header and file names should read as the viewer knows the place.
+const RENAMED: Record<string, string> = {
+  "Asia/Calcutta": "Asia/Kolkata",
+  "Asia/Katmandu": "Asia/Kathmandu",
+  "Asia/Saigon": "Asia/Ho_Chi_Minh",
+  "Asia/Rangoon": "Asia/Yangon",
+  "Europe/Kiev": "Europe/Kyiv",
+  "America/Godthab": "America/Nuuk",
+  "Atlantic/Faeroe": "Atlantic/Faroe",
+  "Pacific/Ponape": "Pacific/Pohnpei",
+  "Pacific/Truk": "Pacific/Chuuk",
+  "Pacific/Enderbury": "Pacific/Kanton",
+};
+
+export function modernName(zone: string): string {
+  return RENAMED[zone] ?? zone;
 }
 
 /** The view with ``value`` added to (or, if there, removed from) one section's filter. */

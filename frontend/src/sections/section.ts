@@ -66,6 +66,7 @@ type ChartOptions = {
   yLabel: string;
   ariaLabel: string;
   withNote?: boolean;
+  legend?: boolean;
 };
 
 /** A chart over time: one series per part, stacked in each bucket or side by side in it,
@@ -121,7 +122,7 @@ export function groupTimeline<G extends { key: GroupKey; series: Bucket[] }>(
     unit,
     color: index < answer.groups.length ? GROUP_COLORS[index % GROUP_COLORS.length] : COLORS.other,
   }));
-  return timeline(title, { series, window: answer.window }, parts, options);
+  return timeline(title, { series, window: answer.window }, parts, { ...options, legend: true });
 }
 
 /** How a group is named in a legend: its model, identity or agent name, or org. */
