@@ -18,6 +18,7 @@ from .test_page import card
 ROOT = Path(__file__).resolve().parents[2]
 WIDE = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
+PHONE_OPTIONS = {"viewport": PHONE, "device_scale_factor": 2}
 
 
 def query_of(url: str) -> list[tuple[str, str]]:
@@ -63,7 +64,8 @@ def test_every_get_carries_the_viewers_zone_and_days_start_at_its_midnight(
     calls = [llm_call(time=start + timedelta(hours=7 * n), input_tokens=100 + n) for n in range(72)]
     assert post_events(client, ingest_key, calls).status_code == 200
     tab = usage_page(timezone_id=zone, viewport=WIDE)
-    page = tab.open("acme", read_key, f"?start={start:%Y-%m-%dT%H:%M:%SZ}&end={end:%Y-%m-%dT%H:%M:%SZ}")
+    window = f"?start={start:%Y-%m-%dT%H:%M:%SZ}&end={end:%Y-%m-%dT%H:%M:%SZ}"
+    page = tab.open("acme", read_key, window)
     tab.wait_for_sections()
 
     assert len(tab.usage_requests) == 4
@@ -309,8 +311,8 @@ def test_keyboard_alone_reaches_every_control(seeded, usage_page, read_key):
     [
         ("sliced-wide-light", {"color_scheme": "light", "viewport": WIDE}),
         ("sliced-wide-dark", {"color_scheme": "dark", "viewport": WIDE}),
-        ("sliced-phone-light", {"color_scheme": "light", "viewport": PHONE, "device_scale_factor": 2}),
-        ("sliced-phone-dark", {"color_scheme": "dark", "viewport": PHONE, "device_scale_factor": 2}),
+        ("sliced-phone-light", {"color_scheme": "light", **PHONE_OPTIONS}),
+        ("sliced-phone-dark", {"color_scheme": "dark", **PHONE_OPTIONS}),
     ],
 )
 def test_sliced_screenshots(with_previous_day, usage_page, read_key, name, options):
