@@ -3,14 +3,16 @@ layers above it in this list (a test checks it):
 
 - ``core``: pure logic, no I/O: time windows and buckets, the CloudEvents and their parsing,
   RFC 3339, rate limits, content negotiation, gzip bodies.
-- ``storage``: PostgreSQL: the schema, the write path (ingest, rollups, allocations,
-  reservations), API keys, rebuilds, migrations, the pool and the database's availability.
+- ``storage``: PostgreSQL: the schema, the write path (ingest, bulk import, rollups,
+  allocations, reservations), API keys, rebuilds, migrations, the pool and the database's
+  availability.
 - ``reads``: the usage sections, each a few statements over the rollups and one answer.
 - ``web``: the HTTP service: the Litestar app, routes, authentication, errors, OpenAPI,
   logs, metrics, and the HTTP server.
 - ``dev``: what runs on a developer's machine only: ``make run``, demo data, an embedded
   PostgreSQL cluster.
 
-``settings`` (the configuration, read from the environment) may be imported from every
-layer but ``core``; ``cli`` (the ``usage-api`` command) imports from all of them.
+``settings`` (the configuration, read from the environment) and ``progress`` (long work's
+progress on stderr) may be imported from every layer but ``core``; ``cli`` (the
+``usage-api`` command) imports from all of them.
 """

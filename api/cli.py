@@ -2,13 +2,20 @@
 
 import argparse
 import asyncio
+import os
+import sys
+from datetime import UTC, datetime
+from typing import BinaryIO
 
+import msgspec
 import psycopg
 
 from api.core.events import SLUG, is_slug
+from api.core.parsing import Accepting
 from api.settings import Settings
 from api.storage import migrations
 from api.storage.db import connect_kwargs
+from api.storage.imports import ImportResult, import_events
 from api.storage.keys import Scope, create_key, list_keys, revoke_key
 
 
@@ -47,6 +54,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     rebuild.add_argument("--org", type=_slug, help="one organization (default: all)")
     rebuild.set_defaults(run=_rebuild)
+
+    load = commands.add_parser(
+        "import", help="bulk-load CloudEvents of any age within the raw retention"
+    )
+    load.add_argument(
+        "file", help="JSON lines (an event or an array of them per line), a JSON array, or -"
+    )
+    load.set_defaults(run=_import)
 
     demo = commands.add_parser("demo", help="load demo organizations over the last 35 days")
     demo.add_argument("--seed", type=int, default=1)
@@ -125,6 +140,30 @@ def _demo(args: argparse.Namespace) -> None:
     from api.dev.demo import load_demo
 
     asyncio.run(load_demo(Settings.from_env().database_url, seed=args.seed))
+
+
+def _import(args: argparse.Namespace) -> None:
+    """Invalid events are listed on stderr; the last line on stdout is the result as JSON;
+    the exit status is 1 if any event was invalid."""
+    settings = Settings.from_env()
+    accepting = Accepting.imported(datetime.now(UTC), settings.raw_retention_days)
+
+    async def run(source: BinaryIO, size: int | None) -> ImportResult:
+        async with await _connect() as conn:
+            return await import_events(conn, source, accepting, size=size, report=sys.stderr)
+
+    if args.file == "-":
+        result = asyncio.run(run(sys.stdin.buffer, None))
+    else:
+        try:
+            source = open(args.file, "rb")  # noqa: SIM115 - closed below, after the run
+        except OSError as error:
+            raise SystemExit(f"usage-api import: {error.strerror}: {args.file}") from None
+        with source:
+            result = asyncio.run(run(source, os.fstat(source.fileno()).st_size))
+    print(msgspec.json.encode(result).decode())
+    if result.invalid:
+        raise SystemExit(1)
 
 
 def _rebuild(args: argparse.Namespace) -> None:

@@ -30,6 +30,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "INFO"
     # Seconds a connection may take to send a request's headers (slow clients are closed).
     header_timeout: float = 10.0
+    # How old an event POST /events accepts; how long raw events are kept (import's limit).
+    accept_days: int = 35
+    raw_retention_days: int = 400
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -55,7 +58,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             trusted_proxies=_networks("USAGE_TRUSTED_PROXIES"),
             log_level=_log_level(),
             header_timeout=_number("USAGE_HEADER_TIMEOUT", float, 10.0, least=0.1),
+            **ages(),
         )
+
+
+def ages() -> dict[str, int]:
+    """USAGE_ACCEPT_DAYS and USAGE_RAW_RETENTION_DAYS: an event POST /events accepts must
+    still be kept, so the first is at most the second."""
+    accept_days = _number("USAGE_ACCEPT_DAYS", int, 35, least=1)
+    raw_retention_days = _number("USAGE_RAW_RETENTION_DAYS", int, 400, least=1)
+    if accept_days > raw_retention_days:
+        raise SystemExit(
+            f"USAGE_ACCEPT_DAYS ({accept_days}) must not exceed USAGE_RAW_RETENTION_DAYS "
+            f"({raw_retention_days}): an accepted event would be past the raw retention"
+        )
+    return {"accept_days": accept_days, "raw_retention_days": raw_retention_days}
 
 
 def _networks(name: str) -> tuple[IpNetwork, ...]:

@@ -13,15 +13,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 USAGE_API = shutil.which("usage-api", path=os.path.dirname(sys.executable))
+# The tests' events lie on fixed dates (testkit.factories.BASE_TIME, daylight-saving days of
+# 2026), which age with the clock: the tests' servers accept any age (tests/ingest/
+# test_acceptance.py checks the window).
+ANY_AGE = {"accept_days": 36_500, "raw_retention_days": 36_500}
 # Tests send far faster than any caller should, and bad keys on purpose: no rate limits
-# (tests/test_rate_limit.py checks them).
-UNLIMITED = {"USAGE_RATE_LIMIT": "0", "USAGE_AUTH_FAILURE_RATE": "0"}
+# (tests/test_rate_limit.py checks them), and events of any age.
+UNLIMITED = {
+    "USAGE_RATE_LIMIT": "0",
+    "USAGE_AUTH_FAILURE_RATE": "0",
+    "USAGE_ACCEPT_DAYS": str(ANY_AGE["accept_days"]),
+    "USAGE_RAW_RETENTION_DAYS": str(ANY_AGE["raw_retention_days"]),
+}
 
 
-def usage_api(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess:
-    """`usage-api ARGS` as a user runs it, over ``database_url``."""
+def usage_api(
+    database_url: str, *args: str, stdin: str | None = None, **env: str
+) -> subprocess.CompletedProcess:
+    """`usage-api ARGS` as a user runs it, over ``database_url`` (``stdin`` its input)."""
     return subprocess.run(
         [USAGE_API, *args],
+        input=stdin,
         capture_output=True,
         text=True,
         env={**os.environ, "DATABASE_URL": database_url, **env},

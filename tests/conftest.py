@@ -15,7 +15,7 @@ from api.storage import migrations
 from api.storage.keys import CreatedKey, Scope, create_key, revoke_key
 from api.web.app import create_app
 from testkit.database import reset, with_connection
-from testkit.server import UNLIMITED, live_server
+from testkit.server import ANY_AGE, UNLIMITED, live_server
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +57,7 @@ def db(database_url: str) -> str:
 @pytest.fixture(scope="session")
 def client(database_url: str) -> Iterator[TestClient]:
     # Tests send far faster than any caller should; tests/test_rate_limit.py checks the limits.
-    settings = Settings(database_url=database_url, rate_limit=0, auth_failure_rate=0)
+    settings = Settings(database_url=database_url, rate_limit=0, auth_failure_rate=0, **ANY_AGE)
     with TestClient(app=create_app(settings)) as test_client:
         yield test_client
 

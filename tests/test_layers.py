@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RANK = {
     "api.core": 0,
     "api.settings": 1,
+    "api.progress": 1,
     "api.storage": 2,
     "api.reads": 3,
     "api.web": 4,

@@ -13,6 +13,7 @@ from api.settings import Settings
 from api.web.app import create_app
 from testkit.database import rows
 from testkit.factories import llm_call, post_events
+from testkit.server import ANY_AGE
 
 _gaps = st.lists(st.integers(min_value=0, max_value=3000), min_size=1, max_size=60)
 
@@ -55,7 +56,7 @@ def test_a_rate_of_zero_never_limits():
 def test_over_the_limit_is_429_with_retry_after_and_changes_nothing(
     database_url, db, ingest_key, read_key
 ):
-    settings = Settings(database_url=database_url, rate_limit=0.2, rate_burst=2)
+    settings = Settings(database_url=database_url, rate_limit=0.2, rate_burst=2, **ANY_AGE)
     with TestClient(app=create_app(settings)) as client:
         assert [
             post_events(client, ingest_key, [llm_call(id=f"r{n}")]).status_code for n in range(2)
@@ -89,7 +90,11 @@ def test_unknown_keys_from_one_address_are_slowed_to_the_rate(database_url, db, 
 
 def test_valid_keys_spend_nothing_of_the_failure_allowance(database_url, db, read_key, ingest_key):
     settings = Settings(
-        database_url=database_url, rate_limit=0, auth_failure_rate=0.01, auth_failure_burst=1
+        database_url=database_url,
+        rate_limit=0,
+        auth_failure_rate=0.01,
+        auth_failure_burst=1,
+        **ANY_AGE,
     )
     with TestClient(app=create_app(settings)) as client:
         assert post_events(client, ingest_key, [llm_call()]).status_code == 200

@@ -8,6 +8,7 @@ import enum
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
@@ -33,6 +34,40 @@ KIND_OF_MEDIA_TYPE = {
     "application/cloudevents+json": BodyKind.SINGLE,
     "application/json": BodyKind.EITHER,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Accepting:
+    """The times an event may have: from ``earliest`` (None: any age) to 5 minutes past the
+    server clock ``now``; ``too_old`` says why an earlier one is refused and what to do."""
+
+    now: datetime
+    earliest: datetime | None = None
+    too_old: str = ""
+
+    @classmethod
+    def posted(cls, now: datetime, days: int) -> "Accepting":
+        """POST /events: the last ``days`` days (USAGE_ACCEPT_DAYS); older events are
+        figures customers have seen, loaded on purpose by `usage-api import`."""
+        earliest = now - timedelta(days=days)
+        return cls(
+            now,
+            earliest,
+            f"is more than {days} days old (before {_iso(earliest)}): POST /events accepts "
+            f"the last {days} days (USAGE_ACCEPT_DAYS); load older events with "
+            "`usage-api import`",
+        )
+
+    @classmethod
+    def imported(cls, now: datetime, retention_days: int) -> "Accepting":
+        """`usage-api import`: any age the raw tables keep (USAGE_RAW_RETENTION_DAYS)."""
+        earliest = now - timedelta(days=retention_days)
+        return cls(
+            now,
+            earliest,
+            f"is older than the raw retention of {retention_days} days (before "
+            f"{_iso(earliest)}, USAGE_RAW_RETENTION_DAYS)",
+        )
 
 
 class EventError(msgspec.Struct, frozen=True, kw_only=True):
@@ -63,35 +98,45 @@ _JSON_WHITESPACE = b" \t\r\n"
 _CLASS_OF_TYPE = {cls.__struct_config__.tag: cls for cls in Event.__args__}
 
 
-def parse_events(body: bytes, kind: BodyKind, now: datetime) -> list[Event]:
+def parse_events(body: bytes, kind: BodyKind, accepting: Accepting) -> list[Event]:
     """Every event of the body, or an exception saying why the body is refused."""
     raw_events = _split(body, kind)
     if len(raw_events) > MAX_EVENTS:
         raise TooManyEvents(len(raw_events))
+    events, errors = validate(raw_events, accepting, _has_duplicate_keys(body))
+    if errors:
+        raise InvalidEvents(errors)
+    return events
+
+
+def validate(
+    raw_events: list[msgspec.Raw], accepting: Accepting, has_duplicates: bool | None = None
+) -> tuple[list[Event], list[EventError]]:
+    """The valid events among ``raw_events`` (JSON values) and every error of the others,
+    each with its index in the list. ``has_duplicates``: whether any object of them has a
+    key twice (None: find out)."""
+    if has_duplicates is None:
+        has_duplicates = _has_duplicate_keys(b"[" + b",".join(raw_events) + b"]")
     events: list[Event] = []
     errors: list[EventError] = []
-    # The whole body at once (a few ms per 1,000 events); each event only if it fails.
-    has_duplicates = _has_duplicate_keys(body)
     for index, raw in enumerate(raw_events):
         event_errors = _duplicate_key_errors(index, raw) if has_duplicates else []
         if not event_errors:
             try:
                 event = _event_decoder.decode(raw)
             except msgspec.ValidationError:
-                event_errors = _every_field_error(index, raw, now)
+                event_errors = _every_field_error(index, raw, accepting)
             else:
-                event_errors = _cross_field_errors(index, event.time, event.data, now)
+                event_errors = _cross_field_errors(index, event.time, event.data, accepting)
         if event_errors:
             errors.extend(event_errors)
         else:
             events.append(event)
-    if errors:
-        raise InvalidEvents(errors)
-    return events
+    return events, errors
 
 
 def parse_binary_event(
-    headers: Mapping[str, str], media_type: str, body: bytes, now: datetime
+    headers: Mapping[str, str], media_type: str, body: bytes, accepting: Accepting
 ) -> list[Event]:
     """One event in CloudEvents' binary content mode: the attributes in ``ce-*`` headers
     (percent-encoded, HTTP binding §3.1.3.2), ``datacontenttype`` in Content-Type and
@@ -108,7 +153,7 @@ def parse_binary_event(
     event["datacontenttype"] = media_type
     # Kept as sent (a Raw is encoded verbatim), so parse_events sees any duplicate key in it.
     (event["data"],) = _split(body, BodyKind.SINGLE)
-    return parse_events(msgspec.json.encode(event), BodyKind.SINGLE, now)
+    return parse_events(msgspec.json.encode(event), BodyKind.SINGLE, accepting)
 
 
 _ATTRIBUTE_PREFIX = "ce-"
@@ -203,7 +248,7 @@ def _duplicate_path(value: Any, path: str) -> str | None:
     return None
 
 
-def _every_field_error(index: int, raw: msgspec.Raw, now: datetime) -> list[EventError]:
+def _every_field_error(index: int, raw: msgspec.Raw, accepting: Accepting) -> list[EventError]:
     """Each invalid field of an event msgspec refused (it stops at the first), found by
     checking the fields one by one: the slow path, taken for invalid events only."""
     event = msgspec.json.decode(raw)
@@ -226,7 +271,7 @@ def _every_field_error(index: int, raw: msgspec.Raw, now: datetime) -> list[Even
     valid, field_errors = _struct_errors(index, event, event_class or Envelope, "")
     errors.extend(field_errors)
     if "time" in valid:
-        errors.extend(_cross_field_errors(index, valid["time"], valid.get("data"), now))
+        errors.extend(_cross_field_errors(index, valid["time"], valid.get("data"), accepting))
     return errors
 
 
@@ -264,8 +309,11 @@ def _struct_type(annotation: Any) -> type[msgspec.Struct] | None:
     return None
 
 
-def _cross_field_errors(index: int, time: datetime, data: Any, now: datetime) -> list[EventError]:
+def _cross_field_errors(
+    index: int, time: datetime, data: Any, accepting: Accepting
+) -> list[EventError]:
     errors = []
+    now = accepting.now
     if time > now + MAX_CLOCK_SKEW:
         errors.append(
             EventError(
@@ -274,6 +322,8 @@ def _cross_field_errors(index: int, time: datetime, data: Any, now: datetime) ->
                 message=f"must be at most 5 minutes ahead of the server clock ({_iso(now)})",
             )
         )
+    if accepting.earliest is not None and time < accepting.earliest:
+        errors.append(EventError(index=index, field="time", message=accepting.too_old))
     if isinstance(data, LlmCall) and data.cached_tokens > data.input_tokens:
         errors.append(
             EventError(

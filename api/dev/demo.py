@@ -15,7 +15,8 @@ from typing import Any
 import msgspec
 import psycopg
 
-from api.core.parsing import BodyKind, parse_events
+from api.core.parsing import Accepting, BodyKind, parse_events
+from api.progress import Progress
 from api.storage.db import connect_kwargs
 from api.storage.ingest import ingest
 
@@ -320,26 +321,20 @@ def _poisson(rng: random.Random, mean: float) -> int:
 async def load_demo(database_url: str, seed: int = 1, now: datetime | None = None) -> None:
     now = now or datetime.now(UTC)
     events = demo_events(seed, now)
+    # Loaded as an import is: the oldest are up to an hour older than POST /events takes.
+    accepting = Accepting(now)
+    progress = Progress("Loading demo events", len(events))
     accepted = 0
     async with await psycopg.AsyncConnection.connect(database_url, **connect_kwargs()) as conn:
         for first in range(0, len(events), BATCH_SIZE):
             body = msgspec.json.encode(events[first : first + BATCH_SIZE])
-            result = await ingest(conn, parse_events(body, BodyKind.BATCH, now))
+            result = await ingest(conn, parse_events(body, BodyKind.BATCH, accepting))
             accepted += result.accepted
-            _progress(first + BATCH_SIZE, len(events))
+            done = min(first + BATCH_SIZE, len(events))
+            progress.update(done, f"{done:,}/{len(events):,}")
+    progress.finish(len(events), f"{len(events):,}/{len(events):,}")
     print(
-        f"\nDemo data: {accepted:,} events stored ({len(events) - accepted:,} already there) "
+        f"Demo data: {accepted:,} events stored ({len(events) - accepted:,} already there) "
         f"for {', '.join(org.slug for org in ORGS)}",
         file=sys.stderr,
-    )
-
-
-def _progress(done: int, total: int, width: int = 40) -> None:
-    done = min(done, total)
-    filled = width * done // max(total, 1)
-    print(
-        f"\rLoading demo events [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,}",
-        end="",
-        file=sys.stderr,
-        flush=True,
     )

@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             settings.auth_failure_rate, settings.auth_failure_burst
         )
         app.state.trusted_proxies = settings.trusted_proxies
+        app.state.accept_days = settings.accept_days
         try:
             yield
         finally:
@@ -52,7 +53,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             Metrics,
         ],
         lifespan=[database],
-        dependencies={"database": Provide(_database, sync_to_thread=False)},
+        dependencies={
+            "database": Provide(_database, sync_to_thread=False),
+            "accept_days": Provide(_accept_days, sync_to_thread=False),
+        },
         middleware=[authentication],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
@@ -68,6 +72,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
 def _database(state: State) -> Database:
     return state.database
+
+
+def _accept_days(state: State) -> int:
+    return state.accept_days
 
 
 def _cors(origins: tuple[str, ...]) -> CORSConfig | None:

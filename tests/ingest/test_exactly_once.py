@@ -14,7 +14,7 @@ import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.core.parsing import BodyKind, parse_events
+from api.core.parsing import Accepting, BodyKind, parse_events
 from api.storage.db import connect_kwargs
 from api.storage.ingest import ingest
 from testkit.database import reset, rows, snapshot
@@ -67,7 +67,9 @@ def test_order_batching_and_resending_never_change_the_state(
 
 
 def _parse(events):
-    return parse_events(msgspec.json.encode(events), BodyKind.BATCH, BASE_TIME + timedelta(days=1))
+    return parse_events(
+        msgspec.json.encode(events), BodyKind.BATCH, Accepting(BASE_TIME + timedelta(days=1))
+    )
 
 
 async def _ingest_concurrently(database_url: str, batches: list[list[dict]]) -> int:

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from api.core.events import LlmCallEvent, WorkloadAllocatedEvent
 from api.core.parsing import (
     MAX_EVENTS,
+    Accepting,
     BodyKind,
     InvalidEvents,
     MalformedBody,
@@ -20,6 +21,7 @@ from api.core.parsing import (
 from testkit.factories import BASE_TIME, iso, llm_call, one_of_each, workload_allocated
 
 NOW = BASE_TIME + timedelta(days=1)
+ANY_AGE = Accepting(NOW)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
@@ -33,7 +35,7 @@ json_values = st.recursive(
 @given(body=json_values, kind=st.sampled_from(BodyKind))
 def test_any_json_is_events_or_a_reason(body, kind):
     try:
-        events = parse_events(msgspec.json.encode(body), kind, NOW)
+        events = parse_events(msgspec.json.encode(body), kind, ANY_AGE)
     except (MalformedBody, TooManyEvents) as error:
         assert str(error)
     except InvalidEvents as error:
@@ -66,7 +68,7 @@ def mutated_events(draw) -> tuple[list[dict], int, tuple[str, ...]]:
 def test_near_miss_events_are_refused_by_index_and_field(mutated):
     events, index, path = mutated
     try:
-        parsed = parse_events(msgspec.json.encode(events), BodyKind.BATCH, NOW)
+        parsed = parse_events(msgspec.json.encode(events), BodyKind.BATCH, ANY_AGE)
     except InvalidEvents as error:
         assert error.errors
         for item in error.errors:
@@ -85,7 +87,7 @@ def test_near_miss_events_are_refused_by_index_and_field(mutated):
 @given(body=st.binary(max_size=200), kind=st.sampled_from(BodyKind))
 def test_any_bytes_are_events_or_a_reason(body, kind):
     try:
-        events = parse_events(body, kind, NOW)
+        events = parse_events(body, kind, ANY_AGE)
     except (MalformedBody, TooManyEvents, InvalidEvents) as refused:
         assert str(refused)
     else:
@@ -108,7 +110,7 @@ def test_valid_llm_calls_keep_their_figures(tokens, seconds):
             id="e",
         )
     ]
-    (event,) = parse_events(msgspec.json.encode(body), BodyKind.BATCH, NOW)
+    (event,) = parse_events(msgspec.json.encode(body), BodyKind.BATCH, ANY_AGE)
     assert isinstance(event, LlmCallEvent)
     assert (event.data.input_tokens, event.data.cached_tokens, event.data.output_tokens) == (
         input_tokens,
@@ -122,10 +124,10 @@ def test_valid_llm_calls_keep_their_figures(tokens, seconds):
 def test_clock_skew_limit_is_five_minutes(minutes):
     body = msgspec.json.encode([llm_call(time=NOW + timedelta(minutes=minutes))])
     if minutes <= 5:
-        assert len(parse_events(body, BodyKind.BATCH, NOW)) == 1
+        assert len(parse_events(body, BodyKind.BATCH, ANY_AGE)) == 1
     else:
         with pytest.raises(InvalidEvents) as refused:
-            parse_events(body, BodyKind.BATCH, NOW)
+            parse_events(body, BodyKind.BATCH, ANY_AGE)
         assert refused.value.errors[0].field == "time"
 
 
@@ -136,7 +138,7 @@ def test_offsets_are_kept_as_utc_instants(offset):
     )
     event = workload_allocated(cpu_cores=0.25)
     event["time"] = local.isoformat()
-    (parsed,) = parse_events(msgspec.json.encode([event]), BodyKind.BATCH, NOW)
+    (parsed,) = parse_events(msgspec.json.encode([event]), BodyKind.BATCH, ANY_AGE)
     assert isinstance(parsed, WorkloadAllocatedEvent)
     assert parsed.time == datetime(2026, 11, 2, 0, 0, 0, 123456, tzinfo=UTC)
     assert parsed.time.utcoffset() == timedelta(0)
@@ -147,7 +149,7 @@ def test_times_before_1970_are_refused():
     event = llm_call()
     event["time"] = "0001-01-01T00:00:00+05:00"
     with pytest.raises(InvalidEvents) as refused:
-        parse_events(msgspec.json.encode([event]), BodyKind.BATCH, NOW)
+        parse_events(msgspec.json.encode([event]), BodyKind.BATCH, ANY_AGE)
     assert [(e.field, e.message) for e in refused.value.errors] == [
         ("time", "must be in the years 1970 to 9999 in UTC")
     ]
@@ -156,20 +158,20 @@ def test_times_before_1970_are_refused():
 def test_batch_size_limit():
     body = msgspec.json.encode(one_of_each() * (MAX_EVENTS // 7 + 1))
     with pytest.raises(TooManyEvents):
-        parse_events(body, BodyKind.BATCH, NOW)
+        parse_events(body, BodyKind.BATCH, ANY_AGE)
 
 
 def test_a_single_event_kind_refuses_an_array_and_the_batch_kind_an_object():
     with pytest.raises(MalformedBody):
-        parse_events(b"[]", BodyKind.SINGLE, NOW)
+        parse_events(b"[]", BodyKind.SINGLE, ANY_AGE)
     with pytest.raises(MalformedBody):
-        parse_events(msgspec.json.encode(llm_call()), BodyKind.BATCH, NOW)
-    assert len(parse_events(msgspec.json.encode(llm_call()), BodyKind.EITHER, NOW)) == 1
+        parse_events(msgspec.json.encode(llm_call()), BodyKind.BATCH, ANY_AGE)
+    assert len(parse_events(msgspec.json.encode(llm_call()), BodyKind.EITHER, ANY_AGE)) == 1
 
 
 def _refusals(body: bytes) -> list[tuple[int, str | None, str]]:
     with pytest.raises(InvalidEvents) as refused:
-        parse_events(body, BodyKind.EITHER, NOW)
+        parse_events(body, BodyKind.EITHER, ANY_AGE)
     return [(e.index, e.field, e.message) for e in refused.value.errors]
 
 
@@ -182,7 +184,7 @@ def test_an_org_slug_has_nothing_after_it(subject):
 def test_nanoseconds_are_truncated_never_rounded_into_the_next_bucket():
     event = llm_call()
     event["time"] = "2026-11-02T05:59:59.999999999Z"
-    (parsed,) = parse_events(msgspec.json.encode([event]), BodyKind.BATCH, NOW)
+    (parsed,) = parse_events(msgspec.json.encode([event]), BodyKind.BATCH, ANY_AGE)
     assert parsed.time == datetime(2026, 11, 2, 5, 59, 59, 999999, tzinfo=UTC)
 
 
@@ -225,7 +227,7 @@ def test_every_invalid_field_of_every_event_is_listed():
 )
 def test_deep_nesting_is_a_malformed_body(body):
     with pytest.raises(MalformedBody, match="nested too deeply"):
-        parse_events(body, BodyKind.EITHER, NOW)
+        parse_events(body, BodyKind.EITHER, ANY_AGE)
 
 
 @pytest.mark.parametrize(
@@ -238,7 +240,7 @@ def test_deep_nesting_is_a_malformed_body(body):
 )
 def test_a_body_that_is_not_utf8_is_malformed(body):
     with pytest.raises(MalformedBody, match="not UTF-8"):
-        parse_events(body, BodyKind.EITHER, NOW)
+        parse_events(body, BodyKind.EITHER, ANY_AGE)
 
 
 @pytest.mark.parametrize("cores", [5e-324, 1e-300, 0.0009, 100_000.5])
@@ -253,7 +255,7 @@ def test_cores_outside_a_millicore_to_100k_are_refused(cores):
 def test_datacontenttype_may_carry_parameters(media_type):
     event = llm_call()
     event["datacontenttype"] = media_type
-    assert len(parse_events(msgspec.json.encode(event), BodyKind.SINGLE, NOW)) == 1
+    assert len(parse_events(msgspec.json.encode(event), BodyKind.SINGLE, ANY_AGE)) == 1
 
 
 def test_binary_mode_refuses_a_key_twice_in_its_data():
@@ -262,5 +264,30 @@ def test_binary_mode_refuses_a_key_twice_in_its_data():
     data = llm_call()["data"]
     body = msgspec.json.encode(data).replace(b'"model"', b'"model":"x","model"')
     with pytest.raises(InvalidEvents) as refused:
-        parse_binary_event(headers, "application/json", body, NOW)
+        parse_binary_event(headers, "application/json", body, ANY_AGE)
     assert [(e.index, e.field) for e in refused.value.errors] == [(0, "data.model")]
+
+
+@given(days=st.integers(2, 400), seconds=st.integers(-86_400, 3 * 86_400))
+def test_post_accepts_the_last_days_and_names_import_for_older_events(days, seconds):
+    accepting = Accepting.posted(NOW, days)
+    time = NOW - timedelta(days=days, seconds=seconds)
+    body = msgspec.json.encode([llm_call(time=time)])
+    if seconds <= 0:  # at or inside the window
+        assert len(parse_events(body, BodyKind.BATCH, accepting)) == 1
+        return
+    with pytest.raises(InvalidEvents) as refused:
+        parse_events(body, BodyKind.BATCH, accepting)
+    ((field, message),) = [(e.field, e.message) for e in refused.value.errors]
+    assert field == "time"
+    assert f"more than {days} days old" in message and "usage-api import" in message
+
+
+def test_import_accepts_any_age_within_the_raw_retention():
+    accepting = Accepting.imported(NOW, 400)
+    kept = msgspec.json.encode([llm_call(time=NOW - timedelta(days=399))])
+    assert len(parse_events(kept, BodyKind.BATCH, accepting)) == 1
+    gone = msgspec.json.encode([llm_call(time=NOW - timedelta(days=401))])
+    with pytest.raises(InvalidEvents) as refused:
+        parse_events(gone, BodyKind.BATCH, accepting)
+    assert "raw retention of 400 days" in refused.value.errors[0].message

@@ -9,17 +9,10 @@ from playwright.sync_api import expect
 from api.storage.keys import Scope
 from testkit.factories import llm_call, post_events
 
+from .reading import bars, card
+
 BUCKETS = {"24h": 288, "7d": 168, "30d": 120}
 LAPTOP = {"width": 1280, "height": 900}
-
-
-def bars(page, chart: str) -> int:
-    """The bars a chart drew: the rects of its bar mark."""
-    return page.locator(f'g[aria-description="{chart}"] rect').count()
-
-
-def card(page, section: str, label: str):
-    return page.locator(f"#section-{section} .card", has_text=label).locator(".card-value")
 
 
 def test_cards_and_charts_show_the_known_figures(seeded, usage_page, read_key):

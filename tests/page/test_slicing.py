@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from testkit.factories import identity, llm_call, post_events
 
-from .test_page import card
+from .reading import card
 
 ROOT = Path(__file__).resolve().parents[2]
 WIDE = {"width": 1440, "height": 900}

@@ -8,6 +8,7 @@ from litestar.di import NamedDependency
 from api.core.encodings import GZIP, IDENTITY, BadEncoding, BodyTooLarge, gunzip
 from api.core.parsing import (
     KIND_OF_MEDIA_TYPE,
+    Accepting,
     InvalidEvents,
     MalformedBody,
     TooManyEvents,
@@ -37,26 +38,30 @@ MAX_BODY_BYTES = 10 * 1024 * 1024
         "10,000 events and 10 MiB. The batch is one transaction: 200 means every event is "
         "stored; any invalid event gives 422 and stores nothing. Events already stored "
         "(same subject, source and id) are counted in `duplicates` and not stored again. "
+        "An event more than USAGE_ACCEPT_DAYS (default 35) days old is refused (422 on "
+        "`time`): older events are loaded with `usage-api import`. "
         "One event may also come in binary content mode: its attributes in ce-* headers, "
         "its data as an application/json body. Content-Encoding: gzip is accepted."
     ),
     responses=problem_responses(400, 401, 403, 413, 415, 422, 429, 503),
     operation_class=IngestOperation,
 )
-async def post_events(request: Request, database: NamedDependency[Database]) -> IngestResult:
+async def post_events(
+    request: Request, database: NamedDependency[Database], accept_days: NamedDependency[int]
+) -> IngestResult:
     media_type, options = request.content_type
     media_type = media_type.lower()
     charset = options.get("charset", "utf-8").lower()
     if charset not in ("utf-8", "utf8"):
         raise Problem(415, f"the body must be UTF-8, not charset {charset}")
     body = await _body(request)
-    now = datetime.now(UTC)
+    accepting = Accepting.posted(datetime.now(UTC), accept_days)
     try:
         if "ce-specversion" in request.headers and not media_type.startswith(_STRUCTURED):
             if media_type != "application/json":
                 message = "an event in binary content mode (ce-* headers) carries "
                 raise Problem(415, f"{message}application/json data, not {media_type or 'none'}")
-            events = parse_binary_event(request.headers, media_type, body, now)
+            events = parse_binary_event(request.headers, media_type, body, accepting)
         else:
             kind = KIND_OF_MEDIA_TYPE.get(media_type)
             if kind is None:
@@ -65,7 +70,7 @@ async def post_events(request: Request, database: NamedDependency[Database]) -> 
                     f"Content-Type must be one of {', '.join(KIND_OF_MEDIA_TYPE)}, "
                     f"not {media_type or 'missing'}",
                 )
-            events = parse_events(body, kind, now)
+            events = parse_events(body, kind, accepting)
     except MalformedBody as error:
         raise Problem(400, str(error)) from None
     except TooManyEvents as error:
