@@ -190,6 +190,14 @@ def segments(events: list[dict], kind: str) -> list[tuple]:
     return sorted(found, key=lambda s: (s[0], s[1], s[2]))
 
 
+def segment_rows(events: list[dict], kind: str) -> list[tuple]:
+    """``segments`` as the database's rows hold them (times as datetimes)."""
+    return [
+        (org, object_id, from_us(start), None if end is None else from_us(end), *rest)
+        for org, object_id, start, end, *rest in segments(events, kind)
+    ]
+
+
 def _ranked(items: dict[Any, dict], order, top: int) -> tuple[list, dict | None]:
     ranked = sorted(items.items(), key=order)
     rest = ranked[top:]

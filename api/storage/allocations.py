@@ -5,30 +5,37 @@ releasing one, then by id), each hold their reservation until the next event; a 
 holds nothing; after its last event an allocated object holds until the query's as_of.
 A segment is one such stretch of non-zero length.
 
-Rebuilding an object from all of its events, rather than patching its segments, makes the
-result independent of arrival order and batching. Objects have few events, so it is cheap.
-The statement that removes an object's segments also carries the difference between them
+Segments are rebuilt from the stored events, not patched, so the result is independent of
+arrival order and batching; but only in the region new events can change: from the last
+event before the earliest new one to the first event after the latest new one. A segment
+outside it starts and ends at the same events as before. Events arriving in time order
+(the usual case) rebuild one or two segments, however many events the object has.
+The statement that removes a region's segments also carries the difference between them
 and the rebuilt ones to the reservation rollups (api.storage.reservations).
 A transaction-scoped advisory lock per object serializes concurrent rebuilds; the rebuild
 runs after the lock is granted, so in READ COMMITTED it sees every event committed before.
 """
 
-from collections.abc import Callable, Set
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import psycopg
 from sqlalchemy import (
     Column,
+    ColumnElement,
+    DateTime,
     Delete,
     Select,
     Table,
     Text,
+    and_,
     delete,
     func,
     literal,
     or_,
     select,
-    tuple_,
     union_all,
 )
 from sqlalchemy.dialects.postgresql import insert
@@ -45,8 +52,9 @@ from api.storage import reservations
 from api.storage.db import Compiled, as_arrays, compile_statement, execute, unnest_rows
 from api.storage.schema import volume_events, workload_events
 
-_OBJECTS = ["org_id", "object_id"]
+_TOUCHED = ["org_id", "object_id", "earliest", "latest"]
 _SEGMENT_FRAME = ["org_id", "start_time", "end_time", "agent_id"]
+_TIME = DateTime(timezone=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,18 +72,24 @@ class Allocation:
         return isinstance(event, self.event_kinds)
 
 
+# An object whose segments to rebuild, and the earliest and latest time of its new events
+# (None and None: all of its segments).
+Touched = tuple[str, str, datetime | None, datetime | None]
+
+
 async def rebuild_segments(
     conn: psycopg.AsyncConnection,
     allocation: Allocation,
-    objects: Set[tuple[str, str]],
+    objects: Iterable[Touched],
     *,
     lock: bool = True,
 ) -> None:
     """``lock=False``: the caller already holds the tables (a full rebuild: one advisory lock
     per object would overflow PostgreSQL's lock table)."""
+    objects = sorted(objects, key=lambda touched: touched[:2])
     if not objects:
         return
-    arrays = as_arrays(sorted(objects), _OBJECTS)
+    arrays = as_arrays(objects, _TOUCHED)
     if lock:
         await execute(conn, allocation.lock, **arrays)
     await execute(conn, allocation.clear, **arrays)
@@ -102,8 +116,10 @@ def _allocation(
     event_kinds: tuple[type, ...],
 ) -> Allocation:
     segments = reserved.segments
-    touched = unnest_rows([(name, Text()) for name in _OBJECTS])
-    touched_objects = select(touched.c.org_id, touched.c.object_id)
+    object_of: Column = events.c[object_column]
+    touched = unnest_rows(
+        [("org_id", Text()), ("object_id", Text()), ("earliest", _TIME), ("latest", _TIME)]
+    )
 
     lock_key = func.hashtextextended(
         literal(f"{segments.name}/") + touched.c.org_id + literal("/") + touched.c.object_id, 0
@@ -111,11 +127,38 @@ def _allocation(
     keys = select(lock_key).distinct().order_by(lock_key).subquery()
     lock = select(func.pg_advisory_xact_lock(keys.c.lock_key)).order_by(keys.c.lock_key)
 
+    def event_time(aggregate: Any, condition: ColumnElement[bool]) -> ColumnElement:
+        same_object = and_(events.c.org_id == touched.c.org_id, object_of == touched.c.object_id)
+        return select(aggregate(events.c.time)).where(same_object, condition).scalar_subquery()
+
+    # The region each object's new events can change: from the last event before the
+    # earliest new one (or that one) to the first after the latest; unbounded (infinity)
+    # where there is none, so that the bounds are plain index conditions.
+    regions: Any = select(
+        touched.c.org_id,
+        touched.c.object_id,
+        func.coalesce(
+            event_time(func.max, events.c.time < touched.c.earliest),
+            touched.c.earliest,
+            literal("-infinity", _TIME),
+        ).label("first"),
+        func.coalesce(
+            event_time(func.min, events.c.time > touched.c.latest), literal("infinity", _TIME)
+        ).label("last"),
+    )
+    # Materialized: each region's bounds found once, not again for every event they bound.
+    regions = regions.cte("regions").prefix_with("MATERIALIZED")
+
+    def in_region(time: ColumnElement, *, last_included: bool) -> ColumnElement[bool]:
+        before_last = time <= regions.c.last if last_included else time < regions.c.last
+        return and_(time >= regions.c.first, before_last)
+
     clear = delete(segments).where(
-        tuple_(segments.c.org_id, segments.c[object_column]).in_(touched_objects)
+        segments.c.org_id == regions.c.org_id,
+        segments.c[object_column] == regions.c.object_id,
+        in_region(segments.c.start_time, last_included=False),
     )
 
-    object_of: Column = events.c[object_column]
     sizes = [c.name for c in segments.columns if c.name not in [*_SEGMENT_FRAME, object_column]]
     ordered = (
         select(
@@ -136,14 +179,21 @@ def _allocation(
                 ],
             )
             .label("end_time"),
+            regions.c.last,
         )
-        .where(tuple_(events.c.org_id, object_of).in_(touched_objects))
+        # The region's events and the first after it: the last segment's end.
+        .where(
+            events.c.org_id == regions.c.org_id,
+            object_of == regions.c.object_id,
+            in_region(events.c.time, last_included=True),
+        )
         .subquery()
     )
     columns = ["org_id", object_column, "start_time", "end_time", "agent_id", *sizes]
     rebuilt = select(*(ordered.c[name] for name in columns)).where(
         ordered.c.action == allocating_action,
         or_(ordered.c.end_time.is_(None), ordered.c.end_time > ordered.c.start_time),
+        ordered.c.start_time < ordered.c.last,
     )
     return Allocation(
         events=events,

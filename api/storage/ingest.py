@@ -2,9 +2,9 @@
 
 Steps, each one statement over the whole batch: register the organizations, record the
 receipts (the dedupe); then, for the events received for the first time only: workload and
-volume events and the segments of every object they touch (rebuilt from all its events),
-identities' names, and last the LLM calls and platform events, each kind in one statement
-together with every tier of the rollups that count it.
+volume events and the segments of every object they touch (rebuilt from its events in the
+region the new ones change), identities' names, and last the LLM calls and platform
+events, each kind in one statement together with every tier of the rollups that count it.
 
 Every step takes its row locks in key order, and the steps run in the same order in every
 transaction, so concurrent batches wait for each other but never deadlock.
@@ -12,6 +12,7 @@ transaction, so concurrent batches wait for each other but never deadlock.
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -75,10 +76,7 @@ async def ingest(conn: psycopg.AsyncConnection, events: Sequence[Event]) -> Inge
         for write in _ALLOCATION_WRITES:
             await write.run(conn, fresh)
         for allocation in allocations.ALL:
-            touched = {
-                (e.subject, allocation.object_id(e)) for e in fresh if allocation.concerns(e)
-            }
-            await allocations.rebuild_segments(conn, allocation, touched)
+            await allocations.rebuild_segments(conn, allocation, _touched(allocation, fresh))
         await _UPSERT_IDENTITIES.run(conn, identity_rows(fresh))
         # Last: every batch adds to the same few rollup rows (today, this hour), whose locks
         # are then held for the shortest time before the commit.
@@ -87,6 +85,17 @@ async def ingest(conn: psycopg.AsyncConnection, events: Sequence[Event]) -> Inge
     duplicates = len(events) - len(fresh)
     counters.count_ingested(fresh, duplicates)
     return IngestResult(accepted=len(fresh), duplicates=duplicates)
+
+
+def _touched(allocation: allocations.Allocation, events: list[Event]) -> list[allocations.Touched]:
+    """Each object the events concern, with the earliest and latest of their times."""
+    spans: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+    for event in events:
+        if allocation.concerns(event):
+            key = (event.subject, allocation.object_id(event))
+            earliest, latest = spans.get(key, (event.time, event.time))
+            spans[key] = (min(earliest, event.time), max(latest, event.time))
+    return [(*key, earliest, latest) for key, (earliest, latest) in spans.items()]
 
 
 async def _insert_receipts(conn: psycopg.AsyncConnection, keys: list[EventKey]) -> set[EventKey]:

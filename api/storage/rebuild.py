@@ -80,4 +80,5 @@ async def rebuild(conn: psycopg.AsyncConnection, org: str | None = None) -> None
             cursor = await execute(conn, objects, org=org)
             found = {tuple(row) for row in await cursor.fetchall()}
             print(f"rebuilding segments of {len(found):,} objects", file=sys.stderr, flush=True)
-            await allocations.rebuild_segments(conn, allocation, found, lock=False)
+            every_segment = [(org_id, object_id, None, None) for org_id, object_id in found]
+            await allocations.rebuild_segments(conn, allocation, every_segment, lock=False)

@@ -154,7 +154,7 @@ workload_events = Table(
     Column("cpu_cores", Float),
     Column("memory_bytes", BigInteger),
     CheckConstraint("action IN ('allocated', 'released')", name="action"),
-    Index(None, "org_id", "workload_id"),
+    Index(None, "org_id", "workload_id", "time"),  # an object's events in time order
 )
 
 volume_events = Table(
@@ -166,7 +166,7 @@ volume_events = Table(
     Column("agent_id", Text),
     Column("size_bytes", BigInteger),
     CheckConstraint("action IN ('provisioned', 'deleted')", name="action"),
-    Index(None, "org_id", "volume_id"),
+    Index(None, "org_id", "volume_id", "time"),
 )
 
 

@@ -28,16 +28,8 @@ from testkit.factories import (
     workload_allocated,
     workload_released,
 )
-from testkit.oracle import from_us, segments
+from testkit.oracle import segment_rows
 from testkit.strategies import deliveries, event_sets
-
-
-def _stored_form(segments: list[tuple]) -> list[tuple]:
-    """Oracle segments as the database rows hold them."""
-    return [
-        (org, object_id, from_us(start), None if end is None else from_us(end), *rest)
-        for org, object_id, start, end, *rest in segments
-    ]
 
 
 @settings(
@@ -62,8 +54,8 @@ def test_order_batching_and_resending_never_change_the_state(
     assert accepted == len(events)
     assert snapshot(database_url) == in_one_batch
 
-    assert rows(database_url, "workload_segments") == _stored_form(segments(events, "workload"))
-    assert rows(database_url, "volume_segments") == _stored_form(segments(events, "volume"))
+    assert rows(database_url, "workload_segments") == segment_rows(events, "workload")
+    assert rows(database_url, "volume_segments") == segment_rows(events, "volume")
 
 
 def _parse(events):
@@ -100,8 +92,8 @@ def test_concurrent_batches_on_the_same_objects(database_url):
         rng.shuffle(events)
         batches = [events[n::4] for n in range(4)]
         assert asyncio.run(_ingest_concurrently(database_url, batches)) == len(events)
-        assert rows(database_url, "workload_segments") == _stored_form(segments(events, "workload"))
-        assert rows(database_url, "volume_segments") == _stored_form(segments(events, "volume"))
+        assert rows(database_url, "workload_segments") == segment_rows(events, "workload")
+        assert rows(database_url, "volume_segments") == segment_rows(events, "volume")
         assert sum(r[5] for r in rows(database_url, "llm_totals_5m")) == 20
 
 
