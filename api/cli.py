@@ -63,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     load.set_defaults(run=_import)
 
+    maintain = commands.add_parser(
+        "maintain", help="create the coming months' partitions (idempotent; run it daily)"
+    )
+    maintain.set_defaults(run=_maintain)
+
     demo = commands.add_parser("demo", help="load demo organizations over the last 35 days")
     demo.add_argument("--seed", type=int, default=1)
     demo.set_defaults(run=_demo)
@@ -164,6 +169,22 @@ def _import(args: argparse.Namespace) -> None:
     print(msgspec.json.encode(result).decode())
     if result.invalid:
         raise SystemExit(1)
+
+
+def _maintain(_: argparse.Namespace) -> None:
+    from api.storage.partitions import maintain
+
+    async def run() -> None:
+        async with await _connect() as conn:
+            done = await maintain(conn, datetime.now(UTC))
+        for name in done.created:
+            print(f"created partition {name}")
+        if done.moved:
+            print(f"moved {done.moved:,} rows out of default partitions into their months")
+        if not done.created:
+            print("nothing to do: every partition up to three months ahead exists")
+
+    asyncio.run(run())
 
 
 def _rebuild(args: argparse.Namespace) -> None:

@@ -156,8 +156,8 @@ _RAW_TABLES = ["llm_calls", "workload_events", "volume_events", "thread_events",
 _FINISH = [
     "INSERT INTO orgs (org_id) VALUES (%(org)s)",
     *(
-        f"INSERT INTO event_receipts (org_id, source, event_id) "
-        f"SELECT org_id, source, event_id FROM {table} WHERE org_id = %(org)s"
+        f"INSERT INTO event_receipts (org_id, source, event_id, time) "
+        f"SELECT org_id, source, event_id, time FROM {table} WHERE org_id = %(org)s"
         for table in _RAW_TABLES
     ),
     """INSERT INTO identities (org_id, kind, identity_id, name)

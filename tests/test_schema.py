@@ -10,6 +10,7 @@ from sqlalchemy import Index, UniqueConstraint, create_engine, inspect
 
 from api.storage import migrations, schema
 from api.storage.db import sqlalchemy_url
+from api.storage.partitions import include_name
 from api.storage.schema import metadata
 from testkit.database import reset, snapshot
 from testkit.factories import post_events
@@ -20,7 +21,8 @@ def test_upgrade_head_builds_exactly_the_metadata(empty_database_url):
     migrations.upgrade(empty_database_url)
     engine = create_engine(sqlalchemy_url(empty_database_url))
     with engine.connect() as connection:
-        differences = compare_metadata(MigrationContext.configure(connection), metadata)
+        context = MigrationContext.configure(connection, opts={"include_name": include_name})
+        differences = compare_metadata(context, metadata)
     engine.dispose()
     assert differences == []
 

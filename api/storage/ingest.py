@@ -58,11 +58,12 @@ class IngestResult(msgspec.Struct, frozen=True, kw_only=True):
     duplicates: int
 
 
-EventKey = tuple[str, str, str]
+# The dedupe key: (subject, source, id) and the time, which partitions the receipts.
+EventKey = tuple[str, str, str, datetime]
 
 
 def event_key(event: Event) -> EventKey:
-    return (event.subject, event.source, event.id)
+    return (event.subject, event.source, event.id, event.time)
 
 
 async def ingest(conn: psycopg.AsyncConnection, events: Sequence[Event]) -> IngestResult:

@@ -69,13 +69,20 @@ def _timestamp(name: str, *, nullable: bool = False) -> Column:
     return Column(name, DateTime(timezone=True), nullable=nullable)
 
 
+# The raw events and their receipts are partitioned by month of event time
+# (api.storage.partitions): after the raw retention a month is dropped whole. A partitioned
+# table's keys include its partition key, so the dedupe key is (subject, source, id, time):
+# an event sent again with another time is another event.
+PARTITIONED = {"postgresql_partition_by": "RANGE (time)"}
+
+
 def _event_columns() -> list[Column]:
     """The columns every raw event table starts with; its key is the dedupe key."""
     return [
         _org_id(),
         Column("source", Text, primary_key=True),
         Column("event_id", Text, primary_key=True),
-        _timestamp("time"),
+        Column("time", DateTime(timezone=True), primary_key=True),
     ]
 
 
@@ -119,15 +126,9 @@ api_keys = Table(
     Index(None, "key_hash"),
 )
 
-# One row per event ever accepted, whatever its type: the dedupe is on
-# (subject, source, id) across all types, so it cannot live in the per-type tables.
-event_receipts = Table(
-    "event_receipts",
-    metadata,
-    _org_id(),
-    Column("source", Text, primary_key=True),
-    Column("event_id", Text, primary_key=True),
-)
+# One row per event accepted (within the raw retention), whatever its type: the dedupe is on
+# (subject, source, id, time) across all types, so it cannot live in the per-type tables.
+event_receipts = Table("event_receipts", metadata, *_event_columns(), **PARTITIONED)
 
 llm_calls = Table(
     "llm_calls",
@@ -142,6 +143,7 @@ llm_calls = Table(
     Column("succeeded", Boolean, nullable=False),
     _identity_kind_check("identity_kind"),
     Index(None, "org_id", "time"),
+    **PARTITIONED,
 )
 
 workload_events = Table(
@@ -155,6 +157,7 @@ workload_events = Table(
     Column("memory_bytes", BigInteger),
     CheckConstraint("action IN ('allocated', 'released')", name="action"),
     Index(None, "org_id", "workload_id", "time"),  # an object's events in time order
+    **PARTITIONED,
 )
 
 volume_events = Table(
@@ -167,6 +170,7 @@ volume_events = Table(
     Column("size_bytes", BigInteger),
     CheckConstraint("action IN ('provisioned', 'deleted')", name="action"),
     Index(None, "org_id", "volume_id", "time"),
+    **PARTITIONED,
 )
 
 
@@ -180,6 +184,7 @@ def _platform_event_table(name: str) -> Table:
         Column("identity_id", Text, nullable=False),
         _identity_kind_check("identity_kind"),
         Index(None, "org_id", "time"),
+        **PARTITIONED,
     )
 
 
