@@ -64,7 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     load.set_defaults(run=_import)
 
     maintain = commands.add_parser(
-        "maintain", help="create the coming months' partitions (idempotent; run it daily)"
+        "maintain",
+        help="partitions ahead, raw months past the retention dropped (idempotent; run daily)",
     )
     maintain.set_defaults(run=_maintain)
 
@@ -174,24 +175,38 @@ def _import(args: argparse.Namespace) -> None:
 def _maintain(_: argparse.Namespace) -> None:
     from api.storage.partitions import maintain
 
+    retention_days = Settings.from_env().raw_retention_days
+
     async def run() -> None:
         async with await _connect() as conn:
-            done = await maintain(conn, datetime.now(UTC))
+            done = await maintain(conn, datetime.now(UTC), retention_days)
         for name in done.created:
             print(f"created partition {name}")
         if done.moved:
             print(f"moved {done.moved:,} rows out of default partitions into their months")
-        if not done.created:
-            print("nothing to do: every partition up to three months ahead exists")
+        for name in done.dropped:
+            print(f"dropped partition {name} (older than {retention_days} days)")
+        if done.deleted:
+            print(f"deleted {done.deleted:,} rows older than {retention_days} days")
+        if not (done.created or done.dropped or done.deleted):
+            print("nothing to do: partitions exist three months ahead, none is past retention")
 
     asyncio.run(run())
 
 
 def _rebuild(args: argparse.Namespace) -> None:
+    from api.storage.partitions import raw_horizon
     from api.storage.rebuild import rebuild
+
+    retention_days = Settings.from_env().raw_retention_days
+    since = raw_horizon(datetime.now(UTC), retention_days)
 
     async def run() -> None:
         async with await _connect() as conn:
-            await rebuild(conn, args.org)
+            await rebuild(conn, args.org, since)
 
     asyncio.run(run())
+    print(
+        f"rebuilt from {since:%Y-%m-%d} (the raw events kept, USAGE_RAW_RETENTION_DAYS="
+        f"{retention_days}) to now; figures before it are the rollups' as they were"
+    )

@@ -208,3 +208,39 @@ def test_no_previous_span_before_1970():
         now=NOW, start="1970-01-01T00:00:00Z", end="1970-01-02T00:00:00Z", bucket="1h"
     )
     assert previous_span(window) is None
+
+
+@given(
+    start=_random_moments,
+    length=st.integers(1, 40 * 86_400 * US),
+    horizon=_random_moments,
+    bucket=st.sampled_from([None, "5m", "1h", "1d"]),
+)
+def test_edges_older_than_the_raw_events_snap_outward_to_five_minutes(
+    start, length, horizon, bucket
+):
+    end = start + timedelta(microseconds=length)
+    try:
+        plain = resolve_window(now=end, start=iso(start), end=iso(end), bucket=bucket)
+    except WindowError:
+        return  # too many buckets of that width
+    snapped = resolve_window(
+        now=end, start=iso(start), end=iso(end), bucket=bucket, raw_since=horizon
+    )
+    assert snapped.boundaries == plain.boundaries
+    five = 300 * US
+    for given_edge, edge, outward in (
+        (plain.counted_from, snapped.counted_from, oracle_floor),
+        (plain.as_of, snapped.as_of, oracle_ceil),
+    ):
+        if given_edge >= horizon:
+            assert edge == given_edge
+        else:
+            expected = outward(epoch_us(given_edge), "5m")
+            expected = min(max(expected, epoch_us(plain.start)), epoch_us(plain.end))
+            assert epoch_us(edge) == expected and abs(epoch_us(edge) - epoch_us(given_edge)) < five
+    previous = previous_span(snapped)
+    if previous is not None and previous.counted_from < horizon:
+        assert (
+            epoch_us(previous.counted_from) % five == 0 or previous.counted_from == previous.start
+        )

@@ -71,6 +71,9 @@ class Window:
     boundaries: tuple[datetime, ...]  # the buckets' bounds: the first start to the last end
     counted_from: datetime  # nothing before this is counted (a custom window's start)
     as_of: datetime  # nothing at or after this is counted
+    # Where the raw events kept start (the raw retention): a counted edge before it is
+    # snapped outward to the 5-minute rollups' grid, which answer it whole.
+    raw_since: datetime = EPOCH
 
     @property
     def start(self) -> datetime:
@@ -101,9 +104,24 @@ def previous_span(window: Window) -> Window | None:
     # As many buckets as the window's, give or take alignment and offset changes.
     boundaries = zones.between(start, end, window.width, window.zone, limit=2 * MAX_BUCKETS)
     assert boundaries is not None
-    return replace(
+    span = replace(
         window, range="custom", boundaries=tuple(boundaries), counted_from=start, as_of=end
     )
+    return _from_rollups_before_raw(span)
+
+
+_FINEST = timedelta(minutes=5)  # the finest rollup tier
+
+
+def _from_rollups_before_raw(window: Window) -> Window:
+    """The window with each counted edge older than its ``raw_since`` snapped outward to a
+    5-minute boundary (within the buckets)."""
+    counted_from, as_of = window.counted_from, window.as_of
+    if counted_from < window.raw_since:
+        counted_from = max(EPOCH + (counted_from - EPOCH) // _FINEST * _FINEST, window.start)
+    if as_of < window.raw_since:
+        as_of = min(EPOCH + -((EPOCH - as_of) // _FINEST) * _FINEST, window.end)
+    return replace(window, counted_from=counted_from, as_of=as_of)
 
 
 def parse_timestamp(field: str, text: str) -> datetime:
@@ -130,8 +148,10 @@ def resolve_window(
     end: str | None = None,
     bucket: str | None = None,
     tz: str = DEFAULT_ZONE,
+    raw_since: datetime = EPOCH,
 ) -> Window:
-    """The window the parameters name, or ``WindowError`` saying why there is none."""
+    """The window the parameters name, or ``WindowError`` saying why there is none; its
+    counted edges older than ``raw_since`` snapped to 5 minutes."""
     if range_ is not None and range_ not in PRESETS:
         raise WindowError("range", f"range must be one of {', '.join(PRESETS)}, not {range_!r}")
     if bucket is not None and bucket not in BUCKET_WIDTHS:
@@ -146,8 +166,10 @@ def resolve_window(
     end_time = parse_timestamp("end", end) if end is not None else None
     as_of = min(now, end_time) if end_time is not None else now
     if start is None:
-        return _preset(range_ or DEFAULT_RANGE, bucket, as_of, zone)
-    return _custom(parse_timestamp("start", start), end_time, bucket, as_of, zone)
+        window = _preset(range_ or DEFAULT_RANGE, bucket, as_of, zone)
+    else:
+        window = _custom(parse_timestamp("start", start), end_time, bucket, as_of, zone)
+    return _from_rollups_before_raw(replace(window, raw_since=raw_since))
 
 
 def _preset(name: str, bucket: str | None, as_of: datetime, zone: ZoneInfo) -> Window:

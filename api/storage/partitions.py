@@ -9,7 +9,7 @@ a month) and drops months wholly older than the raw retention.
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 from psycopg import sql
@@ -131,17 +131,35 @@ async def create_month(conn: psycopg.AsyncConnection, table: str, month: date) -
         return held
 
 
-async def maintain(conn: psycopg.AsyncConnection, now: datetime) -> Done:
+def raw_horizon(now: datetime, retention_days: int) -> datetime:
+    """Where the raw events kept start: the first month not wholly older than the retention
+    (older months are dropped whole)."""
+    return _bound(month_start(now - timedelta(days=retention_days)))
+
+
+async def maintain(conn: psycopg.AsyncConnection, now: datetime, retention_days: int) -> Done:
     """Every table's partitions for this month and the next MONTHS_AHEAD, created where
-    missing. Idempotent; safe beside ingest (a month's creation waits for the writers of
-    its table, and they for it, a moment)."""
-    created, moved = [], 0
+    missing; months wholly older than the retention dropped, and the default partition's
+    rows as old deleted. Idempotent; safe beside ingest (a month's creation or drop waits
+    for the writers of its table, and they for it, a moment)."""
+    horizon = raw_horizon(now, retention_days)
+    created, dropped, moved, deleted = [], [], 0, 0
     for table in TABLES:
-        have = set(await months_of(conn, table))
+        have = await months_of(conn, table)
         month = month_start(now)
         for _ in range(MONTHS_AHEAD + 1):
             if month not in have:
                 moved += await create_month(conn, table, month)
                 created.append(partition_name(table, month))
             month = next_month(month)
-    return Done(created=created, moved=moved, dropped=[], deleted=0)
+        for month in have:
+            if _bound(next_month(month)) <= horizon:
+                name = partition_name(table, month)
+                await conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
+                dropped.append(name)
+        default = sql.Identifier(f"{table}_default")
+        cursor = await conn.execute(
+            sql.SQL("DELETE FROM {} WHERE time < %s").format(default), [horizon]
+        )
+        deleted += cursor.rowcount
+    return Done(created=created, moved=moved, dropped=dropped, deleted=deleted)

@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         )
         app.state.trusted_proxies = settings.trusted_proxies
         app.state.accept_days = settings.accept_days
+        app.state.raw_retention_days = settings.raw_retention_days
         try:
             yield
         finally:

@@ -26,6 +26,7 @@ from api.core.windows import (
 )
 from api.reads.query import SectionQuery
 from api.storage.keys import ApiKey, Scope
+from api.storage.partitions import raw_horizon
 from api.web.problems import ErrorItem, Problem
 
 RangeParam = Annotated[
@@ -195,14 +196,16 @@ async def window_asked(
             f"unknown parameter(s) {', '.join(map(repr, unknown))}; known: {known}",
             errors=errors,
         )
+    now = datetime.now(UTC)
     try:
         window = resolve_window(
-            now=datetime.now(UTC),
+            now=now,
             range_=range_,
             start=start,
             end=end,
             bucket=bucket,
             tz=DEFAULT_ZONE if tz is None else tz,
+            raw_since=raw_horizon(now, request.app.state.raw_retention_days),
         )
         # Litestar's conversion also reads 1e2 and 10.0 as integers; top is digits only.
         if not _DIGITS.fullmatch(request.query_params.get("top", "10")):
