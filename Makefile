@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup page run test bench loadtest lint format lock openapi
+.PHONY: setup page run test bench bench-import loadtest lint format lock openapi
 
 setup: $(INSTALLED)
 
@@ -43,6 +43,10 @@ test: setup page
 # Generates 10M LLM calls on first use (kept in .data/bench); about 15 minutes.
 bench: setup
 	$(BIN)/python -m bench
+
+# `usage-api import` of a million-event file (EVENTS=1000000) into a throwaway PostgreSQL.
+bench-import: setup
+	$(BIN)/python -m bench.importing --events $(or $(EVENTS),1000000)
 
 # Readers and ingesters at once on a throwaway PostgreSQL, then every figure against the
 # oracle; bounded in time (SECONDS=30).

@@ -28,16 +28,16 @@ UNLIMITED = {
 
 
 def usage_api(
-    database_url: str, *args: str, stdin: str | None = None, **env: str
+    database_url: str, *args: str, stdin: str | None = None, timeout: float = 120, **env: str
 ) -> subprocess.CompletedProcess:
     """`usage-api ARGS` as a user runs it, over ``database_url`` (``stdin`` its input)."""
     return subprocess.run(
         [USAGE_API, *args],
         input=stdin,
+        timeout=timeout,
         capture_output=True,
         text=True,
         env={**os.environ, "DATABASE_URL": database_url, **env},
-        timeout=120,
     )
 
 
