@@ -17,15 +17,10 @@ from api.web.app import create_app
 from testkit import oracle
 from testkit.factories import iso, llm_call, post_events, workload_allocated, workload_released
 from testkit.matching import assert_equal, comparable
-from testkit.oracle import OracleWindow
+from testkit.oracle import OracleWindow, ceil_us, epoch_us, floor_us, from_us
 from testkit.server import usage_api
 
 RETENTION_DAYS = 100
-FIVE_MINUTES = timedelta(minutes=5)
-
-
-def _floor(moment: datetime) -> datetime:
-    return moment - (moment - datetime(1970, 1, 1, tzinfo=UTC)) % FIVE_MINUTES
 
 
 @pytest.fixture
@@ -113,7 +108,8 @@ def test_a_dropped_month_is_answered_exactly_from_the_rollups(old_month, db, ret
             as_of = datetime.fromisoformat(window["end"])
             begin = start + timedelta(days=1, minutes=7, seconds=13)
             end = start + timedelta(days=20, hours=13, minutes=2, seconds=59)
-            assert counted_from == _floor(begin) and as_of == _floor(end) + FIVE_MINUTES
+            assert counted_from == from_us(floor_us(epoch_us(begin), "5m"))
+            assert as_of == from_us(ceil_us(epoch_us(end), "5m"))
             expected_window = OracleWindow.custom(counted_from, as_of, "1d")
             expected = oracle.SECTIONS[section](events, expected_window, 3, "acme")
             actual = comparable({name: body[name] for name in expected})

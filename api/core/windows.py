@@ -9,7 +9,7 @@ from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 from api.core import zones
-from api.core.buckets import EPOCH, WEEK
+from api.core.buckets import EPOCH, WEEK, ceil_to, floor_to
 from api.core.timestamps import TimestampError, parse_rfc3339
 
 BUCKET_WIDTHS = {
@@ -118,9 +118,9 @@ def _from_rollups_before_raw(window: Window) -> Window:
     5-minute boundary (within the buckets)."""
     counted_from, as_of = window.counted_from, window.as_of
     if counted_from < window.raw_since:
-        counted_from = max(EPOCH + (counted_from - EPOCH) // _FINEST * _FINEST, window.start)
+        counted_from = max(floor_to(counted_from, _FINEST), window.start)
     if as_of < window.raw_since:
-        as_of = min(EPOCH + -((EPOCH - as_of) // _FINEST) * _FINEST, window.end)
+        as_of = min(ceil_to(as_of, _FINEST), window.end)
     return replace(window, counted_from=counted_from, as_of=as_of)
 
 
