@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup page run test bench bench-import loadtest lint format lock openapi
+.PHONY: setup page run test bench bench-import loadtest soak lint format lock openapi
 
 setup: $(INSTALLED)
 
@@ -52,6 +52,12 @@ bench-import: setup
 # oracle; bounded in time (SECONDS=30).
 loadtest: setup
 	$(BIN)/python -m bench.loadtest --seconds $(or $(SECONDS),30)
+
+# Steady ingest and reads for MINUTES (10) on a throwaway durable PostgreSQL: read latency,
+# table sizes and dead tuples minute by minute, then every figure against the oracle; writes
+# .data/soak/results.json and soak.png.
+soak: setup
+	$(BIN)/python -m bench.soak --minutes $(or $(MINUTES),10)
 
 lint: setup $(NODE_MODULES)
 	$(BIN)/ruff check .

@@ -18,7 +18,6 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -26,22 +25,10 @@ from api.dev.embedded_postgres import EmbeddedPostgres
 from api.storage import migrations
 from api.storage.keys import Scope, create_key
 from bench.stats import percentiles
+from bench.traffic import Events, verify
 from testkit import oracle
 from testkit.database import with_connection
-from testkit.factories import (
-    BATCH,
-    identity,
-    iso,
-    llm_call,
-    message_sent,
-    thread_created,
-    volume_deleted,
-    volume_provisioned,
-    workload_allocated,
-    workload_released,
-)
-from testkit.matching import assert_equal, comparable
-from testkit.oracle import OracleWindow
+from testkit.factories import BATCH
 from testkit.server import running_server
 
 ORGS = ["north", "south", "east", "west"]
@@ -49,55 +36,9 @@ SECTIONS = list(oracle.SECTIONS)
 PRESETS = ["24h", "7d", "30d"]
 
 
-class Events:
-    """New events of every type, times within the last two days, for the orgs above."""
-
-    def __init__(self, seed: int, now: datetime) -> None:
-        self.rng = random.Random(seed)
-        self.seed = seed
-        self.now = now
-        self.serial = 0
-
-    def _envelope(self) -> dict[str, Any]:
-        self.serial += 1
-        moment = self.now - timedelta(seconds=self.rng.uniform(0, 2 * 86_400))
-        return {"org": self.rng.choice(ORGS), "id": f"lt-{self.seed}-{self.serial}", "time": moment}
-
-    def next(self) -> dict[str, Any]:
-        kind = self.rng.random()
-        envelope = self._envelope()
-        who = identity(id=f"id-{self.rng.randrange(30)}", kind=self.rng.choice(["agent", "user"]))
-        thing = f"{envelope['org']}-{self.rng.randrange(300)}"
-        agent = f"id-{self.rng.randrange(30)}"
-        if kind < 0.6:
-            return llm_call(
-                who=who,
-                model=f"model-{self.rng.randrange(4)}",
-                input_tokens=self.rng.randrange(1, 5000),
-                cached_tokens=0,
-                output_tokens=self.rng.randrange(1, 900),
-                succeeded=self.rng.random() > 0.05,
-                **envelope,
-            )
-        if kind < 0.7:
-            return workload_allocated(
-                thing,
-                agent=agent,
-                cpu_cores=self.rng.choice([0.5, 1, 4]),
-                memory_bytes=2**30 * self.rng.randrange(1, 8),
-                **envelope,
-            )
-        if kind < 0.75:
-            return workload_released(thing, **envelope)
-        if kind < 0.8:
-            return volume_provisioned(
-                thing, agent=agent, size_bytes=2**30 * self.rng.randrange(1, 50), **envelope
-            )
-        if kind < 0.82:
-            return volume_deleted(thing, **envelope)
-        if kind < 0.87:
-            return thread_created(f"t-{self.seed}-{self.serial}", who=who, **envelope)
-        return message_sent(f"t-{self.rng.randrange(max(self.serial, 1))}", who=who, **envelope)
+def _recent(now: datetime):
+    """Times within the two days before ``now``."""
+    return lambda rng: now - timedelta(seconds=rng.uniform(0, 2 * 86_400))
 
 
 async def _ingester(
@@ -149,36 +90,13 @@ async def _load(url: str, keys: dict[str, str], args: argparse.Namespace, now: d
         started = time.monotonic()
         await asyncio.gather(
             *(
-                _ingester(ingest_client, Events(n, now), args.batch, deadline, found)
+                _ingester(ingest_client, Events(n, ORGS, _recent(now)), args.batch, deadline, found)
                 for n in range(args.ingesters)
             ),
             *(_reader(read_client, random.Random(n), deadline, found) for n in range(args.readers)),
         )
         found["elapsed"] = time.monotonic() - started
     return found
-
-
-def _verify(url: str, admin_key: str, acknowledged: list[dict], now: datetime) -> int:
-    """Every section, per org and for all orgs, over the whole period, against the oracle."""
-    start, end = now - timedelta(days=3), datetime.now(UTC)
-    window = OracleWindow.custom(start, end, "1h")
-    params = {"start": iso(start), "end": iso(end), "bucket": "1h", "top": 5}
-    checked = 0
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_key}"}) as client:
-        for org in [*ORGS, None]:
-            for section, compute in oracle.SECTIONS.items():
-                path = f"/orgs/{org}/usage/{section}" if org else f"/usage/{section}"
-                response = client.get(path, params=params, timeout=60)
-                response.raise_for_status()
-                expected = compute(acknowledged, window, 5, org)
-                body = response.json()
-                assert_equal(
-                    comparable({name: body[name] for name in expected}),
-                    expected,
-                    f"{org or 'all orgs'} {section}",
-                )
-                checked += 1
-    return checked
 
 
 def main() -> None:
@@ -208,7 +126,8 @@ def main() -> None:
             )
             found = asyncio.run(_load(server.url, keys, args, now))
             print("Checking every figure against the oracle ...", file=sys.stderr)
-            checked = _verify(server.url, keys["admin"], found["acknowledged"], now)
+            window = (now - timedelta(days=3), datetime.now(UTC), "1h")
+            checked = verify(server.url, keys["admin"], found["acknowledged"], ORGS, window)
     finally:
         cluster.stop()
         shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,405 @@
+"""`make soak`: the service under steady traffic for MINUTES, minute by minute.
+
+A throwaway durable PostgreSQL (fsync on, as in production) and the real server on
+loopback. First a day of history, so that every preset reads full windows from the first
+minute; then, for the whole run, ingesters post batches at a fixed rate (events of every type
+across many orgs, times within the last half minute, 2% up to a day late, 2% sent again)
+while readers ask for every section at a fixed rate. Every minute it records read p50/p95
+per section, the ingest rate and batch p99, the rollup tables' size beside the size of
+their live rows (the same rows copied into fresh tables with the same indexes), their dead
+tuples and share of HOT updates, and the raw tables' and receipts' sizes. At the end every
+section, per org and for all orgs, is checked against the oracle over exactly the
+acknowledged events. Writes .data/soak/results.json and .data/soak/soak.png.
+"""
+
+import argparse
+import asyncio
+import json
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import psycopg
+from psycopg import sql
+
+from api.dev.embedded_postgres import EmbeddedPostgres
+from api.progress import Progress
+from api.storage import migrations, partitions, reservations, rollups
+from api.storage.keys import Scope, create_key
+from bench.stats import percentiles
+from bench.traffic import Events, verify
+from testkit import oracle
+from testkit.database import with_connection
+from testkit.factories import BATCH
+from testkit.server import running_server
+
+OUT = Path(__file__).resolve().parent.parent / ".data" / "soak"
+SECTIONS = list(oracle.SECTIONS)
+PRESETS = ["24h", "7d", "30d"]
+HISTORY = timedelta(days=1)
+ROLLUP_TABLES = [
+    *(table.name for family in rollups.ALL for table in family.tables.values()),
+    *(table.name for reserved in reservations.ALL for table in reserved.change_rollups),
+    *(reserved.held.name for reserved in reservations.ALL),
+]
+SEGMENT_TABLES = [reserved.segments.name for reserved in reservations.ALL]
+RAW_TABLES = [name for name in partitions.TABLES if name != "event_receipts"]
+# Read p95 may grow this much from the first minute to the last; rollups may take this many
+# times the size of their live rows.
+P95_GROWTH, ROLLUP_BLOAT = 1.3, 2.0
+
+
+def _steady(rng: random.Random) -> datetime:
+    """Now, less the half minute a collector may take; 2% of events up to a day late."""
+    late = rng.uniform(0, 86_400) if rng.random() < 0.02 else rng.uniform(0, 30)
+    return datetime.now(UTC) - timedelta(seconds=late)
+
+
+class Run:
+    """What the load saw, by minute of the run."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.reads: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        self.batches: dict[int, list[float]] = defaultdict(list)
+        self.sent: dict[int, int] = defaultdict(int)
+        self.accepted: dict[int, int] = defaultdict(int)
+        self.acknowledged: list[dict] = []
+        self.errors: list[str] = []
+
+    def minute(self) -> int:
+        return int((time.monotonic() - self.started) // 60)
+
+
+async def _paced(interval: float, deadline: float):
+    """Ticks every ``interval`` seconds until ``deadline``, on a fixed schedule: a tick that
+    comes late is followed at once by the next one due, so the rate holds on average."""
+    due = time.monotonic()
+    while due < deadline:
+        yield
+        due += interval
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+
+
+async def _ingester(client: httpx.AsyncClient, events: Events, run: Run, args, deadline: float):
+    recent: list[dict] = []
+    interval = args.ingesters * args.batch / args.rate
+    async for _ in _paced(interval, deadline):
+        again = events.rng.sample(recent, min(len(recent), args.batch // 50))
+        fresh = [events.next() for _ in range(args.batch - len(again))]
+        batch = fresh + again
+        minute, started = run.minute(), time.perf_counter()
+        try:
+            response = await client.post("/events", json=batch, headers={"Content-Type": BATCH})
+        except httpx.HTTPError as error:
+            run.errors.append(f"ingest: {type(error).__name__}")
+            continue
+        if response.status_code != 200:
+            run.errors.append(f"ingest: {response.status_code} {response.text[:200]}")
+            continue
+        run.batches[minute].append((time.perf_counter() - started) * 1000)
+        run.sent[minute] += len(batch)
+        run.accepted[minute] += response.json()["accepted"]
+        run.acknowledged.extend(batch)
+        recent = (recent + fresh)[-2000:]
+
+
+async def _reader(client: httpx.AsyncClient, n: int, orgs: list[str], run: Run, args, deadline):
+    """Every section in turn, for a random org and preset."""
+    rng, turn = random.Random(n), n
+    async for _ in _paced(args.readers / args.reads, deadline):
+        section, turn = SECTIONS[turn % len(SECTIONS)], turn + 1
+        minute, started = run.minute(), time.perf_counter()
+        try:
+            response = await client.get(
+                f"/orgs/{rng.choice(orgs)}/usage/{section}", params={"range": rng.choice(PRESETS)}
+            )
+        except httpx.HTTPError as error:
+            run.errors.append(f"read: {type(error).__name__}")
+            continue
+        if response.status_code != 200:
+            run.errors.append(f"read {section}: {response.status_code} {response.text[:200]}")
+            continue
+        run.reads[minute][section].append((time.perf_counter() - started) * 1000)
+
+
+def _compact_size(conn: psycopg.Connection, table: str) -> int:
+    """The size ``table``'s live rows take written afresh: copied into a table with the same
+    indexes, compacted (VACUUM FULL rewrites the heap and builds each index sorted)."""
+    conn.execute(
+        sql.SQL("CREATE TEMP TABLE soak_copy (LIKE {} INCLUDING INDEXES)").format(
+            sql.Identifier(table)
+        )
+    )
+    conn.execute(sql.SQL("INSERT INTO soak_copy SELECT * FROM {}").format(sql.Identifier(table)))
+    conn.execute("VACUUM FULL soak_copy")
+    size = conn.execute("SELECT pg_total_relation_size('soak_copy')").fetchone()[0]
+    conn.execute("DROP TABLE soak_copy")
+    return size
+
+
+def _tables(url: str) -> dict[str, int]:
+    """Sizes and row statistics of the rollups, and the sizes of the other growing tables."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        (heap, indexes, live, dead, updates, hot) = conn.execute(
+            "SELECT sum(pg_relation_size(relid))::bigint, sum(pg_indexes_size(relid))::bigint,"
+            " sum(n_live_tup)::bigint, sum(n_dead_tup)::bigint, sum(n_tup_upd)::bigint,"
+            " sum(n_tup_hot_upd)::bigint"
+            " FROM pg_stat_user_tables WHERE relname = ANY(%s)",
+            [ROLLUP_TABLES],
+        ).fetchone()
+
+        def total(names: list[str]) -> int:
+            return conn.execute(
+                "SELECT coalesce(sum(pg_total_relation_size(relid)), 0)::bigint"
+                " FROM unnest(%s::text[]::regclass[]) AS tables(root), pg_partition_tree(root)",
+                [names],
+            ).fetchone()[0]
+
+        return {
+            "rollup_bytes": int(heap + indexes),
+            "rollup_index_bytes": int(indexes),
+            "rollup_live_bytes": sum(_compact_size(conn, name) for name in ROLLUP_TABLES),
+            "rollup_live_tuples": int(live),
+            "rollup_dead_tuples": int(dead),
+            "rollup_updates": int(updates),
+            "rollup_hot_updates": int(hot),
+            "segments_bytes": total(SEGMENT_TABLES),
+            "raw_bytes": total(RAW_TABLES),
+            "receipts_bytes": total(["event_receipts"]),
+        }
+
+
+async def _history(url: str, key: str, orgs: list[str], args) -> list[dict]:
+    """A day of events before the run, sent as fast as the server takes them: enough that
+    most of an org's keys have a row in most hours, as in a service that has been running
+    for a while (the soak then mostly updates rows rather than adding them)."""
+    now, count = datetime.now(UTC), args.history
+    events = Events(1_000_000, orgs, lambda rng: now - rng.uniform(0, 1) * HISTORY, args.identities)
+    batches = [[events.next() for _ in range(1000)] for _ in range(count // 1000)]
+    progress, sent = Progress("history", count), 0
+    async with httpx.AsyncClient(
+        base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120
+    ) as client:
+
+        async def post(batch: list[dict]) -> None:
+            nonlocal sent
+            response = await client.post("/events", json=batch, headers={"Content-Type": BATCH})
+            response.raise_for_status()
+            sent += len(batch)
+            progress.update(sent)
+
+        for start in range(0, len(batches), 4):
+            await asyncio.gather(*(post(batch) for batch in batches[start : start + 4]))
+    progress.finish(sent)
+    return [event for batch in batches for event in batch]
+
+
+def _minute_row(run: Run, minute: int, sample: dict, before: dict) -> dict:
+    batches = run.batches[minute]
+    updates = sample["rollup_updates"] - before["rollup_updates"]
+    hot = sample["rollup_hot_updates"] - before["rollup_hot_updates"]
+    return {
+        "minute": minute + 1,
+        "events_per_second": run.sent[minute] / 60,
+        "accepted_per_second": run.accepted[minute] / 60,
+        "batches": len(batches),
+        "batch_p50_ms": statistics.median(batches) if batches else None,
+        "batch_p99_ms": percentiles(batches)["p99_ms"] if len(batches) > 1 else None,
+        "reads": {
+            section: {key: round(value, 1) for key, value in percentiles(samples).items()}
+            for section, samples in sorted(run.reads[minute].items())
+            if len(samples) > 1
+        },
+        "rollup_bloat": sample["rollup_bytes"] / max(sample["rollup_live_bytes"], 1),
+        "hot_update_share": hot / updates if updates else None,
+        **{key: value for key, value in sample.items() if "_updates" not in key},
+    }
+
+
+def _show(row: dict, minutes: int) -> None:
+    reads = " ".join(f"{s} {f['p95_ms']:.0f}" for s, f in row["reads"].items())
+    mb = 1 / 2**20
+    print(
+        f"minute {row['minute']:>3}/{minutes}: {row['events_per_second']:,.0f} events/s, "
+        f"batch p99 {row['batch_p99_ms'] or 0:.0f} ms, read p95 ms {reads}; rollups "
+        f"{row['rollup_bytes'] * mb:.1f} MB ({row['rollup_bloat']:.2f}x live), "
+        f"{row['rollup_dead_tuples']:,} dead tuples, "
+        f"{100 * (row['hot_update_share'] or 0):.0f}% HOT updates",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+async def _soak(
+    url: str, database_url: str, keys: dict[str, str], orgs: list[str], args
+) -> tuple[Run, list]:
+    before = await asyncio.to_thread(_tables, database_url)
+    run, rows = Run(), []
+    deadline = run.started + 60 * args.minutes
+
+    async def sample_every_minute() -> None:
+        nonlocal before
+        for minute in range(args.minutes):
+            await asyncio.sleep(max(0.0, run.started + 60 * (minute + 1) - time.monotonic()))
+            measuring = time.perf_counter()
+            sample = await asyncio.to_thread(_tables, database_url)
+            sample["measured_in_s"] = round(time.perf_counter() - measuring, 2)
+            rows.append(_minute_row(run, minute, sample, before))
+            _show(rows[-1], args.minutes)
+            before = sample
+
+    def client(key: str) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=args.ingesters + args.readers)
+        return httpx.AsyncClient(
+            base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60, limits=limits
+        )
+
+    async with client(keys["ingest"]) as ingest, client(keys["admin"]) as read:
+        await asyncio.gather(
+            *(
+                _ingester(ingest, Events(n, orgs, _steady, args.identities), run, args, deadline)
+                for n in range(args.ingesters)
+            ),
+            *(_reader(read, n, orgs, run, args, deadline) for n in range(args.readers)),
+            sample_every_minute(),
+        )
+    return run, rows
+
+
+def _targets(rows: list[dict], errors: list[str], wrong: str | None, args) -> dict[str, dict]:
+    first, last = rows[0]["reads"], rows[-1]["reads"]
+    growth = {
+        s: last[s]["p95_ms"] / first[s]["p95_ms"] for s in SECTIONS if s in first and s in last
+    }
+    rate = statistics.mean(row["events_per_second"] for row in rows)
+    return {
+        "read p95 last minute / first": {
+            "value": {s: round(g, 2) for s, g in growth.items()},
+            "target": P95_GROWTH,
+            "met": len(growth) == len(SECTIONS) and max(growth.values()) <= P95_GROWTH,
+        },
+        "rollup size / live rows' size (worst minute)": {
+            "value": round(max(row["rollup_bloat"] for row in rows), 2),
+            "target": ROLLUP_BLOAT,
+            "met": max(row["rollup_bloat"] for row in rows) <= ROLLUP_BLOAT,
+        },
+        "ingest events/s sent and acknowledged (mean)": {
+            "value": round(rate),
+            "target": args.rate,
+            "met": rate >= 0.98 * args.rate,
+        },
+        "errors": {"value": len(errors), "target": 0, "met": not errors},
+        "wrong figures": {"value": wrong or 0, "target": 0, "met": wrong is None},
+    }
+
+
+def _plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    minutes = [row["minute"] for row in rows]
+    figure, (latency, size) = pyplot.subplots(2, 1, figsize=(9, 7), sharex=True)
+    for section in SECTIONS:
+        latency.plot(
+            minutes, [row["reads"].get(section, {}).get("p95_ms") for row in rows], label=section
+        )
+    latency.plot(minutes, [row["batch_p99_ms"] for row in rows], "k--", label="ingest batch p99")
+    latency.set_ylabel("ms")
+    latency.set_title("Read p95 per section, ingest batch p99")
+    latency.legend(fontsize="small")
+    mb = 1 / 2**20
+    size.plot(minutes, [row["rollup_bytes"] * mb for row in rows], label="rollup tables")
+    size.plot(minutes, [row["rollup_live_bytes"] * mb for row in rows], label="their live rows")
+    size.plot(minutes, [row["raw_bytes"] * mb for row in rows], label="raw events")
+    size.plot(minutes, [row["receipts_bytes"] * mb for row in rows], label="receipts")
+    size.set_ylabel("MB (tables and indexes)")
+    size.set_xlabel("minute")
+    size.set_title("Table sizes")
+    size.legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="make soak", description=__doc__.split("\n")[0])
+    parser.add_argument("--minutes", type=int, default=10)
+    parser.add_argument("--rate", type=float, default=2000, help="events/s")
+    parser.add_argument("--orgs", type=int, default=50)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--ingesters", type=int, default=2)
+    parser.add_argument("--reads", type=float, default=20, help="requests/s")
+    parser.add_argument("--readers", type=int, default=4)
+    parser.add_argument("--identities", type=int, default=10, help="agent and user ids per org")
+    parser.add_argument("--history", type=int, default=250_000, help="events over the day before")
+    args = parser.parse_args()
+    orgs = [f"org-{n:02d}" for n in range(args.orgs)]
+    OUT.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="usage-soak-"))
+    cluster = EmbeddedPostgres(folder, durable=True)
+    wrong = None
+    try:
+        cluster.start()
+        migrations.upgrade(cluster.url)
+        keys = {
+            scope.value: with_connection(
+                cluster.url, lambda conn, scope=scope: create_key(conn, scope, None)
+            ).key
+            for scope in (Scope.INGEST, Scope.ADMIN)
+        }
+        with running_server(cluster.url, USAGE_RATE_LIMIT="0") as server:
+            history = asyncio.run(_history(server.url, keys["ingest"], orgs, args))
+            # A day's autovacuum, at once: the run starts from a settled database.
+            with psycopg.connect(cluster.url, autocommit=True) as conn:
+                conn.execute("VACUUM ANALYZE")
+            print(
+                f"Soaking for {args.minutes} min: {args.rate:,.0f} events/s in batches of "
+                f"{args.batch} across {args.orgs} orgs, {args.reads:.0f} reads/s ...",
+                file=sys.stderr,
+            )
+            soak_start = datetime.now(UTC)
+            run, rows = asyncio.run(_soak(server.url, cluster.url, keys, orgs, args))
+            print("Checking every figure against the oracle ...", file=sys.stderr)
+            end, acknowledged = datetime.now(UTC), history + run.acknowledged
+            checked = 0
+            try:
+                for window in (
+                    (soak_start - HISTORY - timedelta(hours=1), end, "1h"),
+                    (soak_start - timedelta(minutes=5), end, "5m"),
+                ):
+                    checked += verify(server.url, keys["admin"], acknowledged, orgs, window)
+            except AssertionError as error:
+                wrong = str(error)[:2000]
+    finally:
+        cluster.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    targets = _targets(rows, run.errors, wrong, args)
+    results = {
+        "config": vars(args),
+        "minutes": rows,
+        "errors": run.errors[:100],
+        "answers_checked": checked,
+        "targets": targets,
+    }
+    (OUT / "results.json").write_text(json.dumps(results, indent=2))
+    _plot(rows, OUT / "soak.png")
+    print(f"\n{checked} answers equal the oracle" if wrong is None else f"\nWRONG: {wrong}")
+    for name, target in targets.items():
+        verdict = "met" if target["met"] else "NOT MET"
+        print(f"{name:<45} {target['value']}  (target {target['target']})  {verdict}")
+    print(f"results: {OUT / 'results.json'}, plot: {OUT / 'soak.png'}")
+    if run.errors or wrong:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
