@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import msgspec
 import psycopg
 from psycopg import sql
 
@@ -71,7 +72,10 @@ class Run:
         self.batches: dict[int, list[float]] = defaultdict(list)
         self.sent: dict[int, int] = defaultdict(int)
         self.accepted: dict[int, int] = defaultdict(int)
-        self.acknowledged: list[dict] = []
+        # The bodies of the batches acknowledged, as sent: bytes, which Python's garbage
+        # collector does not track (a million event dicts would make its pauses, inside the
+        # timed requests, grow with the run).
+        self.acknowledged: list[bytes] = []
         self.errors: list[str] = []
 
     def minute(self) -> int:
@@ -94,10 +98,10 @@ async def _ingester(client: httpx.AsyncClient, events: Events, run: Run, args, d
     async for _ in _paced(interval, deadline):
         again = events.rng.sample(recent, min(len(recent), args.batch // 50))
         fresh = [events.next() for _ in range(args.batch - len(again))]
-        batch = fresh + again
+        body = msgspec.json.encode(fresh + again)
         minute, started = run.minute(), time.perf_counter()
         try:
-            response = await client.post("/events", json=batch, headers={"Content-Type": BATCH})
+            response = await client.post("/events", content=body, headers={"Content-Type": BATCH})
         except httpx.HTTPError as error:
             run.errors.append(f"ingest: {type(error).__name__}")
             continue
@@ -105,9 +109,9 @@ async def _ingester(client: httpx.AsyncClient, events: Events, run: Run, args, d
             run.errors.append(f"ingest: {response.status_code} {response.text[:200]}")
             continue
         run.batches[minute].append((time.perf_counter() - started) * 1000)
-        run.sent[minute] += len(batch)
+        run.sent[minute] += len(fresh) + len(again)
         run.accepted[minute] += response.json()["accepted"]
-        run.acknowledged.extend(batch)
+        run.acknowledged.append(body)
         recent = (recent + fresh)[-2000:]
 
 
@@ -163,7 +167,14 @@ def _tables(url: str) -> dict[str, int]:
                 [names],
             ).fetchone()[0]
 
+        # Which tables autovacuum has vacuumed or analyzed so far: their work competes with
+        # the load, so a slow minute can be told apart from a drift.
+        maintained = conn.execute(
+            "SELECT relname, autovacuum_count + autoanalyze_count FROM pg_stat_user_tables"
+            " WHERE autovacuum_count + autoanalyze_count > 0"
+        ).fetchall()
         return {
+            "autovacuum_runs": dict(maintained),
             "rollup_bytes": int(heap + indexes),
             "rollup_index_bytes": int(indexes),
             "rollup_live_bytes": sum(_compact_size(conn, name) for name in ROLLUP_TABLES),
@@ -177,34 +188,37 @@ def _tables(url: str) -> dict[str, int]:
         }
 
 
-async def _history(url: str, key: str, orgs: list[str], args) -> list[dict]:
+async def _history(url: str, key: str, orgs: list[str], args) -> list[bytes]:
     """A day of events before the run, sent as fast as the server takes them: enough that
     most of an org's keys have a row in most hours, as in a service that has been running
     for a while (the soak then mostly updates rows rather than adding them)."""
     now, count = datetime.now(UTC), args.history
     events = Events(1_000_000, orgs, lambda rng: now - rng.uniform(0, 1) * HISTORY, args.identities)
-    batches = [[events.next() for _ in range(1000)] for _ in range(count // 1000)]
+    batches = [
+        msgspec.json.encode([events.next() for _ in range(1000)]) for _ in range(count // 1000)
+    ]
     progress, sent = Progress("history", count), 0
     async with httpx.AsyncClient(
         base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120
     ) as client:
 
-        async def post(batch: list[dict]) -> None:
+        async def post(batch: bytes) -> None:
             nonlocal sent
-            response = await client.post("/events", json=batch, headers={"Content-Type": BATCH})
+            response = await client.post("/events", content=batch, headers={"Content-Type": BATCH})
             response.raise_for_status()
-            sent += len(batch)
+            sent += 1000
             progress.update(sent)
 
         for start in range(0, len(batches), 4):
             await asyncio.gather(*(post(batch) for batch in batches[start : start + 4]))
     progress.finish(sent)
-    return [event for batch in batches for event in batch]
+    return batches
 
 
 def _minute_row(run: Run, minute: int, sample: dict, before: dict) -> dict:
     batches = run.batches[minute]
     updates = sample["rollup_updates"] - before["rollup_updates"]
+    runs, earlier = sample["autovacuum_runs"], before["autovacuum_runs"]
     hot = sample["rollup_hot_updates"] - before["rollup_hot_updates"]
     return {
         "minute": minute + 1,
@@ -220,7 +234,9 @@ def _minute_row(run: Run, minute: int, sample: dict, before: dict) -> dict:
         },
         "rollup_bloat": sample["rollup_bytes"] / max(sample["rollup_live_bytes"], 1),
         "hot_update_share": hot / updates if updates else None,
-        **{key: value for key, value in sample.items() if "_updates" not in key},
+        "autovacuumed": sorted(t for t, n in runs.items() if n > earlier.get(t, 0)),
+        **{key: value for key, value in sample.items() if key.endswith(("_bytes", "_tuples"))},
+        "measured_in_s": sample["measured_in_s"],
     }
 
 
@@ -232,7 +248,8 @@ def _show(row: dict, minutes: int) -> None:
         f"batch p99 {row['batch_p99_ms'] or 0:.0f} ms, read p95 ms {reads}; rollups "
         f"{row['rollup_bytes'] * mb:.1f} MB ({row['rollup_bloat']:.2f}x live), "
         f"{row['rollup_dead_tuples']:,} dead tuples, "
-        f"{100 * (row['hot_update_share'] or 0):.0f}% HOT updates",
+        f"{100 * (row['hot_update_share'] or 0):.0f}% HOT updates; "
+        f"autovacuum: {', '.join(row['autovacuumed']) or 'none'}",
         file=sys.stderr,
         flush=True,
     )
@@ -369,7 +386,10 @@ def main() -> None:
             soak_start = datetime.now(UTC)
             run, rows = asyncio.run(_soak(server.url, cluster.url, keys, orgs, args))
             print("Checking every figure against the oracle ...", file=sys.stderr)
-            end, acknowledged = datetime.now(UTC), history + run.acknowledged
+            end = datetime.now(UTC)
+            acknowledged = [
+                event for body in history + run.acknowledged for event in msgspec.json.decode(body)
+            ]
             checked = 0
             try:
                 for window in (
