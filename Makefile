@@ -53,11 +53,11 @@ bench-import: setup
 loadtest: setup
 	$(BIN)/python -m bench.loadtest --seconds $(or $(SECONDS),30)
 
-# Steady ingest and reads for MINUTES (10) on a throwaway durable PostgreSQL: read latency,
-# table sizes and dead tuples minute by minute, then every figure against the oracle; writes
-# .data/soak/results.json and soak.png.
+# Steady ingest (RATE events/s, 1000) and reads for MINUTES (10) on a throwaway durable
+# PostgreSQL: read latency, table sizes and dead tuples minute by minute, then every figure
+# against the oracle; writes .data/soak/results.json and soak.png.
 soak: setup
-	$(BIN)/python -m bench.soak --minutes $(or $(MINUTES),10)
+	$(BIN)/python -m bench.soak --minutes $(or $(MINUTES),10) --rate $(or $(RATE),1000)
 
 lint: setup $(NODE_MODULES)
 	$(BIN)/ruff check .
