@@ -12,28 +12,17 @@ counted twice.
 import argparse
 import asyncio
 import random
-import shutil
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 
-from api.dev.embedded_postgres import EmbeddedPostgres
-from api.storage import migrations
-from api.storage.keys import Scope, create_key
 from bench.stats import percentiles
-from bench.traffic import Events, verify
-from testkit import oracle
-from testkit.database import with_connection
+from bench.traffic import PRESETS, SECTIONS, Events, throwaway_service, verify
 from testkit.factories import BATCH
-from testkit.server import running_server
 
 ORGS = ["north", "south", "east", "west"]
-SECTIONS = list(oracle.SECTIONS)
-PRESETS = ["24h", "7d", "30d"]
 
 
 def _recent(now: datetime):
@@ -106,31 +95,17 @@ def main() -> None:
     parser.add_argument("--readers", type=int, default=4)
     parser.add_argument("--batch", type=int, default=500)
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="usage-loadtest-"))
-    cluster = EmbeddedPostgres(folder, durable=True)
-    try:
-        cluster.start()
-        migrations.upgrade(cluster.url)
-        keys = {
-            scope.value: with_connection(
-                cluster.url, lambda conn, scope=scope: create_key(conn, scope, None)
-            ).key
-            for scope in (Scope.INGEST, Scope.ADMIN)
-        }
+    with throwaway_service("loadtest") as service:
+        print(
+            f"Loading for {args.seconds:.0f} s: {args.ingesters} ingesters "
+            f"(batches of {args.batch}, 10% re-sent), {args.readers} readers ...",
+            file=sys.stderr,
+        )
         now = datetime.now(UTC)
-        with running_server(cluster.url, USAGE_RATE_LIMIT="0") as server:
-            print(
-                f"Loading for {args.seconds:.0f} s: {args.ingesters} ingesters "
-                f"(batches of {args.batch}, 10% re-sent), {args.readers} readers ...",
-                file=sys.stderr,
-            )
-            found = asyncio.run(_load(server.url, keys, args, now))
-            print("Checking every figure against the oracle ...", file=sys.stderr)
-            window = (now - timedelta(days=3), datetime.now(UTC), "1h")
-            checked = verify(server.url, keys["admin"], found["acknowledged"], ORGS, window)
-    finally:
-        cluster.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+        found = asyncio.run(_load(service.url, service.keys, args, now))
+        print("Checking every figure against the oracle ...", file=sys.stderr)
+        window = (now - timedelta(days=3), datetime.now(UTC), "1h")
+        checked = verify(service.url, service.keys["admin"], found["acknowledged"], ORGS, window)
     _report(found, checked)
     if found["errors"]:
         sys.exit(1)

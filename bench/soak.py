@@ -16,12 +16,11 @@ import argparse
 import asyncio
 import json
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,21 +29,15 @@ import msgspec
 import psycopg
 from psycopg import sql
 
-from api.dev.embedded_postgres import EmbeddedPostgres
 from api.progress import Progress
-from api.storage import migrations, partitions, reservations, rollups
-from api.storage.keys import Scope, create_key
+from api.storage import partitions, reservations, rollups
 from bench.stats import percentiles
-from bench.traffic import Events, verify
-from testkit import oracle
-from testkit.database import with_connection
+from bench.traffic import PRESETS, SECTIONS, Events, Service, throwaway_service, verify
 from testkit.factories import BATCH
-from testkit.server import running_server
 
 OUT = Path(__file__).resolve().parent.parent / ".data" / "soak"
-SECTIONS = list(oracle.SECTIONS)
-PRESETS = ["24h", "7d", "30d"]
 HISTORY = timedelta(days=1)
+HISTORY_BATCH = 1000
 ROLLUP_TABLES = [
     *(table.name for family in rollups.ALL for table in family.tables.values()),
     *(table.name for reserved in reservations.ALL for table in reserved.change_rollups),
@@ -92,6 +85,23 @@ async def _paced(interval: float, deadline: float):
         await asyncio.sleep(max(0.0, due - time.monotonic()))
 
 
+async def _timed(
+    run: Run, what: str, request: Awaitable[httpx.Response]
+) -> tuple[float, httpx.Response] | None:
+    """The request's milliseconds and its answer, or None once a failure (no answer, or one
+    other than 200) is recorded as an error."""
+    started = time.perf_counter()
+    try:
+        response = await request
+    except httpx.HTTPError as error:
+        run.errors.append(f"{what}: {type(error).__name__}")
+        return None
+    if response.status_code != 200:
+        run.errors.append(f"{what}: {response.status_code} {response.text[:200]}")
+        return None
+    return (time.perf_counter() - started) * 1000, response
+
+
 async def _ingester(client: httpx.AsyncClient, events: Events, run: Run, args, deadline: float):
     recent: list[dict] = []
     interval = args.ingesters * args.batch / args.rate
@@ -99,16 +109,12 @@ async def _ingester(client: httpx.AsyncClient, events: Events, run: Run, args, d
         again = events.rng.sample(recent, min(len(recent), args.batch // 50))
         fresh = [events.next() for _ in range(args.batch - len(again))]
         body = msgspec.json.encode(fresh + again)
-        minute, started = run.minute(), time.perf_counter()
-        try:
-            response = await client.post("/events", content=body, headers={"Content-Type": BATCH})
-        except httpx.HTTPError as error:
-            run.errors.append(f"ingest: {type(error).__name__}")
+        minute = run.minute()
+        post = client.post("/events", content=body, headers={"Content-Type": BATCH})
+        if (answered := await _timed(run, "ingest", post)) is None:
             continue
-        if response.status_code != 200:
-            run.errors.append(f"ingest: {response.status_code} {response.text[:200]}")
-            continue
-        run.batches[minute].append((time.perf_counter() - started) * 1000)
+        milliseconds, response = answered
+        run.batches[minute].append(milliseconds)
         run.sent[minute] += len(fresh) + len(again)
         run.accepted[minute] += response.json()["accepted"]
         run.acknowledged.append(body)
@@ -120,18 +126,12 @@ async def _reader(client: httpx.AsyncClient, n: int, orgs: list[str], run: Run, 
     rng, turn = random.Random(n), n
     async for _ in _paced(args.readers / args.reads, deadline):
         section, turn = SECTIONS[turn % len(SECTIONS)], turn + 1
-        minute, started = run.minute(), time.perf_counter()
-        try:
-            response = await client.get(
-                f"/orgs/{rng.choice(orgs)}/usage/{section}", params={"range": rng.choice(PRESETS)}
-            )
-        except httpx.HTTPError as error:
-            run.errors.append(f"read: {type(error).__name__}")
-            continue
-        if response.status_code != 200:
-            run.errors.append(f"read {section}: {response.status_code} {response.text[:200]}")
-            continue
-        run.reads[minute][section].append((time.perf_counter() - started) * 1000)
+        minute = run.minute()
+        get = client.get(
+            f"/orgs/{rng.choice(orgs)}/usage/{section}", params={"range": rng.choice(PRESETS)}
+        )
+        if (answered := await _timed(run, f"read {section}", get)) is not None:
+            run.reads[minute][section].append(answered[0])
 
 
 def _compact_size(conn: psycopg.Connection, table: str) -> int:
@@ -195,7 +195,8 @@ async def _history(url: str, key: str, orgs: list[str], args) -> list[bytes]:
     now, count = datetime.now(UTC), args.history
     events = Events(1_000_000, orgs, lambda rng: now - rng.uniform(0, 1) * HISTORY, args.identities)
     batches = [
-        msgspec.json.encode([events.next() for _ in range(1000)]) for _ in range(count // 1000)
+        msgspec.json.encode([events.next() for _ in range(HISTORY_BATCH)])
+        for _ in range(count // HISTORY_BATCH)
     ]
     progress, sent = Progress("history", count), 0
     async with httpx.AsyncClient(
@@ -206,7 +207,7 @@ async def _history(url: str, key: str, orgs: list[str], args) -> list[bytes]:
             nonlocal sent
             response = await client.post("/events", content=batch, headers={"Content-Type": BATCH})
             response.raise_for_status()
-            sent += 1000
+            sent += HISTORY_BATCH
             progress.update(sent)
 
         for start in range(0, len(batches), 4):
@@ -255,10 +256,8 @@ def _show(row: dict, minutes: int) -> None:
     )
 
 
-async def _soak(
-    url: str, database_url: str, keys: dict[str, str], orgs: list[str], args
-) -> tuple[Run, list]:
-    before = await asyncio.to_thread(_tables, database_url)
+async def _soak(service: Service, orgs: list[str], args) -> tuple[Run, list]:
+    before = await asyncio.to_thread(_tables, service.database_url)
     run, rows = Run(), []
     deadline = run.started + 60 * args.minutes
 
@@ -267,7 +266,7 @@ async def _soak(
         for minute in range(args.minutes):
             await asyncio.sleep(max(0.0, run.started + 60 * (minute + 1) - time.monotonic()))
             measuring = time.perf_counter()
-            sample = await asyncio.to_thread(_tables, database_url)
+            sample = await asyncio.to_thread(_tables, service.database_url)
             sample["measured_in_s"] = round(time.perf_counter() - measuring, 2)
             rows.append(_minute_row(run, minute, sample, before))
             _show(rows[-1], args.minutes)
@@ -276,10 +275,13 @@ async def _soak(
     def client(key: str) -> httpx.AsyncClient:
         limits = httpx.Limits(max_connections=args.ingesters + args.readers)
         return httpx.AsyncClient(
-            base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60, limits=limits
+            base_url=service.url,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=60,
+            limits=limits,
         )
 
-    async with client(keys["ingest"]) as ingest, client(keys["admin"]) as read:
+    async with client(service.keys["ingest"]) as ingest, client(service.keys["admin"]) as read:
         await asyncio.gather(
             *(
                 _ingester(ingest, Events(n, orgs, _steady, args.identities), run, args, deadline)
@@ -297,6 +299,7 @@ def _targets(rows: list[dict], errors: list[str], wrong: str | None, args) -> di
         s: last[s]["p95_ms"] / first[s]["p95_ms"] for s in SECTIONS if s in first and s in last
     }
     rate = statistics.mean(row["events_per_second"] for row in rows)
+    worst_bloat = max(row["rollup_bloat"] for row in rows)
     return {
         "read p95 last minute / first": {
             "value": {s: round(g, 2) for s, g in growth.items()},
@@ -304,9 +307,9 @@ def _targets(rows: list[dict], errors: list[str], wrong: str | None, args) -> di
             "met": len(growth) == len(SECTIONS) and max(growth.values()) <= P95_GROWTH,
         },
         "rollup size / live rows' size (worst minute)": {
-            "value": round(max(row["rollup_bloat"] for row in rows), 2),
+            "value": round(worst_bloat, 2),
             "target": ROLLUP_BLOAT,
-            "met": max(row["rollup_bloat"] for row in rows) <= ROLLUP_BLOAT,
+            "met": worst_bloat <= ROLLUP_BLOAT,
         },
         "ingest events/s sent and acknowledged (mean)": {
             "value": round(rate),
@@ -364,47 +367,32 @@ def main() -> None:
     args = parser.parse_args()
     orgs = [f"org-{n:02d}" for n in range(args.orgs)]
     OUT.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix="usage-soak-"))
-    cluster = EmbeddedPostgres(folder, durable=True)
-    wrong = None
-    try:
-        cluster.start()
-        migrations.upgrade(cluster.url)
-        keys = {
-            scope.value: with_connection(
-                cluster.url, lambda conn, scope=scope: create_key(conn, scope, None)
-            ).key
-            for scope in (Scope.INGEST, Scope.ADMIN)
-        }
-        with running_server(cluster.url, USAGE_RATE_LIMIT="0") as server:
-            history = asyncio.run(_history(server.url, keys["ingest"], orgs, args))
-            # A day's autovacuum, at once: the run starts from a settled database.
-            with psycopg.connect(cluster.url, autocommit=True) as conn:
-                conn.execute("VACUUM ANALYZE")
-            print(
-                f"Soaking for {args.minutes} min: {args.rate:,.0f} events/s in batches of "
-                f"{args.batch} across {args.orgs} orgs, {args.reads:.0f} reads/s ...",
-                file=sys.stderr,
-            )
-            soak_start = datetime.now(UTC)
-            run, rows = asyncio.run(_soak(server.url, cluster.url, keys, orgs, args))
-            print("Checking every figure against the oracle ...", file=sys.stderr)
-            end = datetime.now(UTC)
-            acknowledged = [
-                event for body in history + run.acknowledged for event in msgspec.json.decode(body)
-            ]
-            checked = 0
-            try:
-                for window in (
-                    (soak_start - HISTORY - timedelta(hours=1), end, "1h"),
-                    (soak_start - timedelta(minutes=5), end, "5m"),
-                ):
-                    checked += verify(server.url, keys["admin"], acknowledged, orgs, window)
-            except AssertionError as error:
-                wrong = str(error)[:2000]
-    finally:
-        cluster.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+    wrong, checked = None, 0
+    with throwaway_service("soak") as service:
+        history = asyncio.run(_history(service.url, service.keys["ingest"], orgs, args))
+        # A day's autovacuum, at once: the run starts from a settled database.
+        with psycopg.connect(service.database_url, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
+        print(
+            f"Soaking for {args.minutes} min: {args.rate:,.0f} events/s in batches of "
+            f"{args.batch} across {args.orgs} orgs, {args.reads:.0f} reads/s ...",
+            file=sys.stderr,
+        )
+        soak_start = datetime.now(UTC)
+        run, rows = asyncio.run(_soak(service, orgs, args))
+        print("Checking every figure against the oracle ...", file=sys.stderr)
+        end = datetime.now(UTC)
+        acknowledged = [
+            event for body in history + run.acknowledged for event in msgspec.json.decode(body)
+        ]
+        try:
+            for window in (
+                (soak_start - HISTORY - timedelta(hours=1), end, "1h"),
+                (soak_start - timedelta(minutes=5), end, "5m"),
+            ):
+                checked += verify(service.url, service.keys["admin"], acknowledged, orgs, window)
+        except AssertionError as error:
+            wrong = str(error)[:2000]
     targets = _targets(rows, run.errors, wrong, args)
     results = {
         "config": vars(args),

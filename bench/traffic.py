@@ -1,19 +1,29 @@
-"""What the load test and the soak send, and how they check what the service answers.
+"""What the load test and the soak run against, send, and check.
 
+`throwaway_service` is a migrated durable PostgreSQL and the real server with keys;
 `Events` makes new events of every type for a set of orgs; `verify` asks every section, per
 org and for all orgs, over a custom window, and compares each answer with tests' oracle over
 exactly the events the service acknowledged.
 """
 
 import random
+import shutil
+import tempfile
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from api.dev.embedded_postgres import EmbeddedPostgres
+from api.storage import migrations
+from api.storage.keys import Scope, create_key
 from testkit import oracle
+from testkit.database import with_connection
 from testkit.factories import (
     identity,
     iso,
@@ -27,6 +37,41 @@ from testkit.factories import (
 )
 from testkit.matching import assert_equal, comparable
 from testkit.oracle import OracleWindow
+from testkit.server import running_server
+
+SECTIONS = list(oracle.SECTIONS)
+PRESETS = ["24h", "7d", "30d"]
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    url: str  # the server's
+    database_url: str
+    keys: dict[str, str]  # "ingest" and "admin" (every organization)
+
+
+@contextmanager
+def throwaway_service(name: str) -> Iterator[Service]:
+    """A durable PostgreSQL (fsync on, as in production) in a temp dir, migrated, with an
+    ingest and an admin key, and the real server on loopback without rate limits; all of it
+    stopped and removed on exit."""
+    folder = Path(tempfile.mkdtemp(prefix=f"usage-{name}-"))
+    cluster = EmbeddedPostgres(folder, durable=True)
+    try:
+        cluster.start()
+        migrations.upgrade(cluster.url)
+        keys = {
+            scope.value: with_connection(
+                cluster.url, lambda conn, scope=scope: create_key(conn, scope, None)
+            ).key
+            for scope in (Scope.INGEST, Scope.ADMIN)
+        }
+        with running_server(cluster.url, USAGE_RATE_LIMIT="0") as server:
+            yield Service(url=server.url, database_url=cluster.url, keys=keys)
+    finally:
+        cluster.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
 
 # When an event happened, drawn with the generator's random numbers.
 When = Callable[[random.Random], datetime]
