@@ -4,6 +4,7 @@ import argparse
 import asyncio
 import os
 import sys
+import time
 from datetime import UTC, datetime
 from typing import BinaryIO
 
@@ -68,6 +69,12 @@ def _parser() -> argparse.ArgumentParser:
         help="partitions ahead, raw months past the retention dropped (idempotent; run daily)",
     )
     maintain.set_defaults(run=_maintain)
+
+    distribute = commands.add_parser(
+        "distribute",
+        help="move a single-node database onto Citus, a table at a time (resumable)",
+    )
+    distribute.set_defaults(run=_distribute)
 
     demo = commands.add_parser("demo", help="load demo organizations over the last 35 days")
     demo.add_argument("--seed", type=int, default=1)
@@ -209,4 +216,41 @@ def _rebuild(args: argparse.Namespace) -> None:
     print(
         f"rebuilt from {since:%Y-%m-%d} (the raw events kept, USAGE_RAW_RETENTION_DAYS="
         f"{retention_days}) to now; figures before it are the rollups' as they were"
+    )
+
+
+def _distribute(_: argparse.Namespace) -> None:
+    """Each table in its own transaction: run again after an interruption, it carries on
+    with the tables not yet distributed."""
+    from api.progress import Progress
+    from api.storage import distribution
+
+    with psycopg.connect(Settings.from_env().database_url, **connect_kwargs()) as conn:
+        if not distribution.citus_present(conn):
+            raise SystemExit(
+                "usage-api distribute: this database has no Citus: on the coordinator, "
+                "CREATE EXTENSION citus and add the workers (citus_add_node) first"
+            )
+        pending = distribution.pending(conn)
+        if not pending:
+            print("nothing to do: every table is already distributed")
+            return
+        rows = {
+            placement.table: distribution.row_count(conn, placement.table) for placement in pending
+        }
+        progress = Progress("distribute", sum(rows.values()) or None)
+        moved = 0
+
+        def on_table(placement: distribution.Placement) -> None:
+            nonlocal moved
+            kind = "distributed on org_id" if placement.distributed else "a reference table"
+            progress.finish(moved, f"{placement.table} ({rows[placement.table]:,} rows) -> {kind}")
+            moved += rows[placement.table]
+
+        started = time.monotonic()
+        done = distribution.distribute(conn, on_table)
+        progress.finish(moved, "done")
+    print(
+        f"distributed {len(done)} tables, {moved:,} rows, in {time.monotonic() - started:.1f} s; "
+        "every organization's rows are now on one shard"
     )

@@ -19,8 +19,9 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from bench.stats import percentiles
-from bench.traffic import PRESETS, SECTIONS, Events, throwaway_service, verify
+from bench.traffic import PRESETS, SECTIONS, throwaway_service
 from testkit.factories import BATCH
+from testkit.traffic import Events, verify
 
 ORGS = ["north", "south", "east", "west"]
 

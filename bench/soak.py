@@ -32,8 +32,9 @@ from psycopg import sql
 from api.progress import Progress
 from api.storage import partitions, reservations, rollups
 from bench.stats import percentiles
-from bench.traffic import PRESETS, SECTIONS, Events, Service, throwaway_service, verify
+from bench.traffic import PRESETS, SECTIONS, Service, throwaway_service
 from testkit.factories import BATCH
+from testkit.traffic import Events, verify
 
 OUT = Path(__file__).resolve().parent.parent / ".data" / "soak"
 HISTORY = timedelta(days=1)

@@ -1,5 +1,11 @@
-"""Fixtures: a throwaway PostgreSQL cluster for the session, the app over it, API keys."""
+"""Fixtures: a throwaway PostgreSQL cluster for the session, the app over it, API keys.
 
+With ``USAGE_TEST_ENGINE=citus`` the cluster is a Citus coordinator and two workers
+(``make test`` runs the Citus suite so, tests/citus and those tests that exercise the data
+path, when this machine's PostgreSQL has Citus).
+"""
+
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -9,6 +15,7 @@ import psycopg
 import pytest
 from litestar.testing import TestClient
 
+from api.dev.citus_cluster import CitusCluster
 from api.dev.embedded_postgres import EmbeddedPostgres
 from api.settings import Settings
 from api.storage import migrations
@@ -17,11 +24,15 @@ from api.web.app import create_app
 from testkit.database import reset, with_connection
 from testkit.server import ANY_AGE, UNLIMITED, live_server
 
+CITUS = os.environ.get("USAGE_TEST_ENGINE") == "citus"
+# The Citus-only tests have nothing to run on one PostgreSQL.
+collect_ignore = [] if CITUS else ["citus"]
+
 
 @pytest.fixture(scope="session")
-def postgres() -> Iterator[EmbeddedPostgres]:
+def postgres() -> Iterator[EmbeddedPostgres | CitusCluster]:
     folder = Path(tempfile.mkdtemp(prefix="usage-test-pg-"))
-    cluster = EmbeddedPostgres(folder, durable=False)
+    cluster = CitusCluster(folder) if CITUS else EmbeddedPostgres(folder, durable=False)
     cluster.start()
     yield cluster
     cluster.stop()

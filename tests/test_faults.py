@@ -8,7 +8,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -21,7 +21,8 @@ from api.storage import migrations
 from api.storage.availability import GRACE
 from api.storage.db import connect
 from api.storage.keys import Scope, create_key
-from testkit.database import reset, rows, with_connection
+from testkit import faults
+from testkit.database import reset, with_connection
 from testkit.factories import BATCH, llm_call, post_events
 from testkit.server import UNLIMITED, Server, running_server
 
@@ -49,95 +50,30 @@ def server(cluster) -> Iterator[Server]:
         yield running
 
 
-def _client(server: Server) -> httpx.Client:
-    # Longer than the pool's 5 s wait for a connection while PostgreSQL is away.
-    return httpx.Client(base_url=server.url, timeout=30)
-
-
-def _stored_ids(url: str) -> list[str]:
-    return sorted(row[2] for row in rows(url, "event_receipts"))
-
-
-def _consistent(url: str) -> None:
-    """Nothing half-written: every receipt has its call, and the rollups count every call."""
-    receipts = _stored_ids(url)
-    calls = sorted(row[2] for row in rows(url, "llm_calls"))
-    assert calls == receipts
-    per_day = rows(url, "llm_totals_1d")
-    assert sum(row[5] + row[6] for row in per_day) == len(calls)
-
-
-def _wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"waited {seconds} s for {what}"
-        time.sleep(0.05)
-
-
 def test_postgres_down_mid_ingest_is_503_then_recovers_with_nothing_lost(cluster, server, key):
-    acknowledged: list[list[dict]] = []
-    refused: list[list[dict]] = []
-    refusals: list[httpx.Response] = []
-    stop = threading.Event()
-
-    def ingester() -> None:
-        with _client(server) as client:
-            n = 0
-            while not stop.is_set():
-                batch = [llm_call(id=f"call-{n}-{i}") for i in range(50)]
-                n += 1
-                response = post_events(client, key, batch)
-                if response.status_code == 200:
-                    acknowledged.append(batch)
-                else:
-                    refused.append(batch)
-                    refusals.append(response)
-
-    thread = threading.Thread(target=ingester)
-    thread.start()
-    try:
-        _wait_for(lambda: len(acknowledged) >= 3, 30, "batches before the stop")
-        cluster.stop(mode="immediate")
-        _wait_for(lambda: len(refusals) >= 2, 30, "refusals while PostgreSQL is down")
+    def readiness_says_down() -> None:
         ready = httpx.get(f"{server.url}/readyz", timeout=10)
         assert ready.status_code == 503
         assert ready.headers["content-type"] == "application/problem+json"
-        before_restart = len(acknowledged)
-        cluster.start()
-        _wait_for(
-            lambda: httpx.get(f"{server.url}/readyz", timeout=10).status_code == 200,
-            30,
-            "readiness after the restart",
-        )
-        _wait_for(lambda: len(acknowledged) >= before_restart + 3, 30, "batches after")
-    finally:
-        stop.set()
-        thread.join(timeout=60)
-    assert server.process.poll() is None  # recovered without a restart of the service
-    for response in refusals:
-        assert response.status_code == 503
-        assert response.headers["content-type"] == "application/problem+json"
-        assert int(response.headers["retry-after"]) > 0
-    stored = set(_stored_ids(cluster.url))
-    assert {event["id"] for batch in acknowledged for event in batch} <= stored
-    _consistent(cluster.url)
-    # Sent again, the refused batches are stored once: whatever was stored is a duplicate.
-    with _client(server) as client:
-        for batch in refused:
-            result = post_events(client, key, batch).json()
-            assert result["accepted"] + result["duplicates"] == len(batch)
-    every_id = {event["id"] for batch in acknowledged + refused for event in batch}
-    assert _stored_ids(cluster.url) == sorted(every_id)
-    _consistent(cluster.url)
+
+    faults.ingest_through_an_outage(
+        server,
+        key,
+        cluster.url,
+        stop=lambda: cluster.stop(mode="immediate"),
+        start=cluster.start,
+        batch=lambda n: [llm_call(id=f"call-{n}-{i}") for i in range(50)],
+        while_down=readiness_says_down,
+    )
 
 
 def test_while_postgres_is_down_requests_are_refused_at_once(cluster, server, key):
-    with _client(server) as client:
+    with faults.client(server) as client:
         assert post_events(client, key, [llm_call(id="before")]).status_code == 200
         cluster.stop()
         try:
             # The outage becomes known (the first requests wait out the grace), then...
-            _wait_for(
+            faults.wait_for(
                 lambda: post_events(client, key, [llm_call()]).status_code == 503, 30, "a refusal"
             )
             time.sleep(GRACE)
@@ -152,16 +88,16 @@ def test_while_postgres_is_down_requests_are_refused_at_once(cluster, server, ke
             assert httpx.get(f"{server.url}/readyz", timeout=10).status_code == 503
         finally:
             cluster.start()
-        _wait_for(
+        faults.wait_for(
             lambda: post_events(client, key, [llm_call(id="after")]).status_code == 200,
             10,
             "the first request after the outage",
         )
-    assert _stored_ids(cluster.url) == ["after", "before"]
+    assert faults.stored_ids(cluster.url) == ["after", "before"]
 
 
 def test_a_request_during_a_short_restart_is_served(cluster, server, key):
-    with _client(server) as client:
+    with faults.client(server) as client:
         assert post_events(client, key, [llm_call(id="warm")]).status_code == 200
         for attempt in range(3):
             cluster.stop(mode="immediate")
@@ -172,7 +108,7 @@ def test_a_request_during_a_short_restart_is_served(cluster, server, key):
                 cluster.start()
                 response = answer.result(timeout=30)
             assert response.status_code == 200, response.text
-    assert _stored_ids(cluster.url) == ["during-0", "during-1", "during-2", "warm"]
+    assert faults.stored_ids(cluster.url) == ["during-0", "during-1", "during-2", "warm"]
 
 
 def _set_read_only(url: str, on: bool) -> None:
@@ -182,7 +118,7 @@ def _set_read_only(url: str, on: bool) -> None:
 
 
 def test_a_read_only_database_is_503_and_not_ready(cluster, server, key):
-    with _client(server) as client:
+    with faults.client(server) as client:
         assert post_events(client, key, [llm_call(id="writable")]).status_code == 200
         _set_read_only(cluster.url, True)
         try:
@@ -199,7 +135,7 @@ def test_a_read_only_database_is_503_and_not_ready(cluster, server, key):
         time.sleep(0.5)
         assert httpx.get(f"{server.url}/readyz").status_code == 200
         assert post_events(client, key, [llm_call(id="read-only")]).status_code == 200
-    assert _stored_ids(cluster.url) == ["read-only", "writable"]
+    assert faults.stored_ids(cluster.url) == ["read-only", "writable"]
 
 
 def test_the_same_batch_from_two_connections_at_once_is_stored_once(cluster, server, key):
@@ -208,7 +144,7 @@ def test_the_same_batch_from_two_connections_at_once_is_stored_once(cluster, ser
         start = threading.Barrier(2)
 
         def send(batch: list[dict] = batch, start: threading.Barrier = start) -> dict:
-            with _client(server) as client:
+            with faults.client(server) as client:
                 start.wait()
                 return post_events(client, key, batch).json()
 
@@ -216,8 +152,8 @@ def test_the_same_batch_from_two_connections_at_once_is_stored_once(cluster, ser
             results = list(pool.map(lambda _: send(), range(2)))
         assert sum(r["accepted"] for r in results) == len(batch)
         assert sum(r["duplicates"] for r in results) == len(batch)
-    assert len(_stored_ids(cluster.url)) == 5 * 200
-    _consistent(cluster.url)
+    assert len(faults.stored_ids(cluster.url)) == 5 * 200
+    faults.consistent(cluster.url)
 
 
 def _raw_request(url: str, head: bytes, body: bytes) -> socket.socket:
@@ -239,20 +175,20 @@ def test_clients_hanging_up_mid_request_change_nothing_and_harm_no_one(cluster, 
     # The whole body, then gone before the answer: all of it or nothing.
     _raw_request(server.url, head, body).close()
     time.sleep(1.0)
-    assert len(_stored_ids(cluster.url)) in (0, len(batch))
-    _consistent(cluster.url)
-    with _client(server) as client:
+    assert len(faults.stored_ids(cluster.url)) in (0, len(batch))
+    faults.consistent(cluster.url)
+    with faults.client(server) as client:
         result = post_events(client, key, batch).json()
     assert result["accepted"] + result["duplicates"] == len(batch)
-    assert len(_stored_ids(cluster.url)) == len(batch)
+    assert len(faults.stored_ids(cluster.url)) == len(batch)
     assert server.process.poll() is None
 
 
 def test_sigterm_finishes_the_request_in_flight_then_exits(cluster, server, key):
     batch = [llm_call(id=f"last-{i}") for i in range(10_000)]
-    with ThreadPoolExecutor(1) as pool, _client(server) as client:
+    with ThreadPoolExecutor(1) as pool, faults.client(server) as client:
         answer = pool.submit(post_events, client, key, batch)
-        _wait_for(
+        faults.wait_for(
             lambda: (
                 'usage_requests_in_progress{method="POST"} 1.0'
                 in httpx.get(f"{server.url}/metrics").text
@@ -266,4 +202,4 @@ def test_sigterm_finishes_the_request_in_flight_then_exits(cluster, server, key)
     assert response.json()["accepted"] == len(batch)
     # Uvicorn exits through the signal it caught once the shutdown is complete.
     assert server.process.wait(timeout=40) in (0, -signal.SIGTERM)
-    assert len(_stored_ids(cluster.url)) == len(batch)
+    assert len(faults.stored_ids(cluster.url)) == len(batch)

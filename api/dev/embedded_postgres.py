@@ -14,7 +14,8 @@ from pathlib import Path
 DATABASE = "usage"
 
 
-def _bin_dir() -> Path:
+def bin_dir() -> Path:
+    """The directory of the newest PostgreSQL server binaries on this machine."""
     on_path = shutil.which("pg_ctl")
     if on_path:
         return Path(on_path).resolve().parent
@@ -31,19 +32,30 @@ def _bin_dir() -> Path:
 
 
 class EmbeddedPostgres:
-    def __init__(self, folder: Path, *, durable: bool = True) -> None:
-        """``durable=False`` trades crash safety for speed: for throwaway test clusters."""
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        durable: bool = True,
+        port: int = 5432,
+        settings: dict[str, str] | None = None,
+    ) -> None:
+        """``durable=False`` trades crash safety for speed: for throwaway test clusters.
+        ``port`` names the socket (several clusters may share a folder's parent);
+        ``settings`` are server settings beyond those (a Citus node's, for instance)."""
         self.folder = folder.resolve()
         self.durable = durable
+        self.port = port
+        self.settings = settings or {}
         self.data = self.folder / "data"
         self.socket_dir = self.folder
-        self.bin = _bin_dir()
+        self.bin = bin_dir()
         self._as_postgres = os.geteuid() == 0
 
     @property
     def url(self) -> str:
         user = "postgres" if self._as_postgres else pwd.getpwuid(os.geteuid()).pw_name
-        return f"postgresql://{user}@/{DATABASE}?host={self.socket_dir}"
+        return f"postgresql://{user}@/{DATABASE}?host={self.socket_dir}&port={self.port}"
 
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -58,14 +70,25 @@ class EmbeddedPostgres:
             self._run(
                 "pg_ctl", "start", "--wait", "-D", str(self.data),
                 "-l", str(self.folder / "postgres.log"),
-                "-o", f"-c listen_addresses='' -k {self.socket_dir} {self._speed_options()}",
+                "-o", f"-c listen_addresses='' -k {self.socket_dir} -p {self.port} "
+                f"{self._options()}",
             )  # fmt: skip
         self._create_database()
 
-    def _speed_options(self) -> str:
-        if self.durable:
-            return ""
-        return "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    def _options(self) -> str:
+        settings = {}
+        if not self.durable:
+            settings = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+        settings |= self.settings
+        return " ".join(f"-c {name}={value}" for name, value in settings.items())
+
+    def psql(self, statement: str, database: str = DATABASE) -> str:
+        """``statement``'s rows as psql prints them unaligned (a line per row)."""
+        found = self._run("psql", *self._address(), "-d", database, "-tAc", statement)
+        return found.stdout.strip()
+
+    def _address(self) -> list[str]:
+        return ["-h", str(self.socket_dir), "-p", str(self.port)]
 
     def stop(self, mode: str = "fast") -> None:
         """``mode`` "immediate" stops as a crash would: recovery from the WAL at next start."""
@@ -79,12 +102,9 @@ class EmbeddedPostgres:
         return status.returncode == 0
 
     def _create_database(self) -> None:
-        exists = self._run(
-            "psql", "-h", str(self.socket_dir), "-d", "postgres", "-tAc",
-            f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'",
-        )  # fmt: skip
-        if exists.stdout.strip() != "1":
-            self._run("createdb", "-h", str(self.socket_dir), DATABASE)
+        exists = self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'", "postgres")
+        if exists != "1":
+            self._run("createdb", *self._address(), DATABASE)
 
     def _run(self, program: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         env = {**os.environ, "PGUSER": "postgres"} if self._as_postgres else dict(os.environ)

@@ -61,10 +61,9 @@ from api.reads.responses import (
     StorageSummary,
     StorageUsage,
 )
-from api.reads.sql import bucket_index, code_point_order, split_series, top_n
+from api.reads.sql import bucket_index, code_point_order, split_series, top_n, with_names
 from api.storage.db import Compiled, compile_statement
 from api.storage.reservations import VOLUMES, WORKLOADS, Reservations, seconds
-from api.storage.schema import identities
 
 GIB = 2**30
 _SECONDS_PER_HOUR = 3600
@@ -143,10 +142,10 @@ def _changes(kind: _Kind, shape: Shape, cover: str, *, by_agent: bool) -> Select
     return reserved.changes_in(
         reserved.changes_by_agent if by_agent else reserved.changes,
         lambda rows, table, tier: in_cover(
-            rows, table.c.bucket_start, cover, tier, shape.where(table)
+            rows, table.c.bucket_start, cover, tier, shape.where(table), shape.reach
         ),
         lambda rows, segments, time: in_cover(
-            rows, segments.c[time], cover, RAW, shape.where(segments)
+            rows, segments.c[time], cover, RAW, shape.where(segments), shape.reach
         ),
     )
 
@@ -294,20 +293,8 @@ def _ranking(kind: _Kind) -> str:
 
 def _top_agents(kind: _Kind, shape: Shape) -> Compiled:
     per_agent = _totals(kind, shape, by_agent=True)
-    named = (
-        select(per_agent, identities.c.name)
-        .join_from(
-            per_agent,
-            identities,
-            and_(
-                identities.c.org_id == per_agent.c.org_id,
-                identities.c.kind == "agent",
-                identities.c.identity_id == per_agent.c.agent_id,
-            ),
-            isouter=True,
-        )
-        .subquery()
-    )
+    joined, name = with_names(per_agent, literal("agent"), per_agent.c.agent_id, shape.reach)
+    named = select(per_agent, name).select_from(joined).subquery()
     ranking = _ranking(kind)
     return compile_statement(
         top_n(

@@ -5,19 +5,18 @@ agent, org) into its top groups and the others, in one statement (the section's
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 import psycopg
-from sqlalchemy import ColumnElement, FromClause, Subquery, and_, literal
+from sqlalchemy import ColumnElement, FromClause, Subquery, literal
 
 from api.reads.engine import Section, series_of
 from api.reads.fetch import fetch_all
 from api.reads.query import Reach, SectionQuery, Shape
 from api.reads.responses import AgentOut, FiltersOut, GroupKey, IdentityOut
-from api.reads.sql import Named, Order, code_point_order
+from api.reads.sql import Order, code_point_order, with_names
 from api.storage.db import Compiled, compile_statement
-from api.storage.schema import identities
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -28,20 +27,15 @@ class Grouping:
     keys: tuple[str, ...]
     order: Order
     key: Callable[[Any, Reach], GroupKey]
-    named: Named | None = None
+    named: Callable[[Subquery, Reach], tuple[FromClause, ColumnElement]] | None = None
 
 
 def _named(kind_column: str | None, id_column: str) -> Callable:
     """The identity's name, joined by org, kind (``kind_column``; none: agents) and id."""
 
-    def join(scored: Subquery) -> tuple[FromClause, ColumnElement]:
+    def join(scored: Subquery, reach: Reach) -> tuple[FromClause, ColumnElement]:
         kind = scored.c[kind_column] if kind_column else literal("agent")
-        condition = and_(
-            identities.c.org_id == scored.c.org_id,
-            identities.c.kind == kind,
-            identities.c.identity_id == scored.c[id_column],
-        )
-        return scored.outerjoin(identities, condition), identities.c.name
+        return with_names(scored, kind, scored.c[id_column], reach)
 
     return join
 
@@ -92,7 +86,10 @@ def dimensions(section: Section, reach: Reach) -> tuple[str, ...]:
 @cache
 def _statement(section: Section, shape: Shape, by: str) -> Compiled:
     grouping = GROUPINGS[by]
-    return compile_statement(section.grouped(shape, grouping.keys, grouping.order, grouping.named))
+    named = grouping.named
+    if named is not None:
+        named = partial(named, reach=shape.reach)
+    return compile_statement(section.grouped(shape, grouping.keys, grouping.order, named))
 
 
 async def answer_groups(

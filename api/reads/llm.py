@@ -3,7 +3,7 @@
 from functools import cache
 from typing import Any
 
-from sqlalchemy import CTE, Subquery, and_, select
+from sqlalchemy import CTE, Subquery, select
 
 from api.core.windows import Bucket
 from api.reads.engine import Breakdown, Section, by_org
@@ -27,12 +27,12 @@ from api.reads.sql import (
     code_point_order,
     top_n,
     total,
+    with_names,
 )
 from api.storage import rollups
 from api.storage.db import Compiled, compile_statement
 from api.storage.schema import (
     LLM_MEASURES,
-    identities,
 )
 
 _MEASURES = LLM_MEASURES
@@ -56,22 +56,10 @@ def _token_sums(facts: CTE, *keys: Any) -> Subquery:
 _TOKEN_SUMS = ["input_tokens", "cached_tokens", "output_tokens", "total_tokens", "requests"]
 
 
-def _top_consumers(facts: CTE) -> Compiled:
+def _top_consumers(facts: CTE, reach: Reach) -> Compiled:
     sums = _token_sums(facts, facts.c.org_id, facts.c.identity_kind, facts.c.identity_id)
-    named = (
-        select(sums, identities.c.name)
-        .join_from(
-            sums,
-            identities,
-            and_(
-                identities.c.org_id == sums.c.org_id,
-                identities.c.kind == sums.c.identity_kind,
-                identities.c.identity_id == sums.c.identity_id,
-            ),
-            isouter=True,
-        )
-        .subquery()
-    )
+    joined, name = with_names(sums, sums.c.identity_kind, sums.c.identity_id, reach)
+    named = select(sums, name).select_from(joined).subquery()
     return compile_statement(
         top_n(
             named,
@@ -128,7 +116,7 @@ _COUNTED = Counted(
 def _statements(shape: Shape) -> list[Compiled]:
     statements = [
         compile_statement(_COUNTED.series(shape)),
-        _top_consumers(_COUNTED.facts(TOTALS, shape, "identity_kind", "identity_id")),
+        _top_consumers(_COUNTED.facts(TOTALS, shape, "identity_kind", "identity_id"), shape.reach),
         _by_model(_COUNTED.facts(TOTALS, shape, "model")),
     ]
     if shape.reach is Reach.ALL:

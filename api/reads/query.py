@@ -182,12 +182,22 @@ def _cover_params(name: str, found: Cover) -> dict[str, list[datetime]]:
 
 
 def in_cover(
-    rows: Select, column: ColumnElement, name: str, piece: str, where: list[ColumnElement[bool]]
+    rows: Select,
+    column: ColumnElement,
+    name: str,
+    piece: str,
+    where: list[ColumnElement[bool]],
+    reach: Reach,
 ) -> Select:
     """``rows`` meeting ``where`` whose ``column`` (a bucket start, or a raw event's time) is
     in the spans of cover ``name`` for ``piece``: one index range scan per span. The spans
-    drive a LATERAL subquery (OFFSET 0 keeps it one: flattened, the planner, which cannot see
-    the spans' bounds, may turn the join around into a scan of the whole table)."""
+    drive a LATERAL subquery. For one organization OFFSET 0 keeps it one: flattened, the
+    planner, which cannot see the spans' bounds, may turn the join around into a scan of the
+    whole table. Across organizations there is no index to lose (every index leads with
+    org_id), and Citus runs a LATERAL subquery on every shard only without the OFFSET."""
     spans = unnest_rows([("lo", _TIMESTAMP), ("hi", _TIMESTAMP)], prefix=f"{name}_{piece}_")
-    within = rows.where(*where, column >= spans.c.lo, column < spans.c.hi).offset(0).lateral()
+    within = rows.where(*where, column >= spans.c.lo, column < spans.c.hi)
+    if reach is Reach.ORG:
+        within = within.offset(0)
+    within = within.lateral()
     return select(*within.c).select_from(spans).join(within, true())

@@ -28,9 +28,10 @@ from sqlalchemy import (
 )
 
 from api.core.tiers import RAW
-from api.reads.query import BUCKET_STARTS, SERIES, TOP, TOTALS, Shape, in_cover
+from api.reads.query import BUCKET_STARTS, ORG, SERIES, TOP, TOTALS, Reach, Shape, in_cover
 from api.storage.db import Compiled, compile_statement
 from api.storage.rollups import Family
+from api.storage.schema import identities
 
 
 def narrowest(families: Sequence[Family], shape: Shape, *keys: str) -> Family:
@@ -51,6 +52,23 @@ Order = Callable[[FromClause], list[ColumnElement]]
 Named = Callable[[Subquery], tuple[FromClause, ColumnElement]]
 
 
+def with_names(
+    relation: FromClause, kind: ColumnElement, identity_id: ColumnElement, reach: Reach
+) -> tuple[FromClause, ColumnElement]:
+    """``relation`` (with org_id) outer-joined to its identities' names, by org, ``kind`` and
+    ``identity_id``: the join and the name. For one organization the names are narrowed to
+    it by the parameter too: Citus keeps a statement on one shard only when every table in
+    it names the organization itself."""
+    condition = and_(
+        identities.c.org_id == relation.c.org_id,
+        identities.c.kind == kind,
+        identities.c.identity_id == identity_id,
+    )
+    if reach is Reach.ORG:
+        condition = and_(condition, identities.c.org_id == ORG)
+    return relation.outerjoin(identities, condition), identities.c.name
+
+
 def covered(
     name: str, shape: Shape, family: Family, also: Where = lambda table: [], label: str = ""
 ) -> CTE:
@@ -68,10 +86,13 @@ def covered(
             name,
             tier,
             where(table),
+            shape.reach,
         )
         for tier, table in family.tables.items()
     ]
-    raw = family.raw(lambda rows, table: in_cover(rows, table.c.time, name, RAW, where(table)))
+    raw = family.raw(
+        lambda rows, table: in_cover(rows, table.c.time, name, RAW, where(table), shape.reach)
+    )
     return union_all(*tiers, *raw).cte(label or f"{name}_facts")
 
 

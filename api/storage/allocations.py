@@ -10,8 +10,8 @@ arrival order and batching; but only in the region new events can change: from t
 event before the earliest new one to the first event after the latest new one. A segment
 outside it starts and ends at the same events as before. Events arriving in time order
 (the usual case) rebuild one or two segments, however many events the object has.
-The statement that removes a region's segments also carries the difference between them
-and the rebuilt ones to the reservation rollups (api.storage.reservations).
+Before a region's segments are replaced, the difference between them and the rebuilt ones
+is carried to the reservation rollups (api.storage.reservations).
 A transaction-scoped advisory lock per object serializes concurrent rebuilds; the rebuild
 runs after the lock is granted, so in READ COMMITTED it sees every event committed before.
 """
@@ -26,14 +26,16 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     DateTime,
-    Delete,
     Select,
     Table,
     Text,
     and_,
+    any_,
+    cast,
     delete,
     func,
     literal,
+    literal_column,
     or_,
     select,
     union_all,
@@ -49,10 +51,12 @@ from api.core.events import (
     WorkloadReleasedEvent,
 )
 from api.storage import reservations
+from api.storage.anchors import BATCH_ORGS, anchored, batch_orgs
 from api.storage.db import Compiled, as_arrays, compile_statement, execute, unnest_rows
 from api.storage.schema import volume_events, workload_events
 
 _TOUCHED = ["org_id", "object_id", "earliest", "latest"]
+_REGION = ["org_id", "object_id", "first", "last"]
 _SEGMENT_FRAME = ["org_id", "start_time", "end_time", "agent_id"]
 _TIME = DateTime(timezone=True)
 
@@ -65,6 +69,8 @@ class Allocation:
     reservations: reservations.Reservations
     object_id: Callable[[Event], str]
     lock: Compiled
+    regions: Compiled
+    account: Compiled
     clear: Compiled
     fill: Compiled
 
@@ -85,27 +91,24 @@ async def rebuild_segments(
     lock: bool = True,
 ) -> None:
     """``lock=False``: the caller already holds the tables (a full rebuild: one advisory lock
-    per object would overflow PostgreSQL's lock table)."""
+    per object would overflow PostgreSQL's lock table).
+
+    Four statements, each over the organizations' shards alone on Citus: the regions to
+    rebuild, found once and sent back as parameters (a region shared between statements as
+    a CTE would be computed on the coordinator); the reservation rollups moved from the
+    region's segments to the rebuilt ones; the region's segments removed; the rebuilt ones
+    inserted."""
     objects = sorted(objects, key=lambda touched: touched[:2])
     if not objects:
         return
     arrays = as_arrays(objects, _TOUCHED)
     if lock:
         await execute(conn, allocation.lock, **arrays)
-    await execute(conn, allocation.clear, **arrays)
-    await execute(conn, allocation.fill, **arrays)
-
-
-def _replacing(reserved: reservations.Reservations, removal: Delete, rebuilt: Select) -> Executable:
-    """The statement removing the objects' segments and carrying to the reservation rollups,
-    in one upsert per row, the difference to the segments ``rebuilt`` (inserted next, by a
-    statement of their own: one statement cannot delete and insert the same key)."""
-    removed = removal.returning(*reserved.segments.c).cte("removed")
-    made = rebuilt.cte("made")
-    changed = union_all(reserved.changes_of(removed, -1), reserved.changes_of(made, 1))
-    changed = changed.cte("changed")
-    upserts = reserved.maintained(changed)
-    return select(func.count()).select_from(removed).add_cte(made, changed, *upserts)
+    orgs = batch_orgs(arrays["org_id"])
+    cursor = await execute(conn, allocation.regions, **arrays, **orgs)
+    regions = as_arrays(await cursor.fetchall(), [f"region_{name}" for name in _REGION])
+    for statement in (allocation.account, allocation.clear, allocation.fill):
+        await execute(conn, statement, **regions, **orgs)
 
 
 def _allocation(
@@ -117,48 +120,65 @@ def _allocation(
 ) -> Allocation:
     segments = reserved.segments
     object_of: Column = events.c[object_column]
-    touched = unnest_rows(
-        [("org_id", Text()), ("object_id", Text()), ("earliest", _TIME), ("latest", _TIME)]
-    )
-
+    touched_columns = [
+        ("org_id", Text()),
+        ("object_id", Text()),
+        ("earliest", _TIME),
+        ("latest", _TIME),
+    ]
+    # The locks are the coordinator's (no table is read): every write goes through it.
+    to_lock = unnest_rows(touched_columns)
     lock_key = func.hashtextextended(
-        literal(f"{segments.name}/") + touched.c.org_id + literal("/") + touched.c.object_id, 0
+        literal(f"{segments.name}/") + to_lock.c.org_id + literal("/") + to_lock.c.object_id, 0
     ).label("lock_key")
     keys = select(lock_key).distinct().order_by(lock_key).subquery()
     lock = select(func.pg_advisory_xact_lock(keys.c.lock_key)).order_by(keys.c.lock_key)
+    touched = anchored(touched_columns)
 
     def event_time(aggregate: Any, condition: ColumnElement[bool]) -> ColumnElement:
         same_object = and_(events.c.org_id == touched.c.org_id, object_of == touched.c.object_id)
-        return select(aggregate(events.c.time)).where(same_object, condition).scalar_subquery()
+        # The batch's organizations named again: Citus keeps a correlated subquery to their
+        # shards only when it names them itself.
+        of_batch = events.c.org_id == any_(BATCH_ORGS)
+        found = select(aggregate(events.c.time)).where(same_object, of_batch, condition)
+        return found.scalar_subquery()
 
     # The region each object's new events can change: from the last event before the
-    # earliest new one (or that one) to the first after the latest; unbounded (infinity)
-    # where there is none, so that the bounds are plain index conditions.
-    regions: Any = select(
+    # earliest new one (or that one) to the first after the latest; None where there is
+    # none (unbounded).
+    find_regions = select(
         touched.c.org_id,
         touched.c.object_id,
         func.coalesce(
-            event_time(func.max, events.c.time < touched.c.earliest),
-            touched.c.earliest,
-            literal("-infinity", _TIME),
+            event_time(func.max, events.c.time < touched.c.earliest), touched.c.earliest
         ).label("first"),
-        func.coalesce(
-            event_time(func.min, events.c.time > touched.c.latest), literal("infinity", _TIME)
-        ).label("last"),
+        event_time(func.min, events.c.time > touched.c.latest).label("last"),
+    ).order_by(touched.c.org_id, touched.c.object_id)
+    found = anchored(
+        [("org_id", Text()), ("object_id", Text()), ("first", _TIME), ("last", _TIME)],
+        prefix="region_",
     )
-    # Materialized: each region's bounds found once, not again for every event they bound.
-    regions = regions.cte("regions").prefix_with("MATERIALIZED")
+    # Unbounded as infinity, so that the bounds are plain index conditions. Constants, not
+    # parameters: Citus refuses a text parameter cast to a time (that cast depends on the
+    # session's time zone) in a COALESCE of a data-modifying statement.
+    regions = select(
+        found.c.org_id,
+        found.c.object_id,
+        func.coalesce(found.c.first, cast(literal_column("'-infinity'"), _TIME)).label("first"),
+        func.coalesce(found.c["last"], cast(literal_column("'infinity'"), _TIME)).label("last"),
+    ).subquery("regions")
 
     def in_region(time: ColumnElement, *, last_included: bool) -> ColumnElement[bool]:
         before_last = time <= regions.c.last if last_included else time < regions.c.last
         return and_(time >= regions.c.first, before_last)
 
-    clear = delete(segments).where(
+    # Each table narrowed to the batch's organizations itself, as in ``event_time``.
+    in_regions = (
+        segments.c.org_id == any_(BATCH_ORGS),
         segments.c.org_id == regions.c.org_id,
         segments.c[object_column] == regions.c.object_id,
         in_region(segments.c.start_time, last_included=False),
     )
-
     sizes = [c.name for c in segments.columns if c.name not in [*_SEGMENT_FRAME, object_column]]
     ordered = (
         select(
@@ -183,6 +203,7 @@ def _allocation(
         )
         # The region's events and the first after it: the last segment's end.
         .where(
+            events.c.org_id == any_(BATCH_ORGS),
             events.c.org_id == regions.c.org_id,
             object_of == regions.c.object_id,
             in_region(events.c.time, last_included=True),
@@ -202,9 +223,23 @@ def _allocation(
         reservations=reserved,
         object_id=lambda event: getattr(event.data, object_column),
         lock=compile_statement(lock),
-        clear=compile_statement(_replacing(reserved, clear, rebuilt)),
+        regions=compile_statement(find_regions),
+        account=compile_statement(_accounting(reserved, in_regions, rebuilt)),
+        clear=compile_statement(delete(segments).where(*in_regions)),
         fill=compile_statement(insert(segments).from_select(columns, rebuilt)),
     )
+
+
+def _accounting(
+    reserved: reservations.Reservations, in_regions: tuple[ColumnElement, ...], rebuilt: Select
+) -> Executable:
+    """The statement carrying to the reservation rollups, in one upsert per row, the
+    difference between the regions' segments and those ``rebuilt`` in their place."""
+    removed = select(reserved.segments).where(*in_regions).subquery("removed")
+    made = rebuilt.subquery("made")
+    changed = union_all(reserved.changes_of(removed, -1), reserved.changes_of(made, 1))
+    upserts = reserved.maintained(changed.subquery("changed"))
+    return select(literal(len(upserts))).add_cte(*upserts)
 
 
 WORKLOADS = _allocation(

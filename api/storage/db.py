@@ -8,7 +8,7 @@ building without its engine between the service and the connection pool.
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -16,9 +16,22 @@ from sqlalchemy import bindparam, func
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.expression import Executable, TableValuedAlias
-from sqlalchemy.types import TypeEngine
+from sqlalchemy.types import Text, TypeEngine
 
-_DIALECT = postgresql.psycopg.dialect()
+
+class _Text(Text):
+    render_bind_cast = True
+
+
+class _Dialect(postgresql.psycopg.dialect):
+    """psycopg's dialect, casting text parameters to text rather than varchar: Citus routes
+    a statement by the org_id it compares or writes only when that is a plain text parameter
+    (``$1::varchar``, converted back to text, it cannot evaluate)."""
+
+    colspecs: ClassVar = {**postgresql.psycopg.dialect.colspecs, Text: _Text}
+
+
+_DIALECT = _Dialect()
 
 # Custom plans always: psycopg prepares statements after a few runs and PostgreSQL may then
 # choose a generic plan several times slower. JIT costs more than it saves on these queries.

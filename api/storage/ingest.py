@@ -1,10 +1,12 @@
 """A batch of validated events into the database: exactly once, in one transaction.
 
-Steps, each one statement over the whole batch: register the organizations, record the
-receipts (the dedupe); then, for the events received for the first time only: workload and
-volume events and the segments of every object they touch (rebuilt from its events in the
-region the new ones change), identities' names, and last the LLM calls and platform
-events, each kind in one statement together with every tier of the rollups that count it.
+Steps, each one statement over the whole batch: register the organizations not yet known,
+record the receipts (the dedupe); then, for the events received for the first time only:
+workload and volume events and the segments of every object they touch (rebuilt from its
+events in the region the new ones change), identities' names, and last the LLM calls and
+platform events, each kind in one statement together with every tier of the rollups that
+count it. Every statement reads its rows joined to their organizations (api.storage.anchors),
+so on Citus it runs on the shards of the batch's organizations only.
 
 Every step takes its row locks in key order, and the steps run in the same order in every
 transaction, so concurrent batches wait for each other but never deadlock.
@@ -17,7 +19,7 @@ from typing import Any
 
 import msgspec
 import psycopg
-from sqlalchemy import Table, and_, literal, or_, select, tuple_
+from sqlalchemy import Table, Text, and_, any_, bindparam, literal, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 
 from api.core.events import (
@@ -32,7 +34,8 @@ from api.core.events import (
 )
 from api.core.tiers import TIERS
 from api.storage import allocations, counters, rollups
-from api.storage.db import Compiled, as_arrays, compile_statement, execute, unnest_rows
+from api.storage.anchors import BATCH_ORGS, anchored, batch_orgs
+from api.storage.db import Compiled, as_arrays, compile_statement, execute
 from api.storage.event_rows import (
     envelope,
     identity_rows,
@@ -71,7 +74,7 @@ async def ingest(conn: psycopg.AsyncConnection, events: Sequence[Event]) -> Inge
     for event in events:
         first_of_each_key.setdefault(event_key(event), event)
     async with conn.transaction():
-        await _INSERT_ORGS.run(conn, [(org,) for org in {e.subject for e in events}])
+        await _register_orgs(conn, {event.subject for event in events})
         received = await _insert_receipts(conn, list(first_of_each_key))
         fresh = [event for key, event in first_of_each_key.items() if key in received]
         for write in _ALLOCATION_WRITES:
@@ -99,10 +102,22 @@ def _touched(allocation: allocations.Allocation, events: list[Event]) -> list[al
     return [(*key, earliest, latest) for key, (earliest, latest) in spans.items()]
 
 
+async def _register_orgs(conn: psycopg.AsyncConnection, org_ids: set[str]) -> None:
+    """Every organization a row of the batch will be joined to: the new ones inserted one at
+    a time (each a router statement on Citus; a new organization is rare)."""
+    cursor = await execute(conn, _KNOWN_ORGS, **batch_orgs(org_ids))
+    known = {org_id for (org_id,) in await cursor.fetchall()}
+    for org_id in sorted(org_ids - known):
+        await execute(conn, _INSERT_ORG, org_id=org_id)
+
+
 async def _insert_receipts(conn: psycopg.AsyncConnection, keys: list[EventKey]) -> set[EventKey]:
     if not keys:
         return set()
-    cursor = await execute(conn, _INSERT_RECEIPTS.statement, **as_arrays(keys, _RECEIPT_COLUMNS))
+    arrays = as_arrays(keys, _RECEIPT_COLUMNS)
+    cursor = await execute(
+        conn, _INSERT_RECEIPTS.statement, **arrays, **batch_orgs(arrays["org_id"])
+    )
     return {tuple(row) for row in await cursor.fetchall()}
 
 
@@ -116,15 +131,16 @@ class _BatchWrite:
     async def run(self, conn: psycopg.AsyncConnection, rows: Iterable[tuple[Any, ...]]) -> None:
         rows = list(rows)
         if rows:
-            await execute(conn, self.statement, **as_arrays(rows, self.columns))
+            arrays = as_arrays(rows, self.columns)
+            await execute(conn, self.statement, **arrays, **batch_orgs(arrays["org_id"]))
 
 
 def _from_arrays(
     table: Table, key: Sequence[str], build: Callable[[Any], Any] = lambda stmt: stmt
 ) -> _BatchWrite:
     names = [column.name for column in table.columns if column.server_default is None]
-    rows = unnest_rows([(name, table.c[name].type) for name in names])
-    source = select(*rows.c).order_by(*(rows.c[name] for name in key))
+    rows = anchored([(name, table.c[name].type) for name in names])
+    source = select(*(rows.c[name] for name in names)).order_by(*(rows.c[name] for name in key))
     statement = compile_statement(build(insert(table).from_select(names, source)))
     return _BatchWrite(statement=statement, columns=names)
 
@@ -134,7 +150,10 @@ def _primary_key(table: Table) -> list[str]:
 
 
 _RECEIPT_COLUMNS = _primary_key(event_receipts)
-_INSERT_ORGS = _from_arrays(orgs, ["org_id"], lambda stmt: stmt.on_conflict_do_nothing())
+_KNOWN_ORGS = compile_statement(select(orgs.c.org_id).where(orgs.c.org_id == any_(BATCH_ORGS)))
+_INSERT_ORG = compile_statement(
+    insert(orgs).values(org_id=bindparam("org_id", type_=Text)).on_conflict_do_nothing()
+)
 _INSERT_RECEIPTS = _from_arrays(
     event_receipts,
     _RECEIPT_COLUMNS,
@@ -179,6 +198,9 @@ class _RawTable:
         rows = [envelope(e) + self.row(e) for e in events if isinstance(e, self.kinds)]
         return as_arrays(rows, [self.prefix + name for name in self.columns])
 
+    def org_ids(self, arrays: dict[str, list[Any]]) -> list[str]:
+        return arrays[self.prefix + "org_id"]
+
 
 @dataclass(frozen=True, slots=True)
 class _Write:
@@ -190,10 +212,12 @@ class _Write:
 
     async def run(self, conn: psycopg.AsyncConnection, events: Sequence[Event]) -> None:
         arrays: dict[str, list[Any]] = {}
+        org_ids: list[str] = []
         for raw_table in self.raw_tables:
             arrays |= raw_table.arrays(events)
-        if any(arrays.values()):
-            await execute(conn, self.statement, **arrays)
+            org_ids += raw_table.org_ids(arrays)
+        if org_ids:
+            await execute(conn, self.statement, **arrays, **batch_orgs(org_ids))
 
 
 def _write(raw_tables: list[_RawTable], families: Sequence[rollups.Family] = ()) -> _Write:
@@ -201,13 +225,16 @@ def _write(raw_tables: list[_RawTable], families: Sequence[rollups.Family] = ())
     steps = []
     for raw_table in raw_tables:
         table = raw_table.table
-        arrays = unnest_rows(
+        # Each step reads the arrays itself: on Citus each data-modifying CTE runs as a
+        # statement of its own on the shards, and one batch shared between them (a CTE)
+        # would be computed on the coordinator and its rows sent to every step.
+        batch = anchored(
             [(name, table.c[name].type) for name in raw_table.columns], prefix=raw_table.prefix
         )
-        # Decoded from the arrays once, read by the raw insert and by every tier.
-        batch = select(*arrays.c).cte(f"batch_{table.name}").prefix_with("MATERIALIZED")
         batches[table] = batch
-        in_key_order = select(*batch.c).order_by(*(batch.c[n] for n in _primary_key(table)))
+        in_key_order = select(*(batch.c[n] for n in raw_table.columns)).order_by(
+            *(batch.c[n] for n in _primary_key(table))
+        )
         steps.append(
             insert(table).from_select(raw_table.columns, in_key_order).cte(f"new_{table.name}")
         )

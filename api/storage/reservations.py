@@ -122,7 +122,7 @@ class Reservations:
             select(raw.c.at, *(raw.c[name] for name in columns)),
         )
 
-    def maintained(self, changed: CTE) -> list[CTE]:
+    def maintained(self, changed: FromClause) -> list[CTE]:
         """Upserts adding the changes in ``changed`` (rows of ``changes_of``) to every tier
         of both families and to the held reservations, in key order."""
         upserts = [
@@ -136,7 +136,7 @@ class Reservations:
         upserts.append(adding(self.held, held, self.rates))
         return upserts
 
-    def _aggregated(self, changed: CTE, width: timedelta, dimensions: list[str]) -> Select:
+    def _aggregated(self, changed: FromClause, width: timedelta, dimensions: list[str]) -> Select:
         bucket = func.date_bin(literal(width), changed.c.at, literal(origin_of(width)))
         bucket = bucket.label("bucket_start")
         keys = [changed.c.org_id, bucket, *(changed.c[name] for name in dimensions)]

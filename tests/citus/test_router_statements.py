@@ -1,0 +1,116 @@
+"""On Citus every statement of one organization runs on one shard: each statement the service
+sends while it ingests a batch of one organization, and while it answers that organization's
+reads (every section, its filters, groups, compare, zones, CSV), is planned by the coordinator
+as one task on one worker (a data-modifying CTE as a series of such tasks), never as rows
+pulled to the coordinator or repartitioned.
+
+The statements are caught as the service sends them (psycopg's cursor), then explained with
+the parameters they were sent with.
+"""
+
+import re
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from api.storage.db import connect
+from api.storage.schema import api_keys, metadata
+from testkit.factories import BASE_TIME, identity, iso, llm_call, one_of_each, post_events
+
+Sent = tuple[str, dict]
+
+_TASKS = re.compile(r"Task Count: (\d+)")
+_TABLE_SCAN = re.compile(r"(Seq|Index|Index Only|Bitmap Heap) Scan on")
+_WRITTEN = re.compile(r"\b(?:INSERT INTO|DELETE FROM) (\w+)")
+_GROUPS = {"llm": ["model", "identity"], "compute": ["agent"], "storage": ["agent"]}
+_GROUPS["platform"] = ["identity"]
+_FILTERS = {
+    "llm": {"model": "gpt-5", "identity": "agent:a1"},
+    "compute": {"agent": "a1"},
+    "storage": {"agent": "a1"},
+    "platform": {"identity": "agent:a1"},
+}
+
+
+@pytest.fixture
+def sent(monkeypatch) -> Iterator[list[Sent]]:
+    """Every statement sent through psycopg meanwhile, with its parameters."""
+    caught: list[Sent] = []
+    send = psycopg.AsyncCursor.execute
+
+    async def catching(cursor, query, params=None, **options):
+        if isinstance(query, str) and isinstance(params, dict):
+            caught.append((query, dict(params)))
+        return await send(cursor, query, params, **options)
+
+    monkeypatch.setattr(psycopg.AsyncCursor, "execute", catching)
+    yield caught
+
+
+def _plan(database_url: str, statement: Sent) -> str:
+    query, params = statement
+    with connect(database_url) as conn, conn.transaction(force_rollback=True):
+        return "\n".join(row[0] for row in conn.execute("EXPLAIN " + query, params))
+
+
+def _assert_on_one_shard(database_url: str, statements: list[Sent]) -> None:
+    assert statements
+    for statement in statements:
+        plan = _plan(database_url, statement)
+        if "Custom Scan (Citus" in plan:
+            assert [int(n) for n in _TASKS.findall(plan)] == [1] * len(_TASKS.findall(plan)), (
+                statement[0],
+                plan,
+            )
+            assert _TASKS.findall(plan), plan
+            assert "pull to coordinator" not in plan and "repartition" not in plan, plan
+        else:
+            # The coordinator's own work (the advisory locks of a rebuild): no table read.
+            assert not _TABLE_SCAN.search(plan), (statement[0], plan)
+
+
+def test_every_statement_of_one_orgs_batch_runs_on_one_shard(client, db, ingest_key, sent):
+    later = BASE_TIME.replace(hour=3)
+    batch = [
+        *one_of_each(),
+        *one_of_each(later),
+        llm_call(who=identity("u-1", kind="user", name="Ana"), time=later),
+    ]
+    assert post_events(client, ingest_key, batch).status_code == 200
+    # A second batch: the organization now exists, the objects have events to rebuild from.
+    again = one_of_each(BASE_TIME.replace(hour=2))
+    assert post_events(client, ingest_key, again).status_code == 200
+    writes = [statement for statement in sent if _WRITTEN.search(statement[0])]
+    written = {table for query, _ in writes for table in _WRITTEN.findall(query)}
+    every_event_table = {table.name for table in metadata.sorted_tables} - {api_keys.name}
+    assert written == every_event_table
+    _assert_on_one_shard(db, sent)
+
+
+def test_every_read_of_one_org_runs_on_one_shard(client, db, ingest_key, read_key, sent):
+    assert post_events(client, ingest_key, one_of_each()).status_code == 200
+    assert post_events(client, ingest_key, [llm_call(org="globex")]).status_code == 200
+    sent.clear()
+    windows = [
+        {"range": "7d", "end": iso(BASE_TIME.replace(hour=5))},
+        {"start": iso(BASE_TIME.replace(minute=7)), "end": iso(BASE_TIME.replace(hour=4))},
+        {"range": "24h", "end": iso(BASE_TIME.replace(hour=5)), "tz": "Asia/Kolkata"},
+    ]
+    headers = {"Authorization": f"Bearer {read_key}"}
+    asked = 0
+    for section, filters in _FILTERS.items():
+        path = f"/orgs/acme/usage/{section}"
+        for window in windows:
+            for params in [
+                window,
+                {**window, "compare": "previous", **filters},
+                {**window, "format": "csv"},
+                *({**window, "by": by} for by in _GROUPS[section]),
+            ]:
+                target = f"{path}/groups" if "by" in params else path
+                response = client.get(target, params=params, headers=headers)
+                assert response.status_code == 200, response.text
+                asked += 1
+    assert len(sent) >= asked
+    _assert_on_one_shard(db, sent)
