@@ -1,13 +1,14 @@
 # make run   — the service with demo data on http://127.0.0.1:8000 (embedded PostgreSQL
 #              under .data/ unless DATABASE_URL is set)
-# make test  — the whole test suite against a throwaway PostgreSQL it starts itself
+# make test  — the whole test suite against a throwaway PostgreSQL it starts itself, then the
+#              Citus suite on a throwaway three-node Citus cluster when Citus is installed
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup page run test bench bench-import loadtest soak lint format lock openapi
+.PHONY: setup page run test test-citus bench bench-import loadtest soak lint format lock openapi
 
 setup: $(INSTALLED)
 
@@ -36,13 +37,30 @@ page: $(PAGE)
 run: setup page
 	$(BIN)/python -m api.dev.local
 
+# The single-node suite runs in two processes, each with its own throwaway cluster and server:
+# its tests wait on PostgreSQL, servers and a browser more than they compute.
 test: setup page
 	cd $(FRONTEND) && npx vitest run
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadscope
+	@$(MAKE) --no-print-directory test-citus
 
-# Generates 10M LLM calls on first use (kept in .data/bench); about 15 minutes.
+# The tests of the data path (every figure against the oracle, exactly-once, cross-org reads)
+# and tests/citus (router statements, distribute, a worker crash, rebalancing) on a Citus
+# coordinator and two workers. USAGE_REQUIRE_CITUS=1 (CI) makes a missing Citus a failure.
+CITUS_SUITE := tests/citus tests/usage/test_against_oracle.py tests/usage/test_groups.py \
+	tests/usage/test_filters.py tests/ingest/test_exactly_once.py tests/ingest/test_long_lived.py
+
+test-citus: setup
+	@if $(BIN)/python -c 'import sys, api.dev.citus_cluster as c; sys.exit(not c.installed())'; \
+	then USAGE_TEST_ENGINE=citus $(BIN)/pytest $(CITUS_SUITE); \
+	elif [ -n "$(USAGE_REQUIRE_CITUS)" ]; then \
+		echo "Citus suite: Citus is not installed for this PostgreSQL, and USAGE_REQUIRE_CITUS is set"; exit 1; \
+	else echo "Citus suite not run: this PostgreSQL has no Citus extension (install Citus 13 to run it)"; fi
+
+# Generates 10M LLM calls on first use (kept in .data/bench); about 15 minutes. CITUS=1: the
+# same again on a three-node Citus cluster over the same data, side by side.
 bench: setup
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(if $(CITUS),--citus)
 
 # `usage-api import` of a million-event file (EVENTS=1000000) into a throwaway PostgreSQL.
 bench-import: setup

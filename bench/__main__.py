@@ -1,9 +1,12 @@
 """`make bench`: the usage endpoints at 10 million LLM calls per org per month, over HTTP,
 beside the straightforward SQL over the raw tables and DuckDB over the same rows in Parquet;
-the slicing reads (zone, filters, previous period, groups) beside the plain ones; then
-ingest throughput and the page-load rate. Prints a table; writes .data/bench/results.json.
+the slicing reads (zone, filters, previous period, groups) beside the plain ones; the
+cross-org reads; then ingest throughput and the page-load rate. Prints a table; writes
+.data/bench/results.json.
 
 The generated data is kept in .data/bench/postgres and reused while its org sizes match.
+``--citus`` (`make bench CITUS=1`) measures the same again on a three-node Citus cluster over
+the same data (bench.citus) and prints both side by side.
 """
 
 import argparse
@@ -25,7 +28,8 @@ from api.storage.db import compile_statement, connect_kwargs, execute_sync
 from api.storage.keys import Scope, create_key
 from api.storage.rebuild import rebuild
 from api.storage.schema import metadata
-from bench import baselines, load, slicing
+from bench import baselines as comparisons
+from bench import citus, load, slicing
 from bench.data import BenchOrg, generate, orgs
 from testkit.server import live_server
 
@@ -53,6 +57,9 @@ def main() -> None:
     parser.add_argument(
         "--scale", type=float, default=1.0, help="multiplies the org sizes (0.01: a smoke run)"
     )
+    parser.add_argument(
+        "--citus", action="store_true", help="also on a three-node Citus cluster, side by side"
+    )
     args = parser.parse_args()
     bench_orgs = orgs(args.scale)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -66,6 +73,13 @@ def main() -> None:
         migrations.upgrade(database_url)
         now = _prepare(database_url, bench_orgs, args.regenerate)
         results = asyncio.run(_measure(database_url, bench_orgs, now, args.requests))
+        if args.citus:
+            with citus.cluster(OUT / "citus", database_url, bench_orgs) as citus_url:
+                print("\n== The same on Citus: a coordinator and two workers ==")
+                results["citus"] = asyncio.run(
+                    _measure(citus_url, bench_orgs, now, args.requests, baselines=False)
+                )
+            citus.side_by_side(results, results["citus"])
     finally:
         if cluster:
             cluster.stop()
@@ -123,12 +137,19 @@ def _prepare(database_url: str, bench_orgs: list[BenchOrg], regenerate: bool) ->
 
 
 async def _measure(
-    database_url: str, bench_orgs: list[BenchOrg], now: datetime, requests: int
+    database_url: str,
+    bench_orgs: list[BenchOrg],
+    now: datetime,
+    requests: int,
+    *,
+    baselines: bool = True,
 ) -> dict:
+    """``baselines``: the raw SQL and DuckDB comparisons too (single node only)."""
     big = bench_orgs[0]
     async with await psycopg.AsyncConnection.connect(database_url, **connect_kwargs()) as conn:
         read_keys = {o.slug: (await create_key(conn, Scope.READ, o.slug)).key for o in bench_orgs}
         ingest_key = (await create_key(conn, Scope.INGEST, None)).key
+        admin_key = (await create_key(conn, Scope.ADMIN, None)).key
     results: dict = {
         "generated_at": now.isoformat(),
         "orgs": {o.slug: o.llm_calls for o in bench_orgs},
@@ -145,8 +166,13 @@ async def _measure(
             base_url, big.slug, read_keys[big.slug], now, SECTIONS, PRESETS, requests
         )
         slicing.report(results["slicing"])
-        results["baselines"] = baselines.run(database_url, big.slug, now, PRESETS, OUT)
-        _print_baselines(results["baselines"], big.slug, reads[big.slug])
+        if baselines:
+            results["baselines"] = comparisons.run(database_url, big.slug, now, PRESETS, OUT)
+            _print_baselines(results["baselines"], big.slug, reads[big.slug])
+        results["cross_org"] = await load.cross_org_reads(
+            base_url, admin_key, now, SECTIONS, PRESETS, requests
+        )
+        print_cross_org(results["cross_org"])
         with psycopg.connect(database_url, **connect_kwargs()) as conn:
             for table in reversed(metadata.sorted_tables):  # what an earlier run sent
                 statement = delete(table).where(table.c.org_id == load.INGEST_ORG)
@@ -173,6 +199,15 @@ def _print_reads(reads: dict) -> None:
     big, medium = reads.values()
     growth = max(big[s][p]["p95_ms"] / medium[s][p]["p95_ms"] for s in SECTIONS for p in PRESETS)
     print(f"largest p95 growth from 1M to 10M calls: {growth:.2f}x")
+
+
+def print_cross_org(found: dict) -> None:
+    print(f"\n{'all orgs':<21}" + "".join(f"{p + ' p50/p95 ms':>22}" for p in PRESETS))
+    for section, by_preset in found.items():
+        cells = "".join(
+            f"{by_preset[p]['p50_ms']:>13.1f} /{by_preset[p]['p95_ms']:>6.1f}" for p in PRESETS
+        )
+        print(f"{'':<11} {section:<9}{cells}")
 
 
 def _print_baselines(found: dict, org: str, reads: dict) -> None:

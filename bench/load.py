@@ -33,6 +33,26 @@ async def reads(
     return found
 
 
+async def cross_org_reads(
+    base_url: str,
+    admin_key: str,
+    now: datetime,
+    sections: list[str],
+    presets: list[str],
+    requests: int,
+) -> dict:
+    """p50/p95 per section and preset of the admin's read over every organization."""
+    found: dict = {}
+    for section in sections:
+        for preset in presets:
+            found.setdefault(section, {})[preset] = await latency(
+                base_url, admin_key, f"/usage/{section}", {"range": preset}, now, requests
+            )
+            progress(f"cross-org {section} {preset}", found[section][preset])
+    print(file=sys.stderr)
+    return found
+
+
 async def latency(
     base_url: str, key: str, path: str, params: dict, now: datetime, requests: int
 ) -> dict:

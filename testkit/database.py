@@ -6,10 +6,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
-from sqlalchemy import Table, select
+from sqlalchemy import Table, delete, select
 
 from api.storage import reservations, rollups
-from api.storage.db import compile_statement, connect, connect_kwargs
+from api.storage.db import compile_statement, connect, connect_kwargs, execute_sync
 from api.storage.schema import api_keys, metadata, orgs
 
 # Everything a batch of events can change; api_keys belong to the session's fixtures.
@@ -34,8 +34,12 @@ def truncate_derived(database_url: str) -> None:
 
 
 def _truncate(database_url: str, tables: list[Table]) -> None:
-    with connect(database_url) as conn:
-        conn.execute(f"TRUNCATE {', '.join(table.name for table in tables)}")
+    """Every row of ``tables`` deleted, in one transaction. DELETE, not TRUNCATE: the tests'
+    tables hold a few rows, and on Citus a TRUNCATE visits every shard of every partition
+    (about a second; DELETE takes a tenth of that)."""
+    with connect(database_url) as conn, conn.transaction():
+        for table in tables:
+            execute_sync(conn, compile_statement(delete(table)))
 
 
 def _sorted_rows(conn: psycopg.Connection, table: Table) -> list[tuple[Any, ...]]:

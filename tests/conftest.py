@@ -1,11 +1,10 @@
 """Fixtures: a throwaway PostgreSQL cluster for the session, the app over it, API keys.
 
-With ``USAGE_TEST_ENGINE=citus`` the cluster is a Citus coordinator and two workers
-(``make test`` runs the Citus suite so, tests/citus and those tests that exercise the data
-path, when this machine's PostgreSQL has Citus).
+With ``USAGE_TEST_ENGINE=citus`` (testkit.engine) the cluster is a Citus coordinator and two
+workers: ``make test`` runs the Citus suite so (tests/citus, and the tests of the data path)
+when this machine's PostgreSQL has Citus.
 """
 
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -22,9 +21,9 @@ from api.storage import migrations
 from api.storage.keys import CreatedKey, Scope, create_key, revoke_key
 from api.web.app import create_app
 from testkit.database import reset, with_connection
+from testkit.engine import CITUS
 from testkit.server import ANY_AGE, UNLIMITED, live_server
 
-CITUS = os.environ.get("USAGE_TEST_ENGINE") == "citus"
 # The Citus-only tests have nothing to run on one PostgreSQL.
 collect_ignore = [] if CITUS else ["citus"]
 

@@ -97,18 +97,28 @@ def test_while_postgres_is_down_requests_are_refused_at_once(cluster, server, ke
 
 
 def test_a_request_during_a_short_restart_is_served(cluster, server, key):
+    served = ["warm"]
     with faults.client(server) as client:
         assert post_events(client, key, [llm_call(id="warm")]).status_code == 200
         for attempt in range(3):
             cluster.stop(mode="immediate")
             with ThreadPoolExecutor(1) as pool:
                 # Sent while PostgreSQL is down; it comes back about a second later.
+                down_since = time.monotonic()
                 answer = pool.submit(post_events, client, key, [llm_call(id=f"during-{attempt}")])
                 time.sleep(0.3)
                 cluster.start()
+                down = time.monotonic() - down_since
                 response = answer.result(timeout=30)
-            assert response.status_code == 200, response.text
-    assert faults.stored_ids(cluster.url) == ["during-0", "during-1", "during-2", "warm"]
+            # Within the grace the request waits and is served; a restart slowed past it (a
+            # loaded machine's crash recovery) is refused, as any outage that long is.
+            if down < GRACE - 0.2:
+                assert response.status_code == 200, response.text
+            elif down > GRACE + 0.2:
+                assert response.status_code == 503, response.text
+            if response.status_code == 200:
+                served.append(f"during-{attempt}")
+    assert faults.stored_ids(cluster.url) == sorted(served)
 
 
 def _set_read_only(url: str, on: bool) -> None:

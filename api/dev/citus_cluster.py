@@ -56,6 +56,8 @@ class CitusCluster:
             # A transaction a worker's crash left prepared is resolved within a second, not
             # the default minute (its row locks hold the next batches back until then).
             "citus.recover_2pc_interval": "1s",
+            # How a node reaches itself (the rebalancer's background jobs): its socket.
+            "citus.local_hostname": str(self.folder / name),
             **self.settings,
         }
         return EmbeddedPostgres(

@@ -18,6 +18,7 @@ from api.core.parsing import Accepting, BodyKind, parse_events
 from api.storage.db import connect_kwargs
 from api.storage.ingest import ingest
 from testkit.database import reset, rows, snapshot
+from testkit.engine import examples
 from testkit.factories import (
     BASE_TIME,
     llm_call,
@@ -33,7 +34,9 @@ from testkit.strategies import deliveries, event_sets
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(60),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(data=st.data(), events=event_sets)
 def test_order_batching_and_resending_never_change_the_state(

@@ -15,6 +15,7 @@ from api.core.windows import PRESET_WIDTHS
 from api.reads.sections import SECTION_NAMES
 from testkit import oracle
 from testkit.database import reset
+from testkit.engine import examples
 from testkit.factories import BASE_TIME, iso, post_events
 from testkit.invariants import check_invariants
 from testkit.matching import assert_equal, comparable
@@ -50,7 +51,9 @@ def windows(draw, events: list[dict], tz: str = "UTC") -> tuple[dict[str, str], 
 
 
 _EXAMPLES = settings(
-    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(50),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
 
