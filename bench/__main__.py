@@ -29,7 +29,7 @@ from api.storage.keys import Scope, create_key
 from api.storage.rebuild import rebuild
 from api.storage.schema import metadata
 from bench import baselines as comparisons
-from bench import citus, load, slicing
+from bench import citus, cpu, load, slicing
 from bench.data import BenchOrg, generate, orgs
 from testkit.server import live_server
 
@@ -58,7 +58,10 @@ def main() -> None:
         "--scale", type=float, default=1.0, help="multiplies the org sizes (0.01: a smoke run)"
     )
     parser.add_argument(
-        "--citus", action="store_true", help="also on a three-node Citus cluster, side by side"
+        "--citus",
+        action="store_true",
+        help="also on a three-node Citus cluster, side by side (without the raw SQL and DuckDB"
+        " comparisons)",
     )
     args = parser.parse_args()
     bench_orgs = orgs(args.scale)
@@ -72,12 +75,15 @@ def main() -> None:
     try:
         migrations.upgrade(database_url)
         now = _prepare(database_url, bench_orgs, args.regenerate)
-        results = asyncio.run(_measure(database_url, bench_orgs, now, args.requests))
+        nodes = {"postgres": cluster.data} if cluster else {}
+        results = asyncio.run(
+            _measure(database_url, bench_orgs, now, args.requests, nodes, baselines=not args.citus)
+        )
         if args.citus:
-            with citus.cluster(OUT / "citus", database_url, bench_orgs) as citus_url:
+            with citus.cluster(OUT / "citus", database_url, bench_orgs) as (citus_url, nodes):
                 print("\n== The same on Citus: a coordinator and two workers ==")
                 results["citus"] = asyncio.run(
-                    _measure(citus_url, bench_orgs, now, args.requests, baselines=False)
+                    _measure(citus_url, bench_orgs, now, args.requests, nodes, baselines=False)
                 )
             citus.side_by_side(results, results["citus"])
     finally:
@@ -141,10 +147,13 @@ async def _measure(
     bench_orgs: list[BenchOrg],
     now: datetime,
     requests: int,
+    nodes: dict[str, Path],
     *,
     baselines: bool = True,
 ) -> dict:
-    """``baselines``: the raw SQL and DuckDB comparisons too (single node only)."""
+    """``nodes``: the PostgreSQL nodes (name → data directory) whose CPU time the reads of the
+    big org and the ingest cost is reported; ``baselines``: the raw SQL and DuckDB
+    comparisons too (single node only)."""
     big = bench_orgs[0]
     async with await psycopg.AsyncConnection.connect(database_url, **connect_kwargs()) as conn:
         read_keys = {o.slug: (await create_key(conn, Scope.READ, o.slug)).key for o in bench_orgs}
@@ -155,12 +164,16 @@ async def _measure(
         "orgs": {o.slug: o.llm_calls for o in bench_orgs},
     }
     with live_server(database_url, USAGE_RATE_LIMIT="0") as base_url:
-        reads = {}
+        reads, read_cpu = {}, {}
         for org in bench_orgs[:2]:
-            reads[org.slug] = await load.reads(
-                base_url, org.slug, read_keys[org.slug], now, SECTIONS, PRESETS, requests
-            )
+            with cpu.metered(nodes) as used:
+                reads[org.slug] = await load.reads(
+                    base_url, org.slug, read_keys[org.slug], now, SECTIONS, PRESETS, requests
+                )
+            sent = len(SECTIONS) * len(PRESETS) * (requests + load.WARM_UP)
+            read_cpu[org.slug] = {node: 1000 * s / sent for node, s in used.items()}
         results["reads"] = reads
+        results["read_cpu_ms"] = read_cpu  # per request, per node
         _print_reads(reads)
         results["slicing"] = await slicing.run(
             base_url, big.slug, read_keys[big.slug], now, SECTIONS, PRESETS, requests
@@ -170,14 +183,17 @@ async def _measure(
             results["baselines"] = comparisons.run(database_url, big.slug, now, PRESETS, OUT)
             _print_baselines(results["baselines"], big.slug, reads[big.slug])
         results["cross_org"] = await load.cross_org_reads(
-            base_url, admin_key, now, SECTIONS, PRESETS, requests
+            base_url, admin_key, now, SECTIONS, PRESETS
         )
         print_cross_org(results["cross_org"])
         with psycopg.connect(database_url, **connect_kwargs()) as conn:
             for table in reversed(metadata.sorted_tables):  # what an earlier run sent
                 statement = delete(table).where(table.c.org_id == load.INGEST_ORG)
                 execute_sync(conn, compile_statement(statement))
-        results["ingest"] = await load.ingest(base_url, ingest_key)
+        with cpu.metered(nodes) as used:
+            results["ingest"] = await load.ingest(base_url, ingest_key)
+        events = results["ingest"]["batches"] * results["ingest"]["batch_size"]
+        results["ingest"]["cpu_ms_per_1000_events"] = {n: 1e6 * s / events for n, s in used.items()}
         _print_ingest(results["ingest"])
         results["page_loads"] = await load.page_loads(
             base_url, big.slug, read_keys[big.slug], SECTIONS

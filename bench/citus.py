@@ -23,9 +23,12 @@ _TABLES = [table.name for table in metadata.sorted_tables if table is not api_ke
 
 
 @contextmanager
-def cluster(folder: Path, source_url: str, bench_orgs: list[BenchOrg]) -> Iterator[str]:
+def cluster(
+    folder: Path, source_url: str, bench_orgs: list[BenchOrg]
+) -> Iterator[tuple[str, dict[str, Path]]]:
     """The cluster, started and migrated (every table distributed), with the bench orgs' rows
-    of ``source_url`` copied in unless already there; its URL. Stopped on exit."""
+    of ``source_url`` copied in unless already there: its URL and its nodes' data
+    directories by name. Stopped on exit."""
     if not installed():
         raise SystemExit("make bench CITUS=1: this PostgreSQL has no Citus extension")
     citus = CitusCluster(folder, durable=True, first_port=5701)
@@ -37,7 +40,9 @@ def cluster(folder: Path, source_url: str, bench_orgs: list[BenchOrg]) -> Iterat
             _copy(source_url, citus.url, slugs)
         else:
             print("Reusing the bench data on Citus.", file=sys.stderr)
-        yield citus.url
+        nodes = {"coordinator": citus.coordinator.data}
+        nodes |= {f"worker{n}": worker.data for n, worker in enumerate(citus.workers, 1)}
+        yield citus.url, nodes
     finally:
         citus.stop()
 
@@ -121,3 +126,16 @@ def side_by_side(single: dict, citus: dict) -> None:
     )
     one, other = single["page_loads"]["per_second"], citus["page_loads"]["per_second"]
     print(f"{'page loads/s':<30}{one:>19.1f}{other:>20.1f}{other / one:>10.2f}x")
+    print("\nPostgreSQL CPU per node (the capacity model's per-shard costs):")
+    for label, one, other in [
+        ("ms per 1,000 events ingested", single["ingest"], citus["ingest"]),
+        *(
+            (f"ms per read, {org}", single["read_cpu_ms"][org], citus["read_cpu_ms"][org])
+            for org in single["read_cpu_ms"]
+        ),
+    ]:
+        if "cpu_ms_per_1000_events" in one:
+            one, other = one["cpu_ms_per_1000_events"], other["cpu_ms_per_1000_events"]
+        cells = ", ".join(f"{node} {ms:,.1f}" for node, ms in other.items())
+        single_cell = ", ".join(f"{node} {ms:,.1f}" for node, ms in one.items())
+        print(f"  {label:<30} single: {single_cell}; Citus: {cells}")
