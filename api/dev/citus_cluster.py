@@ -58,6 +58,9 @@ class CitusCluster:
             "citus.recover_2pc_interval": "1s",
             # How a node reaches itself (the rebalancer's background jobs): its socket.
             "citus.local_hostname": str(self.folder / name),
+            # The service turns JIT off on its connections; Citus' connections to the workers
+            # do not carry that (the README's Scaling out: set it on every node).
+            "jit": "off",
             **self.settings,
         }
         return EmbeddedPostgres(
