@@ -14,14 +14,29 @@ only when the distribution column it writes is a distributed table's.
 from collections.abc import Iterable
 from typing import Any
 
+import psycopg
 from sqlalchemy import Subquery, Text, any_, bindparam, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.types import TypeEngine
 
-from api.storage.db import unnest_rows
+from api.storage.db import compile_statement, execute, unnest_rows
 from api.storage.schema import orgs
 
 BATCH_ORGS = bindparam("batch_orgs", type_=ARRAY(Text))
+_KNOWN_ORGS = compile_statement(select(orgs.c.org_id).where(orgs.c.org_id == any_(BATCH_ORGS)))
+_ADD_ORG = compile_statement(
+    insert(orgs).values(org_id=bindparam("org_id", type_=Text)).on_conflict_do_nothing()
+)
+
+
+async def register_orgs(conn: psycopg.AsyncConnection, org_ids: Iterable[str]) -> None:
+    """The organizations' rows, for those not yet known: inserted one at a time (each a
+    router statement on Citus; a new organization is rare)."""
+    wanted = set(org_ids)
+    cursor = await execute(conn, _KNOWN_ORGS, **batch_orgs(wanted))
+    known = {org_id for (org_id,) in await cursor.fetchall()}
+    for org_id in sorted(wanted - known):
+        await execute(conn, _ADD_ORG, org_id=org_id)
 
 
 def anchored(columns: list[tuple[str, TypeEngine]], prefix: str = "") -> Subquery:

@@ -1,12 +1,12 @@
 """A batch of validated events into the database: exactly once, in one transaction.
 
-Steps, each one statement over the whole batch: register the organizations not yet known,
-record the receipts (the dedupe); then, for the events received for the first time only:
-workload and volume events and the segments of every object they touch (rebuilt from its
-events in the region the new ones change), identities' names, and last the LLM calls and
-platform events, each kind in one statement together with every tier of the rollups that
-count it. Every statement reads its rows joined to their organizations (api.storage.anchors),
-so on Citus it runs on the shards of the batch's organizations only.
+Steps, each one statement over the whole batch (a few for the segments): register the
+organizations not yet known, record the receipts (the dedupe); then, for the events received
+for the first time only: workload and volume events and the segments of every object they
+touch (rebuilt from its events in the region the new ones change), identities' names, and
+last the LLM calls and platform events, each kind in one statement together with every tier
+of the rollups that count it. Every statement reads its rows joined to their organizations
+(api.storage.anchors), so on Citus it runs on the shards of the batch's organizations only.
 
 Every step takes its row locks in key order, and the steps run in the same order in every
 transaction, so concurrent batches wait for each other but never deadlock.
@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 import psycopg
-from sqlalchemy import Table, Text, and_, any_, bindparam, literal, or_, select, tuple_
+from sqlalchemy import Table, and_, literal, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 
 from api.core.events import (
@@ -34,7 +34,7 @@ from api.core.events import (
 )
 from api.core.tiers import TIERS
 from api.storage import allocations, counters, rollups
-from api.storage.anchors import BATCH_ORGS, anchored, batch_orgs
+from api.storage.anchors import anchored, batch_orgs, register_orgs
 from api.storage.db import Compiled, as_arrays, compile_statement, execute
 from api.storage.event_rows import (
     envelope,
@@ -49,7 +49,6 @@ from api.storage.schema import (
     identities,
     llm_calls,
     message_events,
-    orgs,
     thread_events,
     volume_events,
     workload_events,
@@ -74,7 +73,8 @@ async def ingest(conn: psycopg.AsyncConnection, events: Sequence[Event]) -> Inge
     for event in events:
         first_of_each_key.setdefault(event_key(event), event)
     async with conn.transaction():
-        await _register_orgs(conn, {event.subject for event in events})
+        # Every organization a row of the batch will be joined to.
+        await register_orgs(conn, {event.subject for event in events})
         received = await _insert_receipts(conn, list(first_of_each_key))
         fresh = [event for key, event in first_of_each_key.items() if key in received]
         for write in _ALLOCATION_WRITES:
@@ -100,15 +100,6 @@ def _touched(allocation: allocations.Allocation, events: list[Event]) -> list[al
             earliest, latest = spans.get(key, (event.time, event.time))
             spans[key] = (min(earliest, event.time), max(latest, event.time))
     return [(*key, earliest, latest) for key, (earliest, latest) in spans.items()]
-
-
-async def _register_orgs(conn: psycopg.AsyncConnection, org_ids: set[str]) -> None:
-    """Every organization a row of the batch will be joined to: the new ones inserted one at
-    a time (each a router statement on Citus; a new organization is rare)."""
-    cursor = await execute(conn, _KNOWN_ORGS, **batch_orgs(org_ids))
-    known = {org_id for (org_id,) in await cursor.fetchall()}
-    for org_id in sorted(org_ids - known):
-        await execute(conn, _INSERT_ORG, org_id=org_id)
 
 
 async def _insert_receipts(conn: psycopg.AsyncConnection, keys: list[EventKey]) -> set[EventKey]:
@@ -150,10 +141,6 @@ def _primary_key(table: Table) -> list[str]:
 
 
 _RECEIPT_COLUMNS = _primary_key(event_receipts)
-_KNOWN_ORGS = compile_statement(select(orgs.c.org_id).where(orgs.c.org_id == any_(BATCH_ORGS)))
-_INSERT_ORG = compile_statement(
-    insert(orgs).values(org_id=bindparam("org_id", type_=Text)).on_conflict_do_nothing()
-)
 _INSERT_RECEIPTS = _from_arrays(
     event_receipts,
     _RECEIPT_COLUMNS,

@@ -10,8 +10,9 @@ import psycopg
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
+from api.storage.anchors import register_orgs
 from api.storage.db import compile_statement, execute
-from api.storage.schema import ALL_ORGS, api_keys, orgs
+from api.storage.schema import ALL_ORGS, api_keys
 
 KEY_PREFIX = "usage_"
 
@@ -45,9 +46,6 @@ _KEY_COLUMNS = (
     api_keys.c.org_id,
     api_keys.c.created_at,
     api_keys.c.revoked_at,
-)
-_ADD_ORG = compile_statement(
-    insert(orgs).values(org_id=bindparam("org_id")).on_conflict_do_nothing()
 )
 _ADD_KEY = compile_statement(
     insert(api_keys).values(
@@ -91,7 +89,7 @@ async def create_key(conn: psycopg.AsyncConnection, scope: Scope, org: str | Non
     created = CreatedKey(key_id=secrets.token_hex(8), key=KEY_PREFIX + secrets.token_urlsafe(32))
     async with conn.transaction():
         if org is not None:
-            await execute(conn, _ADD_ORG, org_id=org)
+            await register_orgs(conn, [org])
         await execute(
             conn,
             _ADD_KEY,
