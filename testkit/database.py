@@ -26,14 +26,14 @@ _CHANGE_TABLES = {table for reserved in reservations.ALL for table in reserved.c
 
 
 def reset(database_url: str) -> None:
-    _truncate(database_url, EVENT_TABLES)
+    _clear(database_url, EVENT_TABLES)
 
 
 def truncate_derived(database_url: str) -> None:
-    _truncate(database_url, DERIVED_TABLES)
+    _clear(database_url, DERIVED_TABLES)
 
 
-def _truncate(database_url: str, tables: list[Table]) -> None:
+def _clear(database_url: str, tables: list[Table]) -> None:
     """Every row of ``tables`` deleted, in one transaction. DELETE, not TRUNCATE: the tests'
     tables hold a few rows, and on Citus a TRUNCATE visits every shard of every partition
     (about a second; DELETE takes a tenth of that)."""

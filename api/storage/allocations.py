@@ -55,10 +55,12 @@ from api.storage.anchors import BATCH_ORGS, anchored, batch_orgs
 from api.storage.db import Compiled, as_arrays, compile_statement, execute, unnest_rows
 from api.storage.schema import volume_events, workload_events
 
-_TOUCHED = ["org_id", "object_id", "earliest", "latest"]
-_REGION = ["org_id", "object_id", "first", "last"]
-_SEGMENT_FRAME = ["org_id", "start_time", "end_time", "agent_id"]
 _TIME = DateTime(timezone=True)
+# The objects to rebuild, and the regions found for them: each sent as arrays, one per column.
+_TOUCHED = [("org_id", Text()), ("object_id", Text()), ("earliest", _TIME), ("latest", _TIME)]
+_REGION = [("org_id", Text()), ("object_id", Text()), ("first", _TIME), ("last", _TIME)]
+_REGION_PREFIX = "region_"
+_SEGMENT_FRAME = ["org_id", "start_time", "end_time", "agent_id"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +103,12 @@ async def rebuild_segments(
     objects = sorted(objects, key=lambda touched: touched[:2])
     if not objects:
         return
-    arrays = as_arrays(objects, _TOUCHED)
+    arrays = as_arrays(objects, [name for name, _ in _TOUCHED])
     if lock:
         await execute(conn, allocation.lock, **arrays)
     orgs = batch_orgs(arrays["org_id"])
     cursor = await execute(conn, allocation.regions, **arrays, **orgs)
-    regions = as_arrays(await cursor.fetchall(), [f"region_{name}" for name in _REGION])
+    regions = as_arrays(await cursor.fetchall(), [_REGION_PREFIX + name for name, _ in _REGION])
     for statement in (allocation.account, allocation.clear, allocation.fill):
         await execute(conn, statement, **regions, **orgs)
 
@@ -120,20 +122,14 @@ def _allocation(
 ) -> Allocation:
     segments = reserved.segments
     object_of: Column = events.c[object_column]
-    touched_columns = [
-        ("org_id", Text()),
-        ("object_id", Text()),
-        ("earliest", _TIME),
-        ("latest", _TIME),
-    ]
     # The locks are the coordinator's (no table is read): every write goes through it.
-    to_lock = unnest_rows(touched_columns)
+    to_lock = unnest_rows(_TOUCHED)
     lock_key = func.hashtextextended(
         literal(f"{segments.name}/") + to_lock.c.org_id + literal("/") + to_lock.c.object_id, 0
     ).label("lock_key")
     keys = select(lock_key).distinct().order_by(lock_key).subquery()
     lock = select(func.pg_advisory_xact_lock(keys.c.lock_key)).order_by(keys.c.lock_key)
-    touched = anchored(touched_columns)
+    touched = anchored(_TOUCHED)
 
     def event_time(aggregate: Any, condition: ColumnElement[bool]) -> ColumnElement:
         same_object = and_(events.c.org_id == touched.c.org_id, object_of == touched.c.object_id)
@@ -154,10 +150,7 @@ def _allocation(
         ).label("first"),
         event_time(func.min, events.c.time > touched.c.latest).label("last"),
     ).order_by(touched.c.org_id, touched.c.object_id)
-    found = anchored(
-        [("org_id", Text()), ("object_id", Text()), ("first", _TIME), ("last", _TIME)],
-        prefix="region_",
-    )
+    found = anchored(_REGION, prefix=_REGION_PREFIX)
     # Unbounded as infinity, so that the bounds are plain index conditions. Constants, not
     # parameters: Citus refuses a text parameter cast to a time (that cast depends on the
     # session's time zone) in a COALESCE of a data-modifying statement.

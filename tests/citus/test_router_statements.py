@@ -23,8 +23,12 @@ Sent = tuple[str, dict]
 _TASKS = re.compile(r"Task Count: (\d+)")
 _TABLE_SCAN = re.compile(r"(Seq|Index|Index Only|Bitmap Heap) Scan on")
 _WRITTEN = re.compile(r"\b(?:INSERT INTO|DELETE FROM) (\w+)")
-_GROUPS = {"llm": ["model", "identity"], "compute": ["agent"], "storage": ["agent"]}
-_GROUPS["platform"] = ["identity"]
+_GROUPS = {
+    "llm": ["model", "identity"],
+    "compute": ["agent"],
+    "storage": ["agent"],
+    "platform": ["identity"],
+}
 _FILTERS = {
     "llm": {"model": "gpt-5", "identity": "agent:a1"},
     "compute": {"agent": "a1"},
