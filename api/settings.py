@@ -25,6 +25,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Per client address: unknown keys per second sustained, and at once.
     auth_failure_rate: float = 1.0
     auth_failure_burst: int = 20
+    # Seconds a looked-up key is trusted without asking the database again: the bound on a
+    # revocation the server is not told of (revoking with `usage-api keys revoke` tells it).
+    key_cache_seconds: float = 5.0
     # Proxies whose X-Forwarded-For names the client (for the limit above).
     trusted_proxies: tuple[IpNetwork, ...] = ()
     log_level: str = "INFO"
@@ -55,6 +58,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             rate_burst=_number("USAGE_RATE_BURST", int, 100, least=1),
             auth_failure_rate=_number("USAGE_AUTH_FAILURE_RATE", float, 1.0, least=0),
             auth_failure_burst=_number("USAGE_AUTH_FAILURE_BURST", int, 20, least=1),
+            key_cache_seconds=_number("USAGE_KEY_CACHE_SECONDS", float, 5.0, least=0),
             trusted_proxies=_networks("USAGE_TRUSTED_PROXIES"),
             log_level=_log_level(),
             header_timeout=_number("USAGE_HEADER_TIMEOUT", float, 10.0, least=0.1),

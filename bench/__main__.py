@@ -29,7 +29,7 @@ from api.storage.keys import Scope, create_key
 from api.storage.rebuild import rebuild
 from api.storage.schema import metadata
 from bench import baselines as comparisons
-from bench import citus, cpu, load, slicing
+from bench import citus, cpu, load, slicing, targets
 from bench.data import BenchOrg, generate, orgs
 from testkit.server import live_server
 
@@ -201,6 +201,8 @@ async def _measure(
         print(
             f"\nPage loads (4 sections in parallel): {results['page_loads']['per_second']:,.0f}/s"
         )
+    results["targets"] = targets.verdicts(results)
+    targets.report(results["targets"])
     return results
 
 

@@ -110,13 +110,17 @@ async def ingest(
     base_url: str, key: str, batches: int = 120, batch_size: int = 1000, clients: int = 4
 ) -> dict:
     """Batches of new events plus 10% sent before, from several clients at once, into an
-    organization emptied first (see ``forget_ingest_org``)."""
+    organization emptied first. The re-sent events are a batch's from ``2 * clients``
+    batches earlier, answered by then, as a client re-sends after a timeout: a re-send
+    racing its original waits for the original's transaction (tests/ingest check that
+    case), and re-sending the batch just before from every client turns the clients into
+    one queue."""
     now = datetime.now(UTC)
     resent = batch_size // 10
     bodies = []
     for b in range(batches):
         fresh = [_call(b * batch_size + i, now) for i in range(batch_size - resent)]
-        again = [_call(max(b - 1, 0) * batch_size + i, now) for i in range(resent)]
+        again = [_call(max(b - 2 * clients, 0) * batch_size + i, now) for i in range(resent)]
         bodies.append(msgspec.json.encode(fresh + again))
     headers = {
         "Authorization": f"Bearer {key}",

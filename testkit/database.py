@@ -20,9 +20,12 @@ DERIVED_TABLES = [
     *(table for family in rollups.ALL for table in family.tables.values()),
     *(table for reserved in reservations.ALL for table in reserved.tables),
 ]
-# A bucket whose reservation changes cancel out reads as one without changes: ingest may
-# leave such rows where a rebuild writes none.
-_CHANGE_TABLES = {table for reserved in reservations.ALL for table in reserved.change_rollups}
+# A bucket whose reservation changes cancel out reads as one without changes, and an agent
+# holding nothing as one never seen: ingest may leave such rows (an allocation and its
+# release in one batch, or in two) where a rebuild, or another batching, writes none.
+_ZERO_MEANS_NONE = {
+    table for reserved in reservations.ALL for table in (*reserved.change_rollups, reserved.held)
+}
 
 
 def reset(database_url: str) -> None:
@@ -46,9 +49,9 @@ def _sorted_rows(conn: psycopg.Connection, table: Table) -> list[tuple[Any, ...]
     columns = [c for c in table.columns if c not in _VOLATILE_COLUMNS]
     statement = compile_statement(select(*columns).order_by(*columns))
     found = conn.execute(statement.sql, statement.defaults).fetchall()
-    if table not in _CHANGE_TABLES:
+    if table not in _ZERO_MEANS_NONE:
         return found
-    measures = [i for i, c in enumerate(columns) if c.name.endswith(("_change", "_moment"))]
+    measures = [i for i, c in enumerate(columns) if not c.primary_key]
     return [row for row in found if any(row[i] != 0 for i in measures)]
 
 

@@ -1,10 +1,22 @@
 """Keys and scopes: who may call which route, for the routes that exist."""
 
-import pytest
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
+import pytest
+from litestar.testing import TestClient
+from sqlalchemy import func, update
+
+from api.settings import Settings
+from api.storage.db import compile_statement, connect, execute_sync
 from api.storage.keys import Scope
+from api.storage.schema import api_keys
+from api.web.app import create_app
 from testkit.database import rows
 from testkit.factories import llm_call, post_events
+from testkit.server import ANY_AGE
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +88,54 @@ def test_other_methods_without_a_key_are_answered_not_failed(client, method, pat
     else:
         assert response.status_code == 405
         assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_a_revoked_key_is_refused_at_once(database_url, new_key, revoke):
+    """The server caches keys it has looked up; revoking tells it."""
+    created = new_key(Scope.READ, "acme")
+    with _server(database_url, key_cache_seconds=3600) as client:
+        assert _read(client, created.key).status_code == 200
+        assert _read(client, created.key).status_code == 200  # from the cache
+        assert revoke(created.key_id)
+        _refused_within(client, created.key, seconds=2)
+
+
+def test_a_key_revoked_by_hand_is_refused_within_the_cache_time(database_url, new_key):
+    """A revocation the server is not told of (an UPDATE in SQL): the cached key keeps
+    working, and is looked up again, and refused, within USAGE_KEY_CACHE_SECONDS."""
+    created = new_key(Scope.READ, "acme")
+    with _server(database_url, key_cache_seconds=3) as client:
+        assert _read(client, created.key).status_code == 200
+        revoked = time.monotonic()
+        by_hand = update(api_keys).where(api_keys.c.key_id == created.key_id)
+        with connect(database_url) as conn:
+            execute_sync(conn, compile_statement(by_hand.values(revoked_at=func.now())))
+        assert _read(client, created.key).status_code == 200  # still cached
+        _refused_within(client, created.key, seconds=3 + 1)
+        assert time.monotonic() - revoked > 1
+
+
+@contextmanager
+def _server(database_url: str, **settings: Any) -> Iterator[TestClient]:
+    configured = Settings(
+        database_url=database_url, rate_limit=0, auth_failure_rate=0, **ANY_AGE, **settings
+    )
+    with TestClient(app=create_app(configured)) as client:
+        # The cache keeps nothing until it hears revocations: wait for that.
+        deadline = time.monotonic() + 10
+        while not client.app.state.key_cache.listening:
+            assert time.monotonic() < deadline, "the key cache never started listening"
+            time.sleep(0.01)
+        yield client
+
+
+def _read(client: TestClient, key: str):
+    return client.get("/orgs/acme/usage/platform", headers={"Authorization": f"Bearer {key}"})
+
+
+def _refused_within(client: TestClient, key: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while (status := _read(client, key).status_code) == 200:
+        assert time.monotonic() < deadline, f"the revoked key still works after {seconds} s"
+        time.sleep(0.05)
+    assert status == 401

@@ -14,7 +14,7 @@ transaction, so concurrent batches wait for each other but never deadlock.
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -54,6 +54,8 @@ from api.storage.schema import (
     workload_events,
 )
 
+_FINEST_TIER = next(iter(TIERS))  # the tier the others are summed from
+
 
 class IngestResult(msgspec.Struct, frozen=True, kw_only=True):
     accepted: int
@@ -81,11 +83,11 @@ async def ingest(conn: psycopg.AsyncConnection, events: Sequence[Event]) -> Inge
             await write.run(conn, fresh)
         for allocation in allocations.ALL:
             await allocations.rebuild_segments(conn, allocation, _touched(allocation, fresh))
-        await _UPSERT_IDENTITIES.run(conn, identity_rows(fresh))
-        # Last: every batch adds to the same few rollup rows (today, this hour), whose locks
-        # are then held for the shortest time before the commit.
         for write in _COUNTED_WRITES:
             await write.run(conn, fresh)
+        # Last: the identities a batch names are mostly those every batch names, whose locks
+        # are then held for the shortest time before the commit.
+        await _UPSERT_IDENTITIES.run(conn, identity_rows(fresh))
     duplicates = len(events) - len(fresh)
     counters.count_ingested(fresh, duplicates)
     return IngestResult(accepted=len(fresh), duplicates=duplicates)
@@ -181,34 +183,47 @@ class _RawTable:
     def prefix(self) -> str:
         return f"{self.table.name}_"
 
-    def arrays(self, events: Iterable[Event]) -> dict[str, list[Any]]:
-        rows = [envelope(e) + self.row(e) for e in events if isinstance(e, self.kinds)]
-        return as_arrays(rows, [self.prefix + name for name in self.columns])
-
-    def org_ids(self, arrays: dict[str, list[Any]]) -> list[str]:
-        return arrays[self.prefix + "org_id"]
+    def rows(self, events: Iterable[Event]) -> list[tuple[Any, ...]]:
+        return [envelope(e) + self.row(e) for e in events if isinstance(e, self.kinds)]
 
 
 @dataclass(frozen=True, slots=True)
 class _Write:
     """One statement: a batch's new events into their raw tables and, in the same statement
-    (data-modifying CTEs), into every tier of the rollup families that count them."""
+    (data-modifying CTEs), into every tier of the rollup families that count them: the
+    batch is counted into each family's finest tier here (api.storage.rollups), and each
+    tier sums those rows."""
 
     statement: Compiled
     raw_tables: list[_RawTable]
+    families: Sequence[rollups.Family]
 
     async def run(self, conn: psycopg.AsyncConnection, events: Sequence[Event]) -> None:
+        batch = {raw.table: raw.rows(events) for raw in self.raw_tables}
         arrays: dict[str, list[Any]] = {}
-        org_ids: list[str] = []
-        for raw_table in self.raw_tables:
-            arrays |= raw_table.arrays(events)
-            org_ids += raw_table.org_ids(arrays)
-        if org_ids:
-            await execute(conn, self.statement, **arrays, **batch_orgs(org_ids))
+        for raw in self.raw_tables:
+            arrays |= as_arrays(batch[raw.table], [raw.prefix + name for name in raw.columns])
+        org_ids = [row[0] for rows in batch.values() for row in rows]
+        if not org_ids:
+            return
+        for family in self.families:
+            finest = family.tables[_FINEST_TIER]
+            names = [f"{finest.name}_{column.name}" for column in finest.columns]
+            arrays |= as_arrays(family.finest_of(batch), names)
+        await execute(conn, self.statement, **arrays, **batch_orgs(org_ids))
+
+
+def _counted_rows(family: rollups.Family, width: timedelta) -> Any:
+    """A tier's rows from the batch's finest-tier rows counted by ``_Write.run`` (array
+    parameters named after the finest tier's columns), in key order, so that concurrent
+    upserts lock rows in one order."""
+    finest = family.tables[_FINEST_TIER]
+    rows = anchored([(c.name, c.type) for c in finest.columns], prefix=f"{finest.name}_")
+    at = rows.c.bucket_start.label("at")
+    return family.binned(select(at, *(rows.c[name] for name in family.columns)).subquery(), width)
 
 
 def _write(raw_tables: list[_RawTable], families: Sequence[rollups.Family] = ()) -> _Write:
-    batches: dict[Table, Any] = {}
     steps = []
     for raw_table in raw_tables:
         table = raw_table.table
@@ -218,7 +233,6 @@ def _write(raw_tables: list[_RawTable], families: Sequence[rollups.Family] = ())
         batch = anchored(
             [(name, table.c[name].type) for name in raw_table.columns], prefix=raw_table.prefix
         )
-        batches[table] = batch
         in_key_order = select(*(batch.c[n] for n in raw_table.columns)).order_by(
             *(batch.c[n] for n in _primary_key(table))
         )
@@ -227,10 +241,10 @@ def _write(raw_tables: list[_RawTable], families: Sequence[rollups.Family] = ())
         )
     for family in families:
         for tier, table in family.tables.items():
-            rows = family.aggregated(TIERS[tier], relations=batches)
+            rows = _counted_rows(family, TIERS[tier])
             steps.append(rollups.adding(table, rows, family.measures))
     statement = select(literal(len(steps))).add_cte(*steps)
-    return _Write(statement=compile_statement(statement), raw_tables=raw_tables)
+    return _Write(statement=compile_statement(statement), raw_tables=raw_tables, families=families)
 
 
 _ALLOCATION_WRITES = [

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import msgspec
 import psycopg
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Text, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from api.storage.anchors import register_orgs
@@ -15,6 +15,8 @@ from api.storage.db import compile_statement, execute
 from api.storage.schema import ALL_ORGS, api_keys
 
 KEY_PREFIX = "usage_"
+# Told each revoked key's id, when its revocation commits (api.storage.key_cache listens).
+REVOKED_CHANNEL = "usage_key_revoked"
 
 
 class Scope(enum.StrEnum):
@@ -69,6 +71,9 @@ _REVOKE_KEY = compile_statement(
     .values(revoked_at=func.now())
     .returning(api_keys.c.key_id)
 )
+_NOTIFY_REVOKED = compile_statement(
+    select(func.pg_notify(REVOKED_CHANNEL, bindparam("key_id", type_=Text)))
+)
 
 
 def _api_key(row: tuple) -> ApiKey:
@@ -115,5 +120,10 @@ async def list_keys(conn: psycopg.AsyncConnection) -> list[ApiKey]:
 
 
 async def revoke_key(conn: psycopg.AsyncConnection, key_id: str) -> bool:
-    cursor = await execute(conn, _REVOKE_KEY, key_id=key_id)
-    return await cursor.fetchone() is not None
+    """Revokes the live key ``key_id`` (False if there is none), and tells the servers."""
+    async with conn.transaction():
+        cursor = await execute(conn, _REVOKE_KEY, key_id=key_id)
+        if await cursor.fetchone() is None:
+            return False
+        await execute(conn, _NOTIFY_REVOKED, key_id=key_id)
+    return True

@@ -1,10 +1,14 @@
 """Rollup families: each family's tables (one per tier, api.storage.schema) and the raw events it
-counts, as columns by name. One aggregation serves ingest (over a batch's new rows) and
-rebuild (over the raw tables); reads use the raw columns at a window's edges."""
+counts, as columns by name. Rebuild aggregates the raw tables in SQL; ingest aggregates a
+batch's new rows into the finest tier in the process (``Family.finest_of``), and each tier
+sums those few hundred rows instead of grouping the whole batch again; reads use the raw
+columns at a window's edges."""
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from operator import itemgetter
+from typing import Any
 
 from sqlalchemy import (
     CTE,
@@ -21,7 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert
 
-from api.core.buckets import origin_of
+from api.core.buckets import floor_to, origin_of
+from api.core.tiers import FINEST
 from api.storage.schema import (
     LLM_MEASURES,
     PLATFORM_MEASURES,
@@ -36,15 +41,36 @@ from api.storage.schema import (
     thread_events,
 )
 
+# How a family counts one raw row, per measure: a column's value (its name), 1 where a
+# boolean column is true or false ((name, value)), or a constant. One definition serves the
+# SQL that counts raw tables (rebuild, the reads' edges) and ingest's count of a batch.
+Count = str | tuple[str, bool] | int
+# A raw table a family counts, and how it counts each of its rows (measure → Count).
+Source = tuple[Table, Mapping[str, Count]]
 
-def _count(condition: ColumnElement[bool]) -> ColumnElement:
-    return case((condition, 1), else_=0)
+
+def _counted(count: Count, relation: FromClause) -> ColumnElement:
+    if isinstance(count, str):
+        return relation.c[count]
+    if isinstance(count, tuple):
+        column, value = count
+        condition = relation.c[column] if value else ~relation.c[column]
+        return case((condition, 1), else_=0)
+    return literal(count)
 
 
-# A raw table's rows as a family counts them: columns by name (org_id, dimensions, measures)
-# of a relation with the raw table's columns: the table itself, or a batch about to enter it.
-Columns = Callable[[FromClause], dict[str, ColumnElement]]
-# Narrows a select of a relation's rows (adds conditions or joins): the rows a use reads.
+def _counter(count: Count, columns: list[str]) -> Callable[[Sequence[Any]], int]:
+    """``count`` of a raw row given as a tuple of ``columns``."""
+    if isinstance(count, str):
+        return itemgetter(columns.index(count))
+    if isinstance(count, tuple):
+        column, value = count
+        flag = itemgetter(columns.index(column))
+        return lambda row: 1 if flag(row) is value else 0
+    return lambda row: count
+
+
+# Narrows a select of a raw table's rows (adds conditions or joins): the rows a use reads.
 Narrow = Callable[[Select, FromClause], Select]
 
 
@@ -53,48 +79,62 @@ class Family:
     tables: dict[str, Table]  # tier → table
     dimensions: list[str]
     measures: list[str]
-    sources: list[tuple[Table, Columns]]  # the raw tables it counts
+    sources: list[Source]  # the raw tables it counts
 
     @property
     def columns(self) -> list[str]:
         return ["org_id", *self.dimensions, *self.measures]
 
-    def raw(
-        self, narrow: Narrow, relations: Mapping[Table, FromClause] | None = None
-    ) -> list[Select]:
-        """Each raw table's rows (or those of the relation standing for it) as ``narrow``
-        keeps them: their time as ``at``, then the family's columns."""
+    def raw(self, narrow: Narrow) -> list[Select]:
+        """Each raw table's rows as ``narrow`` keeps them: their time as ``at``, then the
+        family's columns."""
         selects = []
-        for table, columns_of in self.sources:
-            relation = relations[table] if relations is not None else table
-            columns = columns_of(relation)
-            rows = select(relation.c.time.label("at"), *(columns[c].label(c) for c in self.columns))
-            selects.append(narrow(rows, relation))
+        for table, counts in self.sources:
+            dimensions = [table.c[name] for name in ("org_id", *self.dimensions)]
+            measures = [_counted(counts[name], table).label(name) for name in self.measures]
+            selects.append(narrow(select(table.c.time.label("at"), *dimensions, *measures), table))
         return selects
 
-    def aggregated(
-        self,
-        width: timedelta,
-        narrow: Narrow = lambda rows, relation: rows,
-        relations: Mapping[Table, FromClause] | None = None,
-    ) -> Select:
-        """A tier's rows from raw rows: for a rebuild, the raw tables; for ingest, the batch.
-        In key order, so concurrent upserts lock rows in one order."""
-        raw = self.raw(narrow, relations)
-        union = raw[0].union_all(*raw[1:]).subquery() if len(raw) > 1 else raw[0].subquery()
-        bucket = func.date_bin(literal(width), union.c.at, literal(origin_of(width)))
-        bucket = bucket.label("bucket_start")
-        dimensions = [union.c[name] for name in self.dimensions]
-        return (
-            select(
-                union.c.org_id,
-                bucket,
-                *dimensions,
-                *(cast(func.sum(union.c[name]), BigInteger).label(name) for name in self.measures),
-            )
-            .group_by(union.c.org_id, bucket, *dimensions)
-            .order_by(union.c.org_id, bucket, *dimensions)
-        )
+    def aggregated(self, width: timedelta, narrow: Narrow = lambda rows, table: rows) -> Select:
+        """A tier's rows from the raw tables' rows that ``narrow`` keeps, in key order."""
+        raw = self.raw(narrow)
+        union = raw[0].union_all(*raw[1:]) if len(raw) > 1 else raw[0]
+        return self.binned(union.subquery(), width)
+
+    def binned(self, rows: FromClause, width: timedelta) -> Select:
+        """A tier's rows, in key order, from ``rows`` of the family's columns and ``at``
+        (raw rows, or a finer tier's with their bucket start as ``at``)."""
+        bucket = func.date_bin(literal(width), rows.c.at, literal(origin_of(width)))
+        keys = [rows.c.org_id, bucket.label("bucket_start"), *(rows.c[d] for d in self.dimensions)]
+        sums = (cast(func.sum(rows.c[name]), BigInteger).label(name) for name in self.measures)
+        return select(*keys, *sums).group_by(*keys).order_by(*keys)
+
+    def finest_of(self, batch: Mapping[Table, Sequence[Sequence[Any]]]) -> list[tuple[Any, ...]]:
+        """The finest tier's rows (the table's columns) from a batch's raw rows (tuples in
+        their table's column order), as ``aggregated`` counts them."""
+        sums: dict[tuple[Any, ...], list[int]] = {}
+        # A batch's times fall in a few buckets: each minute's bucket is found once (UTC
+        # minutes are whole minutes since the epoch, so a minute lies in one bucket).
+        buckets: dict[datetime, datetime] = {}
+        for table, counts in self.sources:
+            columns = [column.name for column in table.columns]
+            key_of = itemgetter(*(columns.index(name) for name in ("org_id", *self.dimensions)))
+            time_of = itemgetter(columns.index("time"))
+            counters = [_counter(counts[name], columns) for name in self.measures]
+            for row in batch.get(table, ()):
+                minute = time_of(row).replace(second=0, microsecond=0)
+                bucket = buckets.get(minute)
+                if bucket is None:
+                    bucket = buckets[minute] = floor_to(minute, FINEST)
+                key = (bucket, key_of(row))
+                figures = sums.get(key)
+                if figures is None:
+                    figures = sums[key] = [0] * len(counters)
+                for index, counter in enumerate(counters):
+                    figures[index] += counter(row)
+        if not self.dimensions:
+            return [(org_id, bucket, *figures) for (bucket, org_id), figures in sums.items()]
+        return [(key[0], bucket, *key[1:], *figures) for (bucket, key), figures in sums.items()]
 
 
 def adding(table: Table, rows: Select, measures: list[str]) -> CTE:
@@ -108,39 +148,29 @@ def adding(table: Table, rows: Select, measures: list[str]) -> CTE:
     return add.cte(f"add_{table.name}")
 
 
-def _llm_columns(calls: FromClause) -> dict[str, ColumnElement]:
-    return {
-        **{name: calls.c[name] for name in ("org_id", "identity_kind", "identity_id", "model")},
-        "input_tokens": calls.c.input_tokens,
-        "cached_tokens": calls.c.cached_tokens,
-        "output_tokens": calls.c.output_tokens,
-        "successful_requests": _count(calls.c.succeeded),
-        "failed_requests": _count(~calls.c.succeeded),
-    }
-
-
-def _platform_columns(threads: int, messages: int) -> Columns:
-    return lambda events: {
-        **{name: events.c[name] for name in ("org_id", "identity_kind", "identity_id")},
-        "threads_created": literal(threads),
-        "messages_sent": literal(messages),
-    }
-
-
-LLM_TOTALS = Family(llm_totals, [], LLM_MEASURES, [(llm_calls, _llm_columns)])
+_LLM_SOURCES: list[Source] = [
+    (
+        llm_calls,
+        {
+            "input_tokens": "input_tokens",
+            "cached_tokens": "cached_tokens",
+            "output_tokens": "output_tokens",
+            "successful_requests": ("succeeded", True),
+            "failed_requests": ("succeeded", False),
+        },
+    )
+]
+LLM_TOTALS = Family(llm_totals, [], LLM_MEASURES, _LLM_SOURCES)
 LLM_BY_IDENTITY = Family(
-    llm_by_identity, ["identity_kind", "identity_id"], LLM_MEASURES, [(llm_calls, _llm_columns)]
+    llm_by_identity, ["identity_kind", "identity_id"], LLM_MEASURES, _LLM_SOURCES
 )
-LLM_BY_MODEL = Family(llm_by_model, ["model"], LLM_MEASURES, [(llm_calls, _llm_columns)])
+LLM_BY_MODEL = Family(llm_by_model, ["model"], LLM_MEASURES, _LLM_SOURCES)
 LLM_BY_IDENTITY_MODEL = Family(
-    llm_by_identity_model,
-    ["identity_kind", "identity_id", "model"],
-    LLM_MEASURES,
-    [(llm_calls, _llm_columns)],
+    llm_by_identity_model, ["identity_kind", "identity_id", "model"], LLM_MEASURES, _LLM_SOURCES
 )
-_PLATFORM_SOURCES = [
-    (thread_events, _platform_columns(1, 0)),
-    (message_events, _platform_columns(0, 1)),
+_PLATFORM_SOURCES: list[Source] = [
+    (thread_events, {"threads_created": 1, "messages_sent": 0}),
+    (message_events, {"threads_created": 0, "messages_sent": 1}),
 ]
 PLATFORM_TOTALS = Family(platform_totals, [], PLATFORM_MEASURES, _PLATFORM_SOURCES)
 PLATFORM_BY_IDENTITY = Family(

@@ -11,6 +11,7 @@ from litestar.di import Provide
 from api.core.rate_limit import RateLimiter
 from api.settings import Settings
 from api.storage.availability import Database
+from api.storage.key_cache import KeyCache
 from api.web.auth import authentication
 from api.web.conventions import http_conventions
 from api.web.logs import request_log
@@ -31,6 +32,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         database = Database(settings.database_url, settings.db_pool_size)
         await database.open()
         app.state.database = database
+        app.state.key_cache = KeyCache(database, settings.database_url, settings.key_cache_seconds)
+        app.state.key_cache.start()
         app.state.rate_limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
         app.state.auth_failure_limiter = RateLimiter(
             settings.auth_failure_rate, settings.auth_failure_burst
@@ -41,6 +44,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         try:
             yield
         finally:
+            await app.state.key_cache.stop()
             await database.close()
 
     app = Litestar(

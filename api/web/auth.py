@@ -9,7 +9,7 @@ from litestar.middleware.base import DefineMiddleware
 from prometheus_client import Counter
 
 from api.core.rate_limit import client_address
-from api.storage.keys import ApiKey, Scope, find_key
+from api.storage.keys import ApiKey, Scope
 from api.web.metrics import AUTH_FAILURES_LIMITED, RATE_LIMITED
 from api.web.problems import Problem
 
@@ -37,8 +37,7 @@ class _BearerKey(AbstractAuthenticationMiddleware):
             AUTH_FAILURES_LIMITED,
             "too many unknown keys from this address",
         )
-        async with state.database.connection() as conn:
-            api_key = await find_key(conn, key)
+        api_key = await state.key_cache.find(key)
         if api_key is None:
             state.auth_failure_limiter.spend(address, now)
             raise Problem(401, "the API key is unknown or revoked", headers=_CHALLENGE)

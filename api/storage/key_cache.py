@@ -1,0 +1,91 @@
+"""The live keys the server has looked up, kept in memory so that a request costs no key
+lookup, and forgotten when a key is revoked.
+
+A revocation (api.storage.keys.revoke_key) notifies the channel ``REVOKED_CHANNEL`` in its
+transaction; the cache listens on a connection of its own and forgets the key when told.
+While it cannot listen (starting, or the database unreachable) it keeps nothing, so no
+revocation goes unheard; and a key is looked up again at the latest ``ttl`` seconds after
+it was cached, which bounds a revocation made without the notification (an UPDATE by hand).
+"""
+
+import asyncio
+import logging
+import time
+
+import psycopg
+
+from api.storage.availability import PROBE_INTERVAL, Database
+from api.storage.db import connect_kwargs
+from api.storage.keys import REVOKED_CHANNEL, ApiKey, find_key, hash_key
+
+_LISTEN = f"LISTEN {REVOKED_CHANNEL}"
+_log = logging.getLogger("api.keys")
+
+
+class KeyCache:
+    def __init__(self, database: Database, url: str, ttl: float) -> None:
+        self._database = database
+        self._url = url
+        self._ttl = ttl
+        self._keys: dict[bytes, tuple[ApiKey, float]] = {}  # hash → key, when looked up
+        # Changes whenever a cached key may have become stale (a revocation, a lost
+        # listener): a lookup begun before the change caches nothing.
+        self._generation = 0
+        self._listening = False
+        self._listener: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._listener = asyncio.get_running_loop().create_task(self._listen())
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+
+    @property
+    def listening(self) -> bool:
+        return self._listening
+
+    async def find(self, key: str) -> ApiKey | None:
+        """The live key with this secret, if any: from memory, or looked up."""
+        key_hash = hash_key(key)
+        now = time.monotonic()
+        cached = self._keys.get(key_hash)
+        if cached is not None and now - cached[1] < self._ttl:
+            return cached[0]
+        generation = self._generation
+        async with self._database.connection() as conn:
+            found = await find_key(conn, key)
+        if found is None:
+            self._keys.pop(key_hash, None)
+        elif self._listening and generation == self._generation:
+            self._keys[key_hash] = (found, now)
+        return found
+
+    def _forget(self, key_id: str | None = None) -> None:
+        """The key ``key_id`` (every key when None), and every lookup in flight."""
+        self._generation += 1
+        if key_id is None:
+            self._keys.clear()
+        else:
+            for key_hash in [h for h, (k, _) in self._keys.items() if k.key_id == key_id]:
+                del self._keys[key_hash]
+
+    async def _listen(self) -> None:
+        """Hears revocations for as long as the server runs, reconnecting after a failure."""
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._url, **connect_kwargs()
+                ) as conn:
+                    await conn.execute(_LISTEN)
+                    self._listening = True
+                    async for notice in conn.notifies():
+                        self._forget(notice.payload)
+            except psycopg.Error as error:
+                if self._listening:
+                    _log.warning("not hearing key revocations (%s); reconnecting", error)
+            finally:
+                self._listening = False
+                self._forget()
+            await asyncio.sleep(PROBE_INTERVAL)
