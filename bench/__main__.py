@@ -183,7 +183,7 @@ async def _measure(
             results["baselines"] = comparisons.run(database_url, big.slug, now, PRESETS, OUT)
             _print_baselines(results["baselines"], big.slug, reads[big.slug])
         results["cross_org"] = await load.cross_org_reads(
-            base_url, admin_key, now, SECTIONS, PRESETS
+            base_url, admin_key, now, SECTIONS, PRESETS, requests
         )
         print_cross_org(results["cross_org"])
         with psycopg.connect(database_url, **connect_kwargs()) as conn:

@@ -37,16 +37,19 @@ WARM_UP = 5  # requests before the timed ones: they warm the caches
 
 
 async def cross_org_reads(
-    base_url: str, admin_key: str, now: datetime, sections: list[str], presets: list[str]
+    base_url: str,
+    admin_key: str,
+    now: datetime,
+    sections: list[str],
+    presets: list[str],
+    requests: int,
 ) -> dict:
-    """p50/p95 per section and preset of the admin's read over every organization: a few
-    requests each, as they take seconds (a window's raw edges over every organization are a
-    scan of the raw tables' current partition: their indexes lead with org_id)."""
+    """p50/p95 per section and preset of the admin's read over every organization."""
     found: dict = {}
     for section in sections:
         for preset in presets:
             found.setdefault(section, {})[preset] = await latency(
-                base_url, admin_key, f"/usage/{section}", {"range": preset}, now, 3, warm_up=1
+                base_url, admin_key, f"/usage/{section}", {"range": preset}, now, requests
             )
             progress(f"cross-org {section} {preset}", found[section][preset])
     print(file=sys.stderr)

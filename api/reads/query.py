@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     any_,
     bindparam,
+    func,
     select,
     true,
     tuple_,
@@ -28,6 +29,7 @@ from api.core.tiers import Cover, cover
 from api.core.windows import Window, previous_span
 from api.reads.responses import WindowOut
 from api.storage.db import unnest_rows
+from api.storage.schema import orgs
 
 _TIMESTAMP = DateTime(timezone=True)
 ORG = bindparam("org", type_=Text)
@@ -193,11 +195,15 @@ def in_cover(
     in the spans of cover ``name`` for ``piece``: one index range scan per span. The spans
     drive a LATERAL subquery. For one organization OFFSET 0 keeps it one: flattened, the
     planner, which cannot see the spans' bounds, may turn the join around into a scan of the
-    whole table. Across organizations there is no index to lose (every index leads with
-    org_id), and Citus runs a LATERAL subquery on every shard only without the OFFSET."""
+    whole table. Across organizations (where Citus refuses the OFFSET) the rows are narrowed
+    to the array of every organization: every index leads with org_id, so that is a range
+    scan per organization and span, where the planner otherwise scanned the whole tier
+    (1.1 s for the LLM top consumers at 10 million calls a month, 36 ms so)."""
     spans = unnest_rows([("lo", _TIMESTAMP), ("hi", _TIMESTAMP)], prefix=f"{name}_{piece}_")
     within = rows.where(*where, column >= spans.c.lo, column < spans.c.hi)
     if reach is Reach.ORG:
-        within = within.offset(0)
-    within = within.lateral()
+        within = within.offset(0).lateral()
+        return select(*within.c).select_from(spans).join(within, true())
+    every_org = func.array(select(orgs.c.org_id).scalar_subquery())
+    within = within.where(column.table.c.org_id == any_(every_org)).lateral()
     return select(*within.c).select_from(spans).join(within, true())

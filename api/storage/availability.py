@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
-from api.storage.db import connect_kwargs, create_pool
+from api.storage.db import connect_kwargs, create_pool, plan_for_engine
 
 GRACE = 2.0  # seconds: how long an outage may last before requests are refused at once
 PROBE_INTERVAL = 0.1
@@ -102,9 +102,10 @@ class Database:
                     raise
 
     async def _check(self, conn: psycopg.AsyncConnection) -> None:
-        """The pool's check of a connection it hands out: a dead one is a sign of trouble."""
+        """The pool's check of a connection it hands out (one statement, which also keeps
+        its planning right for the engine): a dead one is a sign of trouble."""
         try:
-            await AsyncConnectionPool.check_connection(conn)
+            await plan_for_engine(conn)
         except Exception:
             self.suspect()
             raise

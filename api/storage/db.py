@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import psycopg
+from psycopg import _queries
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import bindparam, func
 from sqlalchemy.dialects import postgresql
@@ -33,30 +34,30 @@ class _Dialect(postgresql.psycopg.dialect):
 
 _DIALECT = _Dialect()
 
-# Custom plans always for one-off statements (the CLI, maintenance, tests): psycopg
-# prepares a statement after a few runs and PostgreSQL's choice between a generic and a
-# custom plan then follows its estimates. JIT costs more than it saves on these queries.
+# Custom plans always: psycopg prepares statements after a few runs and PostgreSQL may then
+# choose a generic plan several times slower. JIT costs more than it saves on these queries.
 _CONNECTION_OPTIONS = "-c timezone=UTC -c jit=off -c plan_cache_mode=force_custom_plan"
-# The server runs the same few dozen statements all day: each is prepared on first use and
-# planned once per connection (a generic plan). Planning a read's statements took 1.1-1.6 ms
-# each, more than running them for a small organization; their plans do not depend on the
-# values (index range scans driven by the spans' arrays, partitions pruned at run time).
-# Its requests read thousands of rows, not millions: starting parallel workers costs them
-# more (about 10 ms) than it saves, and concurrent requests use the cores anyway.
-_SERVER_OPTIONS = (
-    "-c timezone=UTC -c jit=off -c plan_cache_mode=force_generic_plan"
-    " -c max_parallel_workers_per_gather=0"
-)
+# The server's requests read thousands of rows, not millions: starting parallel workers
+# costs them more (about 10 ms) than it saves, and concurrent requests use the cores anyway.
+_SERVER_OPTIONS = f"{_CONNECTION_OPTIONS} -c max_parallel_workers_per_gather=0"
+CITUS_PRESENT = "SELECT 1 FROM pg_extension WHERE extname = 'citus'"
 
 
 @dataclass(frozen=True, slots=True)
 class Compiled:
-    sql: str
+    sql: bytes  # encoded once: psycopg would encode (and hash) each run's copy
     defaults: Mapping[str, Any]
 
     def params(self, values: Mapping[str, Any]) -> dict[str, Any]:
         return {**self.defaults, **values}
 
+
+# psycopg remembers how it rewrote a statement's named placeholders for statements of up to
+# 4 KB and 50 parameters only, to keep generated one-off SQL out of its cache (128 entries).
+# The service's statements are a fixed few dozen of 5-30 KB with up to a few hundred
+# parameters: rewriting the LLM section's three took 1.4 ms of every request.
+_queries.MAX_CACHED_STATEMENT_LENGTH = 1 << 20
+_queries.MAX_CACHED_STATEMENT_PARAMS = 1 << 12
 
 # Every parameter goes in binary (``%(name)b``; the SQL casts each one to its type): PostgreSQL
 # parses a text array of 289 timestamps in about 3 ms, its binary form in under 0.5 ms, and
@@ -67,7 +68,7 @@ _TEXT_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 def compile_statement(statement: Executable) -> Compiled:
     compiled = statement.compile(dialect=_DIALECT)
     sql = _TEXT_PLACEHOLDER.sub(r"%(\1)b", str(compiled))
-    return Compiled(sql=sql, defaults=dict(compiled.params))
+    return Compiled(sql=sql.encode(), defaults=dict(compiled.params))
 
 
 async def execute(
@@ -100,10 +101,29 @@ def create_pool(
         database_url,
         min_size=1,
         max_size=size,
-        kwargs={**connect_kwargs(_SERVER_OPTIONS), "prepare_threshold": 0},
+        kwargs=connect_kwargs(_SERVER_OPTIONS),
         open=False,
         check=check,
     )
+
+
+async def plan_for_engine(conn: psycopg.AsyncConnection) -> None:
+    """Prepares each statement on its first use and plans it once (a generic plan), unless
+    the database is Citus: a check of a server connection before each use, as an engine can
+    become Citus while the server runs (`usage-api distribute`).
+
+    The server runs the same few dozen statements all day, and planning a read's statements
+    took 1.1-1.6 ms each, more than running them for a small organization. Their plans do
+    not depend on the values: index range scans driven by the spans' arrays, partitions
+    pruned at run time. Citus cannot route a generic plan (the organization is a parameter
+    there), so there each run is planned with its values."""
+    cursor = await conn.execute(CITUS_PRESENT)
+    citus = await cursor.fetchone() is not None
+    planned_once = conn.prepare_threshold is not None
+    if citus == planned_once:
+        mode = "force_custom_plan" if citus else "force_generic_plan"
+        await conn.execute(f"SET plan_cache_mode = {mode}")
+        conn.prepare_threshold = None if citus else 0
 
 
 def sqlalchemy_url(database_url: str) -> str:

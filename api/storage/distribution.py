@@ -16,6 +16,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import Table
 
+from api.storage.db import CITUS_PRESENT
 from api.storage.schema import api_keys, metadata, orgs
 
 COLOCATION_ANCHOR = orgs.name
@@ -50,8 +51,7 @@ PLACEMENTS = sorted(
 
 def citus_present(conn: psycopg.Connection) -> bool:
     """Whether the database has the ``citus`` extension (its migrations then distribute)."""
-    found = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'citus'").fetchone()
-    return found is not None
+    return conn.execute(CITUS_PRESENT).fetchone() is not None
 
 
 def placed(conn: psycopg.Connection) -> set[str]:

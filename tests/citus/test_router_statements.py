@@ -44,8 +44,8 @@ def sent(monkeypatch) -> Iterator[list[Sent]]:
     send = psycopg.AsyncCursor.execute
 
     async def catching(cursor, query, params=None, **options):
-        if isinstance(query, str) and isinstance(params, dict):
-            caught.append((query, dict(params)))
+        if isinstance(query, bytes) and isinstance(params, dict):  # api.storage.db.Compiled
+            caught.append((query.decode(), dict(params)))
         return await send(cursor, query, params, **options)
 
     monkeypatch.setattr(psycopg.AsyncCursor, "execute", catching)
