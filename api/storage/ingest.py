@@ -71,6 +71,16 @@ def event_key(event: Event) -> EventKey:
 
 
 async def ingest(conn: psycopg.AsyncConnection, events: Sequence[Event]) -> IngestResult:
+    (result,) = await ingest_batches(conn, [events])
+    return result
+
+
+async def ingest_batches(
+    conn: psycopg.AsyncConnection, batches: Sequence[Sequence[Event]]
+) -> list[IngestResult]:
+    """Several batches in one transaction, each counted as if stored after the ones before
+    it: an event is accepted in the first batch that carries it, a duplicate in the others."""
+    events = [event for batch in batches for event in batch]
     first_of_each_key = {}
     for event in events:
         first_of_each_key.setdefault(event_key(event), event)
@@ -88,9 +98,17 @@ async def ingest(conn: psycopg.AsyncConnection, events: Sequence[Event]) -> Inge
         # Last: the identities a batch names are mostly those every batch names, whose locks
         # are then held for the shortest time before the commit.
         await _UPSERT_IDENTITIES.run(conn, identity_rows(fresh))
-    duplicates = len(events) - len(fresh)
-    counters.count_ingested(fresh, duplicates)
-    return IngestResult(accepted=len(fresh), duplicates=duplicates)
+    counters.count_ingested(fresh, len(events) - len(fresh))
+    results = []
+    for batch in batches:
+        accepted = 0
+        for event in batch:
+            key = event_key(event)
+            if key in received:
+                received.discard(key)
+                accepted += 1
+        results.append(IngestResult(accepted=accepted, duplicates=len(batch) - accepted))
+    return results
 
 
 def _touched(allocation: allocations.Allocation, events: list[Event]) -> list[allocations.Touched]:

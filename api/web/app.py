@@ -12,6 +12,7 @@ from api.core.rate_limit import RateLimiter
 from api.settings import Settings
 from api.storage.availability import Database
 from api.storage.key_cache import KeyCache
+from api.storage.writer import Writer
 from api.web.auth import authentication
 from api.web.conventions import http_conventions
 from api.web.logs import request_log
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.database = database
         app.state.key_cache = KeyCache(database, settings.database_url, settings.key_cache_seconds)
         app.state.key_cache.start()
+        app.state.writer = Writer(database)
         app.state.rate_limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
         app.state.auth_failure_limiter = RateLimiter(
             settings.auth_failure_rate, settings.auth_failure_burst
@@ -60,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[database],
         dependencies={
             "database": Provide(_database, sync_to_thread=False),
+            "writer": Provide(_writer, sync_to_thread=False),
             "accept_days": Provide(_accept_days, sync_to_thread=False),
         },
         middleware=[authentication],
@@ -77,6 +80,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
 def _database(state: State) -> Database:
     return state.database
+
+
+def _writer(state: State) -> Writer:
+    return state.writer
 
 
 def _accept_days(state: State) -> int:

@@ -15,9 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.core.parsing import Accepting, BodyKind, parse_events
+from api.storage.availability import Database
 from api.storage.db import connect_kwargs
-from api.storage.ingest import ingest
-from testkit.database import reset, rows, snapshot
+from api.storage.ingest import ingest, ingest_batches
+from api.storage.writer import Writer
+from testkit.database import reset, rows, snapshot, with_connection
 from testkit.engine import examples
 from testkit.factories import (
     BASE_TIME,
@@ -61,9 +63,50 @@ def test_order_batching_and_resending_never_change_the_state(
     assert rows(database_url, "volume_segments") == segment_rows(events, "volume")
 
 
+@settings(
+    max_examples=examples(30),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data(), events=event_sets)
+def test_batches_written_together_count_as_if_sent_one_after_another(database_url, data, events):
+    """The server writes the batches that wait for a transaction in one (api.storage.writer):
+    each gets the counts, and the tables the state, that sending them in turn gives."""
+    batches = [_parse(batch) for batch in data.draw(deliveries(events))]
+    reset(database_url)
+    in_turn = [with_connection(database_url, lambda conn, b=b: ingest(conn, b)) for b in batches]
+    sent_in_turn = snapshot(database_url)
+    reset(database_url)
+    together = with_connection(database_url, lambda conn: ingest_batches(conn, batches))
+    assert together == in_turn
+    assert snapshot(database_url) == sent_in_turn
+
+
+def test_a_servers_concurrent_requests_share_transactions_and_keep_their_counts(database_url):
+    """Six requests at once through one server's writer, written in one transaction: each
+    is answered with the counts it would get alone, in the order they came."""
+    reset(database_url)
+    first = [llm_call(id="a"), llm_call(id="b")]
+    batches = [first, [llm_call(id="b"), llm_call(id="c")], first, [], [llm_call(id="d")] * 3]
+    batches.append([workload_allocated("w1", time=BASE_TIME), llm_call(id="c")])
+
+    async def send_at_once() -> list[tuple[int, int]]:
+        database = Database(database_url, pool_size=2)
+        await database.open()
+        try:
+            writer = Writer(database)
+            results = await asyncio.gather(*(writer.ingest(_parse(b)) for b in batches))
+        finally:
+            await database.close()
+        return [(result.accepted, result.duplicates) for result in results]
+
+    assert asyncio.run(send_at_once()) == [(2, 0), (1, 1), (0, 2), (0, 0), (1, 2), (1, 1)]
+    assert len(rows(database_url, "event_receipts")) == 5
+
+
 def _parse(events):
     return parse_events(
-        msgspec.json.encode(events), BodyKind.BATCH, Accepting(BASE_TIME + timedelta(days=1))
+        msgspec.json.encode(events), BodyKind.BATCH, Accepting(BASE_TIME + timedelta(days=365))
     )
 
 

@@ -15,9 +15,9 @@ from api.core.parsing import (
     parse_binary_event,
     parse_events,
 )
-from api.storage.availability import Database
-from api.storage.ingest import IngestResult, ingest
+from api.storage.ingest import IngestResult
 from api.storage.keys import Scope
+from api.storage.writer import Writer
 from api.web.auth import requires
 from api.web.openapi import IngestOperation
 from api.web.problems import ErrorItem, Problem, problem_responses
@@ -47,7 +47,7 @@ MAX_BODY_BYTES = 10 * 1024 * 1024
     operation_class=IngestOperation,
 )
 async def post_events(
-    request: Request, database: NamedDependency[Database], accept_days: NamedDependency[int]
+    request: Request, writer: NamedDependency[Writer], accept_days: NamedDependency[int]
 ) -> IngestResult:
     media_type, options = request.content_type
     media_type = media_type.lower()
@@ -78,8 +78,7 @@ async def post_events(
     except InvalidEvents as error:
         errors = [ErrorItem(index=e.index, field=e.field, message=e.message) for e in error.errors]
         raise Problem(422, str(error), errors=errors) from None
-    async with database.connection() as conn:
-        return await ingest(conn, events)
+    return await writer.ingest(events)
 
 
 _STRUCTURED = "application/cloudevents"
