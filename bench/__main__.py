@@ -182,8 +182,8 @@ async def _measure(
         if baselines:
             results["baselines"] = comparisons.run(database_url, big.slug, now, PRESETS, OUT)
             _print_baselines(results["baselines"], big.slug, reads[big.slug])
-        results["cross_org"] = await load.cross_org_reads(
-            base_url, admin_key, now, SECTIONS, PRESETS, requests
+        results["cross_org"] = await load.reads(
+            base_url, None, admin_key, now, SECTIONS, PRESETS, requests
         )
         print_cross_org(results["cross_org"])
         with psycopg.connect(database_url, **connect_kwargs()) as conn:

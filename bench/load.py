@@ -14,46 +14,28 @@ from bench.stats import percentiles
 
 async def reads(
     base_url: str,
-    org: str,
+    org: str | None,
     key: str,
     now: datetime,
     sections: list[str],
     presets: list[str],
     requests: int,
 ) -> dict:
-    """p50/p95 per section and preset, one request at a time (latency, not throughput)."""
+    """p50/p95 per section and preset of one organization's reads, or (``org`` None) of the
+    admin's reads over every organization; one request at a time (latency, not throughput)."""
+    prefix, label = ("", "all orgs") if org is None else (f"/orgs/{org}", org)
     found: dict = {}
     for section in sections:
         for preset in presets:
             found.setdefault(section, {})[preset] = await latency(
-                base_url, key, f"/orgs/{org}/usage/{section}", {"range": preset}, now, requests
+                base_url, key, f"{prefix}/usage/{section}", {"range": preset}, now, requests
             )
-            progress(f"reads {org} {section} {preset}", found[section][preset])
+            progress(f"reads {label} {section} {preset}", found[section][preset])
     print(file=sys.stderr)
     return found
 
 
 WARM_UP = 5  # requests before the timed ones: they warm the caches
-
-
-async def cross_org_reads(
-    base_url: str,
-    admin_key: str,
-    now: datetime,
-    sections: list[str],
-    presets: list[str],
-    requests: int,
-) -> dict:
-    """p50/p95 per section and preset of the admin's read over every organization."""
-    found: dict = {}
-    for section in sections:
-        for preset in presets:
-            found.setdefault(section, {})[preset] = await latency(
-                base_url, admin_key, f"/usage/{section}", {"range": preset}, now, requests
-            )
-            progress(f"cross-org {section} {preset}", found[section][preset])
-    print(file=sys.stderr)
-    return found
 
 
 async def latency(
