@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup page run test test-citus bench bench-import loadtest soak lint format lock openapi
+.PHONY: setup page machine-run machine-test run test test-citus bench bench-import loadtest soak lint format lock openapi
 
 setup: $(INSTALLED)
 
@@ -34,12 +34,20 @@ $(PAGE): $(NODE_MODULES) $(PAGE_SOURCES)
 
 page: $(PAGE)
 
-run: setup page
+# What the machine must have besides Python and Node, checked before anything else: as root,
+# installed with apt-get; otherwise one line says what to install.
+machine-run:
+	@scripts/prerequisites.sh $(if $(DATABASE_URL),,postgresql)
+
+machine-test:
+	@scripts/prerequisites.sh postgresql chromium
+
+run: machine-run setup page
 	$(BIN)/python -m api.dev.local
 
 # The single-node suite runs in two processes, each with its own throwaway cluster and server:
 # its tests wait on PostgreSQL, servers and a browser more than they compute.
-test: setup page
+test: machine-test setup page
 	cd $(FRONTEND) && npx vitest run
 	$(BIN)/pytest -n 2 --dist loadscope
 	@$(MAKE) --no-print-directory test-citus

@@ -6,6 +6,7 @@ import { forgetKey, signInForm, takeKey } from "./auth";
 import { h } from "./dom";
 import { bucketName, instant } from "./format";
 import { failed, filled, loading, sectionFrame } from "./panel";
+import { spanText } from "./reading";
 import { PRESETS, apiParams, instantToZonedInput, zonedInputToInstant } from "./range";
 import type { Range } from "./range";
 import { FILTERS, type View, filterParams, queryOfView, toggleFilter, viewFromQuery, withSplit, zoneOf } from "./view";
@@ -276,6 +277,7 @@ class UsagePage {
     const context: Context<typeof name> = {
       width: Math.max(body.clientWidth, 280),
       zone: zoneOf(this.view),
+      span: spanText(answer.window, zoneOf(this.view)),
       filters: this.view.filters[name],
       split: this.view.splits[name],
       groups: (this.groups[name] ?? null) as Context<typeof name>["groups"],

@@ -2,6 +2,7 @@
 
 import { h } from "./dom";
 import { change, compact, exact } from "./format";
+import { type Reading, readable } from "./reading";
 
 export function sectionFrame(id: string, title: string): { root: HTMLElement; body: HTMLElement } {
   const body = h("div", { class: "section-body", "aria-live": "polite" });
@@ -77,12 +78,19 @@ function delta(current: number, compared: Compared, unit: string): HTMLElement {
   }, h("span", { class: "delta-change" }, text), ` ${against}`);
 }
 
-export function chartBox(title: string, chart: Element | null, note?: string, actions?: Node[]): HTMLElement {
+/** A chart under its title (and actions), readable without sight or a mouse when it has a
+ * reading; "no usage" in its place when there is no chart. */
+export function chartBox(
+  title: string,
+  chart: Element | null,
+  options: { note?: string; actions?: Node[]; reading?: Reading } = {},
+): HTMLElement {
+  const { note, actions, reading } = options;
   return h("figure", { class: "chart" },
     actions?.length
       ? h("figcaption", { class: "chart-head" }, h("span", {}, title), h("span", { class: "chart-actions" }, ...actions))
-      : h("figcaption", {}, title),
-    chart ?? h("p", { class: "empty" }, "No usage in this range"),
+      : title ? h("figcaption", {}, title) : null,
+    chart && reading ? readable(chart, reading) : chart ?? h("p", { class: "empty" }, "No usage in this range"),
     note ? h("p", { class: "note" }, note) : null,
   );
 }

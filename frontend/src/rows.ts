@@ -4,6 +4,9 @@ import { exact } from "./format";
 
 export interface TimeBar {
   key: string; // the series, as the legend names it
+  unit: string;
+  bucket: number; // its bucket's place in the series
+  label: string; // its bucket's start, "(partial bucket)" after it when partial
   x1: Date;
   x2: Date;
   value: number;
@@ -33,17 +36,21 @@ export function timeBars<B extends Bucket>(
   label: (start: string) => string,
   place: (instant: string) => Date,
 ): TimeBar[] {
-  return series.flatMap((bucket) => {
+  return series.flatMap((bucket, position) => {
     const start = place(bucket.start).getTime();
     const width = place(bucket.end).getTime() - start;
+    const named = label(bucket.start) + (bucket.partial ? " (partial bucket)" : "");
     const title = [
-      label(bucket.start) + (bucket.partial ? " (partial bucket)" : ""),
+      named,
       ...parts.map((part) => `${part.key}: ${exact(part.value(bucket))} ${part.unit}`),
     ].join("\n");
     return parts.map((part, index) => {
       const slot = layout === "stack" ? [0, 1] : [index / parts.length, (index + 1) / parts.length];
       return {
         key: part.key,
+        unit: part.unit,
+        bucket: position,
+        label: named,
         x1: new Date(start + slot[0] * width),
         x2: new Date(start + slot[1] * width),
         value: part.value(bucket),

@@ -1,6 +1,8 @@
 """The page in a real headless Chromium (Debian's, driven by Playwright) against the real
 server and database, seeded with known events."""
 
+import os
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +22,8 @@ from testkit.factories import (
     workload_released,
 )
 
-CHROMIUM = "/usr/bin/chromium"
+# Debian's, as scripts/prerequisites.sh installs it (CHROMIUM: another build's path).
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # As the machine notes say: without these, Chromium keeps trying the closed network.
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -31,7 +34,11 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / ".data" / "screenshots"
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / ".data" / "screenshots"
+AXE = (ROOT / "frontend" / "node_modules" / "axe-core" / "axe.min.js").read_text()
+# What an accessibility finding must not be: axe's two highest impacts.
+BLOCKING = ("serious", "critical")
 
 
 # Per module: Playwright's sync API runs an event loop on the main thread while it is open,
@@ -76,16 +83,48 @@ def seeded(db, client, ingest_key) -> datetime:
 
 
 class UsagePage:
-    """A browser tab on the page, counting the usage requests it makes."""
+    """A browser tab on the page, counting the usage requests it makes and keeping the errors
+    its console shows (the fixture fails a test that leaves any it did not expect)."""
 
     def __init__(self, page: Page, base_url: str) -> None:
         self.page = page
         self.base_url = base_url
         self.usage_requests: list[str] = []
+        self.console_errors: list[str] = []
+        self.expected_errors: list[re.Pattern] = []
         page.on(
             "request",
             lambda request: "/usage/" in request.url and self.usage_requests.append(request.url),
         )
+        page.on(
+            "console",
+            lambda message: message.type == "error" and self.console_errors.append(message.text),
+        )
+        page.on("pageerror", lambda error: self.console_errors.append(f"uncaught: {error}"))
+
+    def expect_console_error(self, pattern: str) -> None:
+        """An error the test provokes (a refused key, a failing section): Chromium logs
+        every response of 400 or more as one."""
+        self.expected_errors.append(re.compile(pattern))
+
+    def unexpected_console_errors(self) -> list[str]:
+        return [
+            error
+            for error in self.console_errors
+            if not any(pattern.search(error) for pattern in self.expected_errors)
+        ]
+
+    def assert_accessible(self) -> None:
+        """axe-core on the page as it is now: no serious or critical violation."""
+        self.page.evaluate(AXE)
+        violations = self.page.evaluate("async () => (await axe.run(document)).violations")
+        blocking = [
+            f"{violation['id']} ({violation['impact']}): {violation['help']} at "
+            + ", ".join(" ".join(node["target"]) for node in violation["nodes"][:5])
+            for violation in violations
+            if violation["impact"] in BLOCKING
+        ]
+        assert not blocking, "\n".join(blocking)
 
     def open(self, org: str, key: str | None, query: str = "") -> Page:
         fragment = f"#token={key}" if key else ""
@@ -106,13 +145,16 @@ class UsagePage:
 
 @pytest.fixture
 def usage_page(browser, server_url) -> Iterator[Callable[..., UsagePage]]:
-    contexts = []
+    """New tabs, each in its own browser context; afterwards, no console error unexpected."""
+    tabs: list[UsagePage] = []
 
     def new(**context_options) -> UsagePage:
-        context = browser.new_context(**context_options)
-        contexts.append(context)
-        return UsagePage(context.new_page(), server_url)
+        tab = UsagePage(browser.new_context(**context_options).new_page(), server_url)
+        tabs.append(tab)
+        return tab
 
     yield new
-    for context in contexts:
-        context.close()
+    for tab in tabs:
+        tab.page.context.close()
+    unexpected = [error for tab in tabs for error in tab.unexpected_console_errors()]
+    assert not unexpected, f"the browser console showed errors: {unexpected}"

@@ -9,10 +9,9 @@ from playwright.sync_api import expect
 from api.storage.keys import Scope
 from testkit.factories import llm_call, post_events
 
-from .reading import bars, card
+from .reading import LAPTOP, PHONE, bars, card
 
 BUCKETS = {"24h": 288, "7d": 168, "30d": 120}
-LAPTOP = {"width": 1280, "height": 900}
 
 
 def test_cards_and_charts_show_the_known_figures(seeded, usage_page, read_key):
@@ -48,7 +47,7 @@ def test_cards_and_charts_show_the_known_figures(seeded, usage_page, read_key):
     assert bars(page, "storage over time") == buckets
     assert bars(page, "activity over time") == 2 * buckets
 
-    consumers = page.locator('g[aria-description="top consumers"] rect title')
+    consumers = page.locator('g[data-mark="top consumers"] title')
     expect(consumers.first).to_contain_text("Ann Lee")
     expect(consumers.first).to_contain_text("Total: 2,300 tokens")
     expect(consumers.nth(1)).to_contain_text("Support Triage")
@@ -135,6 +134,7 @@ def test_a_custom_range(seeded, usage_page, read_key):
 def test_another_orgs_key_shows_not_found(seeded, usage_page, new_key):
     globex_key = new_key(Scope.READ, "globex").key
     tab = usage_page()
+    tab.expect_console_error("status of 404")
     page = tab.open("acme", globex_key)
     expect(page.get_by_role("heading", name="Organization not found")).to_be_visible()
     expect(page.locator(".usage-section")).to_have_count(0)
@@ -142,6 +142,7 @@ def test_another_orgs_key_shows_not_found(seeded, usage_page, new_key):
 
 def test_a_refused_key_returns_to_the_sign_in_form(seeded, usage_page, read_key):
     tab = usage_page()
+    tab.expect_console_error("status of 401")
     page = tab.open("acme", "usage_not-a-key")
     expect(page.get_by_role("alert")).to_contain_text("not accepted")
     page.get_by_label(re.compile("API key")).fill(read_key)
@@ -159,6 +160,7 @@ def test_without_a_key_the_page_asks_for_one(seeded, usage_page):
 
 def test_one_failing_section_leaves_the_others_intact(seeded, usage_page, read_key):
     tab = usage_page()
+    tab.expect_console_error("status of 503")
     failing = {"on": True}
 
     def compute_route(route):
@@ -217,7 +219,7 @@ def test_the_range_selector_works_from_the_keyboard(seeded, usage_page, read_key
         ("24h-dark", "", {"color_scheme": "dark", "viewport": LAPTOP}),
         ("30d-light", "?range=30d", {"color_scheme": "light", "viewport": LAPTOP}),
         ("30d-dark", "?range=30d", {"color_scheme": "dark", "viewport": LAPTOP}),
-        ("phone", "", {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2}),
+        ("phone", "", PHONE),
     ],
 )
 def test_screenshots(seeded, usage_page, read_key, name, query, options):
@@ -231,7 +233,7 @@ def test_screenshots(seeded, usage_page, read_key, name, query, options):
 
 
 def _bar_widths(page, chart: str) -> list[float]:
-    return page.locator(f'g[aria-description="{chart}"] rect').evaluate_all(
+    return page.locator(f'g[data-mark="{chart}"] rect').evaluate_all(
         "rects => rects.map(rect => rect.getBoundingClientRect().width)"
     )
 

@@ -13,12 +13,9 @@ from playwright.sync_api import expect
 
 from testkit.factories import identity, llm_call, post_events
 
-from .reading import card
+from .reading import PHONE, WIDE, card
 
 ROOT = Path(__file__).resolve().parents[2]
-WIDE = {"width": 1440, "height": 900}
-PHONE = {"width": 390, "height": 844}
-PHONE_OPTIONS = {"viewport": PHONE, "device_scale_factor": 2}
 
 
 def query_of(url: str) -> list[tuple[str, str]]:
@@ -40,7 +37,7 @@ def api(client, key: str, path: str, params, accept: str = "application/json"):
 
 
 def bar_titles(page, chart: str) -> list[str]:
-    return page.locator(f'g[aria-description="{chart}"] rect title').all_text_contents()
+    return page.locator(f'g[data-mark="{chart}"] title').all_text_contents()
 
 
 def per_bucket(titles: list[str], parts: int) -> list[tuple[str, int]]:
@@ -226,7 +223,7 @@ def test_a_split_stacks_groups_that_sum_to_the_unsplit_bars(seeded, client, usag
     unsplit = per_bucket(bar_titles(page, "tokens over time"), 3)
 
     page.get_by_label("Split LLM tokens over time by").select_option(label="Model")
-    expect(page.locator('#section-llm g[aria-description="tokens over time"]')).to_be_visible()
+    expect(page.locator('#section-llm g[data-mark="tokens over time"]')).to_be_visible()
     page.wait_for_function("() => !document.querySelector('#section-llm [aria-busy]')")
     assert len(tab.usage_requests) == 5
     groups_url = tab.usage_requests[4]
@@ -266,7 +263,7 @@ def test_download_csv_saves_the_apis_csv(seeded, client, usage_page, read_key, s
     tab.wait_for_sections()
     page.wait_for_function("() => !document.querySelector('#section-llm [aria-busy]')")
     with page.expect_download() as download_info:
-        page.get_by_role("button", name="Download LLM tokens over time as CSV").click()
+        page.get_by_role("button", name="Download CSV of LLM tokens over time").click()
     download = download_info.value
     name = "llm-by-model" if split else "llm"
     assert download.suggested_filename == f"usage-acme-{name}-24h-Asia-Kolkata.csv"
@@ -297,13 +294,13 @@ def test_keyboard_alone_reaches_every_control(seeded, usage_page, read_key):
         "Custom",
         "Remove filter model model-a",
         "Split LLM tokens over time by",
-        "Download LLM tokens over time as CSV",
+        "Download CSV of LLM tokens over time",
         "Filter LLM by consumer Support Triage",
         "Filter LLM by model model-a",
         "Split compute over time by",
         "Filter Compute by agent Support Triage",
         "Filter Storage by agent Support Triage",
-        "Download platform activity over time as CSV",
+        "Download CSV of platform activity over time",
     ]:
         assert control in reached, control
 
@@ -313,8 +310,8 @@ def test_keyboard_alone_reaches_every_control(seeded, usage_page, read_key):
     [
         ("sliced-wide-light", {"color_scheme": "light", "viewport": WIDE}),
         ("sliced-wide-dark", {"color_scheme": "dark", "viewport": WIDE}),
-        ("sliced-phone-light", {"color_scheme": "light", **PHONE_OPTIONS}),
-        ("sliced-phone-dark", {"color_scheme": "dark", **PHONE_OPTIONS}),
+        ("sliced-phone-light", {"color_scheme": "light", **PHONE}),
+        ("sliced-phone-dark", {"color_scheme": "dark", **PHONE}),
     ],
 )
 def test_sliced_screenshots(with_previous_day, usage_page, read_key, name, options):

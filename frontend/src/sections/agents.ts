@@ -1,8 +1,8 @@
 // Compute's and storage's "top agents": ranked bars of agents, the others last.
 
-import { COLORS, rankedChart } from "../charts";
-import { chartBox } from "../panel";
+import { COLORS } from "../charts";
 import { rankedBars } from "../rows";
+import { ranked } from "./section";
 
 interface AgentItem {
   agent: { id: string; name: string };
@@ -18,6 +18,7 @@ export function topAgentsChart<F extends object>(
     width: number;
     xLabel: string;
     section: string; // its title, in each bar's accessible name
+    span: string;
     choose: (filter: string, value: string, label: string) => void;
   },
 ): HTMLElement {
@@ -31,14 +32,12 @@ export function topAgentsChart<F extends object>(
         details(figures),
       ),
   );
-  return chartBox(
-    title,
-    rankedChart(bars, { agent: COLORS.agent, other: COLORS.other }, {
-      width: options.width,
-      xLabel: options.xLabel,
-      ariaLabel: "top agents",
-      choose: (bar) => options.choose("agent", bar.id, bar.label),
-      nameOf: (bar) => (bar.kind === "other" ? null : `Filter ${options.section} by agent ${bar.label}`),
-    }),
-  );
+  return ranked(title, bars, { agent: COLORS.agent, other: COLORS.other }, {
+    width: options.width,
+    xLabel: options.xLabel,
+    mark: "top agents",
+    span: options.span,
+    choose: (bar) => options.choose("agent", bar.id, bar.label),
+    nameOf: (bar) => (bar.kind === "other" ? null : `Filter ${options.section} by agent ${bar.label}`),
+  });
 }

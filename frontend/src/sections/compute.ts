@@ -26,8 +26,8 @@ export const compute: Section<"compute"> = {
       [null, "Resource"],
       ["agent", "Agent"],
     ]);
-    const cpu = { layout: "stack" as const, width: context.width, height: 160, yLabel: "CPU core-hours", ariaLabel: "cpu over time", zone: context.zone, withNote: false };
-    const ram = { layout: "stack" as const, width: context.width, height: 160, yLabel: "RAM GB-hours", ariaLabel: "ram over time", zone: context.zone };
+    const cpu = { name: "CPU core-hours over time", layout: "stack" as const, width: context.width, height: 160, yLabel: "CPU core-hours", mark: "cpu over time", zone: context.zone, withNote: false };
+    const ram = { name: "RAM GB-hours over time", layout: "stack" as const, width: context.width, height: 160, yLabel: "RAM GB-hours", mark: "ram over time", zone: context.zone };
     const overTime = context.split
       ? [
           splitChart(title, context, actions, (groups) => groupTimeline(title, groups, (b) => b.cpu_core_hours, "core-hours", { ...cpu, actions })),
@@ -45,7 +45,7 @@ export const compute: Section<"compute"> = {
         data.other_agents,
         (figures) => figures.cpu_core_hours,
         details,
-        { width: context.width, xLabel: "CPU core-hours", section: "Compute", choose: context.choose },
+        { width: context.width, xLabel: "CPU core-hours", section: "Compute", span: context.span, choose: context.choose },
       ),
     ];
   },

@@ -1,10 +1,10 @@
 import type { LlmUsage, TokenSums } from "../api";
-import { COLORS, rankedChart } from "../charts";
+import { COLORS } from "../charts";
 import { h } from "../dom";
 import { compact, exact, percent } from "../format";
-import { card, chartBox, figureCard, grid, halfWidth } from "../panel";
+import { card, figureCard, grid, halfWidth } from "../panel";
 import { rankedBars } from "../rows";
-import { type Context, type Section, chartActions, compared, groupTimeline, splitChart, timeline } from "./section";
+import { type Context, type Section, chartActions, compared, groupTimeline, ranked, splitChart, timeline } from "./section";
 
 const tokenDetails = (sums: TokenSums) => [
   `Input: ${exact(sums.input_tokens)} tokens (cached ${exact(sums.cached_tokens)})`,
@@ -43,35 +43,31 @@ export const llm: Section<"llm"> = {
     return [
       tokensOverTime(data, context),
       grid(
-        chartBox(
+        ranked(
           "Top consumers",
-          rankedChart(
-            consumers(data),
-            { agent: COLORS.agent, user: COLORS.user, other: COLORS.other },
-            {
-              width: half, xLabel: "total tokens", ariaLabel: "top consumers",
-              choose: (bar) => context.choose("identity", bar.id, bar.label),
-              nameOf: (bar) => (bar.kind === "other" ? null : `Filter LLM by consumer ${bar.label}`),
-            },
-          ),
+          consumers(data),
+          { agent: COLORS.agent, user: COLORS.user, other: COLORS.other },
+          {
+            width: half, xLabel: "total tokens", mark: "top consumers", span: context.span,
+            choose: (bar) => context.choose("identity", bar.id, bar.label),
+            nameOf: (bar) => (bar.kind === "other" ? null : `Filter LLM by consumer ${bar.label}`),
+          },
         ),
-        chartBox(
+        ranked(
           "By model",
-          rankedChart(
-            rankedBars(
-              data.by_model,
-              data.other_models,
-              (item) => ({ id: item.model, label: item.model, kind: "model" }),
-              (sums) => sums.total_tokens,
-              tokenDetails,
-            ),
-            { model: COLORS.model, other: COLORS.other },
-            {
-              width: half, xLabel: "total tokens", ariaLabel: "by model",
-              choose: (bar) => context.choose("model", bar.id, bar.label),
-              nameOf: (bar) => (bar.kind === "other" ? null : `Filter LLM by model ${bar.label}`),
-            },
+          rankedBars(
+            data.by_model,
+            data.other_models,
+            (item) => ({ id: item.model, label: item.model, kind: "model" }),
+            (sums) => sums.total_tokens,
+            tokenDetails,
           ),
+          { model: COLORS.model, other: COLORS.other },
+          {
+            width: half, xLabel: "total tokens", mark: "by model", span: context.span,
+            choose: (bar) => context.choose("model", bar.id, bar.label),
+            nameOf: (bar) => (bar.kind === "other" ? null : `Filter LLM by model ${bar.label}`),
+          },
         ),
       ),
     ];
@@ -87,7 +83,7 @@ function tokensOverTime(data: LlmUsage, context: Context<"llm">): HTMLElement {
     ["identity", "Consumer"],
   ]);
   const options = {
-    layout: "stack" as const, width: context.width, yLabel: "tokens", ariaLabel: "tokens over time",
+    layout: "stack" as const, width: context.width, yLabel: "tokens", mark: "tokens over time",
     zone: context.zone, actions,
   };
   if (context.split) {

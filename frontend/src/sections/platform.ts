@@ -19,7 +19,7 @@ export const platform: Section<"platform"> = {
         { key: "Messages sent", value: (b) => b.messages_sent, unit: "messages", color: COLORS.messages },
       ],
       {
-        layout: "beside", width: context.width, yLabel: "count", ariaLabel: "activity over time",
+        layout: "beside", width: context.width, yLabel: "count", mark: "activity over time",
         zone: context.zone, actions: chartActions("platform activity", context, []),
       },
     ),

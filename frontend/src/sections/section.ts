@@ -3,10 +3,11 @@
 // the summary is all zeros, then the note.
 
 import type { GroupKey, GroupsData, SectionData, SectionName, UsageWindow } from "../api";
-import { COLORS, GROUP_COLORS, type Palette, timeChart } from "../charts";
+import { COLORS, GROUP_COLORS, type Palette, type RankedOptions, rankedChart, timeChart } from "../charts";
 import { h } from "../dom";
 import { bucketLabel, previousSpanName, wallClock } from "../format";
 import { type Compared, cardRow, chartBox, empty, note, partialNote } from "../panel";
+import { rankedSummary, rankedTable, spanText, timeSummary, timeTable } from "../reading";
 import { isEmpty, type RankedBar, type SeriesPart, timeBars } from "../rows";
 import type { Filters } from "../view";
 
@@ -15,6 +16,7 @@ import type { Filters } from "../view";
 export interface Context<S extends SectionName> {
   width: number;
   zone: string;
+  span: string; // the answer's window in words, for the charts' summaries
   filters: Filters;
   split: string | null;
   groups: GroupsData[S] | "loading" | Error | null; // the split chart's groups
@@ -59,12 +61,15 @@ interface Bucket {
   partial: boolean;
 }
 
+type Window = Pick<UsageWindow, "start" | "end" | "bucket" | "bucket_seconds">;
+
 type ChartOptions = {
+  name?: string; // how the chart is named to assistive technology, if not its title
   layout: "stack" | "beside";
   width: number;
   height?: number;
   yLabel: string;
-  ariaLabel: string;
+  mark: string; // names its bars' group (data-mark), for the page's tests
   withNote?: boolean;
   legend?: boolean;
 };
@@ -74,7 +79,7 @@ type ChartOptions = {
  * ``actions`` (split, download) beside its title. */
 export function timeline<B extends Bucket>(
   title: string,
-  data: { series: B[]; window: { bucket_seconds: number } },
+  data: { series: B[]; window: Window },
   parts: (SeriesPart<B> & { color: string })[],
   options: ChartOptions & { zone: string; actions?: Node[] },
 ): HTMLElement {
@@ -87,12 +92,27 @@ export function timeline<B extends Bucket>(
     (instant) => wallClock(instant, options.zone),
   );
   const palette: Palette = Object.fromEntries(parts.map((part) => [part.key, part.color]));
-  return chartBox(
-    title,
-    timeChart(bars, palette, options),
-    options.withNote === false ? undefined : partialNote(data.series),
-    options.actions,
-  );
+  const name = options.name ?? title;
+  return chartBox(title, timeChart(bars, palette, options), {
+    note: options.withNote === false ? undefined : partialNote(data.series),
+    actions: options.actions,
+    reading: {
+      name,
+      summary: timeSummary(name, bars, spanText(data.window, options.zone)),
+      table: () => timeTable(name, bars),
+    },
+  });
+}
+
+/** Ranked bars under their title, with their summary and table. */
+export function ranked(title: string, bars: RankedBar[], palette: Palette, options: RankedOptions & { span: string }): HTMLElement {
+  return chartBox(title, rankedChart(bars, palette, options), {
+    reading: {
+      name: title,
+      summary: rankedSummary(title, bars, options.xLabel, options.span),
+      table: () => rankedTable(title, bars, options.xLabel),
+    },
+  });
 }
 
 interface GroupBucket extends Bucket {
@@ -103,7 +123,7 @@ interface GroupBucket extends Bucket {
  * last, a legend naming them. */
 export function groupTimeline<G extends { key: GroupKey; series: Bucket[] }>(
   title: string,
-  answer: { groups: G[]; other: { series: Bucket[] } | null; window: { bucket_seconds: number } },
+  answer: { groups: G[]; other: { series: Bucket[] } | null; window: Window },
   figure: (bucket: G["series"][number]) => number,
   unit: string,
   options: ChartOptions & { zone: string; actions?: Node[] },
@@ -163,7 +183,7 @@ export function chartActions<S extends SectionName>(
     class: "download",
     onclick: () => context.download(),
   }, "Download CSV");
-  download.setAttribute("aria-label", `Download ${section} over time as CSV`);
+  download.setAttribute("aria-label", `Download CSV of ${section} over time`);
   return splits.length > 1 ? [label, download] : [download];
 }
 
@@ -176,10 +196,10 @@ export function splitChart<S extends SectionName>(
 ): HTMLElement {
   const groups = context.groups;
   if (groups === "loading" || groups === null) {
-    return chartBox(title, h("div", { class: "chart skeleton tall", "aria-busy": "true" }), undefined, actions);
+    return chartBox(title, h("div", { class: "chart skeleton tall", "aria-busy": "true" }), { actions });
   }
   if (groups instanceof Error) {
-    return chartBox(title, h("p", { class: "error", role: "alert" }, `The split could not be loaded: ${groups.message}`), undefined, actions);
+    return chartBox(title, h("p", { class: "error", role: "alert" }, `The split could not be loaded: ${groups.message}`), { actions });
   }
   return draw(groups);
 }

@@ -17,7 +17,7 @@ export const storage: Section<"storage"> = {
       [null, "Total"],
       ["agent", "Agent"],
     ]);
-    const options = { layout: "stack" as const, width: context.width, yLabel: "GB-hours", ariaLabel: "storage over time", zone: context.zone, actions };
+    const options = { layout: "stack" as const, width: context.width, yLabel: "GB-hours", mark: "storage over time", zone: context.zone, actions };
     return [
       context.split
         ? splitChart(title, context, actions, (groups) => groupTimeline(title, groups, (b) => b.storage_gb_hours, "GB-hours", options))
@@ -28,7 +28,7 @@ export const storage: Section<"storage"> = {
         data.other_agents,
         (figures) => figures.storage_gb_hours,
         (figures) => [`Storage: ${exact(figures.storage_gb_hours)} GB-hours`],
-        { width: context.width, xLabel: "GB-hours", section: "Storage", choose: context.choose },
+        { width: context.width, xLabel: "GB-hours", section: "Storage", span: context.span, choose: context.choose },
       ),
     ];
   },
