@@ -49,6 +49,7 @@ STATES = {
     ),
     "tables": ({"viewport": WIDE}, "", _open_every_table),
     "tables-dark": ({"viewport": WIDE, "color_scheme": "dark"}, "", _open_every_table),
+    "tables-phone": (PHONE, "", _open_every_table),
 }
 
 
