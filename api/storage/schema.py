@@ -213,13 +213,13 @@ def _rollup(
     measures: list[str],
     kind: type = BigInteger,
     *,
-    by_key: bool = False,
+    read_by: tuple[str, ...] = (),
 ) -> dict[str, Table]:
     """One table per tier: ``{family}_{tier}``, keyed by organization, bucket, dimensions.
-    ``by_key``: also indexed by organization, dimensions, bucket, for the reads of a few keys
-    among hundreds (an identity filter, the series of the top groups) that would otherwise
+    ``read_by``: also indexed by organization, those dimensions, bucket, for the reads of a
+    few keys among hundreds (a filter, the series of the top groups) that would otherwise
     read every key's rows in the window."""
-    key_first = ("org_id", *dimensions, "bucket_start") if by_key else None
+    key_first = ("org_id", *read_by, "bucket_start")
     return {
         tier: Table(
             f"{family}_{tier}",
@@ -228,24 +228,24 @@ def _rollup(
             Column("bucket_start", DateTime(timezone=True), primary_key=True),
             *(Column(name, Text, primary_key=True) for name in dimensions),
             *(Column(name, kind, nullable=False) for name in measures),
-            *([Index(f"{family}_{tier}_key_first_idx", *key_first)] if key_first else []),
+            *([Index(f"{family}_{tier}_key_first_idx", *key_first)] if read_by else []),
         )
         for tier in TIERS
     }
 
 
+_IDENTITY = ("identity_kind", "identity_id")
 llm_totals = _rollup("llm_totals", [], LLM_MEASURES)
-llm_by_identity = _rollup(
-    "llm_by_identity", ["identity_kind", "identity_id"], LLM_MEASURES, by_key=True
-)
+llm_by_identity = _rollup("llm_by_identity", [*_IDENTITY], LLM_MEASURES, read_by=_IDENTITY)
 llm_by_model = _rollup("llm_by_model", ["model"], LLM_MEASURES)
-# Both at once: what filters by one and breaks down (or groups) by the other read.
+# Both at once: what filters by one and breaks down (or groups) by the other read. A model
+# filter reads one model's rows of every identity (the consumers of that model).
 llm_by_identity_model = _rollup(
-    "llm_by_identity_model", ["identity_kind", "identity_id", "model"], LLM_MEASURES
+    "llm_by_identity_model", [*_IDENTITY, "model"], LLM_MEASURES, read_by=("model",)
 )
 platform_totals = _rollup("platform_totals", [], PLATFORM_MEASURES)
 platform_by_identity = _rollup(
-    "platform_by_identity", ["identity_kind", "identity_id"], PLATFORM_MEASURES, by_key=True
+    "platform_by_identity", [*_IDENTITY], PLATFORM_MEASURES, read_by=_IDENTITY
 )
 
 # A segment is one stretch of constant reservation: [start_time, end_time), end_time NULL
