@@ -31,7 +31,7 @@ export function signInForm(storage: Storage, message: string | null, onKey: (key
     placeholder: "usage_…",
   });
   const form = h("form", { class: "sign-in", "aria-labelledby": "sign-in-title" },
-    h("h2", { id: "sign-in-title" }, "Sign in to see usage"),
+    h("h1", { id: "sign-in-title" }, "Sign in to see usage"),
     message ? h("p", { class: "error", role: "alert" }, message) : null,
     h("label", { for: "api-key" }, "API key (read scope for this organization, or admin)"),
     input,

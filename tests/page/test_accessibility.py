@@ -1,4 +1,4 @@
-"""The page for people who use a keyboard or a screen reader: axe-core finds nothing serious
+"""The page for people who use a keyboard or a screen reader: axe-core finds nothing
 in any state, and every chart is a keyboard stop that says what it shows, with its figures
 as a table."""
 
@@ -54,7 +54,7 @@ STATES = {
 
 
 @pytest.mark.parametrize("state", STATES)
-def test_no_serious_finding_with_usage(seeded, usage_page, read_key, state):
+def test_no_axe_finding_with_usage(seeded, usage_page, read_key, state):
     options, query, then = STATES[state]
     tab = usage_page(**options)
     page = tab.open("acme", read_key, query)
@@ -66,9 +66,7 @@ def test_no_serious_finding_with_usage(seeded, usage_page, read_key, state):
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_no_serious_finding_when_empty_or_failing(
-    db, client, ingest_key, usage_page, read_key, scheme
-):
+def test_no_axe_finding_when_empty_or_failing(db, client, ingest_key, usage_page, read_key, scheme):
     long_ago = datetime.now(UTC) - timedelta(days=40)  # usage, none of it in the range shown
     assert post_events(client, ingest_key, [llm_call(time=long_ago)]).status_code == 200
     tab = usage_page(color_scheme=scheme)
@@ -89,7 +87,7 @@ def test_no_serious_finding_when_empty_or_failing(
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_no_serious_finding_signed_out_refused_or_not_found(seeded, usage_page, read_key, scheme):
+def test_no_axe_finding_signed_out_refused_or_not_found(seeded, usage_page, read_key, scheme):
     signed_out = usage_page(color_scheme=scheme)
     page = signed_out.open("acme", None)
     expect(page.get_by_role("heading", name="Sign in to see usage")).to_be_visible()
