@@ -1,6 +1,8 @@
 """The per-key rate limit: a token bucket (pure), and the 429 it gives over HTTP."""
 
 import ipaddress
+import time
+from collections.abc import Callable
 from fractions import Fraction
 
 import pytest
@@ -10,6 +12,7 @@ from litestar.testing import TestClient
 
 from api.core.rate_limit import RateLimiter, client_address
 from api.settings import Settings
+from api.storage.keys import Scope
 from api.web.app import create_app
 from testkit.database import rows
 from testkit.factories import llm_call, post_events
@@ -141,3 +144,44 @@ def test_full_buckets_are_forgotten_without_changing_any_answer(keys):
         remembering.spend(str(key), now)
         forgetting.spend(str(key), now)
         forgetting._forget_full(now)
+
+
+def _until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "not heard within 10 s"
+        time.sleep(0.02)
+
+
+def test_a_live_key_is_served_from_an_address_slowed_for_guessing(
+    database_url, db, read_key, ingest_key, new_key, revoke
+):
+    """Behind a shared NAT, a neighbour's guesses do not lock a tenant out: the key known
+    when the server started, one created while it runs (never used before), and one already
+    used are all served; the guesses stay slowed, and a revoked key counts as a guess."""
+    settings = Settings(
+        database_url=database_url,
+        rate_limit=0,
+        auth_failure_rate=0.01,
+        auth_failure_burst=2,
+        **ANY_AGE,
+    )
+
+    def read(client: TestClient, key: str) -> int:
+        answer = client.get("/orgs/acme/usage/llm", headers={"Authorization": f"Bearer {key}"})
+        return answer.status_code
+
+    with TestClient(app=create_app(settings)) as client:
+        key_cache = client.app.state.key_cache
+        _until(lambda: key_cache.listening)
+        assert post_events(client, ingest_key, [llm_call()]).status_code == 200
+        assert [read(client, f"guess-{n}") for n in range(4)] == [401, 401, 429, 429]
+        assert read(client, read_key) == 200
+        created = new_key(Scope.READ, "acme")
+        _until(lambda: key_cache.is_live(created.key))
+        assert read(client, created.key) == 200
+        assert read(client, created.key) == 200
+        assert read(client, "guess-after") == 429
+        assert revoke(created.key_id)
+        _until(lambda: read(client, created.key) != 200)
+        assert read(client, created.key) == 429

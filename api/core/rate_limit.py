@@ -3,9 +3,9 @@ client address for failed authentications.
 
 A key may send ``burst`` requests at once and ``rate`` per second sustained; beyond that it
 is told how long to wait (429 with Retry-After). The same buckets count an address's
-unknown keys, so guessing keys (each guess a database lookup) is slowed to the rate while
-valid keys are not looked at. Buckets are per process: with several server processes
-behind a balancer, each allows the rate.
+unknown keys, so guessing keys (each guess a database lookup) is slowed to the rate; a live
+key is served whatever its address sent (api.web.auth). Buckets are per process: with
+several server processes behind a balancer, each allows the rate.
 """
 
 import ipaddress

@@ -1,11 +1,17 @@
 """The live keys the server has looked up, kept in memory so that a request costs no key
-lookup, and forgotten when a key is revoked.
+lookup, and forgotten when a key is revoked; and the hashes of every live key, so that a
+request with a real key is told from a guess before any lookup.
 
 A revocation (api.storage.keys.revoke_key) notifies the channel ``REVOKED_CHANNEL`` in its
 transaction; the cache listens on a connection of its own and forgets the key when told.
 While it cannot listen (starting, or the database unreachable) it keeps nothing, so no
 revocation goes unheard; and a key is looked up again at the latest ``ttl`` seconds after
 it was cached, which bounds a revocation made without the notification (an UPDATE by hand).
+
+The live hashes are read whole when the listener connects, and a key created since is
+added when its creation is heard (``CREATED_CHANNEL``) or it is first found. They decide
+only whether an address's limit on unknown keys applies, never whether a key is live: a
+stale one costs one lookup, which finds the key revoked and forgets its hash.
 """
 
 import asyncio
@@ -16,9 +22,16 @@ import psycopg
 
 from api.storage.availability import PROBE_INTERVAL, Database
 from api.storage.db import connect_kwargs
-from api.storage.keys import REVOKED_CHANNEL, ApiKey, find_key, hash_key
+from api.storage.keys import (
+    CREATED_CHANNEL,
+    REVOKED_CHANNEL,
+    ApiKey,
+    find_key,
+    hash_key,
+    live_key_hashes,
+)
 
-_LISTEN = f"LISTEN {REVOKED_CHANNEL}"
+_LISTEN = (f"LISTEN {REVOKED_CHANNEL}", f"LISTEN {CREATED_CHANNEL}")
 _log = logging.getLogger("api.keys")
 
 
@@ -28,6 +41,7 @@ class KeyCache:
         self._url = url
         self._ttl = ttl
         self._keys: dict[bytes, tuple[ApiKey, float]] = {}  # hash → key, when looked up
+        self._live_hashes: set[bytes] = set()
         # Changes whenever a cached key may have become stale (a revocation, a lost
         # listener): a lookup begun before the change caches nothing.
         self._generation = 0
@@ -46,6 +60,11 @@ class KeyCache:
     def listening(self) -> bool:
         return self._listening
 
+    def is_live(self, key: str) -> bool:
+        """Whether ``key`` is, as far as this server heard, a live key's secret: a request
+        with it is no guess, whatever else its address sent."""
+        return hash_key(key) in self._live_hashes
+
     async def find(self, key: str) -> ApiKey | None:
         """The live key with this secret, if any: from memory, or looked up."""
         key_hash = hash_key(key)
@@ -58,7 +77,10 @@ class KeyCache:
             found = await find_key(conn, key)
         if found is None:
             self._keys.pop(key_hash, None)
-        elif self._listening and generation == self._generation:
+            self._live_hashes.discard(key_hash)
+            return None
+        self._live_hashes.add(key_hash)
+        if self._listening and generation == self._generation:
             self._keys[key_hash] = (found, now)
         return found
 
@@ -78,10 +100,15 @@ class KeyCache:
                 async with await psycopg.AsyncConnection.connect(
                     self._url, **connect_kwargs()
                 ) as conn:
-                    await conn.execute(_LISTEN)
+                    for listen in _LISTEN:
+                        await conn.execute(listen)
+                    self._live_hashes = await live_key_hashes(conn)
                     self._listening = True
                     async for notice in conn.notifies():
-                        self._forget(notice.payload)
+                        if notice.channel == CREATED_CHANNEL:
+                            self._live_hashes.add(bytes.fromhex(notice.payload))
+                        else:
+                            self._forget(notice.payload)
             except psycopg.Error as error:
                 if self._listening:
                     _log.warning("not hearing key revocations (%s); reconnecting", error)

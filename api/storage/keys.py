@@ -17,6 +17,9 @@ from api.storage.schema import ALL_ORGS, api_keys
 KEY_PREFIX = "usage_"
 # Told each revoked key's id, when its revocation commits (api.storage.key_cache listens).
 REVOKED_CHANNEL = "usage_key_revoked"
+# Told each new key's hash (hex), when its creation commits: the servers then know a request
+# with it for a real key's, not a guess (api.storage.key_cache).
+CREATED_CHANNEL = "usage_key_created"
 
 
 class Scope(enum.StrEnum):
@@ -74,6 +77,12 @@ _REVOKE_KEY = compile_statement(
 _NOTIFY_REVOKED = compile_statement(
     select(func.pg_notify(REVOKED_CHANNEL, bindparam("key_id", type_=Text)))
 )
+_NOTIFY_CREATED = compile_statement(
+    select(func.pg_notify(CREATED_CHANNEL, bindparam("key_hash_hex", type_=Text)))
+)
+_LIVE_KEY_HASHES = compile_statement(
+    select(api_keys.c.key_hash).where(api_keys.c.revoked_at.is_(None))
+)
 
 
 def _api_key(row: tuple) -> ApiKey:
@@ -92,6 +101,7 @@ async def create_key(conn: psycopg.AsyncConnection, scope: Scope, org: str | Non
     if (scope is Scope.READ) != (org is not None):
         raise ValueError("a read key needs an organization; ingest and admin keys take none")
     created = CreatedKey(key_id=secrets.token_hex(8), key=KEY_PREFIX + secrets.token_urlsafe(32))
+    key_hash = hash_key(created.key)
     async with conn.transaction():
         if org is not None:
             await register_orgs(conn, [org])
@@ -101,8 +111,9 @@ async def create_key(conn: psycopg.AsyncConnection, scope: Scope, org: str | Non
             org_id=org or ALL_ORGS,
             key_id=created.key_id,
             scope=scope.value,
-            key_hash=hash_key(created.key),
+            key_hash=key_hash,
         )
+        await execute(conn, _NOTIFY_CREATED, key_hash_hex=key_hash.hex())
     return created
 
 
@@ -112,6 +123,11 @@ async def find_key(conn: psycopg.AsyncConnection, key: str) -> ApiKey | None:
     cursor = await execute(conn, _FIND_KEY, key_hash=hash_key(key))
     row = await cursor.fetchone()
     return None if row is None else _api_key(row)
+
+
+async def live_key_hashes(conn: psycopg.AsyncConnection) -> set[bytes]:
+    cursor = await execute(conn, _LIVE_KEY_HASHES)
+    return {bytes(row[0]) for row in await cursor.fetchall()}
 
 
 async def list_keys(conn: psycopg.AsyncConnection) -> list[ApiKey]:

@@ -32,11 +32,13 @@ class _BearerKey(AbstractAuthenticationMiddleware):
             connection.headers.get("x-forwarded-for"),
             state.trusted_proxies,
         )
-        _refuse_if_waiting(
-            state.auth_failure_limiter.refusal(address, now),
-            AUTH_FAILURES_LIMITED,
-            "too many unknown keys from this address",
-        )
+        # Only guesses are slowed: a live key is served whatever its address sent before.
+        if not state.key_cache.is_live(key):
+            _refuse_if_waiting(
+                state.auth_failure_limiter.refusal(address, now),
+                AUTH_FAILURES_LIMITED,
+                "too many unknown keys from this address",
+            )
         api_key = await state.key_cache.find(key)
         if api_key is None:
             state.auth_failure_limiter.spend(address, now)
