@@ -1,6 +1,7 @@
 """Slicing on the page (§9.1): the viewer's zone, drill-down, the previous period, splits and
 CSV downloads, each checked against the API's own answer to the same query."""
 
+import csv
 import gzip
 import math
 import re
@@ -274,6 +275,31 @@ def test_download_csv_saves_the_apis_csv(seeded, client, usage_page, read_key, s
     expected = api(client, read_key, section_of(asked), query_of(asked), "text/csv").text
     assert saved == expected
     assert ("model" in saved.splitlines()[0].split(",")) == bool(split)
+
+
+FORMULAS = ["=1+1", "+cmd", "-2+3", "@SUM(1+1)", "\tTAB", "\rCR"]
+
+
+def test_a_downloaded_name_a_spreadsheet_would_run_is_text(
+    seeded, client, ingest_key, usage_page, read_key
+):
+    """The page's download of a split by model whose names look like formulas: each is
+    saved with a leading ' (the API's CSV, which the page saves as it is)."""
+    calls = [llm_call(model=name, time=seeded, output_tokens=10_000) for name in FORMULAS]
+    assert post_events(client, ingest_key, calls).status_code == 200
+    tab = usage_page(accept_downloads=True)
+    page = tab.open("acme", read_key, "?llm.by=model")
+    tab.wait_for_sections()
+    page.wait_for_function("() => !document.querySelector('#section-llm [aria-busy]')")
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Download CSV of LLM tokens over time").click()
+    with open(download_info.value.path(), encoding="utf-8", newline="") as file:
+        rows = list(csv.reader(file))
+    models = {row[rows[0].index("model")] for row in rows[1:]}
+    assert {"'" + name for name in FORMULAS} <= models
+    assert not any(
+        cell.startswith(("=", "+", "-", "@", "\t", "\r")) for row in rows for cell in row
+    )
 
 
 def test_keyboard_alone_reaches_every_control(seeded, usage_page, read_key):

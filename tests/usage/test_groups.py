@@ -10,6 +10,7 @@ import pytest
 from testkit.factories import BASE_TIME, identity, iso, llm_call, post_events, workload_allocated
 from testkit.invariants import same
 
+_KEY_COLUMNS = {"identity": 3, "model": 1, "agent": 2}
 WINDOW = {"start": iso(BASE_TIME), "end": iso(BASE_TIME.replace(hour=6)), "bucket": "1h"}
 
 
@@ -129,3 +130,34 @@ def test_groups_csv_is_one_row_per_group_per_bucket_with_the_others_last(client,
     assert [int(row["output_tokens"]) for row in others] == [
         bucket["output_tokens"] for bucket in body["other"]["series"]
     ]
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_a_name_a_spreadsheet_would_run_is_text_in_every_csv(
+    client, db, ingest_key, read_key, start
+):
+    """CSV injection: a client-supplied name starting like a formula gets a leading ' (OWASP)
+    in the groups' CSV, whatever its column; the figures stay numbers."""
+    name = f'{start}HYPERLINK("http://x","a")'
+    calls = [
+        llm_call(who=identity(name, name=name), model=name, time=BASE_TIME.replace(hour=1)),
+        workload_allocated(agent=name, time=BASE_TIME.replace(hour=1)),
+    ]
+    assert post_events(client, ingest_key, calls).status_code == 200
+    headers = {"Authorization": f"Bearer {read_key}"}
+    for path, by in [
+        ("llm", "identity"),
+        ("llm", "model"),
+        ("compute", "agent"),
+    ]:
+        response = client.get(
+            f"/orgs/acme/usage/{path}/groups",
+            params={**WINDOW, "by": by, "format": "csv"},
+            headers=headers,
+        )
+        assert response.status_code == 200, response.text
+        rows = list(csv.reader(io.StringIO(response.text, newline="")))
+        named = [cell for row in rows[1:] for cell in row if name in cell]
+        assert named and all(cell == "'" + name for cell in named)
+        figures = rows[0].index("partial") + 1 + _KEY_COLUMNS[by]
+        assert all(float(cell) >= 0 for row in rows[1:] for cell in row[figures:-1])

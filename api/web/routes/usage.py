@@ -151,7 +151,14 @@ def _key_values(key: dict[str, Any], columns: list[str], by: str) -> list[Any]:
 def _csv_value(value: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        # Names are the callers' text: a spreadsheet opening the file would run one that
+        # looks like a formula. A leading ' makes it text (OWASP's CSV injection advice).
+        return "'" + value
     return value
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 # Every usage route: its problems declared (Litestar would document a 400 as
