@@ -154,6 +154,73 @@ def test_what_a_query_may_not_say(usage, admin_key, params, says):
         assert says in response.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    ("path", "query", "field"),
+    [
+        ("/orgs/acme/usage/llm", "range=24h&range=7d", "range"),
+        ("/orgs/acme/usage/llm", "range=24h&range=24h", "range"),
+        ("/orgs/acme/usage/compute", "compare=previous&compare=previous", "compare"),
+        ("/orgs/acme/usage/llm", "tz=UTC&tz=Asia/Kolkata", "tz"),
+        ("/orgs/acme/usage/llm", "top=1&top=2", "top"),
+        ("/orgs/acme/usage/storage", "range=7d&bucket=1h&bucket=1d", "bucket"),
+        ("/orgs/acme/usage/llm", f"end={END}&end={END}", "end"),
+        ("/orgs/acme/usage/llm", "format=csv&format=json", "format"),
+        ("/orgs/acme/usage/llm/groups", "by=model&by=identity", "by"),
+        ("/usage/platform", "range=7d&range=30d&model=x", "range"),
+    ],
+)
+def test_a_single_valued_parameter_given_twice_is_400_naming_it(
+    client, usage, admin_key, path, query, field
+):
+    """Parameter pollution: a cache or firewall reading the first value would see another
+    request than the one answered."""
+    response = client.get(f"{path}?{query}", headers={"Authorization": f"Bearer {admin_key}"})
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert [error["field"] for error in response.json()["errors"]] == [field]
+    assert "more than once" in response.json()["detail"]
+
+
+def test_filters_repeat(client, usage, admin_key):
+    query = "model=gpt-5&model=other&identity=agent:a1&identity=user:u1&org=acme&org=globex"
+    response = client.get(f"/usage/llm?{query}", headers={"Authorization": f"Bearer {admin_key}"})
+    assert response.status_code == 200, response.text
+    assert response.json()["filters"]["model"] == ["gpt-5", "other"]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("model=%C3%28", "model"),
+        ("model=gpt-5&model=%FF", "model"),
+        ("identity=agent:%E2%82", "identity"),
+        ("tz=Asia%2FKolk%C0%AFata", "tz"),
+        ("range=24h%ED%A0%80", "range"),  # a lone surrogate, encoded
+        ("%FF=1", "\ufffd"),
+    ],
+)
+def test_a_query_that_is_not_utf8_is_400_naming_the_parameter(
+    client, usage, read_key, query, field
+):
+    """Not decoded with replacement characters into a filter that silently matches nothing."""
+    response = client.get(
+        f"/orgs/acme/usage/llm?{query}", headers={"Authorization": f"Bearer {read_key}"}
+    )
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert [error["field"] for error in response.json()["errors"]] == [field]
+    assert "UTF-8" in response.json()["detail"]
+
+
+def test_a_query_in_utf8_is_read_as_such(client, usage, read_key):
+    response = client.get(
+        "/orgs/acme/usage/llm?model=caf%C3%A9+%E2%82%AC&tz=Europe%2FBerlin",
+        headers={"Authorization": f"Bearer {read_key}"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["filters"]["model"] == ["café €"]
+
+
 def test_lowercase_z_and_t_are_rfc_3339(usage, read_key):
     response = usage("/orgs/acme/usage/llm", read_key, start="2026-11-02t00:00:00z", end=END)
     assert response.status_code == 200

@@ -33,6 +33,7 @@ from api.web.routes.usage_params import (
     no_compare,
     not_found,
     org_query,
+    plain_query,
     window_asked,
 )
 
@@ -273,12 +274,12 @@ org_usage = Router(
     path="/orgs/{org:str}/usage",
     route_handlers=_routes(all_orgs=False),
     tags=["usage"],
-    guards=[requires(Scope.READ, Scope.ADMIN)],
+    guards=[requires(Scope.READ, Scope.ADMIN), plain_query],
 )
 # Every organization's usage together, with a by-organization breakdown: admin keys.
 all_orgs_usage = Router(
     path="/usage",
     route_handlers=_routes(all_orgs=True),
     tags=["usage (all organizations)"],
-    guards=[requires(Scope.ADMIN)],
+    guards=[requires(Scope.ADMIN), plain_query],
 )

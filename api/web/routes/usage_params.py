@@ -7,9 +7,12 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import unquote_to_bytes
 
 from litestar import Request
+from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency, Provide
+from litestar.handlers import BaseRouteHandler
 from litestar.openapi.spec import Example
 from litestar.params import FromPath, QueryParameter
 
@@ -183,19 +186,7 @@ async def window_asked(
     top: TopParam = 10,
     tz: TzParam = None,
 ) -> Asked:
-    """The window and top of every usage read, once no parameter is foreign to its route."""
-    parameters = _GROUPS_PARAMETERS if request.route_handler.opt.get("groups") else _PARAMETERS
-    unknown = sorted(set(request.query_params) - parameters)
-    if unknown:
-        errors = [
-            ErrorItem(field=name, message="is not a parameter of this route") for name in unknown
-        ]
-        known = ", ".join(sorted(parameters))
-        raise Problem(
-            400,
-            f"unknown parameter(s) {', '.join(map(repr, unknown))}; known: {known}",
-            errors=errors,
-        )
+    """The window and top of every usage read (its query string already checked)."""
     now = datetime.now(UTC)
     try:
         window = resolve_window(
@@ -247,6 +238,48 @@ def _query(org: str | None, filters: Filters, comparing: bool, asked: Asked) -> 
     return SectionQuery(
         window=asked.window, org=org, top=asked.top, compare=comparing, filters=filters
     )
+
+
+def plain_query(connection: ASGIConnection, route_handler: BaseRouteHandler) -> None:
+    """A guard on every usage route, before any parameter is read: the query string is
+    UTF-8, names only the route's parameters, and gives a single-valued one once (a proxy
+    or cache that reads the first of two values would see another request than this one's
+    answer). Filters are repeatable."""
+    parameters = _GROUPS_PARAMETERS if route_handler.opt.get("groups") else _PARAMETERS
+    counts: dict[str, int] = {}
+    for pair in connection.scope["query_string"].split(b"&"):
+        if not pair:
+            continue
+        name, _, value = (
+            unquote_to_bytes(part.replace(b"+", b" ")) for part in pair.partition(b"=")
+        )
+        text = name.decode("utf-8", "replace")
+        try:
+            name.decode("utf-8")
+            value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _bad(text, f"parameter {text!r} is not UTF-8 once percent-decoded") from None
+        counts[text] = counts.get(text, 0) + 1
+    unknown = sorted(set(counts) - parameters)
+    if unknown:
+        errors = [
+            ErrorItem(field=name, message="is not a parameter of this route") for name in unknown
+        ]
+        known = ", ".join(sorted(parameters))
+        raise Problem(
+            400,
+            f"unknown parameter(s) {', '.join(map(repr, unknown))}; known: {known}",
+            errors=errors,
+        )
+    repeated = sorted(name for name, count in counts.items() if count > 1 and name not in FILTERS)
+    if repeated:
+        errors = [ErrorItem(field=name, message="is given more than once") for name in repeated]
+        raise Problem(
+            400,
+            f"parameter(s) {', '.join(map(repr, repeated))} given more than once; "
+            "only the filters repeat",
+            errors=errors,
+        )
 
 
 _DIGITS = re.compile("[0-9]+")
