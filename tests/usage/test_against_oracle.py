@@ -132,6 +132,41 @@ def test_every_figure_in_every_zone_matches_the_oracle(
     _check_every_endpoint(client, database_url, keys, data, events, window, top)
 
 
+@_EXAMPLES
+@given(data=st.data(), tz=st.sampled_from(ZONES), preset=st.sampled_from(list(oracle.PRESETS)))
+def test_a_read_up_to_now_counts_exactly_to_the_as_of_it_reports(
+    client, database_url, ingest_key, read_key, data, tz, preset
+):
+    """Without ``end``, the window is cut at one instant taken once per request: workloads
+    still running and volumes not deleted count up to exactly the ``as_of`` echoed, in every
+    section, series and breakdown (the oracle computes the window from that as_of)."""
+    now = datetime.now(UTC)
+    recent = st.builds(
+        lambda seconds, micros: now - timedelta(seconds=seconds, microseconds=micros),
+        # Some a little ahead of the server's clock (a producer's clock runs fast).
+        st.integers(0, 3 * 86400) | st.integers(-2, 600),
+        st.integers(0, 999_999),
+    )
+    events = [{**event, "subject": "acme"} for event in data.draw(event_sets_at(recent))]
+    reset(database_url)
+    assert post_events(client, ingest_key, events).status_code == 200
+    bucket = data.draw(st.sampled_from([None, *PRESET_WIDTHS[preset]]))
+    params = {"range": preset, "tz": tz, **({"bucket": bucket} if bucket else {})}
+    for section, compute in oracle.SECTIONS.items():
+        response = client.get(
+            f"/orgs/acme/usage/{section}",
+            params=params,
+            headers={"Authorization": f"Bearer {read_key}"},
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        as_of = datetime.fromisoformat(body["window"]["as_of"])
+        assert body["window"]["end"] == body["window"]["as_of"]
+        window = OracleWindow.preset(preset, as_of, bucket, tz)
+        expected = compute(events, window, 3, "acme", filters={})
+        assert_equal(comparable({name: body[name] for name in expected}), expected, section)
+
+
 # The filters of each section (§4.1) and values that match some events, or none.
 _FILTERS = {
     "llm": ["model", "identity"],
