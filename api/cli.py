@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import time
@@ -69,6 +70,15 @@ def _parser() -> argparse.ArgumentParser:
         help="partitions ahead, raw months past the retention dropped (idempotent; run daily)",
     )
     maintain.set_defaults(run=_maintain)
+
+    fold = commands.add_parser(
+        "fold",
+        help="fold queued events into the rollups, for servers run with USAGE_FOLD_IN_SERVER=0",
+    )
+    fold.add_argument(
+        "--once", action="store_true", help="fold what is queued now, then exit (default: run)"
+    )
+    fold.set_defaults(run=_fold)
 
     distribute = commands.add_parser(
         "distribute",
@@ -216,6 +226,52 @@ def _rebuild(args: argparse.Namespace) -> None:
     print(
         f"rebuilt from {since:%Y-%m-%d} (the raw events kept, USAGE_RAW_RETENTION_DAYS="
         f"{retention_days}) to now; figures before it are the rollups' as they were"
+    )
+
+
+_FOLD_REPORT_SECONDS = 10
+
+
+def _fold(args: argparse.Namespace) -> None:
+    """The folder of a server process, alone: a line every 10 s while it folds."""
+    from api.storage.availability import Database
+    from api.storage.folder import Folder
+
+    settings = Settings.from_env()
+
+    async def run() -> None:
+        database = Database(settings.database_url, 2)
+        await database.open()
+        folder = Folder(database, folding=True, interval=settings.fold_interval)
+        try:
+            if args.once:
+                await folder.once()
+                print(_fold_line(folder, folder.status.folded_rows), flush=True)
+                return
+            folder.start()
+            reported = 0
+            while True:
+                await asyncio.sleep(_FOLD_REPORT_SECONDS)
+                status = folder.status
+                if status.folded_rows != reported or status.error:
+                    print(_fold_line(folder, status.folded_rows - reported), flush=True)
+                    reported = status.folded_rows
+        finally:
+            await folder.stop()
+            await database.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+
+
+def _fold_line(folder, folded: int) -> str:
+    status = folder.status
+    if status.error:
+        return f"folding failed: {status.error}"
+    queue = status.queue
+    return (
+        f"folded {folded:,} events; {queue.rows:,} waiting, the oldest for "
+        f"{queue.oldest_seconds:.1f} s"
     )
 
 

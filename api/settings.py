@@ -36,6 +36,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # How old an event POST /events accepts; how long raw events are kept (import's limit).
     accept_days: int = 35
     raw_retention_days: int = 400
+    # The write path (api.storage.folding): whether this process folds the queue into the
+    # rollups (else `usage-api fold` does, apart), how long it waits when the queue was
+    # empty, and the queued rows past which POST /events answers 503 with Retry-After.
+    fold_in_server: bool = True
+    fold_interval: float = 0.2
+    pending_limit: int = 500_000
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -62,6 +68,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             trusted_proxies=_networks("USAGE_TRUSTED_PROXIES"),
             log_level=_log_level(),
             header_timeout=_number("USAGE_HEADER_TIMEOUT", float, 10.0, least=0.1),
+            fold_in_server=_number("USAGE_FOLD_IN_SERVER", int, 1, least=0) != 0,
+            fold_interval=_number("USAGE_FOLD_INTERVAL", float, 0.2, least=0.01),
+            pending_limit=_number("USAGE_PENDING_LIMIT", int, 500_000, least=1),
             **ages(),
         )
 

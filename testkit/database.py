@@ -10,11 +10,17 @@ from sqlalchemy import Table, delete, select
 
 from api.storage import reservations, rollups
 from api.storage.db import compile_statement, connect, connect_kwargs, execute_sync
+from api.storage.folding import PENDING_TABLES, Folded, fold_all
+from api.storage.rebuild import rebuild as rebuild_derived
 from api.storage.schema import api_keys, metadata, orgs
 
 # Everything a batch of events can change; api_keys belong to the session's fixtures.
 EVENT_TABLES = [table for table in metadata.sorted_tables if table is not api_keys]
-_VOLATILE_COLUMNS = {orgs.c.created_at, api_keys.c.created_at}
+_VOLATILE_COLUMNS = {
+    orgs.c.created_at,
+    api_keys.c.created_at,
+    *(table.c.received_at for table in PENDING_TABLES),
+}
 # What ingest derives from the raw events.
 DERIVED_TABLES = [
     *(table for family in rollups.ALL for table in family.tables.values()),
@@ -30,6 +36,16 @@ _ZERO_MEANS_NONE = {
 
 def reset(database_url: str) -> None:
     _clear(database_url, EVENT_TABLES)
+
+
+def fold(database_url: str) -> Folded:
+    """Every queued event folded into the rollups (api.storage.folding)."""
+    return with_connection(database_url, fold_all)
+
+
+def rebuild(database_url: str, org: str | None = None) -> None:
+    """`usage-api rebuild`'s work (api.storage.rebuild), in this process."""
+    with_connection(database_url, lambda conn: rebuild_derived(conn, org))
 
 
 def truncate_derived(database_url: str) -> None:
@@ -56,13 +72,23 @@ def _sorted_rows(conn: psycopg.Connection, table: Table) -> list[tuple[Any, ...]
 
 
 def snapshot(database_url: str) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table events change, sorted: equal snapshots, equal state."""
+    """Every row of every table events change, sorted: equal snapshots, equal state. The
+    queued events are folded first: what the server's folder had folded so far is timing,
+    not state."""
+    fold(database_url)
     with connect(database_url) as conn:
         return {table.name: _sorted_rows(conn, table) for table in EVENT_TABLES}
 
 
 def rows(database_url: str, table_name: str) -> list[tuple[Any, ...]]:
-    """A table's rows, sorted, without the columns that hold the time of writing."""
+    """A table's rows, sorted, without the columns that hold the time of writing; the queued
+    events folded first (``rows_as_they_are`` does not fold)."""
+    fold(database_url)
+    return rows_as_they_are(database_url, table_name)
+
+
+def rows_as_they_are(database_url: str, table_name: str) -> list[tuple[Any, ...]]:
+    """A table's rows as they are, sorted, without the columns that hold the time of writing."""
     with connect(database_url) as conn:
         return _sorted_rows(conn, metadata.tables[table_name])
 

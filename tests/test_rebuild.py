@@ -1,25 +1,12 @@
 """A rebuild from the raw events leaves exactly the derived state that ingest built."""
 
-import asyncio
-
-import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.storage.db import connect_kwargs
-from api.storage.rebuild import rebuild
-from testkit.database import DERIVED_TABLES, reset, snapshot, truncate_derived
+from testkit.database import DERIVED_TABLES, fold, rebuild, reset, snapshot, truncate_derived
 from testkit.factories import llm_call, one_of_each, post_events
 from testkit.server import usage_api
 from testkit.strategies import deliveries, event_sets
-
-
-def _rebuild(database_url: str, org: str | None = None) -> None:
-    async def run() -> None:
-        async with await psycopg.AsyncConnection.connect(database_url, **connect_kwargs()) as conn:
-            await rebuild(conn, org)
-
-    asyncio.run(run())
 
 
 @settings(
@@ -30,9 +17,10 @@ def test_rebuild_equals_ingest(client, database_url, ingest_key, data, events):
     reset(database_url)
     for batch in data.draw(deliveries(events)):
         assert post_events(client, ingest_key, batch).status_code == 200
+    fold(database_url)
     built_by_ingest = snapshot(database_url)
     truncate_derived(database_url)
-    _rebuild(database_url)
+    rebuild(database_url)
     assert snapshot(database_url) == built_by_ingest
 
 
@@ -41,6 +29,7 @@ def test_usage_api_rebuild_of_one_org_leaves_the_others(client, db, ingest_key):
     for event in events[-2:]:
         event["subject"] = "globex"
     assert post_events(client, ingest_key, events).status_code == 200
+    fold(db)
     built_by_ingest = snapshot(db)
     truncate_derived(db)
     result = usage_api(db, "rebuild", "--org", "acme")

@@ -24,6 +24,8 @@ TIERS = {
 }
 FINEST, COARSEST = TIERS["5m"], TIERS["7d"]
 RAW = "raw"  # the piece of a cover read from raw events
+# Queued events are read where the tiers are: the spans of Cover.rolled_up.
+QUEUED = "queued"
 
 _US = timedelta(microseconds=1)
 _TIER_US = {name: width // _US for name, width in TIERS.items()}
@@ -40,6 +42,17 @@ class Cover:
     disjoint; every instant of the covered range is in exactly one of them."""
 
     spans: dict[str, tuple[Span, ...]]  # RAW and each tier name → its spans
+
+    def rolled_up(self) -> tuple[Span, ...]:
+        """The spans every tier covers, together, ascending, adjacent ones joined: where
+        events not yet in the rollups (queued) must be read besides them."""
+        found: list[list[datetime]] = []
+        for start, end in sorted(s for tier in TIERS for s in self.spans[tier]):
+            if found and found[-1][1] == start:
+                found[-1][1] = end
+            else:
+                found.append([start, end])
+        return tuple((start, end) for start, end in found)
 
 
 def cover(boundaries: Sequence[datetime], start: datetime, end: datetime) -> Cover:

@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import Grouping
 
 from api.core.filters import Filters
-from api.core.tiers import Cover, cover
+from api.core.tiers import QUEUED, Cover, cover
 from api.core.windows import Window, previous_span
 from api.reads.responses import WindowOut
 from api.storage.db import unnest_rows
@@ -176,9 +176,10 @@ def _whole(start: datetime, end: datetime) -> Cover:
 
 
 def _cover_params(name: str, found: Cover) -> dict[str, list[datetime]]:
+    pieces = {**found.spans, QUEUED: found.rolled_up()}
     return {
         f"{name}_{piece}_{bound}": [span[index] for span in spans]
-        for piece, spans in found.spans.items()
+        for piece, spans in pieces.items()
         for index, bound in enumerate(("lo", "hi"))
     }
 

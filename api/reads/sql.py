@@ -27,7 +27,7 @@ from sqlalchemy import (
     union_all,
 )
 
-from api.core.tiers import RAW
+from api.core.tiers import QUEUED, RAW
 from api.reads.query import BUCKET_STARTS, ORG, SERIES, TOP, TOTALS, Reach, Shape, in_cover
 from api.storage.db import Compiled, compile_statement
 from api.storage.rollups import Family
@@ -73,8 +73,9 @@ def covered(
     name: str, shape: Shape, family: Family, also: Where = lambda table: [], label: str = ""
 ) -> CTE:
     """Every counted row of a rollup family over cover ``name``, for the shape's organization
-    and filters (and ``also``): its tiers' whole buckets (``at`` is the bucket start) and the
-    raw events at the edges (``at`` is their time). Named ``label`` or after the cover."""
+    and filters (and ``also``): its tiers' whole buckets (``at`` is the bucket start), the
+    raw events at the edges and the queued events between them (``at`` is their time).
+    Named ``label`` or after the cover."""
 
     def where(table: FromClause) -> list[ColumnElement[bool]]:
         return shape.where(table) + also(table)
@@ -93,7 +94,12 @@ def covered(
     raw = family.raw(
         lambda rows, table: in_cover(rows, table.c.time, name, RAW, where(table), shape.reach)
     )
-    return union_all(*tiers, *raw).cte(label or f"{name}_facts")
+    # Events not yet folded into the tiers (api.storage.folding), where the tiers are read.
+    queued = family.raw(
+        lambda rows, table: in_cover(rows, table.c.time, name, QUEUED, where(table), shape.reach),
+        pending=True,
+    )
+    return union_all(*tiers, *raw, *queued).cte(label or f"{name}_facts")
 
 
 def bucket_index(time: ColumnElement) -> ColumnElement:

@@ -61,8 +61,15 @@ def placed(conn: psycopg.Connection) -> set[str]:
 
 
 def pending(conn: psycopg.Connection) -> list[Placement]:
+    """The tables not yet placed, of those that exist (a migration places the tables that
+    the migrations before it made; a later one, those it adds)."""
     done = placed(conn)
-    return [placement for placement in PLACEMENTS if placement.table not in done]
+    found = conn.execute(
+        "SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NOT NULL",
+        [[placement.table for placement in PLACEMENTS]],
+    )
+    existing = {name for (name,) in found.fetchall()}
+    return [p for p in PLACEMENTS if p.table in existing and p.table not in done]
 
 
 def row_count(conn: psycopg.Connection, table: str) -> int:

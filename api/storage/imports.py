@@ -15,6 +15,7 @@ import psycopg
 
 from api.core.parsing import Accepting, validate
 from api.progress import Progress
+from api.storage.folding import fold_all
 from api.storage.ingest import ingest
 
 BATCH_SIZE = 1_000
@@ -67,6 +68,9 @@ async def import_events(
             result = await ingest(conn, events)
             accepted += result.accepted
             duplicates += result.duplicates
+            # An import may be millions of events: folded as it goes, it leaves no queue
+            # for the servers' folders (nor past their bound) whether or not one runs.
+            await fold_all(conn)
         batch.clear()
 
     for found in _events(source):

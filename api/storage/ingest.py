@@ -14,7 +14,7 @@ transaction, so concurrent batches wait for each other but never deadlock.
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -32,7 +32,6 @@ from api.core.events import (
     WorkloadAllocatedEvent,
     WorkloadReleasedEvent,
 )
-from api.core.tiers import TIERS
 from api.storage import allocations, counters, rollups
 from api.storage.anchors import anchored, batch_orgs, register_orgs
 from api.storage.db import Compiled, as_arrays, compile_statement, execute
@@ -53,8 +52,6 @@ from api.storage.schema import (
     volume_events,
     workload_events,
 )
-
-_FINEST_TIER = next(iter(TIERS))  # the tier the others are summed from
 
 
 class IngestResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -208,61 +205,45 @@ class _RawTable:
 @dataclass(frozen=True, slots=True)
 class _Write:
     """One statement: a batch's new events into their raw tables and, in the same statement
-    (data-modifying CTEs), into every tier of the rollup families that count them: the
-    batch is counted into each family's finest tier here (api.storage.rollups), and each
-    tier sums those rows."""
+    (data-modifying CTEs), the counted ones into their queues (api.storage.folding), from
+    which the folder counts them into the rollups."""
 
     statement: Compiled
     raw_tables: list[_RawTable]
-    families: Sequence[rollups.Family]
 
     async def run(self, conn: psycopg.AsyncConnection, events: Sequence[Event]) -> None:
-        batch = {raw.table: raw.rows(events) for raw in self.raw_tables}
         arrays: dict[str, list[Any]] = {}
+        org_ids: list[str] = []
         for raw in self.raw_tables:
-            arrays |= as_arrays(batch[raw.table], [raw.prefix + name for name in raw.columns])
-        org_ids = [row[0] for rows in batch.values() for row in rows]
-        if not org_ids:
-            return
-        for family in self.families:
-            finest = family.tables[_FINEST_TIER]
-            names = [f"{finest.name}_{column.name}" for column in finest.columns]
-            arrays |= as_arrays(family.finest_of(batch), names)
-        await execute(conn, self.statement, **arrays, **batch_orgs(org_ids))
+            rows = raw.rows(events)
+            arrays |= as_arrays(rows, [raw.prefix + name for name in raw.columns])
+            org_ids += [row[0] for row in rows]
+        if org_ids:
+            await execute(conn, self.statement, **arrays, **batch_orgs(org_ids))
 
 
-def _counted_rows(family: rollups.Family, width: timedelta) -> Any:
-    """A tier's rows from the batch's finest-tier rows counted by ``_Write.run`` (array
-    parameters named after the finest tier's columns), in key order, so that concurrent
-    upserts lock rows in one order."""
-    finest = family.tables[_FINEST_TIER]
-    rows = anchored([(c.name, c.type) for c in finest.columns], prefix=f"{finest.name}_")
-    at = rows.c.bucket_start.label("at")
-    return family.binned(select(at, *(rows.c[name] for name in family.columns)).subquery(), width)
-
-
-def _write(raw_tables: list[_RawTable], families: Sequence[rollups.Family] = ()) -> _Write:
+def _write(raw_tables: list[_RawTable]) -> _Write:
     steps = []
     for raw_table in raw_tables:
         table = raw_table.table
         # Each step reads the arrays itself: on Citus each data-modifying CTE runs as a
         # statement of its own on the shards, and one batch shared between them (a CTE)
         # would be computed on the coordinator and its rows sent to every step.
-        batch = anchored(
-            [(name, table.c[name].type) for name in raw_table.columns], prefix=raw_table.prefix
-        )
-        in_key_order = select(*(batch.c[n] for n in raw_table.columns)).order_by(
-            *(batch.c[n] for n in _primary_key(table))
-        )
-        steps.append(
-            insert(table).from_select(raw_table.columns, in_key_order).cte(f"new_{table.name}")
-        )
-    for family in families:
-        for tier, table in family.tables.items():
-            rows = _counted_rows(family, TIERS[tier])
-            steps.append(rollups.adding(table, rows, family.measures))
+        for target in (table, rollups.PENDING.get(table)):
+            if target is None:
+                continue
+            columns = [c.name for c in target.columns if c.server_default is None]
+            batch = anchored(
+                [(name, table.c[name].type) for name in columns], prefix=raw_table.prefix
+            )
+            in_key_order = select(*(batch.c[n] for n in columns)).order_by(
+                *(batch.c[n] for n in _primary_key(target))
+            )
+            steps.append(
+                insert(target).from_select(columns, in_key_order).cte(f"new_{target.name}")
+            )
     statement = select(literal(len(steps))).add_cte(*steps)
-    return _Write(statement=compile_statement(statement), raw_tables=raw_tables, families=families)
+    return _Write(statement=compile_statement(statement), raw_tables=raw_tables)
 
 
 _ALLOCATION_WRITES = [
@@ -272,15 +253,11 @@ _ALLOCATION_WRITES = [
     _write([_RawTable(volume_events, (VolumeProvisionedEvent, VolumeDeletedEvent), volume_row)]),
 ]
 _COUNTED_WRITES = [
-    _write(
-        [_RawTable(llm_calls, (LlmCallEvent,), llm_call_row)],
-        rollups.LLM,
-    ),
+    _write([_RawTable(llm_calls, (LlmCallEvent,), llm_call_row)]),
     _write(
         [
             _RawTable(thread_events, (ThreadCreatedEvent,), platform_row),
             _RawTable(message_events, (MessageSentEvent,), platform_row),
-        ],
-        rollups.PLATFORM,
+        ]
     ),
 ]

@@ -21,6 +21,7 @@ from api.core.buckets import EPOCH, WEEK, floor_to, origin_of
 from api.core.tiers import TIERS
 from api.storage import allocations, rollups
 from api.storage.db import compile_statement, execute
+from api.storage.folding import PENDING_TABLES
 from api.storage.schema import (
     llm_calls,
     message_events,
@@ -34,10 +35,21 @@ _SINCE = bindparam("since", type_=DateTime(timezone=True))
 _RAW_TABLES = [llm_calls, workload_events, volume_events, thread_events, message_events]
 # SHARE: readers go on, writers (ingest) wait for the commit. Not expressible in SQLAlchemy Core.
 _LOCK_RAW_TABLES = f"LOCK TABLE {', '.join(t.name for t in _RAW_TABLES)} IN SHARE MODE"
+# EXCLUSIVE: readers go on; a folder's take waits, and one under way is waited for, so no
+# fold adds to the rollups what the rebuild counts from the raw rows.
+_LOCK_QUEUES = f"LOCK TABLE {', '.join(t.name for t in PENDING_TABLES)} IN EXCLUSIVE MODE"
 
 
 def _of_org(table):
     return [or_(_ORG.is_(None), table.c.org_id == _ORG)]
+
+
+# The queued events the rebuilt buckets count from the raw rows leave the queue; older ones
+# (before ``since``) stay queued: the buckets they fall in are not rebuilt.
+_CLEAR_QUEUES = [
+    compile_statement(delete(table).where(*_of_org(table), table.c.time >= _SINCE))
+    for table in PENDING_TABLES
+]
 
 
 def _weekly_from_daily(family: rollups.Family):
@@ -103,7 +115,10 @@ async def rebuild(
     days_from = since or EPOCH
     weeks_from = floor_to(days_from, WEEK)
     async with conn.transaction():
+        await conn.execute(_LOCK_QUEUES)
         await conn.execute(_LOCK_RAW_TABLES)
+        for clear in _CLEAR_QUEUES:
+            await execute(conn, clear, org=org, since=days_from)
         for name, clear, fill in _ROLLUP_STATEMENTS:
             print(f"rebuilding {name}", file=sys.stderr, flush=True)
             bound = weeks_from if name.endswith("_7d") else days_from

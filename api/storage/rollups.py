@@ -34,11 +34,14 @@ from api.storage.schema import (
     llm_by_identity_model,
     llm_by_model,
     llm_calls,
+    llm_calls_pending,
     llm_totals,
     message_events,
+    message_events_pending,
     platform_by_identity,
     platform_totals,
     thread_events,
+    thread_events_pending,
 )
 
 # How a family counts one raw row, per measure: a column's value (its name), 1 where a
@@ -49,7 +52,7 @@ Count = str | tuple[str, bool] | int
 Source = tuple[Table, Mapping[str, Count]]
 
 
-def _counted(count: Count, relation: FromClause) -> ColumnElement:
+def counted(count: Count, relation: FromClause) -> ColumnElement:
     if isinstance(count, str):
         return relation.c[count]
     if isinstance(count, tuple):
@@ -85,13 +88,14 @@ class Family:
     def columns(self) -> list[str]:
         return ["org_id", *self.dimensions, *self.measures]
 
-    def raw(self, narrow: Narrow) -> list[Select]:
-        """Each raw table's rows as ``narrow`` keeps them: their time as ``at``, then the
-        family's columns."""
+    def raw(self, narrow: Narrow, *, pending: bool = False) -> list[Select]:
+        """Each raw table's rows (or, ``pending``, its queue's: api.storage.folding) as
+        ``narrow`` keeps them: their time as ``at``, then the family's columns."""
         selects = []
-        for table, counts in self.sources:
+        for source, counts in self.sources:
+            table = PENDING[source] if pending else source
             dimensions = [table.c[name] for name in ("org_id", *self.dimensions)]
-            measures = [_counted(counts[name], table).label(name) for name in self.measures]
+            measures = [counted(counts[name], table).label(name) for name in self.measures]
             selects.append(narrow(select(table.c.time.label("at"), *dimensions, *measures), table))
         return selects
 
@@ -148,6 +152,12 @@ def adding(table: Table, rows: Select, measures: list[str]) -> CTE:
     return add.cte(f"add_{table.name}")
 
 
+# Each counted raw table's queue of rows not yet in the rollups (the same column names).
+PENDING = {
+    llm_calls: llm_calls_pending,
+    thread_events: thread_events_pending,
+    message_events: message_events_pending,
+}
 _LLM_SOURCES: list[Source] = [
     (
         llm_calls,

@@ -6,9 +6,9 @@ Alembic's migrations under ``migrations/`` build exactly this metadata.
 
 Tables (tests/test_schema.py keeps this list equal to the metadata):
 
-- api_keys, event_receipts, identities, llm_calls, message_events, orgs, thread_events,
-  volume_events, volume_segments, volumes_held, workload_events, workload_segments,
-  workloads_held
+- api_keys, event_receipts, identities, llm_calls, llm_calls_pending, message_events,
+  message_events_pending, orgs, thread_events, thread_events_pending, volume_events,
+  volume_segments, volumes_held, workload_events, workload_segments, workloads_held
 - llm_by_identity: llm_by_identity_1d, llm_by_identity_1h, llm_by_identity_5m,
   llm_by_identity_6h, llm_by_identity_7d
 - llm_by_identity_model: llm_by_identity_model_1d, llm_by_identity_model_1h,
@@ -191,7 +191,25 @@ def _platform_event_table(name: str) -> Table:
 thread_events = _platform_event_table("thread_events")
 message_events = _platform_event_table("message_events")
 
-# Derived tables, maintained by ingest in the same transaction as the raw rows.
+# The write path's queue (api.storage.folding): an LLM call's or platform event's row waits
+# in ``{raw table}_pending`` from the transaction that stored it until the folder counts it
+# into the rollups, in the transaction that deletes it here; reads add an organization's
+# pending rows to its rollups. Only the columns the rollups count, keyed by organization and
+# time first: a read's range scan and the folder's take of an organization use the key.
+
+
+def _pending(raw: Table, counted: list[str]) -> Table:
+    columns = [raw.c[name] for name in ("org_id", "time", "source", "event_id", *counted)]
+    return Table(
+        f"{raw.name}_pending",
+        metadata,
+        *(Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable) for c in columns),
+        Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+# Derived tables, maintained by ingest in the same transaction as the raw rows, or (the
+# rollups of LLM calls and platform events) by the folder.
 
 # Rollups: per organization, counts per bucket of each tier (api.core.tiers: 5 minutes, hours,
 # 6 hours, days, weeks), in families by what they break down. Every row sums the events whose
@@ -311,3 +329,11 @@ workloads_held = _held("workloads_held", WORKLOAD_RATES)
 volume_changes = _changes("volume_changes", [], VOLUME_RATES)
 volume_changes_by_agent = _changes("volume_changes_by_agent", ["agent_id"], VOLUME_RATES)
 volumes_held = _held("volumes_held", VOLUME_RATES)
+
+_COUNTED_IDENTITY = ["identity_kind", "identity_id"]
+llm_calls_pending = _pending(
+    llm_calls,
+    [*_COUNTED_IDENTITY, "model", "input_tokens", "cached_tokens", "output_tokens", "succeeded"],
+)
+thread_events_pending = _pending(thread_events, _COUNTED_IDENTITY)
+message_events_pending = _pending(message_events, _COUNTED_IDENTITY)

@@ -11,6 +11,7 @@ from litestar.di import Provide
 from api.core.rate_limit import RateLimiter
 from api.settings import Settings
 from api.storage.availability import Database
+from api.storage.folder import Folder
 from api.storage.key_cache import KeyCache
 from api.storage.writer import Writer
 from api.web.auth import authentication
@@ -35,6 +36,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.database = database
         app.state.key_cache = KeyCache(database, settings.database_url, settings.key_cache_seconds)
         app.state.key_cache.start()
+        app.state.folder = Folder(
+            database, folding=settings.fold_in_server, interval=settings.fold_interval
+        )
+        app.state.folder.start()
+        app.state.pending_limit = settings.pending_limit
         app.state.writer = Writer(database)
         app.state.rate_limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
         app.state.auth_failure_limiter = RateLimiter(
@@ -46,6 +52,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         try:
             yield
         finally:
+            await app.state.folder.stop()
             await app.state.key_cache.stop()
             await database.close()
 

@@ -208,7 +208,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The database answers and takes writes */
+        /**
+         * The database answers and takes writes; the folder's queue
+         * @description 200 while the database answers and takes writes. `folder` reports the queue of events stored but not yet folded into the rollups, as this process last measured it; a queue past `pending_limit` makes POST /events answer 503, not this probe (every server shares the queue).
+         */
         get: operations["ReadyzReadyz"];
         put?: never;
         post?: never;
@@ -539,6 +542,15 @@ export interface components {
             model?: string[];
             org?: string[];
         };
+        /** FolderReport */
+        FolderReport: {
+            error: string | null;
+            folding: boolean;
+            measured_seconds_ago: number | null;
+            oldest_pending_seconds: number | null;
+            pending_limit: number;
+            pending_rows: number | null;
+        };
         /** GroupKey */
         GroupKey: {
             agent?: components["schemas"]["AgentOut"];
@@ -794,6 +806,11 @@ export interface components {
             status: number;
             title: string;
             type: string;
+        };
+        /** Readiness */
+        Readiness: {
+            folder: components["schemas"]["FolderReport"];
+            status: string;
         };
         /** StorageBucket */
         StorageBucket: {
@@ -1933,7 +1950,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Health"];
+                    "application/json": components["schemas"]["Readiness"];
                 };
             };
             /** @description Service unavailable */

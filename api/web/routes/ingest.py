@@ -15,6 +15,7 @@ from api.core.parsing import (
     parse_binary_event,
     parse_events,
 )
+from api.storage.folder import FolderStatus
 from api.storage.ingest import IngestResult
 from api.storage.keys import Scope
 from api.storage.writer import Writer
@@ -49,6 +50,7 @@ MAX_BODY_BYTES = 10 * 1024 * 1024
 async def post_events(
     request: Request, writer: NamedDependency[Writer], accept_days: NamedDependency[int]
 ) -> IngestResult:
+    _refuse_while_backed_up(request.app.state.folder.status, request.app.state.pending_limit)
     media_type, options = request.content_type
     media_type = media_type.lower()
     charset = options.get("charset", "utf-8").lower()
@@ -82,6 +84,20 @@ async def post_events(
 
 
 _STRUCTURED = "application/cloudevents"
+_BACKED_UP_RETRY_SECONDS = 1
+
+
+def _refuse_while_backed_up(folder: FolderStatus, pending_limit: int) -> None:
+    """503 while more events wait to be folded than the bound: reads add the queue to the
+    rollups, so a queue without bound would slow every read instead."""
+    queue = folder.queue
+    if queue is not None and queue.rows >= pending_limit:
+        raise Problem(
+            503,
+            f"{queue.rows:,} events wait to be folded into the rollups (USAGE_PENDING_LIMIT "
+            f"is {pending_limit:,}); retry in {_BACKED_UP_RETRY_SECONDS} s",
+            headers={"Retry-After": str(_BACKED_UP_RETRY_SECONDS)},
+        )
 
 
 async def _body(request: Request) -> bytes:
