@@ -1,8 +1,9 @@
 """Reading and clearing the test database's tables."""
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -103,3 +104,18 @@ def with_connection(database_url: str, action: Callable[[psycopg.AsyncConnection
     # In a thread of its own: Playwright's sync API keeps an event loop on the main thread.
     with ThreadPoolExecutor(max_workers=1) as thread:
         return thread.submit(asyncio.run, run()).result()
+
+
+@contextmanager
+def new_database(cluster_url: str, name: str) -> Iterator[str]:
+    """A new empty database ``name`` beside the cluster's ``usage`` database: its URL, and
+    the database dropped on exit."""
+    admin_url = cluster_url.replace("/usage?", "/postgres?")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield cluster_url.replace("/usage?", f"/{name}?")
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")

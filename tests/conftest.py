@@ -10,7 +10,6 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from litestar.testing import TestClient
 
@@ -20,7 +19,7 @@ from api.settings import Settings
 from api.storage import migrations
 from api.storage.keys import CreatedKey, Scope, create_key, revoke_key
 from api.web.app import create_app
-from testkit.database import reset, with_connection
+from testkit.database import new_database, reset, with_connection
 from testkit.engine import CITUS
 from testkit.server import ANY_AGE, UNLIMITED, live_server
 
@@ -47,14 +46,8 @@ def database_url(postgres: EmbeddedPostgres) -> str:
 @pytest.fixture
 def empty_database_url(postgres: EmbeddedPostgres) -> Iterator[str]:
     """A new database with no tables, dropped after the test."""
-    name = "empty_check"
-    admin_url = postgres.url.replace("/usage?", "/postgres?")
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        conn.execute(f"CREATE DATABASE {name}")
-    yield postgres.url.replace("/usage?", f"/{name}?")
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    with new_database(postgres.url, "empty_check") as url:
+        yield url
 
 
 @pytest.fixture

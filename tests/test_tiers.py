@@ -3,6 +3,7 @@ tier inside one query bucket, and each the coarsest that fits there."""
 
 from bisect import bisect_right
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -52,6 +53,20 @@ def test_pieces_tile_the_range(window):
         assert low == covered < high, "no gap, no overlap, nothing empty"
         covered = high
     assert covered == end
+
+
+@given(windows(), st.lists(instants, max_size=30))
+def test_the_rolled_up_spans_hold_exactly_what_the_tiers_hold(window, times):
+    """Queued events are read over Cover.rolled_up: an instant is in it exactly when a tier's
+    span holds it (not a raw one), and its spans are ascending, disjoint and not adjacent."""
+    found = cover(*window)
+    rolled_up = found.rolled_up()
+    for (_, high), (low, _) in pairwise(rolled_up):
+        assert high < low
+    tier_spans = [span for tier in TIERS for span in found.spans[tier]]
+    for moment in [*times, *(low for low, _ in tier_spans), *(high for _, high in tier_spans)]:
+        in_tier = any(low <= moment < high for low, high in tier_spans)
+        assert any(low <= moment < high for low, high in rolled_up) == in_tier
 
 
 def _rows(piece, low, high):

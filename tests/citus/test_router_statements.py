@@ -5,7 +5,7 @@ as one task on one worker (a data-modifying CTE as a series of such tasks), neve
 pulled to the coordinator or repartitioned.
 
 The statements are caught as the service sends them (psycopg's cursor), then explained with
-the parameters they were sent with.
+the parameters they were sent with: the folder's fold of one organization's queue among them.
 """
 
 import re
@@ -16,6 +16,7 @@ import pytest
 
 from api.storage.db import connect
 from api.storage.schema import api_keys, metadata
+from testkit.database import fold
 from testkit.factories import BASE_TIME, identity, iso, llm_call, one_of_each, post_events
 
 Sent = tuple[str, dict]
@@ -58,7 +59,15 @@ def _plan(database_url: str, statement: Sent) -> str:
         return "\n".join(row[0] for row in conn.execute("EXPLAIN " + query, params))
 
 
+def _of_every_org(statement: Sent) -> bool:
+    """The folder's look at every organization's queue (which have queued rows; how many
+    rows wait): it visits every shard by design, and names no organization."""
+    query, params = statement
+    return "_pending" in query and "org" not in params
+
+
 def _assert_on_one_shard(database_url: str, statements: list[Sent]) -> None:
+    statements = [statement for statement in statements if not _of_every_org(statement)]
     assert statements
     for statement in statements:
         plan = _plan(database_url, statement)
@@ -85,6 +94,7 @@ def test_every_statement_of_one_orgs_batch_runs_on_one_shard(client, db, ingest_
     # A second batch: the organization now exists, the objects have events to rebuild from.
     again = one_of_each(BASE_TIME.replace(hour=2))
     assert post_events(client, ingest_key, again).status_code == 200
+    fold(db)  # the folder's statements too (the server's may have folded some already)
     writes = [statement for statement in sent if _WRITTEN.search(statement[0])]
     written = {table for query, _ in writes for table in _WRITTEN.findall(query)}
     every_event_table = {table.name for table in metadata.sorted_tables} - {api_keys.name}

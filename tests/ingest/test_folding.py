@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -19,18 +20,22 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 from litestar.testing import TestClient
 
 from api.settings import Settings
+from api.storage import migrations
 from api.storage.db import connect_kwargs
 from api.storage.folding import PENDING_TABLES, QUEUES, fold_org
+from api.storage.keys import Scope, create_key
 from api.storage.rollups import ALL as FAMILIES
 from api.web.app import create_app
 from testkit.answers import check_every_endpoint, windows
 from testkit.database import (
     fold,
+    new_database,
     rebuild,
     reset,
     rows_as_they_are,
     snapshot,
     truncate_derived,
+    with_connection,
 )
 from testkit.engine import examples
 from testkit.factories import BASE_TIME, llm_call, message_sent, post_events, thread_created
@@ -48,6 +53,41 @@ def _rollup_rows(database_url: str) -> int:
     return sum(len(rows_as_they_are(database_url, table.name)) for table in _TIERED)
 
 
+@pytest.fixture(scope="module")
+def quiet(postgres) -> Iterator[tuple[str, dict[Scope, str]]]:
+    """A database of its own, migrated, with a key of each scope: the session's servers fold
+    the shared database's queues whenever they like, and these tests decide when to."""
+    with new_database(postgres.url, "folding_check") as url:
+        migrations.upgrade(url)
+        orgs = {Scope.INGEST: None, Scope.READ: "acme", Scope.ADMIN: None}
+        keys = {
+            scope: with_connection(url, lambda conn, s=scope: create_key(conn, s, orgs[s])).key
+            for scope in orgs
+        }
+        yield url, keys
+
+
+@pytest.fixture
+def db(quiet) -> str:
+    reset(quiet[0])
+    return quiet[0]
+
+
+@pytest.fixture
+def ingest_key(quiet) -> str:
+    return quiet[1][Scope.INGEST]
+
+
+@pytest.fixture
+def read_key(quiet) -> str:
+    return quiet[1][Scope.READ]
+
+
+@pytest.fixture
+def admin_key(quiet) -> str:
+    return quiet[1][Scope.ADMIN]
+
+
 def _app(database_url: str, **changes) -> TestClient:
     """A client of an app whose server folds nothing (the tests fold), unless ``changes``."""
     settings = Settings(
@@ -60,8 +100,8 @@ def _app(database_url: str, **changes) -> TestClient:
 
 
 @pytest.fixture
-def unfolded(database_url):
-    with _app(database_url) as client:
+def unfolded(db):
+    with _app(db) as client:
         yield client
 
 
@@ -144,10 +184,10 @@ class FoldingAtRandom(RuleBasedStateMachine):
 
 
 def test_every_answer_equals_the_oracle_whatever_was_folded(
-    database_url, unfolded, ingest_key, read_key, admin_key
+    db, unfolded, ingest_key, read_key, admin_key
 ):
     FoldingAtRandom.client = unfolded
-    FoldingAtRandom.database_url = database_url
+    FoldingAtRandom.database_url = db
     FoldingAtRandom.keys = (ingest_key, read_key, admin_key)
     run = settings(
         max_examples=examples(25),
@@ -206,10 +246,8 @@ def test_a_fold_killed_before_its_commit_loses_nothing_and_counts_nothing_twice(
     assert after["summary"]["input_tokens"] == sum(100 + n for n in range(50))
 
 
-def test_past_the_bound_ingest_is_503_with_retry_after_and_stores_nothing(
-    database_url, db, ingest_key
-):
-    with _app(database_url, pending_limit=3) as client:
+def test_past_the_bound_ingest_is_503_with_retry_after_and_stores_nothing(db, ingest_key):
+    with _app(db, pending_limit=3) as client:
         folder = client.app.state.folder
         assert (
             post_events(client, ingest_key, [llm_call(id=f"b{n}") for n in range(3)]).status_code
@@ -231,8 +269,8 @@ def test_past_the_bound_ingest_is_503_with_retry_after_and_stores_nothing(
         assert post_events(client, ingest_key, [llm_call(id="over")]).status_code == 200
 
 
-def test_the_servers_folder_keeps_the_queue_empty_and_reports_it(database_url, db, ingest_key):
-    with _app(database_url, fold_in_server=True) as client:
+def test_the_servers_folder_keeps_the_queue_empty_and_reports_it(db, ingest_key):
+    with _app(db, fold_in_server=True) as client:
         folder = client.app.state.folder
         assert (
             post_events(client, ingest_key, [llm_call(id=f"s{n}") for n in range(20)]).status_code
