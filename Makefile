@@ -56,7 +56,8 @@ test: machine-test setup page
 # and tests/citus (router statements, distribute, a worker crash, rebalancing) on a Citus
 # coordinator and two workers. USAGE_REQUIRE_CITUS=1 (CI) makes a missing Citus a failure.
 CITUS_SUITE := tests/citus tests/usage/test_against_oracle.py tests/usage/test_groups.py \
-	tests/usage/test_filters.py tests/ingest/test_exactly_once.py tests/ingest/test_long_lived.py
+	tests/usage/test_filters.py tests/ingest/test_exactly_once.py tests/ingest/test_long_lived.py \
+	tests/ingest/test_folding.py
 
 test-citus: setup
 	@if $(BIN)/python -c 'import sys, api.dev.citus_cluster as c; sys.exit(not c.installed())'; \

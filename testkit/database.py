@@ -11,7 +11,7 @@ from sqlalchemy import Table, delete, select
 
 from api.storage import reservations, rollups
 from api.storage.db import compile_statement, connect, connect_kwargs, execute_sync
-from api.storage.folding import PENDING_TABLES, Folded, fold_all
+from api.storage.folding import PENDING_TABLES, QUEUES, Folded, fold_all, fold_org
 from api.storage.rebuild import rebuild as rebuild_derived
 from api.storage.schema import api_keys, metadata, orgs
 
@@ -42,6 +42,18 @@ def reset(database_url: str) -> None:
 def fold(database_url: str) -> Folded:
     """Every queued event folded into the rollups (api.storage.folding)."""
     return with_connection(database_url, fold_all)
+
+
+def fold_one(database_url: str, queue_name: str, org: str, *, commit: bool = True) -> int | None:
+    """One organization's queue folded, or (not ``commit``) folded and rolled back as an
+    interrupted fold is: the rows folded, None if another folder held the queue."""
+    queue = next(queue for queue in QUEUES if queue.name == queue_name)
+
+    async def run(conn: psycopg.AsyncConnection) -> int | None:
+        async with conn.transaction(force_rollback=not commit):
+            return await fold_org(conn, queue, org)
+
+    return with_connection(database_url, run)
 
 
 def rebuild(database_url: str, org: str | None = None) -> None:

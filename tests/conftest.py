@@ -57,10 +57,18 @@ def db(database_url: str) -> str:
     return database_url
 
 
+# The session's servers fold nothing: the tests decide when queued events are folded
+# (testkit.database.fold, the oracle tests at random points), so no fold in the background
+# races a test's reset; tests/ingest/test_folding.py runs the folder in a server.
+NO_FOLDER = {"fold_in_server": False}
+
+
 @pytest.fixture(scope="session")
 def client(database_url: str) -> Iterator[TestClient]:
     # Tests send far faster than any caller should; tests/test_rate_limit.py checks the limits.
-    settings = Settings(database_url=database_url, rate_limit=0, auth_failure_rate=0, **ANY_AGE)
+    settings = Settings(
+        database_url=database_url, rate_limit=0, auth_failure_rate=0, **NO_FOLDER, **ANY_AGE
+    )
     with TestClient(app=create_app(settings)) as test_client:
         yield test_client
 
@@ -68,7 +76,7 @@ def client(database_url: str) -> Iterator[TestClient]:
 @pytest.fixture(scope="session")
 def server_url(database_url: str) -> Iterator[str]:
     """The real HTTP server (`usage-api serve`) over the test database."""
-    with live_server(database_url, **UNLIMITED) as base_url:
+    with live_server(database_url, USAGE_FOLD_IN_SERVER="0", **UNLIMITED) as base_url:
         yield base_url
 
 

@@ -2,10 +2,12 @@
 
 Ingest stores each new event's raw row and, for the kinds the rollups count, a copy of its
 counted columns in the raw table's queue (``{raw}_pending``, api.storage.schema); it never
-touches a rollup. The folder takes one organization's queued rows of one queue, counts them
-into every tier of every family that counts them, and deletes them, in one statement, so any
+touches a rollup. The folder takes one organization's queued rows of one queue off it and
+counts them into every tier of every family that counts them, in one transaction, so any
 snapshot sees each event either queued or in the rollups, never both and never neither. A
-read adds the queued rows to the rollups (api.reads.sql.covered).
+read adds the queued rows to the rollups (api.reads.sql.covered). Each statement names the
+organization (the rows are counted in the process and sent back as arrays, not shared
+between statements), so on Citus each runs on that organization's shard alone.
 
 Folders in several processes (every server's, ``usage-api fold``) take an organization's
 queue one at a time: a transaction-scoped advisory lock per queue and organization, tried,
@@ -17,6 +19,8 @@ fold counts them once.
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 import psycopg
 from sqlalchemy import (
@@ -32,10 +36,12 @@ from sqlalchemy import (
     select,
     union_all,
 )
+from sqlalchemy.sql import Select
 
-from api.core.tiers import FINEST, TIERS
+from api.core.tiers import TIERS
 from api.storage import rollups
-from api.storage.db import Compiled, compile_statement, execute
+from api.storage.anchors import anchored, batch_orgs
+from api.storage.db import Compiled, as_arrays, compile_statement, execute
 
 _ORG = bindparam("org", type_=Text)
 
@@ -60,53 +66,40 @@ QUEUES = (
 PENDING_TABLES = [table for queue in QUEUES for table in queue.tables]
 
 
-def _fold_statement(queue: Queue) -> Compiled:
-    """One organization's queued rows deleted and counted into every tier of the queue's
-    families, in one statement (data-modifying CTEs): the rows taken are exactly those the
-    rollups gain. Each family's finest tier is counted from the rows taken, and each coarser
-    tier sums those rows; every upsert writes in key order."""
-    taken = {
-        table: delete(table)
-        .where(table.c.org_id == _ORG)
-        .returning(*table.c)
-        .cte(f"taken_{table.name}")
-        for table in queue.tables
-    }
-    steps = []
-    for family in queue.families:
-        rows = [
-            select(
-                taken[table].c.time.label("at"),
-                *(taken[table].c[name] for name in ("org_id", *family.dimensions)),
-                *(
-                    rollups.counted(counts[name], taken[table]).label(name)
-                    for name in family.measures
-                ),
-            )
-            for table, counts in ((rollups.PENDING[raw], counts) for raw, counts in family.sources)
-        ]
-        finest = family.binned(union_all(*rows).subquery(), FINEST).cte(
-            f"counted_{family.tables['5m'].name}"
-        )
-        at = finest.c.bucket_start.label("at")
-        for tier, table in family.tables.items():
-            summed = select(at, *(finest.c[name] for name in family.columns)).subquery()
-            steps.append(rollups.adding(table, family.binned(summed, TIERS[tier]), family.measures))
-    count = select(
-        sum(
-            (select(func.count()).select_from(t).scalar_subquery() for t in taken.values()),
-            literal(0),
-        )
-    )
-    return compile_statement(count.add_cte(*steps))
+def _take(table: Table) -> Compiled:
+    """One organization's queued rows of ``table``, deleted and returned (all columns)."""
+    return compile_statement(delete(table).where(table.c.org_id == _ORG).returning(*table.c))
+
+
+def _tier_rows(family: rollups.Family, width: timedelta) -> Select:
+    """A tier's rows from the family's finest-tier rows counted in the process (array
+    parameters named after the finest tier's columns), in key order, so that concurrent
+    upserts lock rows in one order."""
+    finest = family.tables["5m"]
+    rows = anchored([(c.name, c.type) for c in finest.columns], prefix=f"{finest.name}_")
+    at = rows.c.bucket_start.label("at")
+    return family.binned(select(at, *(rows.c[name] for name in family.columns)).subquery(), width)
+
+
+def _count(queue: Queue) -> Compiled:
+    """Every tier of every family of ``queue`` gains the counted rows, in one statement
+    (data-modifying CTEs, each reading the arrays itself: on Citus each runs on the
+    organization's shard, as ingest's do)."""
+    steps = [
+        rollups.adding(table, _tier_rows(family, TIERS[tier]), family.measures)
+        for family in queue.families
+        for tier, table in family.tables.items()
+    ]
+    return compile_statement(select(literal(len(steps))).add_cte(*steps))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class _Compiled:
     queue: Queue
-    fold: Compiled
-    orgs: Compiled  # the organizations with queued rows
     lock: Compiled
+    takes: dict[Table, Compiled]
+    count: Compiled
+    orgs: Compiled  # the organizations with queued rows
 
 
 def _orgs_queued(queue: Queue) -> Compiled:
@@ -122,21 +115,40 @@ def _try_lock(queue: Queue) -> Compiled:
     )
 
 
-_STATEMENTS = [
-    _Compiled(queue, _fold_statement(queue), _orgs_queued(queue), _try_lock(queue))
+_STATEMENTS = {
+    queue.name: _Compiled(
+        queue=queue,
+        lock=_try_lock(queue),
+        takes={table: _take(table) for table in queue.tables},
+        count=_count(queue),
+        orgs=_orgs_queued(queue),
+    )
     for queue in QUEUES
-]
+}
 
 
 async def fold_org(conn: psycopg.AsyncConnection, queue: Queue, org: str) -> int | None:
     """``org``'s rows queued in ``queue`` into the rollups, in the caller's transaction:
-    how many were folded, or None when another folder holds the organization's queue."""
-    compiled = next(c for c in _STATEMENTS if c.queue is queue)
+    how many were folded, or None when another folder holds the organization's queue.
+    The rows are taken off the queue, counted into each family's finest tier here, and the
+    tiers upserted from those counts."""
+    compiled = _STATEMENTS[queue.name]
     locked = await (await execute(conn, compiled.lock, org=org)).fetchone()
     if not locked[0]:
         return None
-    row = await (await execute(conn, compiled.fold, org=org)).fetchone()
-    return int(row[0])
+    taken = {
+        table: await (await execute(conn, take, org=org)).fetchall()
+        for table, take in compiled.takes.items()
+    }
+    folded = sum(len(rows) for rows in taken.values())
+    if folded:
+        arrays: dict[str, list[Any]] = {}
+        for family in queue.families:
+            finest = family.tables["5m"]
+            names = [f"{finest.name}_{column.name}" for column in finest.columns]
+            arrays |= as_arrays(family.finest_of_queued(taken), names)
+        await execute(conn, compiled.count, **arrays, **batch_orgs([org]))
+    return folded
 
 
 @dataclass(slots=True)
@@ -152,7 +164,7 @@ async def fold_all(conn: psycopg.AsyncConnection) -> Folded:
     own transaction), but those another folder holds."""
     started = time.monotonic()
     done = Folded()
-    for compiled in _STATEMENTS:
+    for compiled in _STATEMENTS.values():
         cursor = await execute(conn, compiled.orgs)
         for (org,) in await cursor.fetchall():
             async with conn.transaction():

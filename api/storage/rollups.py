@@ -1,8 +1,9 @@
 """Rollup families: each family's tables (one per tier, api.storage.schema) and the raw events it
-counts, as columns by name. Rebuild aggregates the raw tables in SQL; ingest aggregates a
-batch's new rows into the finest tier in the process (``Family.finest_of``), and each tier
-sums those few hundred rows instead of grouping the whole batch again; reads use the raw
-columns at a window's edges."""
+counts, as columns by name. Rebuild aggregates the raw tables in SQL; the folder
+(api.storage.folding) counts the rows it takes off the queues into the finest tier in the
+process (``Family.finest_of_queued``), and each tier sums those few hundred rows instead of
+grouping them all again; reads use the raw columns at a window's edges and the queues'
+between."""
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -113,19 +114,22 @@ class Family:
         sums = (cast(func.sum(rows.c[name]), BigInteger).label(name) for name in self.measures)
         return select(*keys, *sums).group_by(*keys).order_by(*keys)
 
-    def finest_of(self, batch: Mapping[Table, Sequence[Sequence[Any]]]) -> list[tuple[Any, ...]]:
-        """The finest tier's rows (the table's columns) from a batch's raw rows (tuples in
-        their table's column order), as ``aggregated`` counts them."""
+    def finest_of_queued(
+        self, taken: Mapping[Table, Sequence[Sequence[Any]]]
+    ) -> list[tuple[Any, ...]]:
+        """The finest tier's rows (the table's columns) from rows taken off the queues
+        (tuples in their queue table's column order), as ``aggregated`` counts them."""
         sums: dict[tuple[Any, ...], list[int]] = {}
-        # A batch's times fall in a few buckets: each minute's bucket is found once (UTC
+        # The rows' times fall in a few buckets: each minute's bucket is found once (UTC
         # minutes are whole minutes since the epoch, so a minute lies in one bucket).
         buckets: dict[datetime, datetime] = {}
-        for table, counts in self.sources:
+        for source, counts in self.sources:
+            table = PENDING[source]
             columns = [column.name for column in table.columns]
             key_of = itemgetter(*(columns.index(name) for name in ("org_id", *self.dimensions)))
             time_of = itemgetter(columns.index("time"))
             counters = [_counter(counts[name], columns) for name in self.measures]
-            for row in batch.get(table, ()):
+            for row in taken.get(table, ()):
                 minute = time_of(row).replace(second=0, microsecond=0)
                 bucket = buckets.get(minute)
                 if bucket is None:

@@ -3,16 +3,13 @@ rollup; folds, whole, partial or interrupted, move each event from a queue into 
 exactly once; every read in between adds the queue to the rollups, so every answer equals
 the oracle whatever was folded."""
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 
-import psycopg
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -20,22 +17,18 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 from litestar.testing import TestClient
 
 from api.settings import Settings
-from api.storage import migrations
-from api.storage.db import connect_kwargs
-from api.storage.folding import PENDING_TABLES, QUEUES, fold_org
-from api.storage.keys import Scope, create_key
+from api.storage.folding import PENDING_TABLES, QUEUES
 from api.storage.rollups import ALL as FAMILIES
 from api.web.app import create_app
 from testkit.answers import check_every_endpoint, windows
 from testkit.database import (
     fold,
-    new_database,
+    fold_one,
     rebuild,
     reset,
     rows_as_they_are,
     snapshot,
     truncate_derived,
-    with_connection,
 )
 from testkit.engine import examples
 from testkit.factories import BASE_TIME, llm_call, message_sent, post_events, thread_created
@@ -51,41 +44,6 @@ def _queued(database_url: str) -> int:
 
 def _rollup_rows(database_url: str) -> int:
     return sum(len(rows_as_they_are(database_url, table.name)) for table in _TIERED)
-
-
-@pytest.fixture(scope="module")
-def quiet(postgres) -> Iterator[tuple[str, dict[Scope, str]]]:
-    """A database of its own, migrated, with a key of each scope: the session's servers fold
-    the shared database's queues whenever they like, and these tests decide when to."""
-    with new_database(postgres.url, "folding_check") as url:
-        migrations.upgrade(url)
-        orgs = {Scope.INGEST: None, Scope.READ: "acme", Scope.ADMIN: None}
-        keys = {
-            scope: with_connection(url, lambda conn, s=scope: create_key(conn, s, orgs[s])).key
-            for scope in orgs
-        }
-        yield url, keys
-
-
-@pytest.fixture
-def db(quiet) -> str:
-    reset(quiet[0])
-    return quiet[0]
-
-
-@pytest.fixture
-def ingest_key(quiet) -> str:
-    return quiet[1][Scope.INGEST]
-
-
-@pytest.fixture
-def read_key(quiet) -> str:
-    return quiet[1][Scope.READ]
-
-
-@pytest.fixture
-def admin_key(quiet) -> str:
-    return quiet[1][Scope.ADMIN]
 
 
 def _app(database_url: str, **changes) -> TestClient:
@@ -132,14 +90,6 @@ def test_ingest_appends_and_a_fold_moves_the_queue_into_the_rollups(db, unfolded
     assert snapshot(db) == folded
 
 
-async def _fold_one(database_url: str, queue_name: str, org: str, *, commit: bool) -> int | None:
-    """One organization's queue folded in a transaction, committed or rolled back."""
-    queue = next(q for q in QUEUES if q.name == queue_name)
-    connecting = psycopg.AsyncConnection.connect(database_url, **connect_kwargs())
-    async with await connecting as conn, conn.transaction(force_rollback=not commit):
-        return await fold_org(conn, queue, org)
-
-
 class FoldingAtRandom(RuleBasedStateMachine):
     """Batches ingested, folds of one organization's queue (committed, or interrupted before
     the commit) and whole folds in any order, with reads between them: every section, its
@@ -167,7 +117,7 @@ class FoldingAtRandom(RuleBasedStateMachine):
     )
     def fold_one(self, queue: str, org: str, commit: bool) -> None:
         before = _queued(self.database_url)
-        folded = asyncio.run(_fold_one(self.database_url, queue, org, commit=commit))
+        folded = fold_one(self.database_url, queue, org, commit=commit)
         assert before - _queued(self.database_url) == (folded if commit else 0)
 
     @rule()
