@@ -1,4 +1,5 @@
-"""Checks of the service through faults (the database or a worker stopped mid-ingest)."""
+"""Checks of the service through faults (the database or a worker stopped mid-ingest, while
+the server's folder folds)."""
 
 import threading
 import time
@@ -6,7 +7,7 @@ from collections.abc import Callable
 
 import httpx
 
-from testkit.database import rows
+from testkit.database import rows_as_they_are
 from testkit.factories import post_events
 from testkit.server import Server
 
@@ -17,15 +18,18 @@ def client(server: Server) -> httpx.Client:
 
 
 def stored_ids(url: str) -> list[str]:
-    return sorted(row[2] for row in rows(url, "event_receipts"))
+    return sorted(row[2] for row in rows_as_they_are(url, "event_receipts"))
 
 
 def consistent(url: str) -> None:
-    """Nothing half-written: every receipt has its call, and the rollups count every call."""
+    """Nothing half-written: every receipt has its call, and once the server's folder has
+    emptied the queue (it carries on after the outage by itself), the rollups count every
+    call."""
+    wait_for(lambda: not rows_as_they_are(url, "llm_calls_pending"), 30, "the folder")
     receipts = stored_ids(url)
-    calls = sorted(row[2] for row in rows(url, "llm_calls"))
+    calls = sorted(row[2] for row in rows_as_they_are(url, "llm_calls"))
     assert calls == receipts
-    per_day = rows(url, "llm_totals_1d")
+    per_day = rows_as_they_are(url, "llm_totals_1d")
     assert sum(row[5] + row[6] for row in per_day) == len(calls)
 
 

@@ -1,7 +1,8 @@
 """A worker of the Citus cluster stopped as by a crash (``immediate``) mid-ingest, while
-every batch spans organizations on both workers (each batch one distributed transaction):
-503s meanwhile, nothing acknowledged lost or half-written, and recovery once the worker is
-back, without restarting the service. On its own durable three-node cluster."""
+every batch spans organizations on both workers (each batch one distributed transaction)
+and the server's folder folds them: 503s meanwhile, nothing acknowledged lost, half-written
+or folded twice, and recovery once the worker is back, without restarting the service (its
+folder empties the queue by itself). On its own durable three-node cluster."""
 
 import tempfile
 from collections.abc import Iterator
