@@ -29,7 +29,7 @@ from api.storage.keys import Scope, create_key
 from api.storage.rebuild import rebuild
 from api.storage.schema import metadata
 from bench import baselines as comparisons
-from bench import citus, cpu, load, slicing, targets
+from bench import citus, cpu, load, queue, slicing, targets
 from bench.data import BenchOrg, generate, orgs
 from testkit.server import live_server
 
@@ -191,9 +191,15 @@ async def _measure(
                 statement = delete(table).where(table.c.org_id == load.INGEST_ORG)
                 execute_sync(conn, compile_statement(statement))
         with cpu.metered(nodes) as used:
-            results["ingest"] = await load.ingest(base_url, ingest_key)
+            async with queue.watched(database_url) as samples:
+                results["ingest"] = await load.ingest(base_url, ingest_key)
+                drain_seconds = await queue.drained(database_url)
         events = results["ingest"]["batches"] * results["ingest"]["batch_size"]
         results["ingest"]["cpu_ms_per_1000_events"] = {n: 1e6 * s / events for n, s in used.items()}
+        results["ingest"]["queue"] = {**queue.summary(samples), "drained_after_s": drain_seconds}
+        copy_rate = await asyncio.to_thread(load.copy_rows_per_second, database_url)
+        results["ingest"]["copy_rows_per_second"] = copy_rate
+        results["ingest"]["share_of_copy"] = results["ingest"]["events_per_second"] / copy_rate
         _print_ingest(results["ingest"])
         results["page_loads"] = await load.page_loads(
             base_url, big.slug, read_keys[big.slug], SECTIONS
@@ -241,11 +247,17 @@ def _print_baselines(found: dict, org: str, reads: dict) -> None:
 
 
 def _print_ingest(found: dict) -> None:
+    waiting = found["queue"]
     print(
         f"\nIngest over HTTP: {found['events_per_second']:,.0f} events/s "
         f"({found['batches']} batches of {found['batch_size']:,}, {found['resent_share']:.0%} "
         f"re-sent, {found['clients']} clients); batch p50 {found['p50_ms']:.1f} ms, "
-        f"p99 {found['p99_ms']:.1f} ms; duplicates counted {found['duplicates']:,}"
+        f"p99 {found['p99_ms']:.1f} ms; duplicates counted {found['duplicates']:,}\n"
+        f"  queue: at most {waiting['max_rows']:,} events, the oldest waiting "
+        f"{waiting['oldest_p99_s']:.2f} s at p99 ({waiting['oldest_max_s']:.2f} s at most), "
+        f"empty {waiting['drained_after_s']:.2f} s after the last batch\n"
+        f"  PostgreSQL's COPY of the same rows: {found['copy_rows_per_second']:,.0f} rows/s; "
+        f"ingest is {found['share_of_copy']:.1%} of it"
     )
 
 

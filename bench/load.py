@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import msgspec
+import psycopg
 
 from bench.stats import percentiles
 
@@ -172,3 +173,44 @@ async def page_loads(
         await asyncio.gather(*(loader() for _ in range(loaders)))
         elapsed = time.perf_counter() - started
     return {"per_second": done / elapsed, "loaders": loaders, **percentiles(latencies)}
+
+
+def copy_rows_per_second(database_url: str, events: int = 120_000) -> float:
+    """PostgreSQL's own rate for the raw rows of the calls ``ingest`` sends: COPY into a
+    plain table with a unique (source, id) index, in the same cluster. Ingest is measured
+    as a share of it, which moves less than events/s from one machine to the next."""
+    now = datetime.now(UTC)
+    rows = []
+    for n in range(events):
+        call = _call(n, now)
+        data = call["data"]
+        rows.append(
+            (
+                call["subject"],
+                call["source"],
+                call["id"],
+                datetime.fromisoformat(call["time"]),
+                data["identity"]["kind"],
+                data["identity"]["id"],
+                data["model"],
+                data["input_tokens"],
+                data["cached_tokens"],
+                data["output_tokens"],
+                data["succeeded"],
+            )
+        )
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_copy")
+        conn.execute(
+            "CREATE TABLE bench_copy (org_id text, source text, event_id text,"
+            " time timestamptz, identity_kind text, identity_id text, model text,"
+            " input_tokens bigint, cached_tokens bigint, output_tokens bigint,"
+            " succeeded boolean, UNIQUE (source, event_id))"
+        )
+        started = time.perf_counter()
+        with conn.cursor() as cursor, cursor.copy("COPY bench_copy FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        elapsed = time.perf_counter() - started
+        conn.execute("DROP TABLE bench_copy")
+    return events / elapsed

@@ -7,7 +7,8 @@ across many orgs, times within the last half minute, 2% up to a day late, 2% sen
 while readers ask for every section at a fixed rate. Every minute it records read p50/p95
 per section, the ingest rate and batch p99, the rollup tables' size beside the size of
 their live rows (the same rows copied into fresh tables with the same indexes), their dead
-tuples and share of HOT updates, and the raw tables' and receipts' sizes. At the end every
+tuples and share of HOT updates, the raw tables' and receipts' sizes, and the write path's
+queue (events waiting to be folded, at most, and the oldest's wait at p99). At the end every
 section, per org and for all orgs, is checked against the oracle over exactly the
 acknowledged events. Writes .data/soak/results.json and .data/soak/soak.png.
 """
@@ -31,6 +32,7 @@ from psycopg import sql
 
 from api.progress import Progress
 from api.storage import partitions, reservations, rollups
+from bench import queue
 from bench.stats import percentiles
 from bench.traffic import PRESETS, SECTIONS, Service, throwaway_service
 from testkit.factories import BATCH
@@ -251,6 +253,8 @@ def _show(row: dict, minutes: int) -> None:
         f"{row['rollup_bytes'] * mb:.1f} MB ({row['rollup_bloat']:.2f}x live), "
         f"{row['rollup_dead_tuples']:,} dead tuples, "
         f"{100 * (row['hot_update_share'] or 0):.0f}% HOT updates; "
+        f"queue at most {row['queue']['max_rows']:,} events, the oldest "
+        f"{row['queue']['oldest_p99_s']:.2f} s at p99; "
         f"autovacuum: {', '.join(row['autovacuumed']) or 'none'}",
         file=sys.stderr,
         flush=True,
@@ -262,14 +266,16 @@ async def _soak(service: Service, orgs: list[str], args) -> tuple[Run, list]:
     run, rows = Run(), []
     deadline = run.started + 60 * args.minutes
 
-    async def sample_every_minute() -> None:
+    async def sample_every_minute(waiting: list) -> None:
         nonlocal before
+        seen = 0
         for minute in range(args.minutes):
             await asyncio.sleep(max(0.0, run.started + 60 * (minute + 1) - time.monotonic()))
+            minute_queue, seen = queue.summary(waiting[seen:]), len(waiting)
             measuring = time.perf_counter()
             sample = await asyncio.to_thread(_tables, service.database_url)
             sample["measured_in_s"] = round(time.perf_counter() - measuring, 2)
-            rows.append(_minute_row(run, minute, sample, before))
+            rows.append({**_minute_row(run, minute, sample, before), "queue": minute_queue})
             _show(rows[-1], args.minutes)
             before = sample
 
@@ -282,14 +288,18 @@ async def _soak(service: Service, orgs: list[str], args) -> tuple[Run, list]:
             limits=limits,
         )
 
-    async with client(service.keys["ingest"]) as ingest, client(service.keys["admin"]) as read:
+    async with (
+        client(service.keys["ingest"]) as ingest,
+        client(service.keys["admin"]) as read,
+        queue.watched(service.database_url) as waiting,
+    ):
         await asyncio.gather(
             *(
                 _ingester(ingest, Events(n, orgs, _steady, args.identities), run, args, deadline)
                 for n in range(args.ingesters)
             ),
             *(_reader(read, n, orgs, run, args, deadline) for n in range(args.readers)),
-            sample_every_minute(),
+            sample_every_minute(waiting),
         )
     return run, rows
 
