@@ -18,6 +18,7 @@ import psycopg
 from api.core.parsing import Accepting, BodyKind, parse_events
 from api.progress import Progress
 from api.storage.db import connect_kwargs
+from api.storage.folding import fold_all
 from api.storage.ingest import ingest
 
 DAYS = 35
@@ -330,6 +331,7 @@ async def load_demo(database_url: str, seed: int = 1, now: datetime | None = Non
             body = msgspec.json.encode(events[first : first + BATCH_SIZE])
             result = await ingest(conn, parse_events(body, BodyKind.BATCH, accepting))
             accepted += result.accepted
+            await fold_all(conn)  # as an import does: no queue left for the server
             done = min(first + BATCH_SIZE, len(events))
             progress.update(done, f"{done:,}/{len(events):,}")
     progress.finish(len(events), f"{len(events):,}/{len(events):,}")

@@ -45,6 +45,10 @@ from api.storage.anchors import anchored, batch_orgs
 from api.storage.db import Compiled, as_arrays, compile_statement, execute
 
 _ORG = bindparam("org", type_=Text)
+# The folder is background work: a lock it would wait for (a migration's, a rebuild's) makes
+# it give up this pass and try again later, so it never holds one that such work waits for
+# while it waits in turn (which PostgreSQL would end by cancelling one of them).
+_YIELD = "SET LOCAL lock_timeout = '250ms'"
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -134,6 +138,7 @@ async def fold_org(conn: psycopg.AsyncConnection, queue: Queue, org: str) -> int
     The rows are taken off the queue, counted into each family's finest tier here, and the
     tiers upserted from those counts."""
     compiled = _STATEMENTS[queue.name]
+    await conn.execute(_YIELD)
     locked = await (await execute(conn, compiled.lock, org=org)).fetchone()
     if not locked[0]:
         return None
@@ -234,7 +239,9 @@ class QueueState:
 
 async def queue_state(conn: psycopg.AsyncConnection) -> QueueState:
     """How many rows wait in every queue, and for how long the oldest has."""
-    row = await (await execute(conn, _QUEUE_STATE)).fetchone()
+    async with conn.transaction():
+        await conn.execute(_YIELD)
+        row = await (await execute(conn, _QUEUE_STATE)).fetchone()
     rows, oldest, now = row
     age = 0.0 if oldest is None else max((now - oldest).total_seconds(), 0.0)
     return QueueState(rows=int(rows), oldest_seconds=age)

@@ -32,7 +32,9 @@ from api.storage.schema import (
 
 _ORG = bindparam("org", type_=Text)  # None: every organization
 _SINCE = bindparam("since", type_=DateTime(timezone=True))
-_RAW_TABLES = [llm_calls, workload_events, volume_events, thread_events, message_events]
+# In the order ingest writes them (and their queues last), so that a rebuild waiting for a
+# batch's lock never holds one that batch goes on to: the two would wait for each other.
+_RAW_TABLES = [workload_events, volume_events, llm_calls, thread_events, message_events]
 # SHARE: readers go on, writers (ingest) wait for the commit. Not expressible in SQLAlchemy Core.
 _LOCK_RAW_TABLES = f"LOCK TABLE {', '.join(t.name for t in _RAW_TABLES)} IN SHARE MODE"
 # EXCLUSIVE: readers go on; a folder's take waits, and one under way is waited for, so no
@@ -115,8 +117,8 @@ async def rebuild(
     days_from = since or EPOCH
     weeks_from = floor_to(days_from, WEEK)
     async with conn.transaction():
-        await conn.execute(_LOCK_QUEUES)
         await conn.execute(_LOCK_RAW_TABLES)
+        await conn.execute(_LOCK_QUEUES)
         for clear in _CLEAR_QUEUES:
             await execute(conn, clear, org=org, since=days_from)
         for name, clear, fill in _ROLLUP_STATEMENTS:
