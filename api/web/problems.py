@@ -111,15 +111,17 @@ def _from_http_exception(_: Request, exc: HTTPException) -> Response[ProblemDeta
 
 
 def _from_database_error(_: Request, exc: Exception) -> Response[ProblemDetails]:
-    reason = (
-        "the database is read-only"
-        if isinstance(exc, DatabaseReadOnly | psycopg.errors.ReadOnlySqlTransaction)
-        else "the database is unavailable"
-    )
+    if isinstance(exc, DatabaseReadOnly | psycopg.errors.ReadOnlySqlTransaction):
+        detail = "the database is read-only; nothing was changed, retry later"
+    elif isinstance(exc, psycopg.errors.InternalError_):
+        # Citus reports a worker lost mid-transaction (even at the commit) as an internal
+        # error: whether a batch's commit reached the worker is then unknown, and a batch
+        # sent again is stored once either way.
+        detail = "a database node was lost; retry later (what was stored is not stored twice)"
+    else:
+        detail = "the database is unavailable; nothing was changed, retry later"
     return problem_response(
-        HTTP_503_SERVICE_UNAVAILABLE,
-        f"{reason}; nothing was changed, retry later",
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        HTTP_503_SERVICE_UNAVAILABLE, detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
     )
 
 
@@ -135,6 +137,7 @@ EXCEPTION_HANDLERS = {
     # database, no connection within the wait: none is the client's doing, all pass.
     psycopg.OperationalError: _from_database_error,
     psycopg.errors.ReadOnlySqlTransaction: _from_database_error,
+    psycopg.errors.InternalError_: _from_database_error,
     PoolTimeout: _from_database_error,
     PoolClosed: _from_database_error,
     DatabaseUnavailable: _from_database_error,
