@@ -26,6 +26,7 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     DateTime,
+    Numeric,
     Select,
     Table,
     Text,
@@ -72,7 +73,8 @@ class Allocation:
     object_id: Callable[[Event], str]
     lock: Compiled
     regions: Compiled
-    account: Compiled
+    changes: Compiled  # the regions' reservation changes: the rebuilt segments' less the old
+    account: Compiled  # those changes added to the reservation rollups, from arrays
     clear: Compiled
     fill: Compiled
 
@@ -95,11 +97,12 @@ async def rebuild_segments(
     """``lock=False``: the caller already holds the tables (a full rebuild: one advisory lock
     per object would overflow PostgreSQL's lock table).
 
-    Four statements, each over the organizations' shards alone on Citus: the regions to
+    Five statements, each over the organizations' shards alone on Citus: the regions to
     rebuild, found once and sent back as parameters (a region shared between statements as
-    a CTE would be computed on the coordinator); the reservation rollups moved from the
-    region's segments to the rebuilt ones; the region's segments removed; the rebuilt ones
-    inserted."""
+    a CTE would be computed on the coordinator); the reservation changes from the region's
+    segments to the rebuilt ones, found once and sent back as parameters too (each of the
+    rollups' upserts reads them: shared in one statement, each recomputed them); the
+    rollups moved by them; the region's segments removed; the rebuilt ones inserted."""
     objects = sorted(objects, key=lambda touched: touched[:2])
     if not objects:
         return
@@ -109,7 +112,12 @@ async def rebuild_segments(
     orgs = batch_orgs(arrays["org_id"])
     cursor = await execute(conn, allocation.regions, **arrays, **orgs)
     regions = as_arrays(await cursor.fetchall(), [_REGION_PREFIX + name for name, _ in _REGION])
-    for statement in (allocation.account, allocation.clear, allocation.fill):
+    cursor = await execute(conn, allocation.changes, **regions, **orgs)
+    changed = await cursor.fetchall()
+    if changed:
+        columns = [_CHANGE_PREFIX + name for name, _ in _change_columns(allocation.reservations)]
+        await execute(conn, allocation.account, **as_arrays(changed, columns), **orgs)
+    for statement in (allocation.clear, allocation.fill):
         await execute(conn, statement, **regions, **orgs)
 
 
@@ -217,21 +225,42 @@ def _allocation(
         object_id=lambda event: getattr(event.data, object_column),
         lock=compile_statement(lock),
         regions=compile_statement(find_regions),
-        account=compile_statement(_accounting(reserved, in_regions, rebuilt)),
+        changes=compile_statement(_changes(reserved, in_regions, rebuilt)),
+        account=compile_statement(_accounting(reserved)),
         clear=compile_statement(delete(segments).where(*in_regions)),
         fill=compile_statement(insert(segments).from_select(columns, rebuilt)),
     )
 
 
-def _accounting(
+_CHANGE_PREFIX = "changed_"
+
+
+def _change_columns(reserved: reservations.Reservations) -> list[tuple[str, Any]]:
+    """The columns of ``changes_of`` rows, in their order."""
+    return [
+        ("at", _TIME),
+        ("org_id", Text()),
+        ("agent_id", Text()),
+        *((f"{rate}_change", Numeric()) for rate in reserved.rates),
+        *((f"{rate}_moment", Numeric()) for rate in reserved.rates),
+    ]
+
+
+def _changes(
     reserved: reservations.Reservations, in_regions: tuple[ColumnElement, ...], rebuilt: Select
-) -> Executable:
-    """The statement carrying to the reservation rollups, in one upsert per row, the
-    difference between the regions' segments and those ``rebuilt`` in their place."""
+) -> Select:
+    """The difference between the regions' segments and those ``rebuilt`` in their place,
+    as reservation changes (rows of ``changes_of``)."""
     removed = select(reserved.segments).where(*in_regions).subquery("removed")
     made = rebuilt.subquery("made")
-    changed = union_all(reserved.changes_of(removed, -1), reserved.changes_of(made, 1))
-    upserts = reserved.maintained(changed.subquery("changed"))
+    return union_all(reserved.changes_of(removed, -1), reserved.changes_of(made, 1))
+
+
+def _accounting(reserved: reservations.Reservations) -> Executable:
+    """The statement adding the changes sent as arrays to every reservation rollup, one
+    upsert each, every upsert reading the arrays itself."""
+    changed = anchored(_change_columns(reserved), prefix=_CHANGE_PREFIX)
+    upserts = reserved.maintained(changed)
     return select(literal(len(upserts))).add_cte(*upserts)
 
 
