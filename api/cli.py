@@ -16,7 +16,9 @@ from api.core.events import SLUG, is_slug
 from api.core.parsing import Accepting
 from api.settings import Settings
 from api.storage import migrations
+from api.storage.availability import Database
 from api.storage.db import connect_kwargs
+from api.storage.folder import Folder, FolderStatus
 from api.storage.imports import ImportResult, import_events
 from api.storage.keys import Scope, create_key, list_keys, revoke_key
 
@@ -234,9 +236,6 @@ _FOLD_REPORT_SECONDS = 10
 
 def _fold(args: argparse.Namespace) -> None:
     """The folder of a server process, alone: a line every 10 s while it folds."""
-    from api.storage.availability import Database
-    from api.storage.folder import Folder
-
     settings = Settings.from_env()
 
     async def run() -> None:
@@ -246,7 +245,7 @@ def _fold(args: argparse.Namespace) -> None:
         try:
             if args.once:
                 await folder.once()
-                print(_fold_line(folder, folder.status.folded_rows), flush=True)
+                print(_fold_line(folder.status, folder.status.folded_rows), flush=True)
                 return
             folder.start()
             reported = 0
@@ -254,7 +253,7 @@ def _fold(args: argparse.Namespace) -> None:
                 await asyncio.sleep(_FOLD_REPORT_SECONDS)
                 status = folder.status
                 if status.folded_rows != reported or status.error:
-                    print(_fold_line(folder, status.folded_rows - reported), flush=True)
+                    print(_fold_line(status, status.folded_rows - reported), flush=True)
                     reported = status.folded_rows
         finally:
             await folder.stop()
@@ -264,8 +263,7 @@ def _fold(args: argparse.Namespace) -> None:
         asyncio.run(run())
 
 
-def _fold_line(folder, folded: int) -> str:
-    status = folder.status
+def _fold_line(status: FolderStatus, folded: int) -> str:
     if status.error:
         return f"folding failed: {status.error}"
     queue = status.queue

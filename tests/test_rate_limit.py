@@ -1,8 +1,6 @@
 """The per-key rate limit: a token bucket (pure), and the 429 it gives over HTTP."""
 
 import ipaddress
-import time
-from collections.abc import Callable
 from fractions import Fraction
 
 import pytest
@@ -16,6 +14,7 @@ from api.storage.keys import Scope
 from api.web.app import create_app
 from testkit.database import rows
 from testkit.factories import llm_call, post_events
+from testkit.faults import wait_for
 from testkit.server import ANY_AGE
 
 _gaps = st.lists(st.integers(min_value=0, max_value=3000), min_size=1, max_size=60)
@@ -146,13 +145,6 @@ def test_full_buckets_are_forgotten_without_changing_any_answer(keys):
         forgetting._forget_full(now)
 
 
-def _until(condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + 10
-    while not condition():
-        assert time.monotonic() < deadline, "not heard within 10 s"
-        time.sleep(0.02)
-
-
 def test_a_live_key_is_served_from_an_address_slowed_for_guessing(
     database_url, db, read_key, ingest_key, new_key, revoke
 ):
@@ -173,15 +165,15 @@ def test_a_live_key_is_served_from_an_address_slowed_for_guessing(
 
     with TestClient(app=create_app(settings)) as client:
         key_cache = client.app.state.key_cache
-        _until(lambda: key_cache.listening)
+        wait_for(lambda: key_cache.listening, 10, "the key listener")
         assert post_events(client, ingest_key, [llm_call()]).status_code == 200
         assert [read(client, f"guess-{n}") for n in range(4)] == [401, 401, 429, 429]
         assert read(client, read_key) == 200
         created = new_key(Scope.READ, "acme")
-        _until(lambda: key_cache.is_live(created.key))
+        wait_for(lambda: key_cache.is_live(created.key), 10, "the new key heard")
         assert read(client, created.key) == 200
         assert read(client, created.key) == 200
         assert read(client, "guess-after") == 429
         assert revoke(created.key_id)
-        _until(lambda: read(client, created.key) != 200)
+        wait_for(lambda: read(client, created.key) != 200, 10, "the revocation heard")
         assert read(client, created.key) == 429

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -32,6 +31,7 @@ from testkit.database import (
 )
 from testkit.engine import examples
 from testkit.factories import BASE_TIME, llm_call, message_sent, post_events, thread_created
+from testkit.faults import wait_for
 from testkit.server import ANY_AGE, usage_api
 from testkit.strategies import event_sets
 
@@ -61,13 +61,6 @@ def _app(database_url: str, **changes) -> TestClient:
 def unfolded(db):
     with _app(db) as client:
         yield client
-
-
-def _until(condition, seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "not within the time allowed"
-        time.sleep(0.02)
 
 
 def test_ingest_appends_and_a_fold_moves_the_queue_into_the_rollups(db, unfolded, ingest_key):
@@ -189,7 +182,8 @@ def test_a_fold_killed_before_its_commit_loses_nothing_and_counts_nothing_twice(
         folding.wait(timeout=10)
     finally:
         folding.kill()
-    _until(lambda: _queued(db) == 50)  # its transaction rolled back with the connection
+    # Its transaction rolled back with the connection.
+    wait_for(lambda: _queued(db) == 50, 10, "the rollback")
     assert fold(db).rows == 50
     after = unfolded.get("/orgs/acme/usage/llm", params=window, headers=headers).json()
     assert after["summary"] == before["summary"]
@@ -203,7 +197,11 @@ def test_past_the_bound_ingest_is_503_with_retry_after_and_stores_nothing(db, in
             post_events(client, ingest_key, [llm_call(id=f"b{n}") for n in range(3)]).status_code
             == 200
         )
-        _until(lambda: folder.status.queue is not None and folder.status.queue.rows == 3)
+        wait_for(
+            lambda: folder.status.queue is not None and folder.status.queue.rows == 3,
+            10,
+            "the measure",
+        )
         refused = post_events(client, ingest_key, [llm_call(id="over")])
         assert refused.status_code == 503
         assert refused.headers["content-type"] == "application/problem+json"
@@ -215,7 +213,7 @@ def test_past_the_bound_ingest_is_503_with_retry_after_and_stores_nothing(db, in
         metrics = client.get("/metrics").text
         assert "usage_pending_rows 3.0" in metrics
         fold(db)
-        _until(lambda: folder.status.queue.rows == 0)
+        wait_for(lambda: folder.status.queue.rows == 0, 10, "the measure")
         assert post_events(client, ingest_key, [llm_call(id="over")]).status_code == 200
 
 
@@ -226,8 +224,8 @@ def test_the_servers_folder_keeps_the_queue_empty_and_reports_it(db, ingest_key)
             post_events(client, ingest_key, [llm_call(id=f"s{n}") for n in range(20)]).status_code
             == 200
         )
-        _until(lambda: _queued(db) == 0)
-        _until(lambda: folder.status.folded_rows == 20)
+        wait_for(lambda: _queued(db) == 0, 10, "the folder")
+        wait_for(lambda: folder.status.folded_rows == 20, 10, "the folder's count")
         ready = client.get("/readyz").json()["folder"]
         assert ready["folding"] is True and ready["error"] is None
         metrics = client.get("/metrics").text

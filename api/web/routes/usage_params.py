@@ -4,6 +4,7 @@ size, the filters each section takes, and compare (on the section reads).
 """
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -246,20 +247,19 @@ def plain_query(connection: ASGIConnection, route_handler: BaseRouteHandler) -> 
     or cache that reads the first of two values would see another request than this one's
     answer). Filters are repeatable."""
     parameters = _GROUPS_PARAMETERS if route_handler.opt.get("groups") else _PARAMETERS
-    counts: dict[str, int] = {}
+    counts: Counter[str] = Counter()
     for pair in connection.scope["query_string"].split(b"&"):
         if not pair:
             continue
         name, _, value = (
             unquote_to_bytes(part.replace(b"+", b" ")) for part in pair.partition(b"=")
         )
-        text = name.decode("utf-8", "replace")
         try:
-            name.decode("utf-8")
+            counts[name.decode("utf-8")] += 1
             value.decode("utf-8")
         except UnicodeDecodeError:
-            raise _bad(text, f"parameter {text!r} is not UTF-8 once percent-decoded") from None
-        counts[text] = counts.get(text, 0) + 1
+            shown = name.decode("utf-8", "replace")
+            raise _bad(shown, f"parameter {shown!r} is not UTF-8 once percent-decoded") from None
     unknown = sorted(set(counts) - parameters)
     if unknown:
         errors = [
