@@ -80,7 +80,7 @@ async def answer(section: Section, conn: psycopg.AsyncConnection, query: Section
     if previous is not None:
         # The previous span's summary, in the same snapshot and round trip.
         runs.append((section.span_summary(query.shape), previous.span_params()))
-    results = await fetch_all(conn, runs)
+    results = await fetch_all(conn, runs, planned_with_values=query.shape.planned_with_values)
     if previous is not None:
         previous_rows = results.pop()
     series = series_of(section, query, results[0])

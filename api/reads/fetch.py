@@ -8,7 +8,7 @@ from psycopg.rows import namedtuple_row
 from sqlalchemy import exists, select
 
 from api.reads.query import ORG
-from api.storage.db import Compiled, compile_statement
+from api.storage.db import PLANNED_WITH_VALUES, Compiled, compile_statement
 from api.storage.schema import orgs
 
 
@@ -27,17 +27,23 @@ _ORG_EXISTS = compile_statement(select(exists().where(orgs.c.org_id == ORG)))
 
 
 async def fetch_all(
-    conn: psycopg.AsyncConnection, runs: Sequence[tuple[Compiled, dict[str, Any]]]
+    conn: psycopg.AsyncConnection,
+    runs: Sequence[tuple[Compiled, dict[str, Any]]],
+    *,
+    planned_with_values: bool = False,
 ) -> list[list[Any]]:
     """The rows (as named tuples) of every statement with its parameters, all from one
     snapshot, sent in one pipeline so a section costs one round trip; for one organization,
-    with the check that it exists."""
+    with the check that it exists. ``planned_with_values``: planned with the parameters'
+    values, not by the connection's generic plans (api.storage.db.plan_for_engine)."""
     org = runs[0][1]["org"]
     if org is not None:
         runs = [(_ORG_EXISTS, {"org": org}), *runs]
     # The transaction's BEGIN, its isolation and COMMIT go in the pipeline too.
     async with conn.pipeline(), conn.transaction():
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        if planned_with_values:
+            await conn.execute(PLANNED_WITH_VALUES)
         cursors = []
         for statement, params in runs:
             cursor = conn.cursor(row_factory=namedtuple_row)

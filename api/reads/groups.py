@@ -96,7 +96,11 @@ async def answer_groups(
     section: Section, conn: psycopg.AsyncConnection, query: SectionQuery, by: str
 ) -> Any:
     grouping = GROUPINGS[by]
-    (rows,) = await fetch_all(conn, [(_statement(section, query.shape, by), query.params())])
+    (rows,) = await fetch_all(
+        conn,
+        [(_statement(section, query.shape, by), query.params())],
+        planned_with_values=query.shape.planned_with_values,
+    )
     key_count = max((row.key_count for row in rows), default=0)
     per_group: dict[int | None, list[Any]] = {}
     for row in rows:

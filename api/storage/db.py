@@ -107,6 +107,11 @@ def create_pool(
     )
 
 
+# For a transaction whose statements must be planned with their values, whatever the
+# connection's mode (plan_for_engine): where the values decide the plan.
+PLANNED_WITH_VALUES = "SET LOCAL plan_cache_mode = force_custom_plan"
+
+
 async def plan_for_engine(conn: psycopg.AsyncConnection) -> None:
     """Prepares each statement on its first use and plans it once (a generic plan), unless
     the database is Citus: a check of a server connection before each use, as an engine can

@@ -34,7 +34,7 @@ from api.core.events import (
 )
 from api.storage import allocations, counters, rollups
 from api.storage.anchors import anchored, batch_orgs, register_orgs
-from api.storage.db import Compiled, as_arrays, compile_statement, execute
+from api.storage.db import PLANNED_WITH_VALUES, Compiled, as_arrays, compile_statement, execute
 from api.storage.event_rows import (
     envelope,
     identity_rows,
@@ -53,11 +53,10 @@ from api.storage.schema import (
     workload_events,
 )
 
-# A batch's statements are planned with its arrays' values, not by the server's generic plans
-# (api.storage.db.plan_for_engine): a generic plan of the segment rebuild guessed the sizes
-# of its regions and took 94 ms where a custom one took 57, planning included (500 events of
-# the load test's mix: 147 -> 104 ms a batch; 4,000 LLM calls: 102 -> 93 ms).
-_PLANNED_WITH_VALUES = "SET LOCAL plan_cache_mode = force_custom_plan"
+# A batch's statements are planned with its arrays' values (PLANNED_WITH_VALUES): a generic
+# plan of the segment rebuild guessed the sizes of its regions and took 94 ms where a custom
+# one took 57, planning included (500 events of the load test's mix: 147 -> 104 ms a batch;
+# 4,000 LLM calls: 102 -> 93 ms).
 
 
 class IngestResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -88,7 +87,7 @@ async def ingest_batches(
     for event in events:
         first_of_each_key.setdefault(event_key(event), event)
     async with conn.transaction():
-        await conn.execute(_PLANNED_WITH_VALUES)
+        await conn.execute(PLANNED_WITH_VALUES)
         # Every organization a row of the batch will be joined to.
         await register_orgs(conn, {event.subject for event in events})
         received = await _insert_receipts(conn, list(first_of_each_key))
