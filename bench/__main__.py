@@ -188,8 +188,9 @@ async def _measure(
         print_cross_org(results["cross_org"])
         with psycopg.connect(database_url, **connect_kwargs()) as conn:
             for table in reversed(metadata.sorted_tables):  # what an earlier run sent
-                statement = delete(table).where(table.c.org_id == load.INGEST_ORG)
-                execute_sync(conn, compile_statement(statement))
+                for org in load.INGEST_ORGS:
+                    statement = delete(table).where(table.c.org_id == org)
+                    execute_sync(conn, compile_statement(statement))
         with cpu.metered(nodes) as used:
             async with queue.watched(database_url) as samples:
                 results["ingest"] = await load.ingest(base_url, ingest_key)
@@ -201,6 +202,14 @@ async def _measure(
         results["ingest"]["copy_rows_per_second"] = copy_rate
         results["ingest"]["share_of_copy"] = results["ingest"]["events_per_second"] / copy_rate
         _print_ingest(results["ingest"])
+        results["mixed_ingest"] = await load.mixed_ingest(base_url, ingest_key)
+        await queue.drained(database_url)
+        _print_mixed(results["mixed_ingest"])
+        results["reads_beside_ingest"] = await load.reads_beside_ingest(
+            base_url, big.slug, read_keys[big.slug], ingest_key, now, SECTIONS, PRESETS, requests
+        )
+        await queue.drained(database_url)
+        _print_beside(results["reads_beside_ingest"], reads[big.slug])
         results["page_loads"] = await load.page_loads(
             base_url, big.slug, read_keys[big.slug], SECTIONS
         )
@@ -244,6 +253,27 @@ def _print_baselines(found: dict, org: str, reads: dict) -> None:
             found["duckdb"][preset]["p50_ms"],
         )
         print(f"{preset:<8}{api:>17.1f}{sql:>11.1f}{duck:>10.1f}{sql / api:>8.0f}x")
+
+
+def _print_mixed(found: dict) -> None:
+    print(
+        f"Ingest of the load test's mix over HTTP: {found['events_per_second']:,.0f} events/s"
+        f" ({found['batches']} batches of {found['batch_size']:,}, {found['clients']} clients);"
+        f" batch p50 {found['p50_ms']:.1f} ms, p99 {found['p99_ms']:.1f} ms"
+    )
+
+
+def _print_beside(found: dict, idle: dict) -> None:
+    print(
+        f"\nReads while LLM calls arrive at {found['rate']:,.0f} events/s"
+        f" ({found['ingest_events_per_second']:,.0f}/s acknowledged): p95 ms, and against idle"
+    )
+    print(f"{'section':<9}" + "".join(f"{p:>16}" for p in PRESETS))
+    for section, by_preset in found["reads"].items():
+        p95 = {preset: by_preset[preset]["p95_ms"] for preset in PRESETS}
+        ratios = {preset: p95[preset] / idle[section][preset]["p95_ms"] for preset in PRESETS}
+        cells = "".join(f"{p95[p]:>8.1f} {ratios[p]:>5.2f}x " for p in PRESETS)
+        print(f"{section:<9}{cells}")
 
 
 def _print_ingest(found: dict) -> None:

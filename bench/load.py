@@ -11,6 +11,8 @@ import msgspec
 import psycopg
 
 from bench.stats import percentiles
+from testkit.factories import BATCH
+from testkit.traffic import Events
 
 
 async def reads(
@@ -70,13 +72,13 @@ def progress(label: str, found: dict) -> None:
     )
 
 
-def _call(n: int, now: datetime) -> dict:
+def _call(n: int, now: datetime, org: str = "bench-ingest") -> dict:
     return {
         "specversion": "1.0",
         "id": f"ingest-{n}",
         "source": "bench",
         "type": "llm.call",
-        "subject": INGEST_ORG,
+        "subject": org,
         "time": (now - timedelta(seconds=n % 86_400)).isoformat(),
         "data": {
             "identity": {"kind": "agent", "id": f"id-{n % 300}", "name": f"Agent {n % 300}"},
@@ -89,7 +91,10 @@ def _call(n: int, now: datetime) -> dict:
     }
 
 
-INGEST_ORG = "bench-ingest"
+INGEST_ORG = "bench-ingest"  # ingest's organization, emptied before each run
+BESIDE_READS_ORG = "bench-ingest-beside-reads"
+MIXED_ORGS = [f"bench-mixed-{n}" for n in range(4)]
+INGEST_ORGS = [INGEST_ORG, BESIDE_READS_ORG, *MIXED_ORGS]
 
 
 async def ingest(
@@ -108,10 +113,30 @@ async def ingest(
         fresh = [_call(b * batch_size + i, now) for i in range(batch_size - resent)]
         again = [_call(max(b - 2 * clients, 0) * batch_size + i, now) for i in range(resent)]
         bodies.append(msgspec.json.encode(fresh + again))
-    headers = {
-        "Authorization": f"Bearer {key}",
-        "Content-Type": "application/cloudevents-batch+json",
-    }
+    found = await _post_all(base_url, key, bodies, batch_size, clients)
+    return {**found, "resent_share": resent / batch_size}
+
+
+async def mixed_ingest(
+    base_url: str, key: str, batches: int = 60, batch_size: int = 1000, clients: int = 4
+) -> dict:
+    """Batches of the load test's mix (testkit.traffic.Events: 60% LLM calls, workloads,
+    volumes, threads, messages) for four organizations, times within the last day, from
+    several clients at once."""
+    now = datetime.now(UTC)
+    events = Events(7, MIXED_ORGS, lambda rng: now - timedelta(seconds=rng.uniform(0, 86_400)))
+    bodies = [
+        msgspec.json.encode([events.next() for _ in range(batch_size)]) for _ in range(batches)
+    ]
+    return await _post_all(base_url, key, bodies, batch_size, clients)
+
+
+async def _post_all(
+    base_url: str, key: str, bodies: list[bytes], batch_size: int, clients: int
+) -> dict:
+    """Every batch (of ``batch_size`` events) posted, by ``clients`` clients at once taking
+    the next batch in turn."""
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": BATCH}
     latencies: list[float] = []
     duplicates = 0
     queue: asyncio.Queue[bytes] = asyncio.Queue()
@@ -133,14 +158,76 @@ async def ingest(
     await asyncio.gather(*(client_loop() for _ in range(clients)))
     elapsed = time.perf_counter() - started
     return {
-        "events_per_second": batches * batch_size / elapsed,
-        "batches": batches,
+        "events_per_second": len(bodies) * batch_size / elapsed,
+        "batches": len(bodies),
         "batch_size": batch_size,
-        "resent_share": resent / batch_size,
         "clients": clients,
         "duplicates": duplicates,
         **percentiles(latencies),
     }
+
+
+async def reads_beside_ingest(
+    base_url: str,
+    org: str,
+    key: str,
+    ingest_key: str,
+    now: datetime,
+    sections: list[str],
+    presets: list[str],
+    requests: int,
+    rate: float = 10_000,
+) -> dict:
+    """``reads`` while new LLM calls arrive at ``rate`` events/s (1,000-event batches on a
+    fixed schedule, at most 4 in flight), and the rate they were acknowledged at."""
+    batch_size, in_flight_limit = 1000, 4
+    interval = batch_size / rate
+    # Enough batches for the reads at three times their idle duration; made beforehand, so
+    # that encoding them does not take the cores the reads are timed on.
+    planned = int(len(sections) * len(presets) * (requests + WARM_UP) * 0.03 / interval) + 1
+    sent_at = datetime.now(UTC)
+    bodies = [
+        msgspec.json.encode(
+            [_call(b * batch_size + i, sent_at, BESIDE_READS_ORG) for i in range(batch_size)]
+        )
+        for b in range(planned)
+    ]
+    headers = {"Authorization": f"Bearer {ingest_key}", "Content-Type": BATCH}
+    done = asyncio.Event()
+    acknowledged = 0
+
+    async def ingester() -> None:
+        nonlocal acknowledged
+        limits = httpx.Limits(max_connections=in_flight_limit)
+        async with httpx.AsyncClient(
+            base_url=base_url, headers=headers, timeout=60, limits=limits
+        ) as client:
+            slots = asyncio.Semaphore(in_flight_limit)
+
+            async def post(body: bytes) -> None:
+                nonlocal acknowledged
+                async with slots:
+                    response = await client.post("/events", content=body)
+                    response.raise_for_status()
+                    acknowledged += batch_size
+
+            posts = []
+            next_at = time.perf_counter()
+            for body in bodies:
+                if done.is_set():
+                    break
+                posts.append(asyncio.create_task(post(body)))
+                next_at += interval
+                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+            await asyncio.gather(*posts)
+
+    started = time.perf_counter()
+    sending = asyncio.create_task(ingester())
+    found = await reads(base_url, org, key, now, sections, presets, requests)
+    done.set()
+    elapsed = time.perf_counter() - started
+    await sending
+    return {"reads": found, "ingest_events_per_second": acknowledged / elapsed, "rate": rate}
 
 
 async def page_loads(
