@@ -125,7 +125,7 @@ def test_a_read_up_to_now_counts_exactly_to_the_as_of_it_reports(
     events = [{**event, "subject": "acme"} for event in data.draw(event_sets_at(recent))]
     _ingest(client, database_url, ingest_key, data, events)
     bucket = data.draw(st.sampled_from([None, *PRESET_WIDTHS[preset]]))
-    params = {"range": preset, "tz": tz, **({"bucket": bucket} if bucket else {})}
+    params = {"range": preset, "tz": tz, "top": 3, **({"bucket": bucket} if bucket else {})}
     for section, compute in oracle.SECTIONS.items():
         response = client.get(
             f"/orgs/acme/usage/{section}",
