@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     key_commands = keys.add_subparsers(required=True, metavar="ACTION")
     create = key_commands.add_parser("create", help="create a key; prints it on the last line")
     create.add_argument("--scope", required=True, choices=[scope.value for scope in Scope])
-    create.add_argument("--org", type=_slug, help="the organization (scope read only)")
+    create.add_argument("--org", type=_slug, help="the organization (scopes read and manage)")
     create.set_defaults(run=_create_key)
     key_commands.add_parser("list", help="list keys (never the keys themselves)").set_defaults(
         run=_list_keys
@@ -120,9 +120,9 @@ async def _connect() -> psycopg.AsyncConnection:
 
 def _create_key(args: argparse.Namespace) -> None:
     scope = Scope(args.scope)
-    if (scope is Scope.READ) != (args.org is not None):
+    if scope.bound != (args.org is not None):
         raise SystemExit(
-            "usage-api keys create: --org is required with --scope read "
+            "usage-api keys create: --org is required with --scope read or manage "
             "and not allowed with ingest or admin"
         )
 

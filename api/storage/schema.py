@@ -122,7 +122,7 @@ api_keys = Table(
     Column("key_hash", LargeBinary, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     _timestamp("revoked_at", nullable=True),
-    CheckConstraint("scope IN ('read', 'ingest', 'admin')", name="scope"),
+    CheckConstraint("scope IN ('read', 'ingest', 'admin', 'manage')", name="scope"),
     Index(None, "key_hash"),
 )
 
