@@ -117,8 +117,8 @@ async def rebuild_segments(
     by_org = [list(of_org) for _, of_org in groupby(objects, key=itemgetter(0))]
     if len(by_org) > 1 and await (await conn.execute(CITUS_PRESENT)).fetchone() is None:
         by_org = [objects]
-    for of_orgs in by_org:
-        await _rebuild(conn, allocation, of_orgs, lock)
+    for some in by_org:
+        await _rebuild(conn, allocation, some, lock)
 
 
 async def _rebuild(
@@ -193,7 +193,9 @@ def _allocation(
         func.coalesce(found.c["last"], cast(literal_column("'infinity'"), _TIME)).label("last"),
     ).subquery("regions")
 
-    def in_regions(table: Table, object_id: Column, time: Column, *, last_included: bool):
+    def in_regions(
+        table: Table, object_id: Column, time: Column, *, last_included: bool
+    ) -> Subquery:
         """Each region's rows of ``table`` (its object's, ``time`` in the region), with the
         region's end, as a FROM clause: a LATERAL subquery per region, which OFFSET 0 keeps
         one. The regions then drive, each an index range scan of its object. Flattened into
