@@ -9,6 +9,7 @@ Tables (tests/test_schema.py keeps this list equal to the metadata):
 - api_keys, event_receipts, identities, llm_calls, llm_calls_pending, message_events,
   message_events_pending, orgs, thread_events, thread_events_pending, volume_events,
   volume_segments, volumes_held, workload_events, workload_segments, workloads_held
+- threshold_crossings, threshold_deliveries, thresholds
 - llm_by_identity: llm_by_identity_1d, llm_by_identity_1h, llm_by_identity_5m,
   llm_by_identity_6h, llm_by_identity_7d
 - llm_by_identity_model: llm_by_identity_model_1d, llm_by_identity_model_1h,
@@ -38,13 +39,16 @@ from sqlalchemy import (
     DateTime,
     Float,
     Index,
+    Integer,
     LargeBinary,
     MetaData,
     Numeric,
     Table,
     Text,
     func,
+    text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 from api.core.tiers import TIERS
 
@@ -337,3 +341,51 @@ llm_calls_pending = _pending(
 )
 thread_events_pending = _pending(thread_events, _COUNTED_IDENTITY)
 message_events_pending = _pending(message_events, _COUNTED_IDENTITY)
+
+
+# Usage thresholds (DESIGN §10): what to watch and where to tell; each crossing, recorded once
+# per threshold and period; each attempt to deliver one.
+thresholds = Table(
+    "thresholds",
+    metadata,
+    _org_id(),
+    Column("threshold_id", Text, primary_key=True),
+    Column("section", Text, nullable=False),
+    Column("measure", Text, nullable=False),
+    Column("period", Text, nullable=False),
+    Column("tz", Text, nullable=False),
+    Column("limit", Float, nullable=False),
+    Column("filters", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("url", Text, nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("period IN ('day', 'week', 'month')", name="period"),
+    CheckConstraint('"limit" > 0', name="limit"),
+)
+
+threshold_crossings = Table(
+    "threshold_crossings",
+    metadata,
+    _org_id(),
+    Column("threshold_id", Text, primary_key=True),
+    Column("period_start", DateTime(timezone=True), primary_key=True),
+    _timestamp("period_end"),
+    Column("value", Float, nullable=False),
+    _timestamp("detected_at"),
+    # The webhook-id of every attempt to deliver it: receivers dedupe on it.
+    Column("webhook_id", Text, nullable=False),
+    _timestamp("delivered_at", nullable=True),
+    _timestamp("next_attempt_at", nullable=True),  # None once delivered or given up
+)
+
+threshold_deliveries = Table(
+    "threshold_deliveries",
+    metadata,
+    _org_id(),
+    Column("threshold_id", Text, primary_key=True),
+    Column("period_start", DateTime(timezone=True), primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    _timestamp("attempted_at"),
+    Column("status", Integer, nullable=True),  # the receiver's HTTP status, if it answered
+    Column("error", Text, nullable=True),  # why not, if it did not
+)
