@@ -61,13 +61,20 @@ def db(database_url: str) -> str:
 # (testkit.database.fold, the oracle tests at random points), so no fold in the background
 # races a test's reset; tests/ingest/test_folding.py runs the folder in a server.
 NO_FOLDER = {"fold_in_server": False}
+# The receivers the tests run: webhooks go nowhere else (tests/test_thresholds.py).
+WEBHOOK_HOSTS = frozenset({"127.0.0.1"})
 
 
 @pytest.fixture(scope="session")
 def client(database_url: str) -> Iterator[TestClient]:
     # Tests send far faster than any caller should; tests/test_rate_limit.py checks the limits.
     settings = Settings(
-        database_url=database_url, rate_limit=0, auth_failure_rate=0, **NO_FOLDER, **ANY_AGE
+        database_url=database_url,
+        rate_limit=0,
+        auth_failure_rate=0,
+        webhook_allow_hosts=WEBHOOK_HOSTS,
+        **NO_FOLDER,
+        **ANY_AGE,
     )
     with TestClient(app=create_app(settings)) as test_client:
         yield test_client

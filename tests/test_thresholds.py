@@ -1,6 +1,9 @@
 """Thresholds as stored (§10): created with a new secret each, listed per organization in
 creation order, found and deleted by id within their organization only."""
 
+import pytest
+
+from api.storage.keys import Scope
 from api.storage.thresholds import (
     create_threshold,
     delete_threshold,
@@ -39,3 +42,89 @@ def test_a_threshold_is_kept_per_organization(db):
     remaining, second = with_connection(db, scenario)
     assert remaining == [second.threshold_id]
     assert ("globex",) in rows(db, "orgs")
+
+
+_HOOK = "http://127.0.0.1:9/hook"  # listed for the tests' server; nothing listens there
+_ASKED = {"section": "llm", "measure": "input_tokens", "period": "day", "limit": 1000, "url": _HOOK}
+
+
+def _bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_a_manage_key_creates_reads_and_deletes_its_organizations_thresholds(
+    client, db, new_key, read_key
+):
+    manage = new_key(Scope.MANAGE, "acme").key
+    created = client.post("/orgs/acme/thresholds", json=_ASKED, headers=_bearer(manage))
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["secret"].startswith("whsec_") and body["tz"] == "UTC"
+    assert body["filters"] == {}
+    listed = client.get("/orgs/acme/thresholds", headers=_bearer(read_key)).json()
+    assert [t["id"] for t in listed["thresholds"]] == [body["id"]]
+    assert "secret" not in listed["thresholds"][0]
+    one = client.get(f"/orgs/acme/thresholds/{body['id']}", headers=_bearer(read_key))
+    assert one.json() == {k: v for k, v in body.items() if k != "secret"}
+    refused = client.delete(f"/orgs/acme/thresholds/{body['id']}", headers=_bearer(read_key))
+    assert refused.status_code == 403
+    gone = client.delete(f"/orgs/acme/thresholds/{body['id']}", headers=_bearer(manage))
+    assert gone.status_code == 204
+    again = client.get(f"/orgs/acme/thresholds/{body['id']}", headers=_bearer(manage))
+    assert again.status_code == 404
+
+
+def test_keys_of_another_organization_see_no_thresholds(client, db, new_key, admin_key):
+    created = client.post("/orgs/acme/thresholds", json=_ASKED, headers=_bearer(admin_key))
+    assert created.status_code == 201, created.text
+    other = new_key(Scope.MANAGE, "globex").key
+    for answer in (
+        client.get("/orgs/acme/thresholds", headers=_bearer(other)),
+        client.get(f"/orgs/acme/thresholds/{created.json()['id']}", headers=_bearer(other)),
+        client.post("/orgs/acme/thresholds", json=_ASKED, headers=_bearer(other)),
+    ):
+        assert answer.status_code == 404
+    assert len(rows(db, "thresholds")) == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"measure": "cpu_core_hours"}, "measure"),
+        ({"section": "compute", "measure": "input_tokens"}, "measure"),
+        ({"tz": "Mars/Olympus"}, "tz"),
+        ({"filters": {"agent": ["a1"]}}, "filters.agent"),
+        ({"filters": {"identity": ["robot:x"]}}, "filters.identity"),
+        ({"url": "http://example.com/hook"}, "url"),
+        ({"url": "https://10.0.0.1/hook"}, "url"),
+        ({"url": "https://169.254.169.254/latest/meta-data/"}, "url"),
+        ({"url": "https://[::1]/hook"}, "url"),
+    ],
+)
+def test_a_threshold_the_section_cannot_watch_or_a_refused_url_is_a_400(
+    client, db, admin_key, change, field
+):
+    answer = client.post(
+        "/orgs/acme/thresholds", json={**_ASKED, **change}, headers=_bearer(admin_key)
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert [error["field"] for error in answer.json()["errors"]] == [field]
+    assert rows(db, "thresholds") == []
+
+
+@pytest.mark.parametrize(
+    "change", [{"limit": 0}, {"limit": -5}, {"period": "hour"}, {"colour": "red"}, {"url": 7}]
+)
+def test_a_malformed_threshold_is_a_400(client, db, admin_key, change):
+    answer = client.post(
+        "/orgs/acme/thresholds", json={**_ASKED, **change}, headers=_bearer(admin_key)
+    )
+    assert answer.status_code == 400, answer.text
+    assert rows(db, "thresholds") == []
+
+
+def test_options_lists_every_method_of_each_path(client):
+    """Litestar 2 listed one handler's methods only (litestar#4169)."""
+    assert client.options("/orgs/acme/thresholds").headers["allow"] == "GET, OPTIONS, POST"
+    assert client.options("/orgs/acme/thresholds/thr_1").headers["allow"] == "DELETE, GET, OPTIONS"

@@ -23,6 +23,7 @@ from api.web.problems import EXCEPTION_HANDLERS
 from api.web.routes.health import healthz, readyz
 from api.web.routes.ingest import MAX_BODY_BYTES, post_events
 from api.web.routes.page import page_router
+from api.web.routes.thresholds import Thresholds
 from api.web.routes.usage import all_orgs_usage, org_usage
 
 
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.trusted_proxies = settings.trusted_proxies
         app.state.accept_days = settings.accept_days
         app.state.raw_retention_days = settings.raw_retention_days
+        app.state.webhook_allow_hosts = settings.webhook_allow_hosts
         try:
             yield
         finally:
@@ -63,6 +65,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             post_events,
             org_usage,
             all_orgs_usage,
+            Thresholds,
             page_router(settings.page_dir),
             Metrics,
         ],
@@ -103,7 +106,7 @@ def _cors(origins: tuple[str, ...]) -> CORSConfig | None:
         return None
     return CORSConfig(
         allow_origins=list(origins),
-        allow_methods=["GET", "POST"],
+        allow_methods=["GET", "POST", "DELETE"],
         allow_headers=["Authorization", "Content-Type"],
         # The page names a downloaded CSV file as the service does.
         expose_headers=["Content-Disposition"],
