@@ -72,7 +72,13 @@ def progress(label: str, found: dict) -> None:
     )
 
 
-def _call(n: int, now: datetime, org: str = "bench-ingest") -> dict:
+INGEST_ORG = "bench-ingest"  # ingest's organization, emptied before each run
+BESIDE_READS_ORG = "bench-ingest-beside-reads"
+MIXED_ORGS = [f"bench-mixed-{n}" for n in range(4)]
+INGEST_ORGS = [INGEST_ORG, BESIDE_READS_ORG, *MIXED_ORGS]
+
+
+def _call(n: int, now: datetime, org: str = INGEST_ORG) -> dict:
     return {
         "specversion": "1.0",
         "id": f"ingest-{n}",
@@ -89,12 +95,6 @@ def _call(n: int, now: datetime, org: str = "bench-ingest") -> dict:
             "succeeded": n % 50 != 0,
         },
     }
-
-
-INGEST_ORG = "bench-ingest"  # ingest's organization, emptied before each run
-BESIDE_READS_ORG = "bench-ingest-beside-reads"
-MIXED_ORGS = [f"bench-mixed-{n}" for n in range(4)]
-INGEST_ORGS = [INGEST_ORG, BESIDE_READS_ORG, *MIXED_ORGS]
 
 
 async def ingest(
@@ -197,7 +197,6 @@ async def reads_beside_ingest(
     acknowledged = 0
 
     async def ingester() -> None:
-        nonlocal acknowledged
         limits = httpx.Limits(max_connections=in_flight_limit)
         async with httpx.AsyncClient(
             base_url=base_url, headers=headers, timeout=60, limits=limits
