@@ -46,11 +46,27 @@ def upgrade() -> None:
         sa.Column(
             "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
         ),
+        _time("recheck_at", nullable=True),
         sa.CheckConstraint(
             "period IN ('day', 'week', 'month')", name=op.f("thresholds_period_check")
         ),
         sa.CheckConstraint('"limit" > 0', name=op.f("thresholds_limit_check")),
         sa.PrimaryKeyConstraint("org_id", "threshold_id", name=op.f("thresholds_pkey")),
+    )
+    op.create_index(
+        op.f("thresholds_recheck_at_idx"),
+        "thresholds",
+        ["recheck_at"],
+        postgresql_where=sa.text("recheck_at IS NOT NULL"),
+    )
+    op.create_table(
+        "threshold_marks",
+        sa.Column("org_id", sa.Text(), nullable=False),
+        sa.Column("mark_id", sa.Uuid(), server_default=sa.func.gen_random_uuid(), nullable=False),
+        sa.Column("section", sa.Text(), nullable=False),
+        _time("since"),
+        _time("until"),
+        sa.PrimaryKeyConstraint("org_id", "mark_id", name=op.f("threshold_marks_pkey")),
     )
     op.create_table(
         "threshold_crossings",
@@ -62,10 +78,17 @@ def upgrade() -> None:
         _time("detected_at"),
         sa.Column("webhook_id", sa.Text(), nullable=False),
         _time("delivered_at", nullable=True),
+        sa.Column("attempts", sa.Integer(), server_default=sa.text("0"), nullable=False),
         _time("next_attempt_at", nullable=True),
         sa.PrimaryKeyConstraint(
             "org_id", "threshold_id", "period_start", name=op.f("threshold_crossings_pkey")
         ),
+    )
+    op.create_index(
+        op.f("threshold_crossings_next_attempt_at_idx"),
+        "threshold_crossings",
+        ["next_attempt_at"],
+        postgresql_where=sa.text("next_attempt_at IS NOT NULL"),
     )
     op.create_table(
         "threshold_deliveries",
@@ -90,5 +113,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("threshold_deliveries", "threshold_crossings", "thresholds"):
+    for table in (
+        "threshold_deliveries",
+        "threshold_crossings",
+        "threshold_marks",
+        "thresholds",
+    ):
         op.drop_table(table)
