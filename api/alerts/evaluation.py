@@ -11,8 +11,7 @@ transaction records the crossings, sets each threshold's next recheck and delete
 it read. A mark of events still ahead of the clock (ingest takes them up to 5 minutes ahead)
 is kept from now on, so their period is looked at again once they count.
 
-One evaluator at a time across processes: a pass runs under a session advisory lock it
-tries, and a process whose neighbour holds it skips its pass. An evaluator stopped at any
+One evaluator at a time across processes (api.alerts.watcher). An evaluator stopped at any
 point leaves the marks it has not deleted, and the next pass looks again; a crossing is keyed
 by threshold and period start, so looking twice records it once.
 """
@@ -33,8 +32,6 @@ from sqlalchemy import (
     any_,
     bindparam,
     delete,
-    func,
-    literal,
     select,
     union,
     update,
@@ -44,22 +41,18 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 from api.core.filters import Filters, parse_filters
 from api.core.periods import Period, period_holding
 from api.core.windows import parse_zone
-from api.reads.sections import SECTIONS
-from api.reads.spans import Span, span_summaries
+from api.reads.sections import SECTION_NAMED
+from api.reads.spans import Span, read_spans
 from api.storage.db import compile_statement, execute, unnest_rows
 from api.storage.schema import threshold_crossings, threshold_marks, thresholds
 
-_SECTIONS = {section.name: section for section in SECTIONS}
 # Sections whose figures grow with time alone, while an allocation is held.
 _ACCRUING = frozenset({"compute", "storage"})
-_LOCK = (7203, 0)  # the advisory lock of the one evaluator (7201-7202: the folder's)
 _SOON = timedelta(seconds=1)  # the least wait before a recheck
 
 _ORG = bindparam("org", type_=Text)
 _NOW = bindparam("now", type_=DateTime(timezone=True))
 
-_TRY_LOCK = compile_statement(select(func.pg_try_advisory_lock(*map(literal, _LOCK))))
-_UNLOCK = compile_statement(select(func.pg_advisory_unlock(*map(literal, _LOCK))))
 _ORGS_TO_LOOK_AT = compile_statement(
     union(
         select(threshold_marks.c.org_id),
@@ -159,7 +152,7 @@ class _Watched:
         threshold_id, section, measure, period, tz, limit, filters, created_at, recheck_at = row
         return cls(
             threshold_id, section, measure, period, tz, limit,
-            parse_filters(filters, _SECTIONS[section].filters), created_at, recheck_at,
+            parse_filters(filters, SECTION_NAMED[section].filters), created_at, recheck_at,
         )  # fmt: skip
 
 
@@ -194,22 +187,13 @@ def periods_from(since: datetime, now: datetime, period: Period, tz: str) -> Ite
         start, end = period_holding(end, period, zone)
 
 
-async def evaluate(conn: psycopg.AsyncConnection, now: datetime) -> Evaluation | None:
-    """One pass over every organization with something to look at; None when another
-    evaluator is running."""
-    (locked,) = await (await execute(conn, _TRY_LOCK)).fetchone()
-    if not locked:
-        return None
-    try:
-        done = Evaluation()
-        cursor = await execute(conn, _ORGS_TO_LOOK_AT, now=now)
-        for (org,) in await cursor.fetchall():
-            await evaluate_org(conn, org, now, done)
-        await execute(conn, _UNLOCK)
-    except BaseException:
-        # A session holding the lock must not go back to the pool: closed, it lets go.
-        await conn.close()
-        raise
+async def evaluate(conn: psycopg.AsyncConnection, now: datetime) -> Evaluation:
+    """Every organization with something to look at, looked at; by the one evaluator
+    (api.alerts.watcher holds the lock)."""
+    done = Evaluation()
+    cursor = await execute(conn, _ORGS_TO_LOOK_AT, now=now)
+    for (org,) in await cursor.fetchall():
+        await evaluate_org(conn, org, now, done)
     return done
 
 
@@ -238,7 +222,7 @@ async def evaluate_org(
         await plan.read(conn, org)
         await _record(conn, org, now, plan, marks, done)
         done.thresholds += len(looks)
-        done.figures += plan.spans_read
+        done.figures += len(plan.figures)
     elif marks:
         await _record(conn, org, now, _Plan(now), marks, done)
     done.orgs += 1
@@ -258,11 +242,11 @@ class _Plan:
     # threshold → its periods to look at, and its current period (None: crossed, or past)
     periods: dict[_Watched, list[Span]] = field(default_factory=dict)
     figures: dict[tuple[str, Filters, Span], dict[str, Any]] = field(default_factory=dict)
-    spans_read: int = 0
 
     def add(self, threshold: _Watched, since: datetime, crossed: set[tuple]) -> None:
         key = (threshold.section, threshold.filters)
-        periods = list(periods_from(since, self.now, threshold.period, threshold.tz))
+        # A mark of events ahead of the clock looks from now: they count once reached.
+        periods = list(periods_from(min(since, self.now), self.now, threshold.period, threshold.tz))
         self.periods[threshold] = [
             period for period in periods if (threshold.threshold_id, period[0]) not in crossed
         ]
@@ -275,12 +259,7 @@ class _Plan:
             self.spans[key] |= {(start, self.now), (start, end)}
 
     async def read(self, conn: psycopg.AsyncConnection, org: str) -> None:
-        for (section, filters), spans in self.spans.items():
-            ordered = sorted(spans)
-            summaries = await span_summaries(conn, _SECTIONS[section], org, filters, ordered)
-            for span, summary in zip(ordered, summaries, strict=True):
-                self.figures[(section, filters, span)] = summary
-            self.spans_read += len(ordered)
+        self.figures = await read_spans(conn, org, self.spans)
 
     def value(self, threshold: _Watched, span: Span) -> float:
         if span[1] <= span[0]:

@@ -9,10 +9,14 @@ Pure: the caller resolves the host (an IP literal is its own address).
 """
 
 import ipaddress
+import re
+import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# A host name as DNS carries it (after IDNA): what may go to the resolver and in Host.
+_HOST_NAME = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?")
 
 
 class RefusedTarget(ValueError):
@@ -39,6 +43,8 @@ def parse_target(url: str, allowed_hosts: frozenset[str]) -> Target:
         raise RefusedTarget("the URL must be https://host/...")
     if parts.username is not None or parts.password is not None:
         raise RefusedTarget("the URL may not carry credentials: sign with the secret instead")
+    if _literal(host) is None:
+        host = _host_name(host)
     listed = host in allowed_hosts
     if parts.scheme == "http" and not listed:
         raise RefusedTarget(f"http is only allowed to the operator's listed hosts, not {host}")
@@ -66,10 +72,32 @@ def refused_address(address: IPAddress) -> str | None:
 
 def literal_address(target: Target) -> IPAddress | None:
     """The host as an address, when the URL names one rather than a name to resolve."""
+    return _literal(target.host)
+
+
+def _literal(host: str) -> IPAddress | None:
+    """``host`` as an address: in the usual forms, and in the ones resolvers also read as
+    IPv4 (``2130706433``, ``0x7f.1``, ``127.1`` are all 127.0.0.1)."""
     try:
-        return ipaddress.ip_address(target.host)
+        return ipaddress.ip_address(host)
     except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except (OSError, ValueError):  # ValueError: a NUL in it
         return None
+
+
+def _host_name(host: str) -> str:
+    """The name in the ASCII form DNS and the Host header carry, or ``RefusedTarget``: a URL
+    parses with hosts no resolver takes (spaces, empty labels)."""
+    try:
+        name = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        name = ""
+    if not _HOST_NAME.fullmatch(name):
+        raise RefusedTarget(f"{host!r} is not a host name")
+    return name
 
 
 def checked_addresses(target: Target, addresses: list[IPAddress]) -> list[IPAddress]:

@@ -8,6 +8,7 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 
+from api.alerts.watcher import watcher_of
 from api.core.rate_limit import RateLimiter
 from api.settings import Settings
 from api.storage.availability import Database
@@ -51,9 +52,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.accept_days = settings.accept_days
         app.state.raw_retention_days = settings.raw_retention_days
         app.state.webhook_allow_hosts = settings.webhook_allow_hosts
+        watcher = watcher_of(database, settings)
+        if settings.watch_in_server:
+            watcher.start()
         try:
             yield
         finally:
+            await watcher.stop()
             await app.state.folder.stop()
             await app.state.key_cache.stop()
             await database.close()

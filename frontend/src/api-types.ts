@@ -80,6 +80,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/orgs/{org}/thresholds/{threshold_id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a usage threshold's crossings and their deliveries
+         * @description The threshold's latest crossings, the latest period first: each period's figure when it was found over the limit, its webhook-id, and every attempt to deliver it.
+         */
+        get: operations["OrgsThresholdsThresholdIdDeliveriesDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/orgs/{org}/usage/compute": {
         parameters: {
             query?: never;
@@ -498,6 +518,14 @@ export interface components {
             top_agents: components["schemas"]["AgentStorage"][];
             window: components["schemas"]["WindowOut"];
         };
+        /** AttemptOut */
+        AttemptOut: {
+            attempt: number;
+            /** Format: date-time */
+            attempted_at: string;
+            error: string | null;
+            status: number | null;
+        };
         /** ComputeBucket */
         ComputeBucket: {
             cpu_core_hours: number;
@@ -572,6 +600,7 @@ export interface components {
         CreatedThreshold: {
             /** Format: date-time */
             created_at: string;
+            current_period: components["schemas"]["CurrentPeriod"];
             filters: components["schemas"]["FiltersOut"];
             id: string;
             limit: number;
@@ -582,6 +611,31 @@ export interface components {
             section: string;
             tz: string;
             url: string;
+        };
+        /** CurrentPeriod */
+        CurrentPeriod: {
+            /** Format: date-time */
+            end: string;
+            /** Format: date-time */
+            start: string;
+            value: number;
+        };
+        /** DeliveryList */
+        DeliveryList: {
+            deliveries: components["schemas"]["DeliveryOut"][];
+        };
+        /** DeliveryOut */
+        DeliveryOut: {
+            attempts: components["schemas"]["AttemptOut"][];
+            delivered_at: string | null;
+            /** Format: date-time */
+            detected_at: string;
+            next_attempt_at: string | null;
+            period: components["schemas"]["PeriodOut"];
+            /** @enum {string} */
+            state: "delivered" | "pending" | "failed";
+            value: number;
+            webhook_id: string;
         };
         /** ErrorItem */
         ErrorItem: {
@@ -794,6 +848,13 @@ export interface components {
             requests: number;
             total_tokens: number;
         };
+        /** PeriodOut */
+        PeriodOut: {
+            /** Format: date-time */
+            end: string;
+            /** Format: date-time */
+            start: string;
+        };
         /** PlatformBucket */
         PlatformBucket: {
             /** Format: date-time */
@@ -970,6 +1031,7 @@ export interface components {
         ThresholdOut: {
             /** Format: date-time */
             created_at: string;
+            current_period: components["schemas"]["CurrentPeriod"];
             filters: components["schemas"]["FiltersOut"];
             id: string;
             limit: number;
@@ -1422,6 +1484,77 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    OrgsThresholdsThresholdIdDeliveriesDeliveries: {
+        parameters: {
+            query?: {
+                /** @description How many crossings, at most. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                org: string;
+                threshold_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryList"];
+                };
             };
             /** @description Bad request */
             400: {

@@ -4,16 +4,18 @@ Managed with an admin key or a manage key of the organization; a read key of the
 organization may list and read them. The signing secret is in the creation's answer only.
 """
 
-from datetime import datetime
-from typing import Annotated, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
 import msgspec
+import psycopg
 from litestar import Controller, Request, Response, delete, get, post, route
 from litestar.di import NamedDependency
 from litestar.enums import HttpMethod
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, QueryParameter
 from msgspec import UNSET, UnsetType
 
+from api.alerts.status import Standing, standings
 from api.core.events import is_slug
 from api.core.filters import FilterError, parse_filters
 from api.core.webhook_targets import (
@@ -28,10 +30,12 @@ from api.reads.sections import SECTIONS
 from api.storage.availability import Database
 from api.storage.keys import ApiKey, Scope
 from api.storage.thresholds import (
+    Delivery,
     Threshold,
     create_threshold,
     delete_threshold,
     find_threshold,
+    list_deliveries,
     list_thresholds,
 )
 from api.web.auth import requires
@@ -64,6 +68,14 @@ class ThresholdIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     url: str
 
 
+class CurrentPeriod(msgspec.Struct, frozen=True, kw_only=True):
+    """The period holding now, and its figure from its start to now."""
+
+    start: datetime
+    end: datetime
+    value: float
+
+
 class ThresholdOut(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     org: str
@@ -75,6 +87,7 @@ class ThresholdOut(msgspec.Struct, frozen=True, kw_only=True):
     filters: FiltersOut
     url: str
     created_at: datetime
+    current_period: CurrentPeriod
 
 
 class CreatedThreshold(ThresholdOut, frozen=True, kw_only=True):
@@ -86,11 +99,73 @@ class ThresholdList(msgspec.Struct, frozen=True, kw_only=True):
     thresholds: list[ThresholdOut]
 
 
-def _out(threshold: Threshold) -> ThresholdOut:
-    return ThresholdOut(**_fields(threshold))
+class PeriodOut(msgspec.Struct, frozen=True, kw_only=True):
+    start: datetime
+    end: datetime
 
 
-def _fields(threshold: Threshold) -> dict:
+class AttemptOut(msgspec.Struct, frozen=True, kw_only=True):
+    attempt: int  # 1 for the first
+    attempted_at: datetime
+    status: int | None  # the receiver's HTTP status, if it answered
+    error: str | None  # why it was not delivered
+
+
+class DeliveryOut(msgspec.Struct, frozen=True, kw_only=True):
+    """A crossing: the period, its figure when detected, and the attempts to deliver it."""
+
+    webhook_id: str  # the same on every attempt: receivers dedupe on it
+    period: PeriodOut
+    value: float
+    detected_at: datetime
+    # delivered; pending (another attempt at next_attempt_at); failed (retried for a day)
+    state: Literal["delivered", "pending", "failed"]
+    delivered_at: datetime | None
+    next_attempt_at: datetime | None
+    attempts: list[AttemptOut]
+
+
+class DeliveryList(msgspec.Struct, frozen=True, kw_only=True):
+    deliveries: list[DeliveryOut]
+
+
+def _delivery(found: Delivery) -> DeliveryOut:
+    state = (
+        "delivered"
+        if found.delivered_at is not None
+        else "pending"
+        if found.next_attempt_at is not None
+        else "failed"
+    )
+    return DeliveryOut(
+        webhook_id=found.webhook_id,
+        period=PeriodOut(start=found.period_start, end=found.period_end),
+        value=found.value,
+        detected_at=found.detected_at,
+        state=state,
+        delivered_at=found.delivered_at,
+        next_attempt_at=found.next_attempt_at,
+        attempts=[
+            AttemptOut(
+                attempt=attempt.attempt,
+                attempted_at=attempt.attempted_at,
+                status=attempt.status,
+                error=attempt.error,
+            )
+            for attempt in found.attempts
+        ],
+    )
+
+
+async def _answers(
+    conn: psycopg.AsyncConnection, org: str, found: list[Threshold]
+) -> list[dict[str, Any]]:
+    """Each threshold's response fields, its current period's figure among them."""
+    standing = await standings(conn, org, found, datetime.now(UTC))
+    return [_fields(*pair) for pair in zip(found, standing, strict=True)]
+
+
+def _fields(threshold: Threshold, standing: Standing) -> dict[str, Any]:
     return {
         "id": threshold.threshold_id,
         "org": threshold.org,
@@ -102,6 +177,9 @@ def _fields(threshold: Threshold) -> dict:
         "filters": FiltersOut(**threshold.filters),
         "url": threshold.url,
         "created_at": threshold.created_at,
+        "current_period": CurrentPeriod(
+            start=standing.start, end=standing.end, value=standing.value
+        ),
     }
 
 
@@ -199,7 +277,8 @@ class Thresholds(Controller):
                 filters=filters,
                 url=data.url,
             )
-        return CreatedThreshold(**_fields(threshold), secret=secret)
+            (fields,) = await _answers(conn, org, [threshold])
+        return CreatedThreshold(**fields, secret=secret)
 
     @get(
         "/",
@@ -212,8 +291,8 @@ class Thresholds(Controller):
     ) -> ThresholdList:
         _org_of(request, org)
         async with database.connection() as conn:
-            found = await list_thresholds(conn, org)
-        return ThresholdList(thresholds=[_out(threshold) for threshold in found])
+            answers = await _answers(conn, org, await list_thresholds(conn, org))
+        return ThresholdList(thresholds=[ThresholdOut(**fields) for fields in answers])
 
     @get(
         "/{threshold_id:str}",
@@ -231,9 +310,10 @@ class Thresholds(Controller):
         _org_of(request, org)
         async with database.connection() as conn:
             found = await find_threshold(conn, org, threshold_id)
-        if found is None:
-            raise Problem(404, f"threshold {threshold_id!r} not found")
-        return _out(found)
+            if found is None:
+                raise Problem(404, f"threshold {threshold_id!r} not found")
+            (fields,) = await _answers(conn, org, [found])
+        return ThresholdOut(**fields)
 
     @delete(
         "/{threshold_id:str}",
@@ -253,3 +333,30 @@ class Thresholds(Controller):
             deleted = await delete_threshold(conn, org, threshold_id)
         if not deleted:
             raise Problem(404, f"threshold {threshold_id!r} not found")
+
+    @get(
+        "/{threshold_id:str}/deliveries",
+        guards=[requires(Scope.READ, Scope.MANAGE, Scope.ADMIN)],
+        summary="List a usage threshold's crossings and their deliveries",
+        description=(
+            "The threshold's latest crossings, the latest period first: each period's figure "
+            "when it was found over the limit, its webhook-id, and every attempt to deliver it."
+        ),
+        responses=problem_responses(400, 401, 403, 404, 429),
+    )
+    async def deliveries(
+        self,
+        request: Request,
+        org: FromPath[str],
+        threshold_id: FromPath[str],
+        database: NamedDependency[Database],
+        limit: Annotated[
+            int, QueryParameter(ge=1, le=1000, description="How many crossings, at most.")
+        ] = 100,
+    ) -> DeliveryList:
+        _org_of(request, org)
+        async with database.connection() as conn:
+            if await find_threshold(conn, org, threshold_id) is None:
+                raise Problem(404, f"threshold {threshold_id!r} not found")
+            found = await list_deliveries(conn, org, threshold_id, limit)
+        return DeliveryList(deliveries=[_delivery(delivery) for delivery in found])
