@@ -590,9 +590,7 @@ def period_figure(events: list[dict], threshold: OracleThreshold, start: int, as
     if as_of <= start:
         return 0
     window = OracleWindow("1d", start, as_of, (start, as_of))  # one bucket: the span
-    found = SECTIONS[threshold.section](
-        events, window, 1, threshold.org, filters=threshold.filters
-    )
+    found = SECTIONS[threshold.section](events, window, 1, threshold.org, filters=threshold.filters)
     return found["summary"][threshold.measure]
 
 

@@ -21,6 +21,7 @@ from api.storage.keys import CreatedKey, Scope, create_key, revoke_key
 from api.web.app import create_app
 from testkit.database import new_database, reset, with_connection
 from testkit.engine import CITUS
+from testkit.receiver import RECEIVER_HOSTS
 from testkit.server import ANY_AGE, UNLIMITED, live_server
 
 # The Citus-only tests have nothing to run on one PostgreSQL.
@@ -61,8 +62,6 @@ def db(database_url: str) -> str:
 # (testkit.database.fold, the oracle tests at random points), so no fold in the background
 # races a test's reset; tests/ingest/test_folding.py runs the folder in a server.
 NO_FOLDER = {"fold_in_server": False}
-# The receivers the tests run: webhooks go nowhere else (tests/test_thresholds.py).
-WEBHOOK_HOSTS = frozenset({"127.0.0.1"})
 
 
 @pytest.fixture(scope="session")
@@ -72,7 +71,7 @@ def client(database_url: str) -> Iterator[TestClient]:
         database_url=database_url,
         rate_limit=0,
         auth_failure_rate=0,
-        webhook_allow_hosts=WEBHOOK_HOSTS,
+        webhook_allow_hosts=RECEIVER_HOSTS,
         **NO_FOLDER,
         **ANY_AGE,
     )

@@ -99,6 +99,10 @@ def test_keys_of_another_organization_see_no_thresholds(client, db, new_key, adm
         ({"url": "https://10.0.0.1/hook"}, "url"),
         ({"url": "https://169.254.169.254/latest/meta-data/"}, "url"),
         ({"url": "https://[::1]/hook"}, "url"),
+        ({"url": "https://2130706433/hook"}, "url"),  # 127.0.0.1, as resolvers read it
+        ({"url": "https://0x7f.1/hook"}, "url"),
+        ({"url": "https://exa mple.com/hook"}, "url"),
+        ({"url": "https://example..com/hook"}, "url"),
     ],
 )
 def test_a_threshold_the_section_cannot_watch_or_a_refused_url_is_a_400(

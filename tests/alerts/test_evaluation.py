@@ -93,7 +93,10 @@ def _specs(draw, events: list[dict]):
         sent = draw(st.sampled_from(events))
         org, section = sent["subject"], _SECTION_OF[sent["type"]]
     else:
-        org, section = draw(st.sampled_from(["acme", "globex"])), draw(st.sampled_from(list(_FILTERS)))
+        org, section = (
+            draw(st.sampled_from(["acme", "globex"])),
+            draw(st.sampled_from(list(_FILTERS))),
+        )
     return {
         "org": org,
         "section": section,
