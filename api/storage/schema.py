@@ -374,7 +374,7 @@ threshold_marks = Table(
     "threshold_marks",
     metadata,
     _org_id(),
-    Column("mark_id", Uuid, primary_key=True, server_default=func.gen_random_uuid()),
+    Column("mark_id", Uuid, primary_key=True),
     Column("section", Text, nullable=False),
     _timestamp("since"),  # the earliest and latest time of the batch's events
     _timestamp("until"),

@@ -62,7 +62,7 @@ def upgrade() -> None:
     op.create_table(
         "threshold_marks",
         sa.Column("org_id", sa.Text(), nullable=False),
-        sa.Column("mark_id", sa.Uuid(), server_default=sa.func.gen_random_uuid(), nullable=False),
+        sa.Column("mark_id", sa.Uuid(), nullable=False),
         sa.Column("section", sa.Text(), nullable=False),
         _time("since"),
         _time("until"),
