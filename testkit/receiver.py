@@ -74,11 +74,18 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+class _Server(ThreadingHTTPServer):
+    # The listen backlog: socketserver's 5 drops the connections of 16 attempts at once,
+    # which then wait a second for their SYN to be sent again.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 @contextmanager
 def receiver(**options) -> Iterator[Receiver]:
     """A receiver listening until the block ends; its ``url`` is http://127.0.0.1:port/hook."""
     handler = type("Handler", (_Handler,), {})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = _Server(("127.0.0.1", 0), handler)
     handler.receiver = Receiver(url=f"http://127.0.0.1:{server.server_port}/hook", **options)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

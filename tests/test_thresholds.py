@@ -1,6 +1,8 @@
 """Thresholds as stored (§10): created with a new secret each, listed per organization in
 creation order, found and deleted by id within their organization only."""
 
+from typing import get_args
+
 import pytest
 
 from api.storage.keys import Scope
@@ -10,6 +12,7 @@ from api.storage.thresholds import (
     find_threshold,
     list_thresholds,
 )
+from api.web.routes.thresholds import MEASURES, Measure
 from testkit.database import rows, with_connection
 
 _SPEC = {
@@ -132,3 +135,7 @@ def test_options_lists_every_method_of_each_path(client):
     """Litestar 2 listed one handler's methods only (litestar#4169)."""
     assert client.options("/orgs/acme/thresholds").headers["allow"] == "GET, OPTIONS, POST"
     assert client.options("/orgs/acme/thresholds/thr_1").headers["allow"] == "DELETE, GET, OPTIONS"
+
+
+def test_the_documented_measures_are_the_sections_summary_fields():
+    assert set(get_args(Measure)) == {m for measures in MEASURES.values() for m in measures}

@@ -601,14 +601,17 @@ export interface components {
             /** Format: date-time */
             created_at: string;
             current_period: components["schemas"]["CurrentPeriod"];
-            filters: components["schemas"]["FiltersOut"];
+            filters: components["schemas"]["ThresholdFilters"];
             id: string;
             limit: number;
-            measure: string;
+            /** @enum {string} */
+            measure: "input_tokens" | "cached_tokens" | "output_tokens" | "successful_requests" | "failed_requests" | "cpu_core_hours" | "ram_gb_hours" | "storage_gb_hours" | "threads_created" | "messages_sent";
             org: string;
-            period: string;
+            /** @enum {string} */
+            period: "day" | "week" | "month";
             secret: string;
-            section: string;
+            /** @enum {string} */
+            section: "llm" | "compute" | "storage" | "platform";
             tz: string;
             url: string;
         };
@@ -1032,13 +1035,16 @@ export interface components {
             /** Format: date-time */
             created_at: string;
             current_period: components["schemas"]["CurrentPeriod"];
-            filters: components["schemas"]["FiltersOut"];
+            filters: components["schemas"]["ThresholdFilters"];
             id: string;
             limit: number;
-            measure: string;
+            /** @enum {string} */
+            measure: "input_tokens" | "cached_tokens" | "output_tokens" | "successful_requests" | "failed_requests" | "cpu_core_hours" | "ram_gb_hours" | "storage_gb_hours" | "threads_created" | "messages_sent";
             org: string;
-            period: string;
-            section: string;
+            /** @enum {string} */
+            period: "day" | "week" | "month";
+            /** @enum {string} */
+            section: "llm" | "compute" | "storage" | "platform";
             tz: string;
             url: string;
         };

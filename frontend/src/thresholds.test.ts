@@ -87,7 +87,7 @@ describe("a threshold's line", () => {
 
   it("reads a measure the page does not know yet by its field's name", () => {
     expect(measureOf("llm", "reasoning_tokens")).toEqual({ name: "Reasoning tokens", unit: "" });
-    expect(limitLine(threshold({ measure: "reasoning_tokens" }), "UTC").text).toBe("Reasoning tokens today: 82% of limit");
+    expect(limitLine(threshold({ measure: "reasoning_tokens" as Threshold["measure"] }), "UTC").text).toBe("Reasoning tokens today: 82% of limit");
   });
 });
 
@@ -116,7 +116,7 @@ describe("which chart draws a threshold's limit", () => {
   });
 
   it("only where the chart draws the measure up from zero: input and cached at the stack's foot, not output or requests", () => {
-    const measures = ["input_tokens", "cached_tokens", "output_tokens", "successful_requests", "failed_requests"];
+    const measures = ["input_tokens", "cached_tokens", "output_tokens", "successful_requests", "failed_requests"] as const;
     const all = measures.map((measure) => threshold({ id: measure, measure }));
     expect(ids(limitRules(all, "llm", "tokens over time", daily))).toEqual(["input_tokens", "cached_tokens"]);
     expect(limitRules(all, "llm", "top consumers", daily)).toEqual([]);

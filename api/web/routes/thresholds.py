@@ -25,7 +25,6 @@ from api.core.webhook_targets import (
     parse_target,
 )
 from api.core.windows import WindowError, parse_zone
-from api.reads.responses import FiltersOut
 from api.reads.sections import SECTIONS
 from api.storage.availability import Database
 from api.storage.keys import ApiKey, Scope
@@ -48,6 +47,20 @@ MEASURES = {
     for section in SECTIONS
 }
 _FILTERS = {section.name: section.filters for section in SECTIONS}
+Section = Literal["llm", "compute", "storage", "platform"]
+Period = Literal["day", "week", "month"]
+Measure = Literal[
+    "input_tokens",
+    "cached_tokens",
+    "output_tokens",
+    "successful_requests",
+    "failed_requests",
+    "cpu_core_hours",
+    "ram_gb_hours",
+    "storage_gb_hours",
+    "threads_created",
+    "messages_sent",
+]
 
 
 class ThresholdFilters(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -59,9 +72,9 @@ class ThresholdFilters(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
 
 
 class ThresholdIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    section: Literal["llm", "compute", "storage", "platform"]
-    measure: str
-    period: Literal["day", "week", "month"]
+    section: Section
+    measure: str  # one of the section's (checked below, naming them)
+    period: Period
     tz: str = "UTC"
     limit: Annotated[float, msgspec.Meta(gt=0)]
     filters: ThresholdFilters | None = None
@@ -79,12 +92,12 @@ class CurrentPeriod(msgspec.Struct, frozen=True, kw_only=True):
 class ThresholdOut(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     org: str
-    section: str
-    measure: str
-    period: str
+    section: Section
+    measure: Measure
+    period: Period
     tz: str
     limit: float
-    filters: FiltersOut
+    filters: ThresholdFilters
     url: str
     created_at: datetime
     current_period: CurrentPeriod
@@ -174,7 +187,7 @@ def _fields(threshold: Threshold, standing: Standing) -> dict[str, Any]:
         "period": threshold.period,
         "tz": threshold.tz,
         "limit": threshold.limit,
-        "filters": FiltersOut(**threshold.filters),
+        "filters": ThresholdFilters(**threshold.filters),
         "url": threshold.url,
         "created_at": threshold.created_at,
         "current_period": CurrentPeriod(
