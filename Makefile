@@ -52,12 +52,14 @@ test: machine-test setup page
 	$(BIN)/pytest -n 2 --dist loadscope
 	@$(MAKE) --no-print-directory test-citus
 
-# The tests of the data path (every figure against the oracle, exactly-once, cross-org reads)
-# and tests/citus (router statements, distribute, a worker crash, rebalancing) on a Citus
-# coordinator and two workers. USAGE_REQUIRE_CITUS=1 (CI) makes a missing Citus a failure.
+# The tests of the data path (every figure against the oracle, exactly-once, cross-org reads,
+# thresholds' crossings and deliveries) and tests/citus (router statements, distribute, a
+# worker crash, rebalancing) on a Citus coordinator and two workers. USAGE_REQUIRE_CITUS=1
+# (CI) makes a missing Citus a failure.
 CITUS_SUITE := tests/citus tests/usage/test_against_oracle.py tests/usage/test_groups.py \
 	tests/usage/test_filters.py tests/ingest/test_exactly_once.py tests/ingest/test_long_lived.py \
-	tests/ingest/test_folding.py
+	tests/ingest/test_folding.py tests/alerts/test_evaluation.py tests/alerts/test_delivery.py \
+	tests/alerts/test_two_watchers.py
 
 test-citus: setup
 	@if $(BIN)/python -c 'import sys, api.dev.citus_cluster as c; sys.exit(not c.installed())'; \

@@ -7,6 +7,8 @@ layers above it in this list (a test checks it):
   allocations, reservations), API keys, rebuilds, migrations, the pool and the database's
   availability.
 - ``reads``: the usage sections, each a few statements over the rollups and one answer.
+- ``alerts``: usage thresholds at work: evaluating them against the reads' figures and
+  delivering their crossings as signed webhooks.
 - ``web``: the HTTP service: the Litestar app, routes, authentication, errors, OpenAPI,
   logs, metrics, and the HTTP server.
 - ``dev``: what runs on a developer's machine only: ``make run``, demo data, an embedded

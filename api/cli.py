@@ -12,6 +12,7 @@ from typing import BinaryIO
 import msgspec
 import psycopg
 
+from api.alerts.watcher import Watched, watcher_of
 from api.core.events import SLUG, is_slug
 from api.core.parsing import Accepting
 from api.settings import Settings
@@ -44,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     key_commands = keys.add_subparsers(required=True, metavar="ACTION")
     create = key_commands.add_parser("create", help="create a key; prints it on the last line")
     create.add_argument("--scope", required=True, choices=[scope.value for scope in Scope])
-    create.add_argument("--org", type=_slug, help="the organization (scope read only)")
+    create.add_argument("--org", type=_slug, help="the organization (scopes read and manage)")
     create.set_defaults(run=_create_key)
     key_commands.add_parser("list", help="list keys (never the keys themselves)").set_defaults(
         run=_list_keys
@@ -81,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
         "--once", action="store_true", help="fold what is queued now, then exit (default: run)"
     )
     fold.set_defaults(run=_fold)
+    watch = commands.add_parser(
+        "watch",
+        help="evaluate usage thresholds and deliver their webhooks, for servers run with "
+        "USAGE_WATCH_IN_SERVER=0",
+    )
+    watch.add_argument("--once", action="store_true", help="one pass, then exit (default: run)")
+    watch.set_defaults(run=_watch)
 
     distribute = commands.add_parser(
         "distribute",
@@ -120,9 +128,9 @@ async def _connect() -> psycopg.AsyncConnection:
 
 def _create_key(args: argparse.Namespace) -> None:
     scope = Scope(args.scope)
-    if (scope is Scope.READ) != (args.org is not None):
+    if scope.bound != (args.org is not None):
         raise SystemExit(
-            "usage-api keys create: --org is required with --scope read "
+            "usage-api keys create: --org is required with --scope read or manage "
             "and not allowed with ingest or admin"
         )
 
@@ -270,6 +278,40 @@ def _fold_line(status: FolderStatus, folded: int) -> str:
     return (
         f"folded {folded:,} events; {queue.rows:,} waiting, the oldest for "
         f"{queue.oldest_seconds:.1f} s"
+    )
+
+
+def _watch(args: argparse.Namespace) -> None:
+    """The thresholds' watcher of a server process, alone: a line per pass that did work."""
+    settings = Settings.from_env()
+
+    async def run() -> None:
+        database = Database(settings.database_url, 2)
+        await database.open()
+        watcher = watcher_of(database, settings)
+        try:
+            while True:
+                watched = await watcher.once()
+                if watched is None:
+                    print("another watcher is running; waiting for it", flush=True)
+                elif watched.evaluation.thresholds or watched.deliveries.attempted:
+                    print(_watch_line(watched), flush=True)
+                if args.once:
+                    return
+                await asyncio.sleep(settings.watch_interval)
+        finally:
+            await database.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+
+
+def _watch_line(watched: Watched) -> str:
+    evaluation, deliveries = watched.evaluation, watched.deliveries
+    return (
+        f"evaluated {evaluation.thresholds:,} thresholds of {evaluation.orgs:,} organizations: "
+        f"{len(evaluation.crossings):,} crossed; {deliveries.delivered:,} of "
+        f"{deliveries.attempted:,} webhooks delivered"
     )
 
 

@@ -42,6 +42,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     fold_in_server: bool = True
     fold_interval: float = 0.2
     pending_limit: int = 500_000
+    # Hosts a threshold's webhook may reach over plain http, or at a loopback, private or
+    # link-local address (api.core.webhook_targets): none unless the operator lists them.
+    webhook_allow_hosts: frozenset[str] = frozenset()
+    # The thresholds' watcher (api.alerts.watcher): whether this process runs it (else
+    # `usage-api watch` does, apart), and the seconds between its passes. On unless
+    # USAGE_WATCH_IN_SERVER=0; off in settings made in code (the tests'), which run its
+    # passes themselves.
+    watch_in_server: bool = False
+    watch_interval: float = 5.0
+    # Where people open the usage page: the base of the links webhooks carry.
+    public_url: str = "http://127.0.0.1:8000"
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -69,7 +80,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             log_level=_log_level(),
             header_timeout=_number("USAGE_HEADER_TIMEOUT", float, 10.0, least=0.1),
             fold_in_server=_number("USAGE_FOLD_IN_SERVER", int, 1, least=0) != 0,
+            webhook_allow_hosts=frozenset(
+                host.strip().lower().strip("[]")
+                for host in os.environ.get("USAGE_WEBHOOK_ALLOW_HOSTS", "").split(",")
+                if host.strip()
+            ),
             fold_interval=_number("USAGE_FOLD_INTERVAL", float, 0.2, least=0.01),
+            watch_in_server=_number("USAGE_WATCH_IN_SERVER", int, 1, least=0) != 0,
+            watch_interval=_number("USAGE_WATCH_INTERVAL", float, 5.0, least=0.01),
+            public_url=os.environ.get("USAGE_PUBLIC_URL", "http://127.0.0.1:8000"),
             pending_limit=_number("USAGE_PENDING_LIMIT", int, 500_000, least=1),
             **ages(),
         )

@@ -1,7 +1,8 @@
 """`make bench`: the usage endpoints at 10 million LLM calls per org per month, over HTTP,
 beside the straightforward SQL over the raw tables and DuckDB over the same rows in Parquet;
 the slicing reads (zone, filters, previous period, groups) beside the plain ones; the
-cross-org reads; then ingest throughput and the page-load rate. Prints a table; writes
+cross-org reads; then ingest throughput and the page-load rate; then 10,000 usage thresholds:
+one pass over them all, and the watcher's cost to ingest and reads. Prints a table; writes
 .data/bench/results.json.
 
 The generated data is kept in .data/bench/postgres and reused while its org sizes match.
@@ -29,7 +30,7 @@ from api.storage.keys import Scope, create_key
 from api.storage.rebuild import rebuild
 from api.storage.schema import metadata
 from bench import baselines as comparisons
-from bench import citus, cpu, load, queue, slicing, targets
+from bench import citus, cpu, load, queue, slicing, targets, thresholds
 from bench.data import BenchOrg, generate, orgs
 from testkit.server import live_server
 
@@ -216,6 +217,10 @@ async def _measure(
         print(
             f"\nPage loads (4 sections in parallel): {results['page_loads']['per_second']:,.0f}/s"
         )
+    keys = {**read_keys, "ingest": ingest_key}
+    slugs = [org.slug for org in bench_orgs]
+    results["thresholds"] = await thresholds.run(database_url, slugs, keys, now, requests)
+    thresholds.report(results["thresholds"])
     results["targets"] = targets.verdicts(results)
     targets.report(results["targets"])
     return results

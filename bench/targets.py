@@ -14,6 +14,8 @@ SHARE_OF_COPY = 0.10  # ingest against PostgreSQL's own COPY of the same rows
 MIXED_EVENTS_PER_SECOND = 10_000.0  # the load test's mix of every event type
 BESIDE_INGEST = 1.5  # reads' p95 while ingest runs at 10,000 events/s, over idle
 PAGE_LOADS_PER_SECOND = 100.0
+THRESHOLD_PASS_S = 10.0  # one watcher pass over 10,000 thresholds, all due
+WATCHER_COST = 1.10  # ingest and reads' p95 with a watching server, against without
 
 
 def verdicts(results: dict) -> list[dict]:
@@ -94,6 +96,21 @@ def _checks(results: dict) -> Iterator[tuple[str, float, str, bool]]:
     )
     pages = results["page_loads"]["per_second"]
     yield f"page loads >= {PAGE_LOADS_PER_SECOND:g}/s", pages, "", pages >= PAGE_LOADS_PER_SECOND
+    if "thresholds" not in results:
+        return
+    watched = results["thresholds"]
+    seconds = watched["pass"]["evaluation_s"]
+    yield (
+        f"10,000 thresholds' pass <= {THRESHOLD_PASS_S:g} s",
+        seconds,
+        "",
+        seconds <= THRESHOLD_PASS_S,
+    )
+    cost = watched["cost"]
+    slower = 1 / cost["ingest_ratio"]
+    yield f"ingest with a watcher <= {WATCHER_COST:g}x", slower, "", slower <= WATCHER_COST
+    read = cost["read_p95_ratio"]
+    yield f"reads with a watcher <= {WATCHER_COST:g}x", read, "p95", read <= WATCHER_COST
 
 
 def report(found: list[dict]) -> None:

@@ -549,3 +549,66 @@ def _key(by: str, value: str, org: str | None, known: dict, cross_org: bool) -> 
     if by == "identity":
         holder = {"kind": kind, **holder}
     return {by: holder | ({"org": org} if cross_org else {})}
+
+
+# Thresholds (§10): a period is a day, a week from Monday or a month on a zone's clock, from
+# local midnight (a day whose midnight the zone skips is part of the day before).
+def period_of(us: int, period: str, tz: str) -> tuple[int, int]:
+    """``[start, end)`` of the period holding ``us``, in µs."""
+    zone = ZoneInfo(tz)
+    if period != "month":
+        bucket = "1d" if period == "day" else "7d"
+        return next(_walk(us, bucket, zone, -1)), next(_walk(us + 1, bucket, zone, 1))
+    day = from_us(next(_walk(us, "1d", zone, -1))).astimezone(zone).date()
+    following = (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+    return _first_boundary_on(day.replace(day=1), zone), _first_boundary_on(following, zone)
+
+
+def _first_boundary_on(first: Any, zone: ZoneInfo) -> int:
+    """The first day boundary whose local date is ``first`` or later."""
+    around = epoch_us(datetime(first.year, first.month, first.day, tzinfo=zone)) - 3 * 3600 * US
+    return next(
+        b for b in _walk(around, "1d", zone, 1) if from_us(b).astimezone(zone).date() >= first
+    )
+
+
+@dataclass(frozen=True)
+class OracleThreshold:
+    name: str
+    org: str
+    section: str
+    measure: str
+    period: str
+    tz: str
+    limit: float
+    filters: dict | None
+    created_us: int
+
+
+def period_figure(events: list[dict], threshold: OracleThreshold, start: int, as_of: int) -> float:
+    """The threshold's figure over ``[start, as_of)``."""
+    if as_of <= start:
+        return 0
+    window = OracleWindow("1d", start, as_of, (start, as_of))  # one bucket: the span
+    found = SECTIONS[threshold.section](events, window, 1, threshold.org, filters=threshold.filters)
+    return found["summary"][threshold.measure]
+
+
+def crossings(
+    steps: list[tuple[list[dict], int]], thresholds: list[OracleThreshold]
+) -> dict[tuple[str, int], float]:
+    """(threshold, period start) → the figure at the first evaluation that found the period
+    over the limit. ``steps``: events sent, then an evaluation at an instant (µs), in order;
+    every period of a threshold from its creation to the evaluation is looked at."""
+    sent: list[dict] = []
+    found: dict[tuple[str, int], float] = {}
+    for events, now in steps:
+        sent += events
+        for threshold in thresholds:
+            start, end = period_of(threshold.created_us, threshold.period, threshold.tz)
+            while start <= now:
+                value = period_figure(sent, threshold, start, min(end, now))
+                if value > threshold.limit:
+                    found.setdefault((threshold.name, start), value)
+                start, end = end, period_of(end, threshold.period, threshold.tz)[1]
+    return found

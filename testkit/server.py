@@ -56,14 +56,16 @@ class Server:
 @contextmanager
 def running_server(database_url: str, log: Path | None = None, **env: str) -> Iterator[Server]:
     """`usage-api serve` on a free loopback port, once it answers; its log lines go to
-    ``log`` if given. Stopped (SIGTERM) on exit unless already stopped."""
+    ``log`` if given. Stopped (SIGTERM) on exit unless already stopped. It watches no
+    thresholds unless ``USAGE_WATCH_IN_SERVER`` says so: a fuzzer's thresholds name hosts
+    anywhere, and tests send webhooks only to their own receivers on 127.0.0.1."""
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
     with ExitStack() as stack:
         stderr = stack.enter_context(log.open("ab")) if log is not None else subprocess.DEVNULL
         process = subprocess.Popen(
             [USAGE_API, "serve", "--port", str(port)],
-            env={**os.environ, "DATABASE_URL": database_url, **env},
+            env={**os.environ, "DATABASE_URL": database_url, "USAGE_WATCH_IN_SERVER": "0", **env},
             stdout=subprocess.DEVNULL,
             stderr=stderr,
         )

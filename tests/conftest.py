@@ -21,6 +21,7 @@ from api.storage.keys import CreatedKey, Scope, create_key, revoke_key
 from api.web.app import create_app
 from testkit.database import new_database, reset, with_connection
 from testkit.engine import CITUS
+from testkit.receiver import RECEIVER_HOSTS
 from testkit.server import ANY_AGE, UNLIMITED, live_server
 
 # The Citus-only tests have nothing to run on one PostgreSQL.
@@ -67,7 +68,12 @@ NO_FOLDER = {"fold_in_server": False}
 def client(database_url: str) -> Iterator[TestClient]:
     # Tests send far faster than any caller should; tests/test_rate_limit.py checks the limits.
     settings = Settings(
-        database_url=database_url, rate_limit=0, auth_failure_rate=0, **NO_FOLDER, **ANY_AGE
+        database_url=database_url,
+        rate_limit=0,
+        auth_failure_rate=0,
+        webhook_allow_hosts=RECEIVER_HOSTS,
+        **NO_FOLDER,
+        **ANY_AGE,
     )
     with TestClient(app=create_app(settings)) as test_client:
         yield test_client

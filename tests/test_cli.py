@@ -52,17 +52,22 @@ def test_revoked_key_fails(client, db):
     assert "no live key" in again.stderr
 
 
-def test_read_key_for_a_new_org_creates_the_org(db):
-    result = usage_api(db, "keys", "create", "--scope", "read", "--org", "newco")
+@pytest.mark.parametrize("scope", ["read", "manage"])
+def test_a_bound_key_for_a_new_org_creates_the_org(db, scope):
+    result = usage_api(db, "keys", "create", "--scope", scope, "--org", "newco")
     assert result.returncode == 0, result.stderr
     assert ("newco",) in rows(db, "orgs")
+    listed = usage_api(db, "keys", "list").stdout
+    assert any(scope in line and "newco" in line for line in listed.splitlines())
 
 
 @pytest.mark.parametrize(
     "args",
     [
         ["keys", "create", "--scope", "read"],
+        ["keys", "create", "--scope", "manage"],
         ["keys", "create", "--scope", "ingest", "--org", "acme"],
+        ["keys", "create", "--scope", "admin", "--org", "acme"],
         ["keys", "create", "--scope", "read", "--org", "Not A Slug"],
         ["keys", "create", "--scope", "owner"],
     ],

@@ -14,9 +14,10 @@ RANK = {
     "api.progress": 1,
     "api.storage": 2,
     "api.reads": 3,
-    "api.web": 4,
-    "api.dev": 5,
-    "api.cli": 6,
+    "api.alerts": 4,
+    "api.web": 5,
+    "api.dev": 6,
+    "api.cli": 7,
 }
 
 

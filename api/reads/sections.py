@@ -7,3 +7,4 @@ from api.reads.platform import PLATFORM
 
 SECTIONS: tuple[Section, ...] = (LLM, COMPUTE, STORAGE, PLATFORM)
 SECTION_NAMES = tuple(section.name for section in SECTIONS)
+SECTION_NAMED = {section.name: section for section in SECTIONS}

@@ -26,12 +26,18 @@ class Scope(enum.StrEnum):
     READ = "read"
     INGEST = "ingest"
     ADMIN = "admin"
+    MANAGE = "manage"  # an organization's thresholds (§10)
+
+    @property
+    def bound(self) -> bool:
+        """Whether a key of this scope belongs to one organization."""
+        return self in (Scope.READ, Scope.MANAGE)
 
 
 class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
     key_id: str
     scope: Scope
-    org: str | None  # the one organization a read key may read
+    org: str | None  # the one organization of a read or manage key
     created_at: datetime
     revoked_at: datetime | None = None
 
@@ -97,9 +103,11 @@ def _api_key(row: tuple) -> ApiKey:
 
 
 async def create_key(conn: psycopg.AsyncConnection, scope: Scope, org: str | None) -> CreatedKey:
-    """A new key; a read key's organization is created if it has no events yet."""
-    if (scope is Scope.READ) != (org is not None):
-        raise ValueError("a read key needs an organization; ingest and admin keys take none")
+    """A new key; a read or manage key's organization is created if it has no events yet."""
+    if scope.bound != (org is not None):
+        raise ValueError(
+            "a read or manage key needs an organization; ingest and admin keys take none"
+        )
     created = CreatedKey(key_id=secrets.token_hex(8), key=KEY_PREFIX + secrets.token_urlsafe(32))
     key_hash = hash_key(created.key)
     async with conn.transaction():

@@ -9,6 +9,7 @@ Tables (tests/test_schema.py keeps this list equal to the metadata):
 - api_keys, event_receipts, identities, llm_calls, llm_calls_pending, message_events,
   message_events_pending, orgs, thread_events, thread_events_pending, volume_events,
   volume_segments, volumes_held, workload_events, workload_segments, workloads_held
+- threshold_crossings, threshold_deliveries, threshold_marks, thresholds
 - llm_by_identity: llm_by_identity_1d, llm_by_identity_1h, llm_by_identity_5m,
   llm_by_identity_6h, llm_by_identity_7d
 - llm_by_identity_model: llm_by_identity_model_1d, llm_by_identity_model_1h,
@@ -38,13 +39,17 @@ from sqlalchemy import (
     DateTime,
     Float,
     Index,
+    Integer,
     LargeBinary,
     MetaData,
     Numeric,
     Table,
     Text,
+    Uuid,
     func,
+    text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 from api.core.tiers import TIERS
 
@@ -122,7 +127,7 @@ api_keys = Table(
     Column("key_hash", LargeBinary, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     _timestamp("revoked_at", nullable=True),
-    CheckConstraint("scope IN ('read', 'ingest', 'admin')", name="scope"),
+    CheckConstraint("scope IN ('read', 'ingest', 'admin', 'manage')", name="scope"),
     Index(None, "key_hash"),
 )
 
@@ -337,3 +342,69 @@ llm_calls_pending = _pending(
 )
 thread_events_pending = _pending(thread_events, _COUNTED_IDENTITY)
 message_events_pending = _pending(message_events, _COUNTED_IDENTITY)
+
+
+# Usage thresholds (DESIGN §10): what to watch and where to tell; each crossing, recorded once
+# per threshold and period; each attempt to deliver one.
+thresholds = Table(
+    "thresholds",
+    metadata,
+    _org_id(),
+    Column("threshold_id", Text, primary_key=True),
+    Column("section", Text, nullable=False),
+    Column("measure", Text, nullable=False),
+    Column("period", Text, nullable=False),
+    Column("tz", Text, nullable=False),
+    Column("limit", Float, nullable=False),
+    Column("filters", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("url", Text, nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # When the evaluator must look again without a new event (api.storage.evaluation): at
+    # creation, and when an allocation held now will carry the period over the limit.
+    _timestamp("recheck_at", nullable=True),
+    CheckConstraint("period IN ('day', 'week', 'month')", name="period"),
+    CheckConstraint('"limit" > 0', name="limit"),
+    Index(None, "recheck_at", postgresql_where=text("recheck_at IS NOT NULL")),
+)
+
+# What changed since the evaluator last looked: left by ingest, in the batch's transaction,
+# for an organization with thresholds on the section (api.storage.marks).
+threshold_marks = Table(
+    "threshold_marks",
+    metadata,
+    _org_id(),
+    Column("mark_id", Uuid, primary_key=True),
+    Column("section", Text, nullable=False),
+    _timestamp("since"),  # the earliest and latest time of the batch's events
+    _timestamp("until"),
+)
+
+threshold_crossings = Table(
+    "threshold_crossings",
+    metadata,
+    _org_id(),
+    Column("threshold_id", Text, primary_key=True),
+    Column("period_start", DateTime(timezone=True), primary_key=True),
+    _timestamp("period_end"),
+    Column("value", Float, nullable=False),
+    _timestamp("detected_at"),
+    # The webhook-id of every attempt to deliver it: receivers dedupe on it.
+    Column("webhook_id", Text, nullable=False),
+    _timestamp("delivered_at", nullable=True),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    _timestamp("next_attempt_at", nullable=True),  # None once delivered or given up
+    Index(None, "next_attempt_at", postgresql_where=text("next_attempt_at IS NOT NULL")),
+)
+
+threshold_deliveries = Table(
+    "threshold_deliveries",
+    metadata,
+    _org_id(),
+    Column("threshold_id", Text, primary_key=True),
+    Column("period_start", DateTime(timezone=True), primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    _timestamp("attempted_at"),
+    Column("status", Integer, nullable=True),  # the receiver's HTTP status, if it answered
+    Column("error", Text, nullable=True),  # why not, if it did not
+)

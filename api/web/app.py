@@ -8,6 +8,7 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 
+from api.alerts.watcher import watcher_of
 from api.core.rate_limit import RateLimiter
 from api.settings import Settings
 from api.storage.availability import Database
@@ -23,6 +24,7 @@ from api.web.problems import EXCEPTION_HANDLERS
 from api.web.routes.health import healthz, readyz
 from api.web.routes.ingest import MAX_BODY_BYTES, post_events
 from api.web.routes.page import page_router
+from api.web.routes.thresholds import Thresholds
 from api.web.routes.usage import all_orgs_usage, org_usage
 
 
@@ -49,9 +51,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.trusted_proxies = settings.trusted_proxies
         app.state.accept_days = settings.accept_days
         app.state.raw_retention_days = settings.raw_retention_days
+        app.state.webhook_allow_hosts = settings.webhook_allow_hosts
+        watcher = watcher_of(database, settings)
+        if settings.watch_in_server:
+            watcher.start()
         try:
             yield
         finally:
+            await watcher.stop()
             await app.state.folder.stop()
             await app.state.key_cache.stop()
             await database.close()
@@ -63,6 +70,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             post_events,
             org_usage,
             all_orgs_usage,
+            Thresholds,
             page_router(settings.page_dir),
             Metrics,
         ],
@@ -103,7 +111,7 @@ def _cors(origins: tuple[str, ...]) -> CORSConfig | None:
         return None
     return CORSConfig(
         allow_origins=list(origins),
-        allow_methods=["GET", "POST"],
+        allow_methods=["GET", "POST", "DELETE"],
         allow_headers=["Authorization", "Content-Type"],
         # The page names a downloaded CSV file as the service does.
         expose_headers=["Content-Disposition"],

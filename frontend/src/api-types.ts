@@ -41,6 +41,65 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/orgs/{org}/thresholds": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List an organization's usage thresholds */
+        get: operations["OrgsThresholdsListAll"];
+        put?: never;
+        /**
+         * Create a usage threshold
+         * @description Watch one summary field of a section over each day, week (from Monday) or month on the wall clock of `tz`, optionally filtered; when a period's figure first exceeds `limit`, a signed webhook is sent to `url`. The answer carries the signing secret, shown only here.
+         */
+        post: operations["OrgsThresholdsCreate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/orgs/{org}/thresholds/{threshold_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Read a usage threshold */
+        get: operations["OrgsThresholdsThresholdIdRead"];
+        put?: never;
+        post?: never;
+        /** Delete a usage threshold */
+        delete: operations["OrgsThresholdsThresholdIdRemove"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/orgs/{org}/thresholds/{threshold_id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a usage threshold's crossings and their deliveries
+         * @description The threshold's latest crossings, the latest period first: each period's figure when it was found over the limit, its webhook-id, and every attempt to deliver it.
+         */
+        get: operations["OrgsThresholdsThresholdIdDeliveriesDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/orgs/{org}/usage/compute": {
         parameters: {
             query?: never;
@@ -459,6 +518,14 @@ export interface components {
             top_agents: components["schemas"]["AgentStorage"][];
             window: components["schemas"]["WindowOut"];
         };
+        /** AttemptOut */
+        AttemptOut: {
+            attempt: number;
+            /** Format: date-time */
+            attempted_at: string;
+            error: string | null;
+            status: number | null;
+        };
         /** ComputeBucket */
         ComputeBucket: {
             cpu_core_hours: number;
@@ -528,6 +595,50 @@ export interface components {
             output_tokens: number;
             requests: number;
             total_tokens: number;
+        };
+        /** CreatedThreshold */
+        CreatedThreshold: {
+            /** Format: date-time */
+            created_at: string;
+            current_period: components["schemas"]["CurrentPeriod"];
+            filters: components["schemas"]["ThresholdFilters"];
+            id: string;
+            limit: number;
+            /** @enum {string} */
+            measure: "input_tokens" | "cached_tokens" | "output_tokens" | "successful_requests" | "failed_requests" | "cpu_core_hours" | "ram_gb_hours" | "storage_gb_hours" | "threads_created" | "messages_sent";
+            org: string;
+            /** @enum {string} */
+            period: "day" | "week" | "month";
+            secret: string;
+            /** @enum {string} */
+            section: "llm" | "compute" | "storage" | "platform";
+            tz: string;
+            url: string;
+        };
+        /** CurrentPeriod */
+        CurrentPeriod: {
+            /** Format: date-time */
+            end: string;
+            /** Format: date-time */
+            start: string;
+            value: number;
+        };
+        /** DeliveryList */
+        DeliveryList: {
+            deliveries: components["schemas"]["DeliveryOut"][];
+        };
+        /** DeliveryOut */
+        DeliveryOut: {
+            attempts: components["schemas"]["AttemptOut"][];
+            delivered_at: string | null;
+            /** Format: date-time */
+            detected_at: string;
+            next_attempt_at: string | null;
+            period: components["schemas"]["PeriodOut"];
+            /** @enum {string} */
+            state: "delivered" | "pending" | "failed";
+            value: number;
+            webhook_id: string;
         };
         /** ErrorItem */
         ErrorItem: {
@@ -740,6 +851,13 @@ export interface components {
             requests: number;
             total_tokens: number;
         };
+        /** PeriodOut */
+        PeriodOut: {
+            /** Format: date-time */
+            end: string;
+            /** Format: date-time */
+            start: string;
+        };
         /** PlatformBucket */
         PlatformBucket: {
             /** Format: date-time */
@@ -888,6 +1006,47 @@ export interface components {
             time: string;
             /** @enum {unknown} */
             type: "thread.created";
+        };
+        /** ThresholdFilters */
+        ThresholdFilters: {
+            agent?: string[];
+            identity?: string[];
+            model?: string[];
+        };
+        /** ThresholdIn */
+        ThresholdIn: {
+            filters?: components["schemas"]["ThresholdFilters"] | null;
+            limit: number;
+            measure: string;
+            /** @enum {string} */
+            period: "day" | "week" | "month";
+            /** @enum {string} */
+            section: "llm" | "compute" | "storage" | "platform";
+            /** @default UTC */
+            tz: string;
+            url: string;
+        };
+        /** ThresholdList */
+        ThresholdList: {
+            thresholds: components["schemas"]["ThresholdOut"][];
+        };
+        /** ThresholdOut */
+        ThresholdOut: {
+            /** Format: date-time */
+            created_at: string;
+            current_period: components["schemas"]["CurrentPeriod"];
+            filters: components["schemas"]["ThresholdFilters"];
+            id: string;
+            limit: number;
+            /** @enum {string} */
+            measure: "input_tokens" | "cached_tokens" | "output_tokens" | "successful_requests" | "failed_requests" | "cpu_core_hours" | "ram_gb_hours" | "storage_gb_hours" | "threads_created" | "messages_sent";
+            org: string;
+            /** @enum {string} */
+            period: "day" | "week" | "month";
+            /** @enum {string} */
+            section: "llm" | "compute" | "storage" | "platform";
+            tz: string;
+            url: string;
         };
         /** VolumeDeleted */
         VolumeDeleted: {
@@ -1103,6 +1262,349 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Health"];
+                };
+            };
+        };
+    };
+    OrgsThresholdsListAll: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ThresholdList"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    OrgsThresholdsCreate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ThresholdIn"];
+            };
+        };
+        responses: {
+            /** @description Document created, URL follows */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedThreshold"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    OrgsThresholdsThresholdIdRead: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+                threshold_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ThresholdOut"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    OrgsThresholdsThresholdIdRemove: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+                threshold_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, nothing follows */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    OrgsThresholdsThresholdIdDeliveriesDeliveries: {
+        parameters: {
+            query?: {
+                /** @description How many crossings, at most. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                org: string;
+                threshold_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryList"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
         };

@@ -1,5 +1,5 @@
-// The usage API as the page uses it: one GET per section, typed from the service's OpenAPI
-// document (api-types.ts is generated from openapi.yaml: `npm run types`).
+// The usage API as the page uses it: one GET per section, and the organization's thresholds,
+// typed from the service's OpenAPI document (api-types.ts is generated from openapi.yaml: `npm run types`).
 
 import type { components, paths } from "./api-types";
 
@@ -42,6 +42,9 @@ export interface GroupsData {
 }
 export type GroupKey = Schemas["GroupKey"];
 
+/** A usage threshold (§10) with its current period's figure. */
+export type Threshold = Schemas["ThresholdOut"];
+
 /** An answer other than 200, with the problem's detail when the API sent one. */
 export class ApiError extends Error {
   constructor(
@@ -66,6 +69,13 @@ export function fetchSection<S extends SectionName>(
   return request(client, section, params, "application/json").then((response) => response.json());
 }
 
+/** The organization's thresholds, each with the figure of its period so far. */
+export function fetchThresholds(client: Client): Promise<Threshold[]> {
+  return get(client, "thresholds", new URLSearchParams(), "application/json")
+    .then((response) => response.json() as Promise<Schemas["ThresholdList"]>)
+    .then((answer) => answer.thresholds);
+}
+
 export function fetchGroups<S extends SectionName>(
   client: Client,
   section: S,
@@ -86,8 +96,14 @@ export async function fetchCsv(
   return { name, text: await response.text() };
 }
 
-async function request(client: Client, path: string, params: URLSearchParams, accept: string): Promise<Response> {
-  const url = `${client.baseUrl}/orgs/${encodeURIComponent(client.org)}/usage/${path}?${params}`;
+function request(client: Client, path: string, params: URLSearchParams, accept: string): Promise<Response> {
+  return get(client, `usage/${path}`, params, accept);
+}
+
+/** A GET of one of the organization's resources (``path`` under /orgs/{org}/). */
+async function get(client: Client, path: string, params: URLSearchParams, accept: string): Promise<Response> {
+  const query = String(params);
+  const url = `${client.baseUrl}/orgs/${encodeURIComponent(client.org)}/${path}${query ? `?${query}` : ""}`;
   let response: Response;
   try {
     response = await fetch(url, { headers: { Authorization: `Bearer ${client.token}`, Accept: accept } });

@@ -4,6 +4,7 @@ import * as Plot from "@observablehq/plot";
 
 import { compact } from "./format";
 import type { RankedBar, TimeBar } from "./rows";
+import type { LimitRule } from "./thresholds";
 
 const MARGIN_LEFT = 52;
 const ROW_HEIGHT = 26;
@@ -42,12 +43,14 @@ export const GROUP_COLORS = [
 
 /** Bars over time: one rect per bar, its title the bucket's exact figures; partial buckets
  * faded. A legend when there is more than one series, or when ``legend`` asks for one (the
- * groups of a split, however few). */
+ * groups of a split, however few). A dashed rule at each of ``rules``' limits, labelled, the
+ * y scale reaching it. */
 export function timeChart(
   bars: TimeBar[],
   palette: Palette,
-  options: { width: number; height?: number; yLabel: string; mark: string; legend?: boolean },
+  options: { width: number; height?: number; yLabel: string; mark: string; legend?: boolean; rules?: LimitRule[] },
 ): Element {
+  const rules = options.rules ?? [];
   const keys = Object.keys(palette);
   // Hairline gaps between bars only where bars are wide enough to keep a visible body.
   const slots = new Set(bars.map((bar) => bar.x1.getTime())).size;
@@ -81,7 +84,21 @@ export function timeChart(
         }),
       ),
       Plot.ruleY([0]),
+      // After the bars, so a limit they pass stays in sight; its y is in the y scale's domain.
+      ...rules.flatMap((rule) => [
+        Plot.ruleY([rule], { y: "limit", title: "description", strokeWidth: 1.5, strokeDasharray: "6 4", className: "limit-rule" }),
+        Plot.text([rule], {
+          y: "limit", text: "label", frameAnchor: "right", textAnchor: "end", dy: -7, className: "limit-label",
+        }),
+      ]),
     ],
+  });
+  // Each rule's group says which limit it draws, for the page's tests and for reading it.
+  chart.querySelectorAll(".limit-rule").forEach((group, index) => {
+    const rule = rules[index];
+    group.setAttribute("data-limit", String(rule.limit));
+    group.setAttribute("data-threshold", rule.id);
+    group.setAttribute("data-measure", rule.measure);
   });
   return unlabelled(chart, options.mark);
 }

@@ -1,11 +1,11 @@
 // The Usage page: header with the range, the four sections, and what is not here.
 
-import { ApiError, SECTIONS, apiBaseUrl, fetchCsv, fetchGroups, fetchSection } from "./api";
-import type { Client, GroupsData, SectionData, SectionName } from "./api";
+import { ApiError, SECTIONS, apiBaseUrl, fetchCsv, fetchGroups, fetchSection, fetchThresholds } from "./api";
+import type { Client, GroupsData, SectionData, SectionName, Threshold } from "./api";
 import { forgetKey, signInForm, takeKey } from "./auth";
 import { h } from "./dom";
 import { bucketName, instant } from "./format";
-import { failed, filled, loading, sectionFrame } from "./panel";
+import { failed, filled, limitList, loading, sectionFrame } from "./panel";
 import { spanText } from "./reading";
 import { PRESETS, apiParams, instantToZonedInput, zonedInputToInstant } from "./range";
 import type { Range } from "./range";
@@ -15,6 +15,7 @@ import { llm } from "./sections/llm";
 import { platform } from "./sections/platform";
 import { type Context, render, type Section } from "./sections/section";
 import { storage } from "./sections/storage";
+import { limitLine, limitRules } from "./thresholds";
 import "./style.css";
 
 const VIEWS: { [S in SectionName]: Section<S> } = { llm, compute, storage, platform };
@@ -123,6 +124,8 @@ class UsagePage {
   private readonly versions = Object.fromEntries(SECTIONS.map((name) => [name, 0])) as Record<SectionName, number>;
   private readonly data: Partial<SectionData> = {};
   private readonly groups: { [S in SectionName]?: GroupsData[S] | "loading" | Error } = {};
+  private thresholds: Threshold[] = []; // the organization's, as of the current load
+  private thresholdsVersion = 0;
   private readonly labels = new Map<string, string>(); // "llm.model=gpt-5" → the name on its chip
   private focusChip: string | null = null; // the chip to focus once its section is drawn
   private readonly listeners = new AbortController(); // window listeners, until the page is left
@@ -156,6 +159,25 @@ class UsagePage {
     this.zoneText.textContent = `Times in ${zone}`;
     this.asOfText.textContent = `as of ${instant(this.window.get("end")!, zone)}`;
     for (const name of SECTIONS) this.loadSection(name);
+    this.loadThresholds();
+  }
+
+  /** The organization's thresholds, beside the sections (which do not wait for them): each
+   * section drawn so far is drawn again with them. A key that may not read them (403), or
+   * any failure, leaves the page without them, and says nothing. */
+  private loadThresholds(): void {
+    const mine = ++this.thresholdsVersion;
+    fetchThresholds(this.client).then(
+      (thresholds) => this.showThresholds(mine, thresholds),
+      () => this.showThresholds(mine, []),
+    );
+  }
+
+  private showThresholds(mine: number, thresholds: Threshold[]): void {
+    if (mine !== this.thresholdsVersion) return;
+    const unchanged = thresholds.length === 0 && this.thresholds.length === 0;
+    this.thresholds = thresholds;
+    if (!unchanged) for (const name of SECTIONS) this.draw(name);
   }
 
   private chooseRange(range: Range): void {
@@ -265,6 +287,7 @@ class UsagePage {
   /** Stops this page: later answers are dropped, listeners removed, the key forgotten. */
   private leave(): void {
     for (const name of SECTIONS) this.versions[name] += 1;
+    this.thresholdsVersion += 1;
     this.listeners.abort();
     forgetKey(sessionStorage);
   }
@@ -284,12 +307,28 @@ class UsagePage {
       choose: (filter, value, label) => this.chooseFilter(name, filter, value, label),
       splitBy: (split) => this.chooseSplit(name, split),
       download: () => this.download(name),
+      rules: (chart) => limitRules(this.thresholds, name, chart, {
+        bucket: answer.window.bucket,
+        zone: answer.window.tz,
+        filters: this.view.filters[name],
+        split: this.view.splits[name],
+      }),
     };
-    filled(body, ...render(view, answer as never, context, this.chips(name)));
+    filled(body, ...render(view, answer as never, context, this.chips(name), this.limits(name)));
     if (this.focusChip?.startsWith(`${name}.`)) {
       body.querySelector<HTMLElement>(`[data-filter="${CSS.escape(this.focusChip)}"]`)?.focus();
       this.focusChip = null;
     }
+  }
+
+  /** The section's thresholds, a line each; their filters' values named as its chips are. */
+  private limits(name: SectionName): HTMLElement | null {
+    const nameOf = (filter: string, value: string) =>
+      this.labels.get(`${name}.${filter}=${value}`) ?? nameIn(this.data[name], filter, value) ?? value;
+    const lines = this.thresholds
+      .filter((threshold) => threshold.section === name)
+      .map((threshold) => limitLine(threshold, zoneOf(this.view), nameOf));
+    return limitList(lines);
   }
 
   /** The section's filters as chips (in the order of its filters), each removing its filter. */

@@ -3,6 +3,7 @@
 import { h } from "./dom";
 import { change, compact, exact } from "./format";
 import { type Reading, readable } from "./reading";
+import type { LimitLine } from "./thresholds";
 
 export function sectionFrame(id: string, title: string): { root: HTMLElement; body: HTMLElement } {
   const body = h("div", { class: "section-body", "aria-live": "polite" });
@@ -92,6 +93,22 @@ export function chartBox(
       : title ? h("figcaption", {}, title) : null,
     chart && reading ? readable(chart, reading) : chart ?? h("p", { class: "empty" }, "No usage in this range"),
     note ? h("p", { class: "note" }, note) : null,
+  );
+}
+
+/** A section's thresholds, one line each: how much of its limit the period holding now has
+ * used, and the figures; a line over its limit is marked, in words and in colour. */
+export function limitList(lines: LimitLine[]): HTMLElement | null {
+  if (lines.length === 0) return null;
+  return h("ul", { class: "limits", "aria-label": "Usage thresholds" },
+    ...lines.map((line) =>
+      h("li", { class: line.over ? "limit over" : "limit", "data-threshold": line.id, title: line.title },
+        line.over ? h("span", { class: "limit-mark", "aria-hidden": "true" }, "▲ ") : null,
+        h("span", { class: "limit-text" }, line.text),
+        h("span", { class: "limit-figures" }, ` · ${line.figures}`),
+        line.over ? h("span", { class: "limit-over" }, " · over the limit") : null,
+      ),
+    ),
   );
 }
 

@@ -10,16 +10,29 @@ the parameters they were sent with: the folder's fold of one organization's queu
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 
+from api.alerts.watcher import watch_once
 from api.storage.db import connect
 from api.storage.schema import api_keys, metadata
-from testkit.database import fold
-from testkit.factories import BASE_TIME, identity, iso, llm_call, one_of_each, post_events
+from testkit.database import fold, with_connection
+from testkit.factories import (
+    BASE_TIME,
+    identity,
+    iso,
+    llm_call,
+    one_of_each,
+    post_events,
+    workload_allocated,
+)
+from testkit.receiver import RECEIVER_HOSTS, receiver
 
 Sent = tuple[str, dict]
+# Written by the thresholds' routes, the watcher, and batches of organizations with thresholds.
+THRESHOLD_TABLES = {"thresholds", "threshold_marks", "threshold_crossings", "threshold_deliveries"}
 
 _TASKS = re.compile(r"Task Count: (\d+)")
 _TABLE_SCAN = re.compile(r"(Seq|Index|Index Only|Bitmap Heap) Scan on")
@@ -61,9 +74,10 @@ def _plan(database_url: str, statement: Sent) -> str:
 
 def _of_every_org(statement: Sent) -> bool:
     """The folder's look at every organization's queue (which have queued rows; how many
-    rows wait): it visits every shard by design, and names no organization."""
+    rows wait), and the watcher's at every organization's marks, rechecks and crossings due:
+    they visit every shard by design, and name no organization."""
     query, params = statement
-    return "_pending" in query and "org" not in params
+    return ("_pending" in query or "threshold" in query) and not {"org", "batch_orgs"} & set(params)
 
 
 def _assert_on_one_shard(database_url: str, statements: list[Sent]) -> None:
@@ -98,7 +112,46 @@ def test_every_statement_of_one_orgs_batch_runs_on_one_shard(client, db, ingest_
     writes = [statement for statement in sent if _WRITTEN.search(statement[0])]
     written = {table for query, _ in writes for table in _WRITTEN.findall(query)}
     every_event_table = {table.name for table in metadata.sorted_tables} - {api_keys.name}
-    assert written == every_event_table
+    assert written == every_event_table - THRESHOLD_TABLES
+    _assert_on_one_shard(db, sent)
+
+
+def test_every_statement_of_watching_one_orgs_thresholds_runs_on_one_shard(
+    client, db, admin_key, ingest_key, read_key, sent
+):
+    """Thresholds created, read and deleted; the marks ingest leaves; the watcher's
+    evaluation (an allocation's recheck among it), crossings and deliveries."""
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    with receiver() as hook:
+        ids = []
+        for section, measure in (("llm", "input_tokens"), ("compute", "cpu_core_hours")):
+            asked = {"section": section, "measure": measure, "period": "day", "limit": 0.001}
+            created = client.post(
+                "/orgs/acme/thresholds", json=asked | {"url": hook.url}, headers=headers
+            )
+            assert created.status_code == 201, created.text
+            ids.append(created.json()["id"])
+            hook.secrets[ids[-1]] = created.json()["secret"]
+        now = datetime.now(UTC)
+        batch = [llm_call(time=now), workload_allocated(time=now - timedelta(minutes=1))]
+        assert post_events(client, ingest_key, batch).status_code == 200
+        watched = with_connection(
+            db,
+            lambda conn: watch_once(
+                conn, allowed_hosts=RECEIVER_HOSTS, public_url="http://usage.test"
+            ),
+        )
+        assert len(watched.evaluation.crossings) == 2 and watched.deliveries.delivered == 2
+    for threshold_id in ids:
+        for path in (f"/{threshold_id}", f"/{threshold_id}/deliveries", ""):
+            answer = client.get(f"/orgs/acme/thresholds{path}", headers=headers)
+            assert answer.status_code == 200, answer.text
+        assert (
+            client.delete(f"/orgs/acme/thresholds/{threshold_id}", headers=headers).status_code
+            == 204
+        )
+    written = {table for query, _ in sent for table in _WRITTEN.findall(query)}
+    assert written >= THRESHOLD_TABLES
     _assert_on_one_shard(db, sent)
 
 

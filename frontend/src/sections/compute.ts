@@ -1,6 +1,7 @@
 import type { ComputeFigures } from "../api";
 import { COLORS } from "../charts";
 import { exact } from "../format";
+import { MEASURES } from "../measures";
 import { figureCard } from "../panel";
 import { topAgentsChart } from "./agents";
 import { type Section, chartActions, compared, groupTimeline, splitChart, timeline } from "./section";
@@ -14,10 +15,13 @@ export const compute: Section<"compute"> = {
   name: "compute",
   title: "Compute",
   cards: 2,
-  cardsOf: (data) => [
-    figureCard("CPU core-hours", data.summary.cpu_core_hours, "core-hours", compared(data, (s) => s.cpu_core_hours)),
-    figureCard("RAM GB-hours", data.summary.ram_gb_hours, "GB-hours", compared(data, (s) => s.ram_gb_hours)),
-  ],
+  cardsOf: (data) => {
+    const { cpu_core_hours: cpu, ram_gb_hours: ram } = MEASURES.compute;
+    return [
+      figureCard(cpu.name, data.summary.cpu_core_hours, cpu.unit, compared(data, (s) => s.cpu_core_hours)),
+      figureCard(ram.name, data.summary.ram_gb_hours, ram.unit, compared(data, (s) => s.ram_gb_hours)),
+    ];
+  },
   // CPU and RAM in two charts on the same time axis, each with its own y axis; each bar
   // fills its bucket. Split by agent, each chart stacks the agents.
   chartsOf: (data, context) => {
@@ -26,8 +30,8 @@ export const compute: Section<"compute"> = {
       [null, "Resource"],
       ["agent", "Agent"],
     ]);
-    const cpu = { name: "CPU core-hours over time", layout: "stack" as const, width: context.width, height: 160, yLabel: "CPU core-hours", mark: "cpu over time", zone: context.zone, withNote: false };
-    const ram = { name: "RAM GB-hours over time", layout: "stack" as const, width: context.width, height: 160, yLabel: "RAM GB-hours", mark: "ram over time", zone: context.zone };
+    const cpu = { name: "CPU core-hours over time", layout: "stack" as const, width: context.width, height: 160, yLabel: "CPU core-hours", mark: "cpu over time", zone: context.zone, withNote: false, rules: context.rules("cpu over time") };
+    const ram = { name: "RAM GB-hours over time", layout: "stack" as const, width: context.width, height: 160, yLabel: "RAM GB-hours", mark: "ram over time", zone: context.zone, rules: context.rules("ram over time") };
     const overTime = context.split
       ? [
           splitChart(title, context, actions, (groups) => groupTimeline(title, groups, (b) => b.cpu_core_hours, "core-hours", { ...cpu, actions })),

@@ -2,6 +2,7 @@ import type { LlmUsage, TokenSums } from "../api";
 import { COLORS } from "../charts";
 import { h } from "../dom";
 import { compact, exact, percent } from "../format";
+import { MEASURES } from "../measures";
 import { card, figureCard, grid, halfWidth } from "../panel";
 import { rankedBars } from "../rows";
 import { type Context, type Section, chartActions, compared, groupTimeline, ranked, splitChart, timeline } from "./section";
@@ -19,10 +20,11 @@ export const llm: Section<"llm"> = {
   cards: 5,
   cardsOf: (data) => {
     const { summary } = data;
+    const named = MEASURES.llm;
     return [
-      figureCard("Input tokens", summary.input_tokens, "tokens", compared(data, (s) => s.input_tokens)),
+      figureCard(named.input_tokens.name, summary.input_tokens, named.input_tokens.unit, compared(data, (s) => s.input_tokens)),
       card(
-        "Cached tokens",
+        named.cached_tokens.name,
         h("span", {}, compact(summary.cached_tokens),
           h("span", { class: "card-of" }, ` of ${compact(summary.input_tokens)}`)),
         `${exact(summary.cached_tokens)} of ${exact(summary.input_tokens)} input tokens`,
@@ -30,12 +32,12 @@ export const llm: Section<"llm"> = {
           sub: `${percent(summary.cached_tokens, summary.input_tokens)} of input from cache`,
           current: summary.cached_tokens,
           compared: compared(data, (s) => s.cached_tokens),
-          unit: "tokens",
+          unit: named.cached_tokens.unit,
         },
       ),
-      figureCard("Output tokens", summary.output_tokens, "tokens", compared(data, (s) => s.output_tokens)),
-      figureCard("Successful requests", summary.successful_requests, "requests", compared(data, (s) => s.successful_requests)),
-      figureCard("Failed requests", summary.failed_requests, "requests", compared(data, (s) => s.failed_requests)),
+      figureCard(named.output_tokens.name, summary.output_tokens, named.output_tokens.unit, compared(data, (s) => s.output_tokens)),
+      figureCard(named.successful_requests.name, summary.successful_requests, named.successful_requests.unit, compared(data, (s) => s.successful_requests)),
+      figureCard(named.failed_requests.name, summary.failed_requests, named.failed_requests.unit, compared(data, (s) => s.failed_requests)),
     ];
   },
   chartsOf: (data, context) => {
@@ -82,9 +84,10 @@ function tokensOverTime(data: LlmUsage, context: Context<"llm">): HTMLElement {
     ["model", "Model"],
     ["identity", "Consumer"],
   ]);
+  const mark = "tokens over time";
   const options = {
-    layout: "stack" as const, width: context.width, yLabel: "tokens", mark: "tokens over time",
-    zone: context.zone, actions,
+    layout: "stack" as const, width: context.width, yLabel: "tokens", mark,
+    zone: context.zone, actions, rules: context.rules(mark),
   };
   if (context.split) {
     return splitChart(title, context, actions, (groups) =>

@@ -1,4 +1,5 @@
 import { COLORS } from "../charts";
+import { MEASURES } from "../measures";
 import { figureCard } from "../panel";
 import { type Section, chartActions, compared, timeline } from "./section";
 
@@ -6,10 +7,13 @@ export const platform: Section<"platform"> = {
   name: "platform",
   title: "Platform",
   cards: 2,
-  cardsOf: (data) => [
-    figureCard("Threads created", data.summary.threads_created, "threads", compared(data, (s) => s.threads_created)),
-    figureCard("Messages sent", data.summary.messages_sent, "messages", compared(data, (s) => s.messages_sent)),
-  ],
+  cardsOf: (data) => {
+    const { threads_created: threads, messages_sent: messages } = MEASURES.platform;
+    return [
+      figureCard(threads.name, data.summary.threads_created, threads.unit, compared(data, (s) => s.threads_created)),
+      figureCard(messages.name, data.summary.messages_sent, messages.unit, compared(data, (s) => s.messages_sent)),
+    ];
+  },
   chartsOf: (data, context) => [
     timeline(
       "Activity over time",
@@ -21,6 +25,7 @@ export const platform: Section<"platform"> = {
       {
         layout: "beside", width: context.width, yLabel: "count", mark: "activity over time",
         zone: context.zone, actions: chartActions("platform activity", context, []),
+        rules: context.rules("activity over time"),
       },
     ),
   ],

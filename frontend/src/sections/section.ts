@@ -9,6 +9,7 @@ import { bucketLabel, previousSpanName, wallClock } from "../format";
 import { type Compared, cardRow, chartBox, empty, note, partialNote } from "../panel";
 import { rankedSummary, rankedTable, spanText, timeSummary, timeTable } from "../reading";
 import { isEmpty, type RankedBar, type SeriesPart, timeBars } from "../rows";
+import type { LimitRule } from "../thresholds";
 import type { Filters } from "../view";
 
 /** What a section's charts are drawn with besides its answer: the width, the zone, its
@@ -23,6 +24,7 @@ export interface Context<S extends SectionName> {
   choose(filter: string, value: string, label: string): void; // a drill-down
   splitBy(split: string | null): void;
   download(): void; // the chart over time as CSV: its series or, split, its groups
+  rules(chart: string): LimitRule[]; // the thresholds' limits a chart over time (its mark) draws
 }
 
 export interface Section<S extends SectionName> {
@@ -39,11 +41,12 @@ export function render<S extends SectionName>(
   data: SectionData[S],
   context: Context<S>,
   chips: Node | null,
+  limits: Node | null, // the section's thresholds, under its cards
 ): Node[] {
   const cards = cardRow(section.cardsOf(data));
   const notes = section.note ? [note(section.note)] : [];
-  if (isEmpty(data.summary)) return [chips, cards, empty(), ...notes].filter((node) => node !== null);
-  return [chips, cards, ...section.chartsOf(data, context), ...notes].filter((node) => node !== null);
+  if (isEmpty(data.summary)) return [chips, cards, limits, empty(), ...notes].filter((node) => node !== null);
+  return [chips, cards, limits, ...section.chartsOf(data, context), ...notes].filter((node) => node !== null);
 }
 
 /** A card's figure over the previous span, when the answer has one (compare=previous). */
@@ -72,6 +75,7 @@ type ChartOptions = {
   mark: string; // names its bars' group (data-mark), for the page's tests
   withNote?: boolean;
   legend?: boolean;
+  rules?: LimitRule[]; // thresholds' limits, drawn across it
 };
 
 /** A chart over time: one series per part, stacked in each bucket or side by side in it,
@@ -98,7 +102,10 @@ export function timeline<B extends Bucket>(
     actions: options.actions,
     reading: {
       name,
-      summary: timeSummary(name, bars, spanText(data.window, options.zone)),
+      summary: [
+        timeSummary(name, bars, spanText(data.window, options.zone)),
+        ...(options.rules ?? []).map((rule) => `${rule.description}.`),
+      ].join(" "),
       table: () => timeTable(name, bars),
     },
   });

@@ -1,5 +1,6 @@
 import { COLORS } from "../charts";
 import { exact } from "../format";
+import { MEASURES } from "../measures";
 import { figureCard } from "../panel";
 import { topAgentsChart } from "./agents";
 import { type Section, chartActions, compared, groupTimeline, splitChart, timeline } from "./section";
@@ -9,7 +10,7 @@ export const storage: Section<"storage"> = {
   title: "Storage",
   cards: 1,
   cardsOf: (data) => [
-    figureCard("Storage GB-hours", data.summary.storage_gb_hours, "GB-hours", compared(data, (s) => s.storage_gb_hours)),
+    figureCard(MEASURES.storage.storage_gb_hours.name, data.summary.storage_gb_hours, MEASURES.storage.storage_gb_hours.unit, compared(data, (s) => s.storage_gb_hours)),
   ],
   chartsOf: (data, context) => {
     const title = "Usage over time";
@@ -17,7 +18,8 @@ export const storage: Section<"storage"> = {
       [null, "Total"],
       ["agent", "Agent"],
     ]);
-    const options = { layout: "stack" as const, width: context.width, yLabel: "GB-hours", mark: "storage over time", zone: context.zone, actions };
+    const mark = "storage over time";
+    const options = { layout: "stack" as const, width: context.width, yLabel: "GB-hours", mark, zone: context.zone, actions, rules: context.rules(mark) };
     return [
       context.split
         ? splitChart(title, context, actions, (groups) => groupTimeline(title, groups, (b) => b.storage_gb_hours, "GB-hours", options))

@@ -1,0 +1,191 @@
+"""One webhook delivery: a signed POST over HTTP/1.1, safe against server-side request forgery.
+
+The URL's form and every address its host resolves to pass api.core.webhook_targets before
+any connection, and the connection goes to a checked address, never the name again (DNS
+rebinding gains nothing). Redirects are never followed: a 3xx could point anywhere, the
+cloud metadata service among them. Only the status line and headers are read, capped, never
+the body, and one timeout bounds the whole attempt, so a slow or endless answer holds no
+delivery. Nothing raises for the network's reasons: the outcome says what happened.
+The standard library's streams suffice for one request and its status, no HTTP client.
+"""
+
+import asyncio
+import ipaddress
+import os
+import re
+import socket
+import ssl
+import string
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import suppress
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit
+
+from api.core.webhook_targets import (
+    IPAddress,
+    RefusedTarget,
+    checked_addresses,
+    literal_address,
+    parse_target,
+)
+
+USER_AGENT = "Usage-Webhooks/1"
+MAX_HEAD = 16 * 1024  # bytes of status lines and headers read before giving up
+_TOO_LONG = f"the response's headers exceed {MAX_HEAD // 1024} KiB"
+_STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([1-9][0-9][0-9])(?: [^\r\n]*)?\r\n")
+
+Resolve = Callable[[str, int], Awaitable[list[IPAddress]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    status: int | None  # the receiver's HTTP status, if it answered
+    error: str | None  # why it was not delivered (None when 2xx)
+
+    @property
+    def delivered(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+class _BadAnswer(Exception):
+    """The receiver's answer is not an HTTP/1.x response head within MAX_HEAD."""
+
+
+async def send_webhook(
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    allowed_hosts: frozenset[str],
+    # Inside, not around (ASYNC109): it bounds every stage and becomes an outcome, not an
+    # exception, naming the stage it cut short.
+    timeout: float = 10.0,  # noqa: ASYNC109
+    resolve: Resolve | None = None,
+) -> Sent:
+    """POST the JSON ``body`` with ``headers`` (the webhook-id, -timestamp and -signature
+    headers) to ``url``. ``timeout`` bounds the whole attempt: resolving, connecting,
+    sending and reading the status. ``resolve`` defaults to the event loop's getaddrinfo."""
+    try:
+        target = parse_target(url, allowed_hosts)
+        literal = literal_address(target)
+        host = target.host
+    except RefusedTarget as error:
+        return Sent(None, f"refused: {error}")
+    scheme = urlsplit(url).scheme
+    request = _request(url, scheme, host, target.port, headers, body)
+    tls = ssl.create_default_context() if scheme == "https" else None
+    stage = f"resolving {host}"
+    writer = None
+    try:
+        async with asyncio.timeout(timeout):
+            if literal is not None:
+                found = [literal]
+            else:
+                found = await (resolve or _getaddrinfo)(host, target.port)
+            failures = []
+            for address in checked_addresses(target, found):
+                stage = f"connecting to {address}"
+                try:
+                    reader, writer = await asyncio.open_connection(
+                        str(address),
+                        target.port,
+                        ssl=tls,
+                        # The certificate is checked against the URL's host, not the address.
+                        server_hostname=host if tls is not None else None,
+                        flags=socket.AI_NUMERICHOST,
+                        limit=MAX_HEAD,
+                    )
+                    break
+                except OSError as error:
+                    failures.append(f"{stage}: {_reason(error)}")
+            else:
+                return Sent(None, "; ".join(failures))
+            stage = "sending the request"
+            writer.write(request)
+            await writer.drain()
+            stage = "waiting for the answer"
+            status = await _read_status(reader)
+    except RefusedTarget as error:
+        return Sent(None, f"refused: {error}")
+    except TimeoutError:
+        return Sent(None, f"timed out after {timeout:g} s {stage}")
+    except _BadAnswer as error:
+        return Sent(None, str(error))
+    except OSError as error:
+        return Sent(None, f"{stage}: {_reason(error)}")
+    finally:
+        # Outside the timeout, which could otherwise cut this short with the status read.
+        # abort, not close: close would flush what the receiver may never read and, over
+        # TLS, wait on its close_notify; nothing more is to be said or heard. wait_closed
+        # sees the socket gone (raising the error the connection failed with, if any).
+        if writer is not None:
+            writer.transport.abort()
+            with suppress(OSError):
+                await writer.wait_closed()
+    if 200 <= status < 300:
+        return Sent(status, None)
+    if 300 <= status < 400:
+        return Sent(status, "redirects are not followed")
+    return Sent(status, f"the receiver answered {status}")
+
+
+async def _getaddrinfo(host: str, port: int) -> list[IPAddress]:
+    found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in found))
+
+
+def _request(
+    url: str, scheme: str, host: str, port: int, headers: Mapping[str, str], body: bytes
+) -> bytes:
+    parts = urlsplit(url)
+    # Percent-encodes what a request line cannot carry (spaces, controls, non-ASCII) and
+    # keeps the URL's own escapes; the fragment is the sender's, never sent.
+    path = quote(parts.path or "/", safe=string.punctuation)
+    if parts.query:
+        path += "?" + quote(parts.query, safe=string.punctuation)
+    authority = f"[{host}]" if ":" in host else host
+    if port != (443 if scheme == "https" else 80):
+        authority += f":{port}"
+    lines = [
+        f"POST {path} HTTP/1.1",
+        f"Host: {authority}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        f"User-Agent: {USER_AGENT}",
+        "Connection: close",
+        *(f"{name}: {value}" for name, value in headers.items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + body
+
+
+async def _read_status(reader: asyncio.StreamReader) -> int:
+    """The final status: interim 1xx answers (100 Continue, 103 Early Hints), which an
+    HTTP/1.1 client must accept unasked, are skipped; all heads together within MAX_HEAD."""
+    budget = MAX_HEAD
+    while True:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.LimitOverrunError:
+            raise _BadAnswer(_TOO_LONG) from None
+        except asyncio.IncompleteReadError:
+            raise _BadAnswer("the connection closed before the response's headers ended") from None
+        budget -= len(head)
+        if budget < 0:
+            raise _BadAnswer(_TOO_LONG)
+        status_line = _STATUS_LINE.match(head)
+        if status_line is None:
+            raise _BadAnswer("the answer is not an HTTP/1.x response")
+        status = int(status_line[1])
+        if status >= 200 or status == 101:
+            return status
+
+
+def _reason(error: OSError) -> str:
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"the certificate is not valid: {error.verify_message}"
+    if isinstance(error, ssl.SSLError):
+        return f"TLS failed: {error.reason or error}"
+    if error.errno is not None and error.errno > 0:
+        # The system's words: asyncio's ("Connect call failed (address)") repeat the stage's.
+        return os.strerror(error.errno)
+    return error.strerror or str(error) or type(error).__name__  # getaddrinfo's words among them

@@ -1,0 +1,240 @@
+"""Usage thresholds (DESIGN §10): stored per organization, each with its signing secret."""
+
+import secrets
+from datetime import datetime
+from typing import Any
+
+import msgspec
+import psycopg
+from psycopg.types.json import Jsonb
+from sqlalchemy import DateTime, Integer, Text, bindparam, delete, func, select
+from sqlalchemy.dialects.postgresql import JSONB, insert
+
+from api.core.signatures import new_secret
+from api.storage.anchors import register_orgs
+from api.storage.db import compile_statement, execute
+from api.storage.schema import threshold_crossings, threshold_deliveries, thresholds
+
+ID_PREFIX = "thr_"
+
+
+class Threshold(msgspec.Struct, frozen=True, kw_only=True):
+    threshold_id: str
+    org: str
+    section: str
+    measure: str
+    period: str
+    tz: str
+    limit: float
+    filters: dict[str, list[str]]
+    url: str
+    created_at: datetime
+
+
+_COLUMNS = [
+    thresholds.c.threshold_id,
+    thresholds.c.org_id,
+    thresholds.c.section,
+    thresholds.c.measure,
+    thresholds.c.period,
+    thresholds.c.tz,
+    thresholds.c.limit,
+    thresholds.c.filters,
+    thresholds.c.url,
+    thresholds.c.created_at,
+]
+_ORG = bindparam("org", type_=Text)
+_ID = bindparam("threshold_id", type_=Text)
+_ADD = compile_statement(
+    insert(thresholds)
+    .values(
+        org_id=_ORG,
+        threshold_id=_ID,
+        section=bindparam("section", type_=Text),
+        measure=bindparam("measure", type_=Text),
+        period=bindparam("period", type_=Text),
+        tz=bindparam("tz", type_=Text),
+        limit=bindparam("limit"),
+        filters=bindparam("filters", type_=JSONB),
+        url=bindparam("url", type_=Text),
+        secret=bindparam("secret", type_=Text),
+        # The evaluator's first look: the current period may be over the limit already.
+        recheck_at=func.now(),
+    )
+    .returning(*_COLUMNS)
+)
+_LIST = compile_statement(
+    select(*_COLUMNS)
+    .where(thresholds.c.org_id == _ORG)
+    .order_by(thresholds.c.created_at, thresholds.c.threshold_id)
+)
+_ONE = compile_statement(
+    select(*_COLUMNS).where(thresholds.c.org_id == _ORG, thresholds.c.threshold_id == _ID)
+)
+_REMOVE = compile_statement(
+    delete(thresholds)
+    .where(thresholds.c.org_id == _ORG, thresholds.c.threshold_id == _ID)
+    .returning(thresholds.c.threshold_id)
+)
+_REMOVE_HISTORY = [
+    compile_statement(delete(table).where(table.c.org_id == _ORG, table.c.threshold_id == _ID))
+    for table in (threshold_deliveries, threshold_crossings)
+]
+
+
+def _threshold(row: Any) -> Threshold:
+    threshold_id, org, section, measure, period, tz, limit, filters, url, created_at = row
+    return Threshold(
+        threshold_id=threshold_id,
+        org=org,
+        section=section,
+        measure=measure,
+        period=period,
+        tz=tz,
+        limit=limit,
+        filters=filters,
+        url=url,
+        created_at=created_at,
+    )
+
+
+async def create_threshold(
+    conn: psycopg.AsyncConnection,
+    org: str,
+    *,
+    section: str,
+    measure: str,
+    period: str,
+    tz: str,
+    limit: float,
+    filters: dict[str, list[str]],
+    url: str,
+) -> tuple[Threshold, str]:
+    """A new threshold (its organization created if it has no events yet) and its signing
+    secret, which is not stored anywhere it can be read back from the API."""
+    secret = new_secret()
+    async with conn.transaction():
+        await register_orgs(conn, [org])
+        cursor = await execute(
+            conn,
+            _ADD,
+            org=org,
+            threshold_id=ID_PREFIX + secrets.token_hex(8),
+            section=section,
+            measure=measure,
+            period=period,
+            tz=tz,
+            limit=limit,
+            filters=Jsonb(filters),
+            url=url,
+            secret=secret,
+        )
+        row = await cursor.fetchone()
+    return _threshold(row), secret
+
+
+async def list_thresholds(conn: psycopg.AsyncConnection, org: str) -> list[Threshold]:
+    cursor = await execute(conn, _LIST, org=org)
+    return [_threshold(row) for row in await cursor.fetchall()]
+
+
+async def find_threshold(
+    conn: psycopg.AsyncConnection, org: str, threshold_id: str
+) -> Threshold | None:
+    cursor = await execute(conn, _ONE, org=org, threshold_id=threshold_id)
+    row = await cursor.fetchone()
+    return None if row is None else _threshold(row)
+
+
+async def delete_threshold(conn: psycopg.AsyncConnection, org: str, threshold_id: str) -> bool:
+    """Whether there was such a threshold to delete; its crossings and their deliveries go
+    with it (a delivery under way is not sent again)."""
+    async with conn.transaction():
+        cursor = await execute(conn, _REMOVE, org=org, threshold_id=threshold_id)
+        found = await cursor.fetchone() is not None
+        for statement in _REMOVE_HISTORY:
+            await execute(conn, statement, org=org, threshold_id=threshold_id)
+    return found
+
+
+class Attempt(msgspec.Struct, frozen=True, kw_only=True):
+    attempt: int
+    attempted_at: datetime
+    status: int | None
+    error: str | None
+
+
+class Delivery(msgspec.Struct, frozen=True, kw_only=True):
+    """A crossing and the attempts to deliver it."""
+
+    period_start: datetime
+    period_end: datetime
+    value: float
+    detected_at: datetime
+    webhook_id: str
+    delivered_at: datetime | None
+    next_attempt_at: datetime | None
+    attempts: list[Attempt]
+
+
+_crossing = threshold_crossings.c
+_attempt = threshold_deliveries.c
+_CROSSINGS = compile_statement(
+    select(
+        _crossing.period_start,
+        _crossing.period_end,
+        _crossing.value,
+        _crossing.detected_at,
+        _crossing.webhook_id,
+        _crossing.delivered_at,
+        _crossing.next_attempt_at,
+    )
+    .where(_crossing.org_id == _ORG, _crossing.threshold_id == _ID)
+    .order_by(_crossing.period_start.desc())
+    .limit(bindparam("limit", type_=Integer))
+)
+_ATTEMPTS = compile_statement(
+    select(
+        _attempt.period_start,
+        _attempt.attempt,
+        _attempt.attempted_at,
+        _attempt.status,
+        _attempt.error,
+    )
+    .where(
+        _attempt.org_id == _ORG,
+        _attempt.threshold_id == _ID,
+        _attempt.period_start >= bindparam("since", type_=DateTime(timezone=True)),
+    )
+    .order_by(_attempt.period_start, _attempt.attempt)
+)
+
+
+async def list_deliveries(
+    conn: psycopg.AsyncConnection, org: str, threshold_id: str, limit: int
+) -> list[Delivery]:
+    """The threshold's latest ``limit`` crossings, the latest first, each with its attempts."""
+    cursor = await execute(conn, _CROSSINGS, org=org, threshold_id=threshold_id, limit=limit)
+    crossings = await cursor.fetchall()
+    if not crossings:
+        return []
+    since = crossings[-1][0]
+    cursor = await execute(conn, _ATTEMPTS, org=org, threshold_id=threshold_id, since=since)
+    attempts: dict[datetime, list[Attempt]] = {}
+    for period_start, attempt, attempted_at, status, error in await cursor.fetchall():
+        attempts.setdefault(period_start, []).append(
+            Attempt(attempt=attempt, attempted_at=attempted_at, status=status, error=error)
+        )
+    return [
+        Delivery(
+            period_start=start,
+            period_end=end,
+            value=value,
+            detected_at=detected_at,
+            webhook_id=webhook_id,
+            delivered_at=delivered_at,
+            next_attempt_at=next_attempt_at,
+            attempts=attempts.get(start, []),
+        )
+        for start, end, value, detected_at, webhook_id, delivered_at, next_attempt_at in crossings
+    ]

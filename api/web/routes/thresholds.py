@@ -1,0 +1,375 @@
+"""An organization's usage thresholds (DESIGN §10): created, listed, read and deleted.
+
+Managed with an admin key or a manage key of the organization; a read key of the
+organization may list and read them. The signing secret is in the creation's answer only.
+"""
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+import psycopg
+from litestar import Controller, Request, Response, delete, get, post, route
+from litestar.di import NamedDependency
+from litestar.enums import HttpMethod
+from litestar.params import FromPath, JSONBody, QueryParameter
+from msgspec import UNSET, UnsetType
+
+from api.alerts.status import Standing, standings
+from api.core.events import is_slug
+from api.core.filters import FilterError, parse_filters
+from api.core.webhook_targets import (
+    RefusedTarget,
+    checked_addresses,
+    literal_address,
+    parse_target,
+)
+from api.core.windows import WindowError, parse_zone
+from api.reads.sections import SECTIONS
+from api.storage.availability import Database
+from api.storage.keys import ApiKey, Scope
+from api.storage.thresholds import (
+    Delivery,
+    Threshold,
+    create_threshold,
+    delete_threshold,
+    find_threshold,
+    list_deliveries,
+    list_thresholds,
+)
+from api.web.auth import requires
+from api.web.problems import ErrorItem, Problem, problem_responses
+from api.web.routes.usage_params import not_found
+
+# Each section and the summary fields a threshold may watch.
+MEASURES = {
+    section.name: tuple(field.name for field in msgspec.structs.fields(section.summary_type))
+    for section in SECTIONS
+}
+_FILTERS = {section.name: section.filters for section in SECTIONS}
+Section = Literal["llm", "compute", "storage", "platform"]
+Period = Literal["day", "week", "month"]
+Measure = Literal[
+    "input_tokens",
+    "cached_tokens",
+    "output_tokens",
+    "successful_requests",
+    "failed_requests",
+    "cpu_core_hours",
+    "ram_gb_hours",
+    "storage_gb_hours",
+    "threads_created",
+    "messages_sent",
+]
+
+
+class ThresholdFilters(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Which usage counts (DESIGN §4.1), as the section's reads take them."""
+
+    model: list[str] | UnsetType = UNSET
+    identity: list[str] | UnsetType = UNSET
+    agent: list[str] | UnsetType = UNSET
+
+
+class ThresholdIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    section: Section
+    measure: str  # one of the section's (checked below, naming them)
+    period: Period
+    tz: str = "UTC"
+    limit: Annotated[float, msgspec.Meta(gt=0)]
+    filters: ThresholdFilters | None = None
+    url: str
+
+
+class CurrentPeriod(msgspec.Struct, frozen=True, kw_only=True):
+    """The period holding now, and its figure from its start to now."""
+
+    start: datetime
+    end: datetime
+    value: float
+
+
+class ThresholdOut(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    org: str
+    section: Section
+    measure: Measure
+    period: Period
+    tz: str
+    limit: float
+    filters: ThresholdFilters
+    url: str
+    created_at: datetime
+    current_period: CurrentPeriod
+
+
+class CreatedThreshold(ThresholdOut, frozen=True, kw_only=True):
+    # Shown once: the key of the webhooks' signatures (Standard Webhooks, whsec_...).
+    secret: str
+
+
+class ThresholdList(msgspec.Struct, frozen=True, kw_only=True):
+    thresholds: list[ThresholdOut]
+
+
+class PeriodOut(msgspec.Struct, frozen=True, kw_only=True):
+    start: datetime
+    end: datetime
+
+
+class AttemptOut(msgspec.Struct, frozen=True, kw_only=True):
+    attempt: int  # 1 for the first
+    attempted_at: datetime
+    status: int | None  # the receiver's HTTP status, if it answered
+    error: str | None  # why it was not delivered
+
+
+class DeliveryOut(msgspec.Struct, frozen=True, kw_only=True):
+    """A crossing: the period, its figure when detected, and the attempts to deliver it."""
+
+    webhook_id: str  # the same on every attempt: receivers dedupe on it
+    period: PeriodOut
+    value: float
+    detected_at: datetime
+    # delivered; pending (another attempt at next_attempt_at); failed (retried for a day)
+    state: Literal["delivered", "pending", "failed"]
+    delivered_at: datetime | None
+    next_attempt_at: datetime | None
+    attempts: list[AttemptOut]
+
+
+class DeliveryList(msgspec.Struct, frozen=True, kw_only=True):
+    deliveries: list[DeliveryOut]
+
+
+def _delivery(found: Delivery) -> DeliveryOut:
+    state = (
+        "delivered"
+        if found.delivered_at is not None
+        else "pending"
+        if found.next_attempt_at is not None
+        else "failed"
+    )
+    return DeliveryOut(
+        webhook_id=found.webhook_id,
+        period=PeriodOut(start=found.period_start, end=found.period_end),
+        value=found.value,
+        detected_at=found.detected_at,
+        state=state,
+        delivered_at=found.delivered_at,
+        next_attempt_at=found.next_attempt_at,
+        attempts=[
+            AttemptOut(
+                attempt=attempt.attempt,
+                attempted_at=attempt.attempted_at,
+                status=attempt.status,
+                error=attempt.error,
+            )
+            for attempt in found.attempts
+        ],
+    )
+
+
+async def _answers(
+    conn: psycopg.AsyncConnection, org: str, found: list[Threshold]
+) -> list[dict[str, Any]]:
+    """Each threshold's response fields, its current period's figure among them."""
+    standing = await standings(conn, org, found, datetime.now(UTC))
+    return [_fields(*pair) for pair in zip(found, standing, strict=True)]
+
+
+def _fields(threshold: Threshold, standing: Standing) -> dict[str, Any]:
+    return {
+        "id": threshold.threshold_id,
+        "org": threshold.org,
+        "section": threshold.section,
+        "measure": threshold.measure,
+        "period": threshold.period,
+        "tz": threshold.tz,
+        "limit": threshold.limit,
+        "filters": ThresholdFilters(**threshold.filters),
+        "url": threshold.url,
+        "created_at": threshold.created_at,
+        "current_period": CurrentPeriod(
+            start=standing.start, end=standing.end, value=standing.value
+        ),
+    }
+
+
+def _bad(field: str, message: str) -> Problem:
+    return Problem(400, message, errors=[ErrorItem(field=field, message=message)])
+
+
+def _checked(asked: ThresholdIn, allowed_hosts: frozenset[str]) -> dict[str, list[str]]:
+    """The threshold's filters, once every field is one the section takes; else a 400."""
+    if asked.measure not in MEASURES[asked.section]:
+        fields = ", ".join(MEASURES[asked.section])
+        raise _bad("measure", f"the {asked.section} section's measures are {fields}")
+    try:
+        parse_zone(asked.tz)
+    except WindowError as error:
+        raise _bad("tz", str(error)) from None
+    given = {
+        name: values
+        for name, values in msgspec.structs.asdict(asked.filters or ThresholdFilters()).items()
+        if values is not UNSET
+    }
+    try:
+        filters = parse_filters(given, _FILTERS[asked.section]).as_dict()
+    except FilterError as error:
+        raise _bad(f"filters.{error.field}", str(error)) from None
+    try:
+        target = parse_target(asked.url, allowed_hosts)
+        # An address is checked now; a name when a delivery resolves it, before connecting.
+        literal = literal_address(target)
+        if literal is not None:
+            checked_addresses(target, [literal])
+    except RefusedTarget as error:
+        raise _bad("url", str(error)) from None
+    return filters
+
+
+def _org_of(request: Request, org: str) -> str:
+    """``org`` if the request's key may see its thresholds; else 404, as for usage."""
+    api_key: ApiKey = request.user
+    if not is_slug(org) or (api_key.scope.bound and api_key.org != org):
+        raise not_found(org)
+    return org
+
+
+def _allowing(methods: str) -> Response:
+    return Response(content=None, status_code=204, headers={"Allow": methods})
+
+
+class Thresholds(Controller):
+    path = "/orgs/{org:str}/thresholds"
+    tags = ["thresholds"]
+
+    # Litestar 2 answers OPTIONS on a path of several handlers with the methods of the
+    # first it registers only (litestar#4169, fixed in Litestar 3): each path says its own,
+    # in handlers named to come first (a controller's are registered in name order).
+    @route("/", http_method=HttpMethod.OPTIONS, include_in_schema=False)
+    async def allowed_on_list(self) -> Response:
+        return _allowing("GET, OPTIONS, POST")
+
+    @route("/{threshold_id:str}", http_method=HttpMethod.OPTIONS, include_in_schema=False)
+    async def allowed_on_one(self) -> Response:
+        return _allowing("DELETE, GET, OPTIONS")
+
+    @post(
+        "/",
+        guards=[requires(Scope.MANAGE, Scope.ADMIN)],
+        status_code=201,
+        summary="Create a usage threshold",
+        description=(
+            "Watch one summary field of a section over each day, week (from Monday) or month "
+            "on the wall clock of `tz`, optionally filtered; when a period's figure first "
+            "exceeds `limit`, a signed webhook is sent to `url`. The answer carries the "
+            "signing secret, shown only here."
+        ),
+        responses=problem_responses(400, 401, 403, 404, 429),
+    )
+    async def create(
+        self,
+        request: Request,
+        org: FromPath[str],
+        data: JSONBody[ThresholdIn],
+        database: NamedDependency[Database],
+    ) -> CreatedThreshold:
+        _org_of(request, org)
+        filters = _checked(data, request.app.state.webhook_allow_hosts)
+        async with database.connection() as conn:
+            threshold, secret = await create_threshold(
+                conn,
+                org,
+                section=data.section,
+                measure=data.measure,
+                period=data.period,
+                tz=data.tz,
+                limit=data.limit,
+                filters=filters,
+                url=data.url,
+            )
+            (fields,) = await _answers(conn, org, [threshold])
+        return CreatedThreshold(**fields, secret=secret)
+
+    @get(
+        "/",
+        guards=[requires(Scope.READ, Scope.MANAGE, Scope.ADMIN)],
+        summary="List an organization's usage thresholds",
+        responses=problem_responses(400, 401, 403, 404, 429),
+    )
+    async def list_all(
+        self, request: Request, org: FromPath[str], database: NamedDependency[Database]
+    ) -> ThresholdList:
+        _org_of(request, org)
+        async with database.connection() as conn:
+            answers = await _answers(conn, org, await list_thresholds(conn, org))
+        return ThresholdList(thresholds=[ThresholdOut(**fields) for fields in answers])
+
+    @get(
+        "/{threshold_id:str}",
+        guards=[requires(Scope.READ, Scope.MANAGE, Scope.ADMIN)],
+        summary="Read a usage threshold",
+        responses=problem_responses(400, 401, 403, 404, 429),
+    )
+    async def read(
+        self,
+        request: Request,
+        org: FromPath[str],
+        threshold_id: FromPath[str],
+        database: NamedDependency[Database],
+    ) -> ThresholdOut:
+        _org_of(request, org)
+        async with database.connection() as conn:
+            found = await find_threshold(conn, org, threshold_id)
+            if found is None:
+                raise Problem(404, f"threshold {threshold_id!r} not found")
+            (fields,) = await _answers(conn, org, [found])
+        return ThresholdOut(**fields)
+
+    @delete(
+        "/{threshold_id:str}",
+        guards=[requires(Scope.MANAGE, Scope.ADMIN)],
+        summary="Delete a usage threshold",
+        responses=problem_responses(400, 401, 403, 404, 429),
+    )
+    async def remove(
+        self,
+        request: Request,
+        org: FromPath[str],
+        threshold_id: FromPath[str],
+        database: NamedDependency[Database],
+    ) -> None:
+        _org_of(request, org)
+        async with database.connection() as conn:
+            deleted = await delete_threshold(conn, org, threshold_id)
+        if not deleted:
+            raise Problem(404, f"threshold {threshold_id!r} not found")
+
+    @get(
+        "/{threshold_id:str}/deliveries",
+        guards=[requires(Scope.READ, Scope.MANAGE, Scope.ADMIN)],
+        summary="List a usage threshold's crossings and their deliveries",
+        description=(
+            "The threshold's latest crossings, the latest period first: each period's figure "
+            "when it was found over the limit, its webhook-id, and every attempt to deliver it."
+        ),
+        responses=problem_responses(400, 401, 403, 404, 429),
+    )
+    async def deliveries(
+        self,
+        request: Request,
+        org: FromPath[str],
+        threshold_id: FromPath[str],
+        database: NamedDependency[Database],
+        limit: Annotated[
+            int, QueryParameter(ge=1, le=1000, description="How many crossings, at most.")
+        ] = 100,
+    ) -> DeliveryList:
+        _org_of(request, org)
+        async with database.connection() as conn:
+            if await find_threshold(conn, org, threshold_id) is None:
+                raise Problem(404, f"threshold {threshold_id!r} not found")
+            found = await list_deliveries(conn, org, threshold_id, limit)
+        return DeliveryList(deliveries=[_delivery(delivery) for delivery in found])

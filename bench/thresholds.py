@@ -1,0 +1,191 @@
+"""Usage thresholds at the bench's scale (DESIGN §10): 10,000 thresholds over the bench's
+organizations and the ingest organization; one watcher pass with every one of them due,
+timed (evaluation, then the deliveries to a receiver on 127.0.0.1); then the watcher's cost
+to ingest and reads: the same ingest and reads against a server without a watcher and one
+whose watcher passes every second, back to back."""
+
+import itertools
+import sys
+import time
+from datetime import UTC, datetime
+
+import psycopg
+from sqlalchemy import delete, update
+
+from api.alerts.delivery import deliver_due
+from api.alerts.evaluation import evaluate
+from api.alerts.watcher import sole_watcher
+from api.storage.db import compile_statement, connect_kwargs, execute
+from api.storage.schema import metadata, threshold_marks, thresholds
+from api.storage.thresholds import create_threshold
+from bench import load
+from testkit.receiver import RECEIVER_HOSTS, receiver
+from testkit.server import live_server
+
+COUNT = 10_000
+_MEASURES = [
+    ("llm", "input_tokens"),
+    ("llm", "output_tokens"),
+    ("llm", "successful_requests"),
+    ("compute", "cpu_core_hours"),
+    ("compute", "ram_gb_hours"),
+    ("storage", "storage_gb_hours"),
+    ("platform", "messages_sent"),
+    ("platform", "threads_created"),
+]
+_FILTERS = {
+    "llm": [{}, {}, {"model": ["model-0"]}, {"identity": ["agent:id-1"]}],
+    "compute": [{}, {"agent": ["id-7"]}],
+    "storage": [{}, {"agent": ["id-7"]}],
+    "platform": [{}, {"identity": ["agent:id-3"]}],
+}
+_PERIODS = ["day", "week", "month"]
+_ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata"]
+# Limits from 1 to 10^9 in steps of 10^(1/4): each figure is over some and under most.
+_LIMITS = [10 ** (step / 4) for step in range(37)]
+_PUBLIC = "http://127.0.0.1:8000"
+_THRESHOLD_TABLES = [t for t in metadata.sorted_tables if t.name.startswith("threshold")]
+_EVENT_TABLES = [t for t in reversed(metadata.sorted_tables) if t not in _THRESHOLD_TABLES]
+
+
+async def create(database_url: str, orgs: list[str], url: str) -> dict[str, str]:
+    """COUNT thresholds, a share of every organization: threshold id → its secret."""
+    specs = itertools.cycle(
+        itertools.product(_MEASURES, _PERIODS, _ZONES, range(4), range(len(_LIMITS)))
+    )
+    secrets = {}
+    started = time.perf_counter()
+    async with await psycopg.AsyncConnection.connect(database_url, **connect_kwargs()) as conn:
+        await execute(conn, compile_statement(delete(thresholds)))
+        for n in range(COUNT):
+            (section, measure), period, tz, variant, limit = next(specs)
+            threshold, secret = await create_threshold(
+                conn,
+                orgs[n % len(orgs)],
+                section=section,
+                measure=measure,
+                period=period,
+                tz=tz,
+                limit=_LIMITS[(limit * 7 + n) % len(_LIMITS)],
+                filters=_FILTERS[section][variant % len(_FILTERS[section])],
+                url=url,
+            )
+            secrets[threshold.threshold_id] = secret
+            if n % 500 == 499:
+                rate = (n + 1) / (time.perf_counter() - started)
+                print(f"\r  thresholds created: {n + 1:,} ({rate:,.0f}/s)", end="", file=sys.stderr)
+    print(file=sys.stderr)
+    return secrets
+
+
+async def full_pass(database_url: str) -> dict:
+    """One watcher pass with every threshold due (as right after their creation)."""
+    async with await psycopg.AsyncConnection.connect(database_url, **connect_kwargs()) as conn:
+        await execute(conn, compile_statement(update(thresholds).values(recheck_at=_now())))
+        async with sole_watcher(conn) as sole:
+            assert sole, "another watcher is running"
+            started = time.perf_counter()
+            evaluation = await evaluate(conn, _now())
+            evaluated = time.perf_counter()
+            deliveries = await deliver_due(
+                conn, _now, allowed_hosts=RECEIVER_HOSTS, public_url=_PUBLIC
+            )
+            delivered = time.perf_counter()
+    return {
+        "thresholds": evaluation.thresholds,
+        "orgs": evaluation.orgs,
+        "spans_read": evaluation.figures,
+        "crossings": len(evaluation.crossings),
+        "evaluation_s": evaluated - started,
+        "thresholds_per_second": evaluation.thresholds / (evaluated - started),
+        "deliveries": deliveries.attempted,
+        "delivered": deliveries.delivered,
+        "delivery_s": delivered - evaluated,
+    }
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _clear_ingest_org(database_url: str) -> None:
+    """The ingest organization's events (not its thresholds) and every mark, gone."""
+    async with await psycopg.AsyncConnection.connect(database_url, **connect_kwargs()) as conn:
+        for table in _EVENT_TABLES:
+            where = table.c.org_id == load.INGEST_ORG
+            await execute(conn, compile_statement(delete(table).where(where)))
+        await execute(conn, compile_statement(delete(threshold_marks)))
+
+
+async def _run(base_url: str, database_url: str, keys: dict, big: str, now, requests: int):
+    await _clear_ingest_org(database_url)
+    ingest = await load.ingest(base_url, keys["ingest"], batches=60)
+    reads = {
+        f"{section} {preset}": await load.latency(
+            base_url, keys[big], f"/orgs/{big}/usage/{section}", {"range": preset}, now, requests
+        )
+        for section in ("llm", "compute")
+        for preset in ("24h", "30d")
+    }
+    return {"ingest_events_per_second": ingest["events_per_second"], "reads": reads}
+
+
+async def cost(database_url: str, keys: dict, big: str, now: datetime, requests: int) -> dict:
+    """Ingest (into an organization with thresholds) and reads of the big organization
+    against a server without a watcher, then against one watching every second."""
+    found = {}
+    for label, watching in (("without", "0"), ("with", "1")):
+        environment = {
+            "USAGE_RATE_LIMIT": "0",
+            "USAGE_WATCH_IN_SERVER": watching,
+            "USAGE_WATCH_INTERVAL": "1",
+            "USAGE_WEBHOOK_ALLOW_HOSTS": ",".join(RECEIVER_HOSTS),
+        }
+        with live_server(database_url, **environment) as base_url:
+            found[label] = await _run(base_url, database_url, keys, big, now, requests)
+        print(f"  the watcher's cost: measured {label} it", file=sys.stderr)
+    ingest_ratio = (
+        found["with"]["ingest_events_per_second"] / found["without"]["ingest_events_per_second"]
+    )
+    read_ratio = max(
+        found["with"]["reads"][cell]["p95_ms"] / found["without"]["reads"][cell]["p95_ms"]
+        for cell in found["with"]["reads"]
+    )
+    return {**found, "ingest_ratio": ingest_ratio, "read_p95_ratio": read_ratio}
+
+
+async def run(database_url: str, orgs: list[str], keys: dict, now: datetime, requests: int) -> dict:
+    """Everything above; the thresholds are deleted at the end (the bench's data stays as
+    generated)."""
+    with receiver() as hook:
+        hook.secrets = await create(database_url, [*orgs, load.INGEST_ORG], hook.url)
+        found = {"pass": await full_pass(database_url)}
+        found["receiver_verified"] = all(r.verified for r in hook.received)
+        found["cost"] = await cost(database_url, keys, orgs[0], now, requests)
+    async with await psycopg.AsyncConnection.connect(database_url, **connect_kwargs()) as conn:
+        for table in _THRESHOLD_TABLES:
+            await execute(conn, compile_statement(delete(table)))
+    return found
+
+
+def report(found: dict) -> None:
+    done = found["pass"]
+    print(
+        f"\nThresholds: one pass over {done['thresholds']:,} of {done['orgs']} organizations "
+        f"(all due): {done['evaluation_s']:.2f} s, {done['thresholds_per_second']:,.0f}/s, "
+        f"{done['spans_read']:,} spans read; {done['crossings']:,} crossed, "
+        f"{done['delivered']:,} of {done['deliveries']:,} webhooks delivered in "
+        f"{done['delivery_s']:.2f} s"
+    )
+    cost = found["cost"]
+    print(
+        f"  the watcher's cost: ingest {cost['without']['ingest_events_per_second']:,.0f} -> "
+        f"{cost['with']['ingest_events_per_second']:,.0f} events/s "
+        f"({cost['ingest_ratio']:.2f}x); reads' p95, with over without:"
+    )
+    for cell, without in cost["without"]["reads"].items():
+        with_it = cost["with"]["reads"][cell]
+        print(
+            f"    {cell:<14}{without['p95_ms']:>8.1f} -> {with_it['p95_ms']:>6.1f} ms "
+            f"({with_it['p95_ms'] / without['p95_ms']:.2f}x)"
+        )
