@@ -1,9 +1,14 @@
 """GET /metrics: Prometheus text, no key needed, no organization in any label."""
 
 import re
+from datetime import UTC, datetime
 
+from api.alerts.watcher import Watcher
+from api.storage.availability import Database
 from api.web.metrics import UNMATCHED
+from testkit.database import with_connection
 from testkit.factories import llm_call, post_events, thread_created
+from testkit.receiver import RECEIVER_HOSTS, receiver
 
 
 def _sample(text: str, name: str, labels: str = "") -> float:
@@ -68,3 +73,35 @@ def test_every_answer_is_counted_by_route_and_status(client, read_key):
     ]
     assert in_progress
     assert all("status_code" not in line for line in in_progress)
+
+
+def test_metrics_count_the_watchers_crossings_and_webhooks(client, db, admin_key, ingest_key):
+    async def one_pass(_):
+        database = Database(db, 1)
+        await database.open()
+        try:
+            watcher = Watcher(
+                database, interval=1, allowed_hosts=RECEIVER_HOSTS, public_url="http://usage.test"
+            )
+            return await watcher.once()
+        finally:
+            await database.close()
+
+    before = client.get("/metrics").text
+    with receiver() as hook:
+        asked = {"section": "llm", "measure": "input_tokens", "period": "day", "limit": 1}
+        created = client.post(
+            "/orgs/acme/thresholds",
+            json=asked | {"url": hook.url},
+            headers={"Authorization": f"Bearer {admin_key}"},
+        ).json()
+        hook.secrets[created["id"]] = created["secret"]
+        now = datetime.now(UTC)
+        assert post_events(client, ingest_key, [llm_call(time=now)]).status_code == 200
+        assert with_connection(db, one_pass) is not None
+    after = client.get("/metrics").text
+    crossings = "usage_threshold_crossings_total"
+    assert _sample(after, crossings) - _sample(before, crossings) == 1
+    attempts, delivered = "usage_webhook_attempts_total", '{outcome="delivered"}'
+    assert _sample(after, attempts, delivered) - _sample(before, attempts, delivered) == 1
+    assert _sample(after, "usage_watch_pass_seconds") > 0

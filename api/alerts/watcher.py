@@ -10,12 +10,14 @@ its session: a watcher killed mid-pass lets go when its connection closes.
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import psycopg
+from prometheus_client import Counter, Gauge
 from sqlalchemy import func, literal, select
 
 from api.alerts.delivery import Deliveries, deliver_due
@@ -25,6 +27,11 @@ from api.storage.availability import Database, DatabaseUnavailable
 from api.storage.db import compile_statement, execute
 
 _log = logging.getLogger("api.watcher")
+CROSSINGS = Counter("usage_threshold_crossings_total", "Threshold crossings this process found")
+ATTEMPTS = Counter(
+    "usage_webhook_attempts_total", "Webhook attempts this process made, by outcome", ["outcome"]
+)
+PASS_SECONDS = Gauge("usage_watch_pass_seconds", "How long this process's last watcher pass took")
 _LOCK = (7203, 0)  # the folder's are 7201 and 7202
 _TRY_LOCK = compile_statement(select(func.pg_try_advisory_lock(*map(literal, _LOCK))))
 _UNLOCK = compile_statement(select(func.pg_advisory_unlock(*map(literal, _LOCK))))
@@ -100,11 +107,18 @@ class Watcher:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def once(self) -> Watched | None:
+        started = time.perf_counter()
         async with self._database.connection() as conn:
             watched = await watch_once(
                 conn, allowed_hosts=self._allowed_hosts, public_url=self._public_url
             )
         self.error = None
+        if watched is not None:
+            PASS_SECONDS.set(time.perf_counter() - started)
+            CROSSINGS.inc(len(watched.evaluation.crossings))
+            ATTEMPTS.labels(outcome="delivered").inc(watched.deliveries.delivered)
+            failed = watched.deliveries.attempted - watched.deliveries.delivered
+            ATTEMPTS.labels(outcome="failed").inc(failed)
         return watched
 
     async def _run(self) -> None:
@@ -114,6 +128,11 @@ class Watcher:
             except (psycopg.Error, DatabaseUnavailable) as error:
                 if self.error is None:
                     _log.warning("the thresholds' watcher failed (%s); trying again", error)
+                self.error = str(error) or type(error).__name__
+            except Exception as error:
+                # Whatever went wrong, the next pass tries again: a loop that ended here
+                # would watch nothing more until the process restarts.
+                _log.exception("the thresholds' watcher failed; trying again")
                 self.error = str(error) or type(error).__name__
             await asyncio.sleep(self._interval)
 
