@@ -64,6 +64,11 @@ def main() -> None:
         help="also on a three-node Citus cluster, side by side (without the raw SQL and DuckDB"
         " comparisons)",
     )
+    parser.add_argument(
+        "--thresholds",
+        action="store_true",
+        help="only the thresholds' part (bench.thresholds), printed, results.json untouched",
+    )
     args = parser.parse_args()
     bench_orgs = orgs(args.scale)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -76,6 +81,11 @@ def main() -> None:
     try:
         migrations.upgrade(database_url)
         now = _prepare(database_url, bench_orgs, args.regenerate)
+        if args.thresholds:
+            thresholds.report(
+                asyncio.run(_thresholds_alone(database_url, bench_orgs, now, args.requests))
+            )
+            return
         nodes = {"postgres": cluster.data} if cluster else {}
         results = asyncio.run(
             _measure(database_url, bench_orgs, now, args.requests, nodes, baselines=not args.citus)
@@ -224,6 +234,16 @@ async def _measure(
     results["targets"] = targets.verdicts(results)
     targets.report(results["targets"])
     return results
+
+
+async def _thresholds_alone(
+    database_url: str, bench_orgs: list[BenchOrg], now: datetime, requests: int
+) -> dict:
+    async with await psycopg.AsyncConnection.connect(database_url, **connect_kwargs()) as conn:
+        keys = {o.slug: (await create_key(conn, Scope.READ, o.slug)).key for o in bench_orgs}
+        keys["ingest"] = (await create_key(conn, Scope.INGEST, None)).key
+    slugs = [org.slug for org in bench_orgs]
+    return await thresholds.run(database_url, slugs, keys, now, requests)
 
 
 def _print_reads(reads: dict) -> None:

@@ -130,20 +130,35 @@ async def _run(base_url: str, database_url: str, keys: dict, big: str, now, requ
     return {"ingest_events_per_second": ingest["events_per_second"], "reads": reads}
 
 
-async def cost(database_url: str, keys: dict, big: str, now: datetime, requests: int) -> dict:
+async def cost(
+    database_url: str, keys: dict, big: str, now: datetime, requests: int, rounds: int = 2
+) -> dict:
     """Ingest (into an organization with thresholds) and reads of the big organization
-    against a server without a watcher, then against one watching every second."""
-    found = {}
-    for label, watching in (("without", "0"), ("with", "1")):
-        environment = {
-            "USAGE_RATE_LIMIT": "0",
-            "USAGE_WATCH_IN_SERVER": watching,
-            "USAGE_WATCH_INTERVAL": "1",
-            "USAGE_WEBHOOK_ALLOW_HOSTS": ",".join(RECEIVER_HOSTS),
+    against a server without a watcher and one watching every second, taking turns
+    ``rounds`` times; each setting's best round (the highest rate, each cell's lowest p95),
+    so that both get the same chance against the machine's noise."""
+    runs: dict[str, list[dict]] = {"without": [], "with": []}
+    for turn in range(rounds):
+        for label, watching in (("without", "0"), ("with", "1")):
+            environment = {
+                "USAGE_RATE_LIMIT": "0",
+                "USAGE_WATCH_IN_SERVER": watching,
+                "USAGE_WATCH_INTERVAL": "1",
+                "USAGE_WEBHOOK_ALLOW_HOSTS": ",".join(RECEIVER_HOSTS),
+            }
+            with live_server(database_url, **environment) as base_url:
+                runs[label].append(await _run(base_url, database_url, keys, big, now, requests))
+            print(f"  the watcher's cost: round {turn + 1}, {label} it", file=sys.stderr)
+    found = {
+        label: {
+            "ingest_events_per_second": max(r["ingest_events_per_second"] for r in done),
+            "reads": {
+                cell: min((r["reads"][cell] for r in done), key=lambda f: f["p95_ms"])
+                for cell in done[0]["reads"]
+            },
         }
-        with live_server(database_url, **environment) as base_url:
-            found[label] = await _run(base_url, database_url, keys, big, now, requests)
-        print(f"  the watcher's cost: measured {label} it", file=sys.stderr)
+        for label, done in runs.items()
+    }
     ingest_ratio = (
         found["with"]["ingest_events_per_second"] / found["without"]["ingest_events_per_second"]
     )
@@ -151,7 +166,7 @@ async def cost(database_url: str, keys: dict, big: str, now: datetime, requests:
         found["with"]["reads"][cell]["p95_ms"] / found["without"]["reads"][cell]["p95_ms"]
         for cell in found["with"]["reads"]
     )
-    return {**found, "ingest_ratio": ingest_ratio, "read_p95_ratio": read_ratio}
+    return {**found, "ingest_ratio": ingest_ratio, "read_p95_ratio": read_ratio, "rounds": rounds}
 
 
 async def run(database_url: str, orgs: list[str], keys: dict, now: datetime, requests: int) -> dict:
@@ -179,7 +194,8 @@ def report(found: dict) -> None:
     )
     cost = found["cost"]
     print(
-        f"  the watcher's cost: ingest {cost['without']['ingest_events_per_second']:,.0f} -> "
+        f"  the watcher's cost (best of {cost['rounds']} turns each): ingest "
+        f"{cost['without']['ingest_events_per_second']:,.0f} -> "
         f"{cost['with']['ingest_events_per_second']:,.0f} events/s "
         f"({cost['ingest_ratio']:.2f}x); reads' p95, with over without:"
     )
