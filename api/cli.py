@@ -12,7 +12,7 @@ from typing import BinaryIO
 import msgspec
 import psycopg
 
-from api.alerts.watcher import Watched, watcher_of
+from api.alerts.watcher import Watcher, watcher_of
 from api.core.events import SLUG, is_slug
 from api.core.parsing import Accepting
 from api.settings import Settings
@@ -282,36 +282,44 @@ def _fold_line(status: FolderStatus, folded: int) -> str:
 
 
 def _watch(args: argparse.Namespace) -> None:
-    """The thresholds' watcher of a server process, alone: a line per pass that did work."""
+    """The thresholds' watcher of a server process, alone: a line every 10 s while it finds
+    crossings or sends webhooks."""
     settings = Settings.from_env()
 
     async def run() -> None:
-        database = Database(settings.database_url, 2)
+        database = Database(settings.database_url, 3)
         await database.open()
         watcher = watcher_of(database, settings)
         try:
-            while True:
+            if args.once:
                 watched = await watcher.once()
-                if watched is None:
-                    print("another watcher is running; waiting for it", flush=True)
-                elif watched.evaluation.thresholds or watched.deliveries.attempted:
-                    print(_watch_line(watched), flush=True)
-                if args.once:
-                    return
-                await asyncio.sleep(settings.watch_interval)
+                print(
+                    "another watcher is running" if watched is None else _watch_line(watcher),
+                    flush=True,
+                )
+                return
+            watcher.start()
+            reported = ""
+            while True:
+                await asyncio.sleep(_FOLD_REPORT_SECONDS)
+                line = (
+                    f"watching failed: {watcher.error}" if watcher.error else _watch_line(watcher)
+                )
+                if line != reported:
+                    print(line, flush=True)
+                    reported = line
         finally:
+            await watcher.stop()
             await database.close()
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
 
 
-def _watch_line(watched: Watched) -> str:
-    evaluation, deliveries = watched.evaluation, watched.deliveries
+def _watch_line(watcher: Watcher) -> str:
     return (
-        f"evaluated {evaluation.thresholds:,} thresholds of {evaluation.orgs:,} organizations: "
-        f"{len(evaluation.crossings):,} crossed; {deliveries.delivered:,} of "
-        f"{deliveries.attempted:,} webhooks delivered"
+        f"{watcher.crossings:,} crossings found; {watcher.totals.delivered:,} of "
+        f"{watcher.totals.attempted:,} webhook attempts delivered"
     )
 
 

@@ -12,9 +12,7 @@ from datetime import UTC, datetime
 import psycopg
 from sqlalchemy import delete, update
 
-from api.alerts.delivery import deliver_due
-from api.alerts.evaluation import evaluate
-from api.alerts.watcher import sole_watcher
+from api.alerts.watcher import deliver_once, evaluate_once
 from api.storage.db import compile_statement, connect_kwargs, execute
 from api.storage.schema import metadata, threshold_marks, thresholds
 from api.storage.thresholds import create_threshold
@@ -82,15 +80,12 @@ async def full_pass(database_url: str) -> dict:
     """One watcher pass with every threshold due (as right after their creation)."""
     async with await psycopg.AsyncConnection.connect(database_url, **connect_kwargs()) as conn:
         await execute(conn, compile_statement(update(thresholds).values(recheck_at=_now())))
-        async with sole_watcher(conn) as sole:
-            assert sole, "another watcher is running"
-            started = time.perf_counter()
-            evaluation = await evaluate(conn, _now())
-            evaluated = time.perf_counter()
-            deliveries = await deliver_due(
-                conn, _now, allowed_hosts=RECEIVER_HOSTS, public_url=_PUBLIC
-            )
-            delivered = time.perf_counter()
+        started = time.perf_counter()
+        evaluation = await evaluate_once(conn)
+        evaluated = time.perf_counter()
+        deliveries = await deliver_once(conn, allowed_hosts=RECEIVER_HOSTS, public_url=_PUBLIC)
+        delivered = time.perf_counter()
+        assert evaluation is not None and deliveries is not None, "another watcher is running"
     return {
         "thresholds": evaluation.thresholds,
         "orgs": evaluation.orgs,

@@ -139,3 +139,26 @@ def test_options_lists_every_method_of_each_path(client):
 
 def test_the_documented_measures_are_the_sections_summary_fields():
     assert set(get_args(Measure)) == {m for measures in MEASURES.values() for m in measures}
+
+
+def test_a_manage_key_reads_its_organizations_usage_only(client, db, new_key):
+    manage = new_key(Scope.MANAGE, "acme").key
+    client.post("/orgs/acme/thresholds", json=_ASKED, headers=_bearer(manage))  # acme exists
+    assert client.get("/orgs/acme/usage/llm", headers=_bearer(manage)).status_code == 200
+    assert client.get("/orgs/globex/usage/llm", headers=_bearer(manage)).status_code == 404
+    assert client.get("/usage/llm", headers=_bearer(manage)).status_code == 403
+
+
+@pytest.mark.parametrize("path", ["/%00", "/thr_%00", "/%00/deliveries", "/x" * 300])
+def test_an_id_that_names_no_threshold_is_a_404(client, db, admin_key, path):
+    for method in ("GET", "DELETE"):
+        if method == "DELETE" and path.endswith("deliveries"):
+            continue
+        answer = client.request(method, f"/orgs/acme/thresholds{path}", headers=_bearer(admin_key))
+        assert answer.status_code == 404, (method, answer.text)
+
+
+def test_a_url_with_a_nul_is_a_400(client, db, admin_key):
+    asked = {**_ASKED, "url": "https://hooks.example.com/\u0000"}
+    answer = client.post("/orgs/acme/thresholds", json=asked, headers=_bearer(admin_key))
+    assert answer.status_code == 400 and answer.json()["errors"][0]["field"] == "url"

@@ -43,6 +43,10 @@ def _resolved(url: str, allowed: frozenset[str] = _NONE) -> list:
         "https://[::ffff:127.0.0.1]/hook",  # loopback written as IPv6
         "https://0.0.0.0/hook",
         "https://localhost/hook",  # a name that resolves to loopback
+        "https://2130706433/hook",  # 127.0.0.1 as resolvers read a number
+        "https://0x7f.1/hook",
+        "https://[fec0::1]/hook",  # IPv6 site-local (deprecated, still routed in places)
+        "https://[2002:a9fe:a9fe::1]/hook",  # 6to4 around 169.254.169.254
     ],
 )
 def test_an_address_that_is_not_public_is_refused(url):
@@ -59,6 +63,13 @@ def test_an_address_that_is_not_public_is_refused(url):
         ("https://user:pw@example.com/hook", "credentials"),
         ("https://example.com:99999/hook", "not a URL"),
         ("not a url", "https://"),
+        ("https://[2606:4700:4700::1111%25eth0]/hook", "zone"),  # a public address, a zone
+        ("https://1.1.1.1 x/hook", "ASCII without spaces"),  # inet_aton would read 1.1.1.1
+        ("https://1.1.1.1\u00e9/hook", "ASCII without spaces"),
+        ("https://hooks.example.com/\x00", "control characters"),
+        ("https://[v1.hooks.example]/hook", "not an IPv6 address"),  # IPvFuture
+        ("https://hooks.example.com:0/hook", "port"),
+        ("https://hooks.example.com/" + "a" * 2100, "at most 2048"),
     ],
 )
 def test_a_url_of_the_wrong_form_is_refused(url, why):

@@ -168,11 +168,15 @@ async def deliver_due(
     async def attempt(row: Any) -> tuple[Any, datetime, Sent]:
         async with limit:
             attempted_at = now()
-            body = body_of(row, public_url)
-            # Signed at the wall clock's time, which receivers hold it against (a replay
-            # is one whose timestamp is minutes off theirs).
-            headers = signed_headers(row.secret, row.webhook_id, int(time.time()), body)
-            sent = await send_webhook(row.url, headers, body, allowed_hosts=allowed_hosts)
+            try:
+                body = body_of(row, public_url)
+                # Signed at the wall clock's time, which receivers hold it against (a replay
+                # is one whose timestamp is minutes off theirs).
+                headers = signed_headers(row.secret, row.webhook_id, int(time.time()), body)
+                sent = await send_webhook(row.url, headers, body, allowed_hosts=allowed_hosts)
+            except Exception as error:
+                # A crossing that cannot be sent is a failed attempt, never the others' end.
+                sent = Sent(None, f"the attempt failed: {type(error).__name__}")
             return row, attempted_at, sent
 
     while True:
@@ -180,7 +184,9 @@ async def deliver_due(
         due = await (await cursor.execute(_DUE.sql, _DUE.params({"now": now()}))).fetchall()
         if not due:
             return done
-        for row, attempted_at, sent in await asyncio.gather(*map(attempt, due)):
+        # Each recorded as it ends: a slow receiver's attempt holds up no other's record.
+        for finished in asyncio.as_completed([attempt(row) for row in due]):
+            row, attempted_at, sent = await finished
             await _record(conn, row, attempted_at, sent)
             done.attempted += 1
             done.delivered += sent.delivered

@@ -48,7 +48,11 @@ from api.storage.schema import threshold_crossings, threshold_marks, thresholds
 
 # Sections whose figures grow with time alone, while an allocation is held.
 _ACCRUING = frozenset({"compute", "storage"})
-_SOON = timedelta(seconds=1)  # the least wait before a recheck
+_SOON = timedelta(microseconds=1)
+# How long after its creation a threshold is looked at again from its creation: events up
+# to 5 minutes ahead of the clock, and batches whose transaction began before it existed,
+# left no mark for it.
+SETTLING = timedelta(minutes=6)
 
 _ORG = bindparam("org", type_=Text)
 _NOW = bindparam("now", type_=DateTime(timezone=True))
@@ -211,7 +215,9 @@ async def evaluate_org(
     for threshold in watched:
         since = [earliest[threshold.section]] if threshold.section in earliest else []
         if threshold.recheck_at is not None and threshold.recheck_at <= now:
-            since.append(threshold.recheck_at)
+            # The looks while a new threshold settles go back to its creation.
+            settling = threshold.recheck_at <= threshold.created_at + SETTLING
+            since.append(threshold.created_at if settling else threshold.recheck_at)
         if since:
             looks[threshold] = max(min(since), threshold.created_at)
     if looks:
@@ -275,9 +281,17 @@ class _Plan:
         return found
 
     def recheck(self, threshold: _Watched, crossing_now: bool) -> datetime | None:
-        """When to look again with no new event: when the allocations held now carry the
-        current period over the limit, or at its end while they grow it (the next period's
-        figure grows from there); None when nothing grows."""
+        """When to look again with no new event: once a new threshold has settled; when the
+        allocations held now carry the current period over the limit, or at its end while
+        they grow it (the next period's figure grows from there); None when nothing will
+        change without an event."""
+        settled = threshold.created_at + SETTLING
+        growing = self._growing(threshold, crossing_now)
+        if self.now < settled:
+            return settled if growing is None else min(growing, settled)
+        return growing
+
+    def _growing(self, threshold: _Watched, crossing_now: bool) -> datetime | None:
         if threshold.section not in _ACCRUING:
             return None
         start, end = next(periods_from(self.now, self.now, threshold.period, threshold.tz))
@@ -289,7 +303,9 @@ class _Plan:
         if crossed or at_end <= threshold.limit:
             return end
         reached = self.now + (end - self.now) * ((threshold.limit - at_now) / (at_end - at_now))
-        return max(reached, self.now + _SOON)
+        # Early rather than late by the float's rounding: a look that finds it just short
+        # looks again a microsecond later.
+        return max(reached - _SOON, self.now + _SOON)
 
 
 async def _record(

@@ -11,14 +11,17 @@ The standard library's streams suffice for one request and its status, no HTTP c
 
 import asyncio
 import ipaddress
+import logging
 import os
 import re
 import socket
 import ssl
 import string
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
+from functools import partial
 from urllib.parse import quote, urlsplit
 
 from api.core.webhook_targets import (
@@ -29,6 +32,10 @@ from api.core.webhook_targets import (
     parse_target,
 )
 
+_log = logging.getLogger("api.webhooks")
+# Lookups of webhook hosts: a bounded pool of their own, so that names whose DNS hangs
+# (each lookup outlives its attempt's timeout) take no thread the folder or psycopg use.
+_RESOLVER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook-dns")
 USER_AGENT = "Usage-Webhooks/1"
 MAX_HEAD = 16 * 1024  # bytes of status lines and headers read before giving up
 _TOO_LONG = f"the response's headers exceed {MAX_HEAD // 1024} KiB"
@@ -64,7 +71,24 @@ async def send_webhook(
 ) -> Sent:
     """POST the JSON ``body`` with ``headers`` (the webhook-id, -timestamp and -signature
     headers) to ``url``. ``timeout`` bounds the whole attempt: resolving, connecting,
-    sending and reading the status. ``resolve`` defaults to the event loop's getaddrinfo."""
+    sending and reading the status. ``resolve`` defaults to getaddrinfo in threads of
+    their own (a name whose DNS hangs holds one of them, not the server's shared ones)."""
+    try:
+        return await _attempt(url, headers, body, allowed_hosts, timeout, resolve)
+    except Exception as error:
+        # Nothing a URL or a receiver does may stop the deliveries of others: an outcome.
+        _log.exception("a webhook attempt to %r failed unexpectedly", url)
+        return Sent(None, f"the attempt failed: {type(error).__name__}")
+
+
+async def _attempt(
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    allowed_hosts: frozenset[str],
+    timeout: float,  # noqa: ASYNC109
+    resolve: Resolve | None,
+) -> Sent:
     try:
         target = parse_target(url, allowed_hosts)
         literal = literal_address(target)
@@ -130,7 +154,9 @@ async def send_webhook(
 
 
 async def _getaddrinfo(host: str, port: int) -> list[IPAddress]:
-    found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    found = await asyncio.get_running_loop().run_in_executor(
+        _RESOLVER, partial(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    )
     return list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in found))
 
 

@@ -1,17 +1,18 @@
 """The thresholds' watcher as it runs: in every server process (unless
-USAGE_WATCH_IN_SERVER=0) and as ``usage-api watch``, a loop that evaluates the thresholds
-(api.alerts.evaluation) and delivers the crossings due (api.alerts.delivery) every
-``interval`` seconds.
+USAGE_WATCH_IN_SERVER=0) and as ``usage-api watch``, two loops every ``interval`` seconds:
+one evaluates the thresholds (api.alerts.evaluation), the other delivers the crossings due
+(api.alerts.delivery). Apart, so that receivers slow to answer delay no crossing's detection.
 
-One watcher at a time across processes: a pass runs under a session advisory lock it tries
-on its connection, and a process whose neighbour holds it skips the pass. The lock goes with
-its session: a watcher killed mid-pass lets go when its connection closes.
+One evaluator and one deliverer at a time across processes: each pass runs under a session
+advisory lock of its own, tried on its connection; a process whose neighbour holds it skips
+the pass. The lock goes with its session: a watcher killed mid-pass lets go when its
+connection closes.
 """
 
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,17 +25,33 @@ from api.alerts.delivery import Deliveries, deliver_due
 from api.alerts.evaluation import Evaluation, evaluate
 from api.settings import Settings
 from api.storage.availability import Database, DatabaseUnavailable
-from api.storage.db import compile_statement, execute
+from api.storage.db import Compiled, compile_statement, execute
 
 _log = logging.getLogger("api.watcher")
 CROSSINGS = Counter("usage_threshold_crossings_total", "Threshold crossings this process found")
 ATTEMPTS = Counter(
     "usage_webhook_attempts_total", "Webhook attempts this process made, by outcome", ["outcome"]
 )
-PASS_SECONDS = Gauge("usage_watch_pass_seconds", "How long this process's last watcher pass took")
-_LOCK = (7203, 0)  # the folder's are 7201 and 7202
-_TRY_LOCK = compile_statement(select(func.pg_try_advisory_lock(*map(literal, _LOCK))))
-_UNLOCK = compile_statement(select(func.pg_advisory_unlock(*map(literal, _LOCK))))
+PASS_SECONDS = Gauge(
+    "usage_watch_pass_seconds", "How long this process's last evaluation pass took"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Lock:
+    take: Compiled
+    release: Compiled
+
+
+def _lock(key: int) -> Lock:
+    keys = (literal(7203), literal(key))  # the folder's are 7201 and 7202
+    return Lock(
+        compile_statement(select(func.pg_try_advisory_lock(*keys))),
+        compile_statement(select(func.pg_advisory_unlock(*keys))),
+    )
+
+
+EVALUATING, DELIVERING = _lock(0), _lock(1)
 
 
 def utc_now() -> datetime:
@@ -48,19 +65,41 @@ class Watched:
 
 
 @asynccontextmanager
-async def sole_watcher(conn: psycopg.AsyncConnection) -> AsyncIterator[bool]:
-    """Whether this connection holds the watchers' lock, for the block's duration."""
-    (locked,) = await (await execute(conn, _TRY_LOCK)).fetchone()
+async def holding(conn: psycopg.AsyncConnection, lock: Lock) -> AsyncIterator[bool]:
+    """Whether this connection holds ``lock``, for the block's duration."""
+    (locked,) = await (await execute(conn, lock.take)).fetchone()
     if not locked:
         yield False
         return
     try:
         yield True
-        await execute(conn, _UNLOCK)
+        await execute(conn, lock.release)
     except BaseException:
         # A session still holding the lock must not go back to the pool: closed, it lets go.
         await conn.close()
         raise
+
+
+async def evaluate_once(
+    conn: psycopg.AsyncConnection, clock: Callable[[], datetime] = utc_now
+) -> Evaluation | None:
+    """One evaluation pass; None when another process is evaluating."""
+    async with holding(conn, EVALUATING) as sole:
+        return await evaluate(conn, clock()) if sole else None
+
+
+async def deliver_once(
+    conn: psycopg.AsyncConnection,
+    *,
+    allowed_hosts: frozenset[str],
+    public_url: str,
+    clock: Callable[[], datetime] = utc_now,
+) -> Deliveries | None:
+    """The crossings due, delivered; None when another process is delivering."""
+    async with holding(conn, DELIVERING) as sole:
+        if not sole:
+            return None
+        return await deliver_due(conn, clock, allowed_hosts=allowed_hosts, public_url=public_url)
 
 
 async def watch_once(
@@ -70,16 +109,15 @@ async def watch_once(
     public_url: str,
     clock: Callable[[], datetime] = utc_now,
 ) -> Watched | None:
-    """One pass: the thresholds evaluated, then the crossings due delivered; None when
-    another watcher holds the lock."""
-    async with sole_watcher(conn) as sole:
-        if not sole:
-            return None
-        evaluation = await evaluate(conn, clock())
-        deliveries = await deliver_due(
-            conn, clock, allowed_hosts=allowed_hosts, public_url=public_url
-        )
-        return Watched(evaluation, deliveries)
+    """An evaluation pass, then the deliveries: what ``usage-api watch --once`` and the
+    tests run; None when another process holds either lock."""
+    evaluation = await evaluate_once(conn, clock)
+    if evaluation is None:
+        return None
+    deliveries = await deliver_once(
+        conn, allowed_hosts=allowed_hosts, public_url=public_url, clock=clock
+    )
+    return None if deliveries is None else Watched(evaluation, deliveries)
 
 
 class Watcher:
@@ -95,36 +133,58 @@ class Watcher:
         self._interval = interval
         self._allowed_hosts = allowed_hosts
         self._public_url = public_url
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self.error: str | None = None  # why the last pass failed, if it did
+        # Since the process started: crossings found, webhook attempts, and delivered.
+        self.totals = Deliveries()
+        self.crossings = 0
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._every_interval(self.evaluate)),
+            loop.create_task(self._every_interval(self.deliver)),
+        ]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def once(self) -> Watched | None:
+    async def evaluate(self) -> Evaluation | None:
         started = time.perf_counter()
         async with self._database.connection() as conn:
-            watched = await watch_once(
+            evaluation = await evaluate_once(conn)
+        if evaluation is not None:
+            PASS_SECONDS.set(time.perf_counter() - started)
+            CROSSINGS.inc(len(evaluation.crossings))
+            self.crossings += len(evaluation.crossings)
+        return evaluation
+
+    async def deliver(self) -> Deliveries | None:
+        async with self._database.connection() as conn:
+            deliveries = await deliver_once(
                 conn, allowed_hosts=self._allowed_hosts, public_url=self._public_url
             )
-        self.error = None
-        if watched is not None:
-            PASS_SECONDS.set(time.perf_counter() - started)
-            CROSSINGS.inc(len(watched.evaluation.crossings))
-            ATTEMPTS.labels(outcome="delivered").inc(watched.deliveries.delivered)
-            failed = watched.deliveries.attempted - watched.deliveries.delivered
-            ATTEMPTS.labels(outcome="failed").inc(failed)
-        return watched
+        if deliveries is not None:
+            ATTEMPTS.labels(outcome="delivered").inc(deliveries.delivered)
+            ATTEMPTS.labels(outcome="failed").inc(deliveries.attempted - deliveries.delivered)
+            self.totals.attempted += deliveries.attempted
+            self.totals.delivered += deliveries.delivered
+        return deliveries
 
-    async def _run(self) -> None:
+    async def once(self) -> Watched | None:
+        evaluation = await self.evaluate()
+        deliveries = await self.deliver()
+        if evaluation is None or deliveries is None:
+            return None
+        return Watched(evaluation, deliveries)
+
+    async def _every_interval(self, work: Callable[[], Awaitable[object]]) -> None:
         while True:
             try:
-                await self.once()
+                await work()
+                self.error = None
             except (psycopg.Error, DatabaseUnavailable) as error:
                 if self.error is None:
                     _log.warning("the thresholds' watcher failed (%s); trying again", error)

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.alerts.delivery import RETRY_AFTER
-from api.alerts.watcher import sole_watcher, watch_once
+from api.alerts.watcher import EVALUATING, holding, watch_once
 from api.storage.db import connect_kwargs
 from testkit.database import reset, with_connection
 from testkit.engine import examples
@@ -178,10 +178,28 @@ def test_one_watcher_at_a_time(db):
     async def scenario(conn):
         async with (
             await psycopg.AsyncConnection.connect(db, **connect_kwargs()) as other,
-            sole_watcher(conn) as first,
+            holding(conn, EVALUATING) as first,
         ):
             return first, await watch_once(other, allowed_hosts=RECEIVER_HOSTS, public_url=_PUBLIC)
 
     first, second = with_connection(db, scenario)
     assert first is True and second is None
     assert _watch(db, datetime.now(UTC)) is not None  # let go at the block's end
+
+
+def test_a_crossing_that_cannot_be_sent_fails_alone(client, db, admin_key, ingest_key):
+    """A stored URL the sender cannot use (written before today's checks, say) is a failed
+    attempt of its own crossing; the others are delivered."""
+    with receiver() as hook:
+        good = _create(client, admin_key, hook.url)
+        hook.secrets[good["id"]] = good["secret"]
+        bad = _create(client, admin_key, hook.url)
+        with psycopg.connect(db, **connect_kwargs()) as conn:
+            conn.execute(
+                "UPDATE thresholds SET url = %s WHERE threshold_id = %s",
+                ("https://1.1.1.1 \u00e9/x", bad["id"]),
+            )
+        detected = _cross(client, ingest_key) + timedelta(seconds=1)
+        watched = _watch(db, detected)
+    assert (watched.deliveries.attempted, watched.deliveries.delivered) == (2, 1)
+    assert [r.body["threshold_id"] for r in hook.delivered()] == [good["id"]]

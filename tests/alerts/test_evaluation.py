@@ -14,7 +14,7 @@ from api.storage.thresholds import create_threshold
 from testkit import oracle
 from testkit.database import fold, reset, rows_as_they_are, with_connection
 from testkit.engine import examples
-from testkit.factories import post_events
+from testkit.factories import llm_call, post_events
 from testkit.oracle import OracleThreshold, epoch_us
 from testkit.strategies import event_sets_at, times_from
 
@@ -178,3 +178,18 @@ def test_crossings_are_the_oracles_each_recorded_once(
         assert value == pytest.approx(expected[(threshold_id, epoch_us(start))], rel=1e-9)
     # Each recorded by one evaluation only.
     assert sorted((c.threshold_id, c.period_start) for c in recorded) == sorted(found)
+
+
+def test_events_ahead_of_the_clock_sent_before_a_threshold_existed_still_cross_it(
+    client, db, ingest_key
+):
+    """A batch sent before the threshold existed left no mark: the looks while the threshold
+    settles go back to its creation, once the events count."""
+    created = _BASE
+    ahead = llm_call(time=created + timedelta(minutes=3), input_tokens=500, cached_tokens=0)
+    _post(client, ingest_key, [ahead])
+    _threshold(db, created_at=created, limit=100.0)
+    assert _evaluate(db, created + timedelta(minutes=1)).crossings == []
+    assert _evaluate(db, created + timedelta(minutes=2)).crossings == []
+    (crossing,) = _evaluate(db, created + timedelta(minutes=7)).crossings
+    assert crossing.value == 500

@@ -4,6 +4,7 @@ Managed with an admin key or a manage key of the organization; a read key of the
 organization may list and read them. The signing secret is in the creation's answer only.
 """
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -47,6 +48,7 @@ MEASURES = {
     for section in SECTIONS
 }
 _FILTERS = {section.name: section.filters for section in SECTIONS}
+_THRESHOLD_ID = re.compile(r"thr_[0-9a-f]{16}")
 Section = Literal["llm", "compute", "storage", "platform"]
 Period = Literal["day", "week", "month"]
 Measure = Literal[
@@ -229,6 +231,13 @@ def _checked(asked: ThresholdIn, allowed_hosts: frozenset[str]) -> dict[str, lis
     return filters
 
 
+def _known(threshold_id: str) -> str:
+    """``threshold_id`` if it could name a threshold; else 404 without asking the database."""
+    if not _THRESHOLD_ID.fullmatch(threshold_id):
+        raise Problem(404, f"threshold {threshold_id!r} not found")
+    return threshold_id
+
+
 def _org_of(request: Request, org: str) -> str:
     """``org`` if the request's key may see its thresholds; else 404, as for usage."""
     api_key: ApiKey = request.user
@@ -267,7 +276,7 @@ class Thresholds(Controller):
             "exceeds `limit`, a signed webhook is sent to `url`. The answer carries the "
             "signing secret, shown only here."
         ),
-        responses=problem_responses(400, 401, 403, 404, 429),
+        responses=problem_responses(400, 401, 403, 404, 413, 429, 503),
     )
     async def create(
         self,
@@ -297,7 +306,7 @@ class Thresholds(Controller):
         "/",
         guards=[requires(Scope.READ, Scope.MANAGE, Scope.ADMIN)],
         summary="List an organization's usage thresholds",
-        responses=problem_responses(400, 401, 403, 404, 429),
+        responses=problem_responses(400, 401, 403, 404, 429, 503),
     )
     async def list_all(
         self, request: Request, org: FromPath[str], database: NamedDependency[Database]
@@ -311,7 +320,7 @@ class Thresholds(Controller):
         "/{threshold_id:str}",
         guards=[requires(Scope.READ, Scope.MANAGE, Scope.ADMIN)],
         summary="Read a usage threshold",
-        responses=problem_responses(400, 401, 403, 404, 429),
+        responses=problem_responses(400, 401, 403, 404, 429, 503),
     )
     async def read(
         self,
@@ -322,7 +331,7 @@ class Thresholds(Controller):
     ) -> ThresholdOut:
         _org_of(request, org)
         async with database.connection() as conn:
-            found = await find_threshold(conn, org, threshold_id)
+            found = await find_threshold(conn, org, _known(threshold_id))
             if found is None:
                 raise Problem(404, f"threshold {threshold_id!r} not found")
             (fields,) = await _answers(conn, org, [found])
@@ -332,7 +341,7 @@ class Thresholds(Controller):
         "/{threshold_id:str}",
         guards=[requires(Scope.MANAGE, Scope.ADMIN)],
         summary="Delete a usage threshold",
-        responses=problem_responses(400, 401, 403, 404, 429),
+        responses=problem_responses(400, 401, 403, 404, 429, 503),
     )
     async def remove(
         self,
@@ -343,7 +352,7 @@ class Thresholds(Controller):
     ) -> None:
         _org_of(request, org)
         async with database.connection() as conn:
-            deleted = await delete_threshold(conn, org, threshold_id)
+            deleted = await delete_threshold(conn, org, _known(threshold_id))
         if not deleted:
             raise Problem(404, f"threshold {threshold_id!r} not found")
 
@@ -355,7 +364,7 @@ class Thresholds(Controller):
             "The threshold's latest crossings, the latest period first: each period's figure "
             "when it was found over the limit, its webhook-id, and every attempt to deliver it."
         ),
-        responses=problem_responses(400, 401, 403, 404, 429),
+        responses=problem_responses(400, 401, 403, 404, 429, 503),
     )
     async def deliveries(
         self,
@@ -369,7 +378,7 @@ class Thresholds(Controller):
     ) -> DeliveryList:
         _org_of(request, org)
         async with database.connection() as conn:
-            if await find_threshold(conn, org, threshold_id) is None:
+            if await find_threshold(conn, org, _known(threshold_id)) is None:
                 raise Problem(404, f"threshold {threshold_id!r} not found")
             found = await list_deliveries(conn, org, threshold_id, limit)
         return DeliveryList(deliveries=[_delivery(delivery) for delivery in found])

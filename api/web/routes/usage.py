@@ -269,12 +269,12 @@ def _routes(*, all_orgs: bool) -> list[HTTPRouteHandler]:
     ]
 
 
-# One organization's usage: a read key for that organization, or an admin key.
+# One organization's usage: a read or manage key for that organization, or an admin key.
 org_usage = Router(
     path="/orgs/{org:str}/usage",
     route_handlers=_routes(all_orgs=False),
     tags=["usage"],
-    guards=[requires(Scope.READ, Scope.ADMIN), plain_query],
+    guards=[requires(Scope.READ, Scope.MANAGE, Scope.ADMIN), plain_query],
 )
 # Every organization's usage together, with a by-organization breakdown: admin keys.
 all_orgs_usage = Router(

@@ -29,7 +29,7 @@ from api.core.windows import (
     resolve_window,
 )
 from api.reads.query import SectionQuery
-from api.storage.keys import ApiKey, Scope
+from api.storage.keys import ApiKey
 from api.storage.partitions import raw_horizon
 from api.web.problems import ErrorItem, Problem
 
@@ -217,7 +217,7 @@ async def org_query(
     """The query of a one-organization read, once the key may read that organization (that
     the organization exists is checked with the section's own queries)."""
     api_key: ApiKey = request.user
-    if not is_slug(org) or (api_key.scope is Scope.READ and api_key.org != org):
+    if not is_slug(org) or (api_key.scope.bound and api_key.org != org):
         raise not_found(org)
     return _query(org, filters, comparing, asked)
 
