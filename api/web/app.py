@@ -19,7 +19,7 @@ from api.web.auth import authentication
 from api.web.conventions import http_conventions
 from api.web.logs import request_log
 from api.web.metrics import Metrics, count_requests
-from api.web.openapi import OPENAPI_CONFIG, add_event_schemas
+from api.web.openapi import add_event_schemas, openapi_config
 from api.web.problems import EXCEPTION_HANDLERS
 from api.web.routes.health import healthz, readyz
 from api.web.routes.ingest import MAX_BODY_BYTES, post_events
@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
         cors_config=_cors(settings.cors_origins),
-        openapi_config=OPENAPI_CONFIG,
+        openapi_config=openapi_config(settings.page_dir),
     )
     # Around everything, errors already turned into responses and unknown paths included:
     # route middleware sees neither.

@@ -1,13 +1,16 @@
 """What Litestar cannot infer for the OpenAPI document: the CloudEvents that POST /events
 reads from its raw body, the CSV that every usage route can answer with, and the
-constraints on the filters' repeated values."""
+constraints on the filters' repeated values. And where it is served: under /schema, as JSON
+and YAML, with the API reference (api/web/reference.py)."""
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import msgspec
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.enums import ParamType
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import (
     Components,
     OpenAPIMediaType,
@@ -21,25 +24,41 @@ from litestar.openapi.spec import (
 from api.core.events import SLUG_PATTERN, Event, schema_hook
 from api.core.filters import MAX_LENGTH, MAX_VALUES
 from api.core.parsing import BATCH_MEDIA_TYPE
+from api.web.reference import ApiReference
+from api.web.routes.page import SECURITY_HEADERS
 
 CSV = "text/csv"
 
 BEARER_KEY = "BearerKey"
-OPENAPI_CONFIG = OpenAPIConfig(
-    title="Usage",
-    version="1.0.0",
-    description="Metering service of the agent platform: ingest and usage reads.",
-    security=[{BEARER_KEY: []}],
-    components=Components(
-        security_schemes={
-            BEARER_KEY: SecurityScheme(
-                type="http",
-                scheme="bearer",
-                description="An API key: Authorization: Bearer <key>",
-            )
-        }
-    ),
-)
+
+
+def openapi_config(page_dir: Path) -> OpenAPIConfig:
+    """The document, and where it is served (no key needed: api/web/auth.py): the API
+    reference at /schema and /schema/swagger, the document at /schema/openapi.json and
+    /schema/openapi.yaml (or .yml). Nothing else: Litestar's other pages load their scripts
+    from CDNs. A new router per app, since Litestar registers the routes on it."""
+    return OpenAPIConfig(
+        title="Usage",
+        version="1.0.0",
+        description="Metering service of the agent platform: ingest and usage reads.",
+        security=[{BEARER_KEY: []}],
+        components=Components(
+            security_schemes={
+                BEARER_KEY: SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="An API key: Authorization: Bearer <key>",
+                )
+            }
+        ),
+        # The reference first: Litestar serves its first plugin at /schema itself.
+        render_plugins=[ApiReference(page_dir), JsonRenderPlugin(), YamlRenderPlugin()],
+        openapi_router=Router(
+            "/schema", route_handlers=[], include_in_schema=False, response_headers=SECURITY_HEADERS
+        ),
+    )
+
+
 PUBLIC_SECURITY: list[dict[str, list[str]]] = [{}]  # a route anyone may call
 
 

@@ -91,13 +91,16 @@ function pageHeader(org: string, controls: RangeControls, bucketText: HTMLElemen
   );
 }
 
-function pageFooter(): HTMLElement {
+/** What is not here, and where the API this page reads is described (served beside it). */
+function pageFooter(apiBase: string): HTMLElement {
   return h("footer", { class: "missing" },
     h("h2", {}, "What's missing"),
     h("ul", {},
       h("li", {}, "Per-run inspection: open a run in the Run Timeline to see its calls and timings."),
       h("li", {}, "Money: this page counts tokens and resources; what they cost is on your provider's invoice."),
     ),
+    h("p", {}, "Everything this page shows, and more, is in the usage API: see its ",
+      h("a", { href: `${apiBase}/schema` }, "API reference"), "."),
   );
 }
 
@@ -141,7 +144,7 @@ class UsagePage {
   ) {
     document.title = `Usage · ${org}`;
     const main = h("div", { class: "sections" }, ...this.frames.map((frame) => frame.root));
-    app.replaceChildren(pageHeader(org, this.controls, this.bucketText, this.asOfText, this.zoneText), main, pageFooter());
+    app.replaceChildren(pageHeader(org, this.controls, this.bucketText, this.asOfText, this.zoneText), main, pageFooter(client.baseUrl));
     window.addEventListener("popstate", () => {
       this.view = viewFromQuery(location.search);
       this.load();

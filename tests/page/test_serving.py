@@ -1,5 +1,5 @@
 """How the API serves the page: its path, assets, security headers, and CORS for a page
-hosted elsewhere (closed unless configured)."""
+hosted elsewhere (closed unless configured); and the API reference beside it."""
 
 import re
 
@@ -24,6 +24,36 @@ def test_the_page_and_its_assets_need_no_key(client):
     assert asset.status_code == 200
     assert "max-age=31536000" in asset.headers["cache-control"]
     assert client.get("/assets/missing.js").status_code == 404
+
+
+def test_the_api_reference_needs_no_key_and_every_file_of_it_is_served_here(client):
+    reference = client.get("/schema")
+    assert reference.status_code == 200
+    assert reference.headers["content-type"].startswith("text/html")
+    assert "script-src 'self';" in reference.headers["content-security-policy"]
+    assert "<script>" not in reference.text  # an inline script: the policy would refuse it
+    assert client.get("/schema/swagger").text == reference.text
+    urls = re.findall(r' (?:src|href)="([^"]+)"', reference.text)
+    assert {"/schema/openapi.json"} < set(urls)
+    assert all(re.fullmatch(r"/\w[^:]*", url) for url in urls), urls  # this origin's
+    starter = re.search(r'src="(/assets/api-reference-[^"]+\.js)"', reference.text)[1]
+    swagger_ui = re.search(r"/assets/swagger-ui-bundle-[\w-]+\.js", client.get(starter).text)[0]
+    for url in [*urls, swagger_ui]:
+        answer = client.get(url)
+        assert answer.status_code == 200, url
+        if url.startswith("/assets/"):
+            assert "max-age=31536000" in answer.headers["cache-control"], url
+
+
+def test_without_the_page_built_the_reference_says_so_and_the_document_is_served(tmp_path):
+    unbuilt = TestClient(
+        app=create_app(Settings(database_url="postgresql://unused", page_dir=tmp_path))
+    )
+    refusal = unbuilt.get("/schema")
+    assert refusal.status_code == 503
+    assert refusal.headers["content-type"] == "application/problem+json"
+    assert "make page" in refusal.json()["detail"]
+    assert unbuilt.get("/schema/openapi.json").status_code == 200
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +118,7 @@ def test_assets_are_revalidated_by_their_tag(client):
         "/readyz",
         "/metrics",
         "/schema/openapi.json",
+        "/schema",
         "/nowhere",
         "/orgs/acme/usage/llm",
         "/organizations/acme/activity/usage",
