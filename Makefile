@@ -2,13 +2,15 @@
 #              under .data/ unless DATABASE_URL is set)
 # make test  — the whole test suite against a throwaway PostgreSQL it starts itself, then the
 #              Citus suite on a throwaway three-node Citus cluster when Citus is installed
+# make docs  — the documentation (docs/) built into site/; make docs-serve serves it
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup page machine-run machine-test run test test-citus bench bench-import loadtest soak lint format lock openapi
+.PHONY: setup page machine-run machine-test run test test-citus bench bench-import loadtest soak lint format lock openapi \
+	docs docs-serve screenshot
 
 setup: $(INSTALLED)
 
@@ -49,6 +51,7 @@ run: machine-run setup page
 # its tests wait on PostgreSQL, servers and a browser more than they compute.
 test: machine-test setup page
 	cd $(FRONTEND) && npx vitest run
+	@$(MAKE) --no-print-directory docs
 	$(BIN)/pytest -n 2 --dist loadscope
 	@$(MAKE) --no-print-directory test-citus
 
@@ -67,6 +70,23 @@ test-citus: setup
 	elif [ -n "$(USAGE_REQUIRE_CITUS)" ]; then \
 		echo "Citus suite: Citus is not installed for this PostgreSQL, and USAGE_REQUIRE_CITUS is set"; exit 1; \
 	else echo "Citus suite not run: this PostgreSQL has no Citus extension (install Citus 13 to run it)"; fi
+
+# The documentation site (mkdocs.yml, docs/) in site/. Strict: a broken link or anchor, or a
+# page missing from the nav, fails the build (and so make test). NO_MKDOCS_2_WARNING quiets
+# the notice Material for MkDocs prints on every build: its end of life, in May 2027.
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
+
+docs: setup
+	$(MKDOCS) build --strict
+
+docs-serve: setup
+	$(MKDOCS) serve --dev-addr 127.0.0.1:8001
+
+# docs/images/usage-page.png, the picture in the README and the docs: the page over the whole
+# demo data in headless Chromium (tests/page/test_screenshot.py, which make test runs over
+# two days of it).
+screenshot: machine-test setup page
+	USAGE_SCREENSHOT=docs $(BIN)/pytest tests/page/test_screenshot.py
 
 # Generates 10M LLM calls on first use (kept in .data/bench); about 15 minutes. CITUS=1: the
 # same again on a three-node Citus cluster over the same data, side by side.
