@@ -42,7 +42,7 @@ machine-run:
 	@scripts/prerequisites.sh $(if $(DATABASE_URL),,postgresql)
 
 machine-test:
-	@scripts/prerequisites.sh postgresql chromium
+	@scripts/prerequisites.sh postgresql chromium curl
 
 run: machine-run setup page
 	$(BIN)/python -m api.dev.local

@@ -1,4 +1,4 @@
-"""The `usage-api` command (the README's Command line)."""
+"""The `usage-api` command (docs/operations.md, Command line)."""
 
 import argparse
 import asyncio

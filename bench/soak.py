@@ -366,7 +366,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=int, default=10)
     # What these 2-core machines sustain with headroom beside the readers and the load
     # generator itself; at 2,000 events/s they are saturated and read latency swings from
-    # minute to minute with whatever else runs (README, Guarantees).
+    # minute to minute with whatever else runs (docs/design.md, Guarantees).
     parser.add_argument("--rate", type=float, default=1000, help="events/s")
     parser.add_argument("--orgs", type=int, default=50)
     parser.add_argument("--batch", type=int, default=500)

@@ -1,5 +1,5 @@
 """The Dockerfile (docker cannot run here): hadolint passes it, and it keeps the promises
-the README makes of the image."""
+docs/operations.md makes of the image."""
 
 import re
 import subprocess

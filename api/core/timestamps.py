@@ -1,4 +1,4 @@
-"""RFC 3339 timestamps, parsed exactly as the README's Reading usage says (pure, no I/O).
+"""RFC 3339 timestamps, parsed exactly as docs/reading-usage.md says (pure, no I/O).
 
 ``datetime.fromisoformat`` and msgspec accept more than RFC 3339 (week dates, the basic
 format, a space separator, seconds in the offset) and round nanoseconds up into the next

@@ -59,7 +59,7 @@ class CitusCluster:
             # How a node reaches itself (the rebalancer's background jobs): its socket.
             "citus.local_hostname": str(self.folder / name),
             # The service turns JIT off on its connections; Citus' connections to the workers
-            # do not carry that (the README's Scaling out: set it on every node).
+            # do not carry that (docs/scaling-out.md: set it on every node).
             "jit": "off",
             **self.settings,
         }

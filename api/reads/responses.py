@@ -1,4 +1,4 @@
-"""The response of every usage endpoint (the README's Reading usage), field for field."""
+"""The response of every usage endpoint (docs/reading-usage.md), field for field."""
 
 from datetime import datetime
 from typing import Literal

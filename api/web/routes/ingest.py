@@ -1,4 +1,4 @@
-"""POST /events: CloudEvents in, exactly once (the README's Sending events)."""
+"""POST /events: CloudEvents in, exactly once (docs/sending-events.md)."""
 
 from datetime import UTC, datetime
 
