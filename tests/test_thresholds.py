@@ -5,6 +5,7 @@ from typing import get_args
 
 import pytest
 
+from api.storage import thresholds as thresholds_storage
 from api.storage.keys import Scope
 from api.storage.thresholds import (
     create_threshold,
@@ -162,3 +163,21 @@ def test_a_url_with_a_nul_is_a_400(client, db, admin_key):
     asked = {**_ASKED, "url": "https://hooks.example.com/\u0000"}
     answer = client.post("/orgs/acme/thresholds", json=asked, headers=_bearer(admin_key))
     assert answer.status_code == 400 and answer.json()["errors"][0]["field"] == "url"
+
+
+def test_an_organization_has_at_most_max_per_org_thresholds(client, db, admin_key, monkeypatch):
+    monkeypatch.setattr(thresholds_storage, "MAX_PER_ORG", 2)
+    post = lambda org: client.post(  # noqa: E731
+        f"/orgs/{org}/thresholds", json=_ASKED, headers=_bearer(admin_key)
+    )
+    assert [post("acme").status_code for _ in range(3)] == [201, 201, 409]
+    refused = post("acme")
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert "2 thresholds" in refused.json()["detail"]
+    assert post("globex").status_code == 201
+    assert len(rows(db, "thresholds")) == 3
+
+
+def test_an_unknown_organization_has_no_thresholds_to_list(client, db, admin_key):
+    answer = client.get("/orgs/nobody-here/thresholds", headers=_bearer(admin_key))
+    assert answer.status_code == 404, answer.text

@@ -24,6 +24,9 @@ from api.storage.schema import orgs
 
 BATCH_ORGS = bindparam("batch_orgs", type_=ARRAY(Text))
 _KNOWN_ORGS = compile_statement(select(orgs.c.org_id).where(orgs.c.org_id == any_(BATCH_ORGS)))
+_LOCK_ORG = compile_statement(
+    select(orgs.c.org_id).where(orgs.c.org_id == bindparam("org_id", type_=Text)).with_for_update()
+)
 _ADD_ORG = compile_statement(
     insert(orgs).values(org_id=bindparam("org_id", type_=Text)).on_conflict_do_nothing()
 )
@@ -37,6 +40,14 @@ async def register_orgs(conn: psycopg.AsyncConnection, org_ids: Iterable[str]) -
     known = {org_id for (org_id,) in await cursor.fetchall()}
     for org_id in sorted(wanted - known):
         await execute(conn, _ADD_ORG, org_id=org_id)
+
+
+async def known_org(conn: psycopg.AsyncConnection, org_id: str, *, lock: bool = False) -> bool:
+    """Whether the organization exists; with ``lock``, its row locked to the transaction's
+    end (what is counted per organization stays counted until then)."""
+    statement = _LOCK_ORG if lock else _KNOWN_ORGS
+    params = {"org_id": org_id} if lock else batch_orgs([org_id])
+    return await (await execute(conn, statement, **params)).fetchone() is not None
 
 
 def anchored(columns: list[tuple[str, TypeEngine]], prefix: str = "") -> Subquery:

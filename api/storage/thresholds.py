@@ -11,11 +11,17 @@ from sqlalchemy import DateTime, Integer, Text, bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import JSONB, insert
 
 from api.core.signatures import new_secret
-from api.storage.anchors import register_orgs
+from api.storage.anchors import known_org, register_orgs
 from api.storage.db import compile_statement, execute
 from api.storage.schema import threshold_crossings, threshold_deliveries, thresholds
 
 ID_PREFIX = "thr_"
+# Each is evaluated whenever its organization's events arrive: a bound on that work.
+MAX_PER_ORG = 1_000
+
+
+class TooManyThresholds(Exception):
+    """The organization has as many thresholds as it may."""
 
 
 class Threshold(msgspec.Struct, frozen=True, kw_only=True):
@@ -68,6 +74,9 @@ _LIST = compile_statement(
     .where(thresholds.c.org_id == _ORG)
     .order_by(thresholds.c.created_at, thresholds.c.threshold_id)
 )
+_COUNT = compile_statement(
+    select(func.count()).select_from(thresholds).where(thresholds.c.org_id == _ORG)
+)
 _ONE = compile_statement(
     select(*_COLUMNS).where(thresholds.c.org_id == _ORG, thresholds.c.threshold_id == _ID)
 )
@@ -115,6 +124,10 @@ async def create_threshold(
     secret = new_secret()
     async with conn.transaction():
         await register_orgs(conn, [org])
+        await known_org(conn, org, lock=True)  # creations of one organization in turn
+        (count,) = await (await execute(conn, _COUNT, org=org)).fetchone()
+        if count >= MAX_PER_ORG:
+            raise TooManyThresholds(f"{org} has {count:,} thresholds, the most one may have")
         cursor = await execute(
             conn,
             _ADD,
@@ -133,9 +146,12 @@ async def create_threshold(
     return _threshold(row), secret
 
 
-async def list_thresholds(conn: psycopg.AsyncConnection, org: str) -> list[Threshold]:
+async def list_thresholds(conn: psycopg.AsyncConnection, org: str) -> list[Threshold] | None:
+    """The organization's thresholds in creation order; None if there is no such
+    organization."""
     cursor = await execute(conn, _LIST, org=org)
-    return [_threshold(row) for row in await cursor.fetchall()]
+    found = [_threshold(row) for row in await cursor.fetchall()]
+    return found if found or await known_org(conn, org) else None
 
 
 async def find_threshold(

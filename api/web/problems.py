@@ -23,6 +23,7 @@ _TITLES = {
     404: "Not found",
     405: "Method not allowed",
     406: "Not acceptable",
+    409: "Conflict",
     413: "Request too large",
     415: "Unsupported media type",
     422: "Invalid events",

@@ -53,7 +53,7 @@ export interface paths {
         put?: never;
         /**
          * Create a usage threshold
-         * @description Watch one summary field of a section over each day, week (from Monday) or month on the wall clock of `tz`, optionally filtered; when a period's figure first exceeds `limit`, a signed webhook is sent to `url`. The answer carries the signing secret, shown only here.
+         * @description Watch one summary field of a section over each day, week (from Monday) or month on the wall clock of `tz`, optionally filtered; when a period's figure first exceeds `limit`, a signed webhook is sent to `url`. The answer carries the signing secret, shown only here. An organization may have 1,000 thresholds: 409 past that.
          */
         post: operations["OrgsThresholdsCreate"];
         delete?: never;
@@ -1395,6 +1395,15 @@ export interface operations {
             };
             /** @description Not found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Conflict */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -32,6 +32,7 @@ from api.storage.keys import ApiKey, Scope
 from api.storage.thresholds import (
     Delivery,
     Threshold,
+    TooManyThresholds,
     create_threshold,
     delete_threshold,
     find_threshold,
@@ -274,9 +275,10 @@ class Thresholds(Controller):
             "Watch one summary field of a section over each day, week (from Monday) or month "
             "on the wall clock of `tz`, optionally filtered; when a period's figure first "
             "exceeds `limit`, a signed webhook is sent to `url`. The answer carries the "
-            "signing secret, shown only here."
+            "signing secret, shown only here. An organization may have 1,000 thresholds: "
+            "409 past that."
         ),
-        responses=problem_responses(400, 401, 403, 404, 413, 429, 503),
+        responses=problem_responses(400, 401, 403, 404, 409, 413, 429, 503),
     )
     async def create(
         self,
@@ -288,17 +290,20 @@ class Thresholds(Controller):
         _org_of(request, org)
         filters = _checked(data, request.app.state.webhook_allow_hosts)
         async with database.connection() as conn:
-            threshold, secret = await create_threshold(
-                conn,
-                org,
-                section=data.section,
-                measure=data.measure,
-                period=data.period,
-                tz=data.tz,
-                limit=data.limit,
-                filters=filters,
-                url=data.url,
-            )
+            try:
+                threshold, secret = await create_threshold(
+                    conn,
+                    org,
+                    section=data.section,
+                    measure=data.measure,
+                    period=data.period,
+                    tz=data.tz,
+                    limit=data.limit,
+                    filters=filters,
+                    url=data.url,
+                )
+            except TooManyThresholds as error:
+                raise Problem(409, f"{error}: delete one first") from None
             (fields,) = await _answers(conn, org, [threshold])
         return CreatedThreshold(**fields, secret=secret)
 
@@ -313,7 +318,10 @@ class Thresholds(Controller):
     ) -> ThresholdList:
         _org_of(request, org)
         async with database.connection() as conn:
-            answers = await _answers(conn, org, await list_thresholds(conn, org))
+            found = await list_thresholds(conn, org)
+            if found is None:
+                raise not_found(org)
+            answers = await _answers(conn, org, found)
         return ThresholdList(thresholds=[ThresholdOut(**fields) for fields in answers])
 
     @get(
