@@ -94,7 +94,7 @@ async def full_pass(database_url: str) -> dict:
     return {
         "thresholds": evaluation.thresholds,
         "orgs": evaluation.orgs,
-        "spans_read": evaluation.figures,
+        "spans_read": evaluation.spans_read,
         "crossings": len(evaluation.crossings),
         "evaluation_s": evaluated - started,
         "thresholds_per_second": evaluation.thresholds / (evaluated - started),

@@ -11,7 +11,7 @@ bounded in time (api.alerts.sender), so a slow receiver holds up no other.
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +24,7 @@ from sqlalchemy import DateTime, Integer, Text, bindparam, insert, select, updat
 
 from api.alerts.sender import Sent, send_webhook
 from api.core.signatures import signed_headers
+from api.core.timestamps import utc_iso
 from api.storage.db import compile_statement, execute
 from api.storage.schema import threshold_crossings, threshold_deliveries, thresholds
 
@@ -118,15 +119,11 @@ class CrossedBody(msgspec.Struct, frozen=True, kw_only=True):
 
 def page_url(public_url: str, row: Any) -> str:
     """The usage page over the crossed period, in the threshold's zone, with its filters."""
-    query = [("start", _iso(row.period_start)), ("end", _iso(row.period_end)), ("tz", row.tz)]
+    query = [("start", utc_iso(row.period_start)), ("end", utc_iso(row.period_end)), ("tz", row.tz)]
     query += [
         (f"{row.section}.{name}", value) for name, values in row.filters.items() for value in values
     ]
     return f"{public_url.rstrip('/')}/organizations/{row.org_id}/activity/usage?{urlencode(query)}"
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def body_of(row: Any, public_url: str) -> bytes:
@@ -143,9 +140,6 @@ def body_of(row: Any, public_url: str) -> bytes:
             page_url=page_url(public_url, row),
         )
     )
-
-
-Send = Callable[[str, Mapping[str, str], bytes], Awaitable[Sent]]
 
 
 @dataclass(slots=True)

@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID
 
 import psycopg
 from sqlalchemy import (
@@ -173,7 +172,7 @@ class Crossing:
 class Evaluation:
     orgs: int = 0
     thresholds: int = 0  # thresholds looked at
-    figures: int = 0  # spans read
+    spans_read: int = 0
     crossings: list[Crossing] = field(default_factory=list)  # recorded by this pass
 
 
@@ -228,7 +227,7 @@ async def evaluate_org(
         await plan.read(conn, org)
         await _record(conn, org, now, plan, marks, done)
         done.thresholds += len(looks)
-        done.figures += len(plan.figures)
+        done.spans_read += len(plan.figures)
     elif marks:
         await _record(conn, org, now, _Plan(now), marks, done)
     done.orgs += 1
@@ -245,7 +244,7 @@ class _Plan:
 
     now: datetime
     spans: dict[tuple[str, Filters], set[Span]] = field(default_factory=lambda: defaultdict(set))
-    # threshold → its periods to look at, and its current period (None: crossed, or past)
+    # threshold → its periods to look at (those not crossed yet)
     periods: dict[_Watched, list[Span]] = field(default_factory=dict)
     figures: dict[tuple[str, Filters, Span], dict[str, Any]] = field(default_factory=dict)
 
@@ -294,7 +293,7 @@ class _Plan:
     def _growing(self, threshold: _Watched, crossing_now: bool) -> datetime | None:
         if threshold.section not in _ACCRUING:
             return None
-        start, end = next(periods_from(self.now, self.now, threshold.period, threshold.tz))
+        start, end = period_holding(self.now, threshold.period, parse_zone(threshold.tz))
         at_now = self.value(threshold, (start, self.now))
         at_end = self.value(threshold, (start, end))
         if at_end <= at_now:
@@ -344,9 +343,8 @@ async def _record(
                 threshold_id=[threshold_id for threshold_id, _ in rechecks],
                 recheck_at=[recheck_at for _, recheck_at in rechecks],
             )
-        ahead: list[UUID] = [mark_id for mark_id, _, _, until in marks if until >= now]
-        await execute(
-            conn, _FORGET, org=org, mark_ids=[row[0] for row in marks if row[0] not in ahead]
-        )
+        ahead = [mark_id for mark_id, _, _, until in marks if until >= now]
+        looked_at = [mark_id for mark_id, _, _, until in marks if until < now]
+        await execute(conn, _FORGET, org=org, mark_ids=looked_at)
         if ahead:
             await execute(conn, _KEEP_FROM_NOW, org=org, mark_ids=ahead, now=now)

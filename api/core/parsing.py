@@ -16,6 +16,7 @@ from urllib.parse import unquote
 import msgspec
 
 from api.core.events import EVENT_TYPES, SLUG, Envelope, Event, LlmCall, decode_hook
+from api.core.timestamps import utc_iso
 
 MAX_EVENTS = 10_000
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -53,7 +54,7 @@ class Accepting:
         return cls(
             now,
             earliest,
-            f"is more than {days} days old (before {_iso(earliest)}): POST /events accepts "
+            f"is more than {days} days old (before {utc_iso(earliest)}): POST /events accepts "
             f"the last {days} days (USAGE_ACCEPT_DAYS); load older events with "
             "`usage-api import`",
         )
@@ -66,7 +67,7 @@ class Accepting:
             now,
             earliest,
             f"is older than the raw retention of {retention_days} days (before "
-            f"{_iso(earliest)}, USAGE_RAW_RETENTION_DAYS)",
+            f"{utc_iso(earliest)}, USAGE_RAW_RETENTION_DAYS)",
         )
 
 
@@ -319,7 +320,7 @@ def _cross_field_errors(
             EventError(
                 index=index,
                 field="time",
-                message=f"must be at most 5 minutes ahead of the server clock ({_iso(now)})",
+                message=f"must be at most 5 minutes ahead of the server clock ({utc_iso(now)})",
             )
         )
     if accepting.earliest is not None and time < accepting.earliest:
@@ -354,7 +355,3 @@ _PATTERN_MESSAGES = {
     "subject": f"must be an organization slug matching {SLUG}",
     "datacontenttype": "must be application/json (media type parameters allowed)",
 }
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")

@@ -25,6 +25,11 @@ class TimestampError(ValueError):
     """Not an RFC 3339 timestamp this service can use; the message says why."""
 
 
+def utc_iso(moment: datetime) -> str:
+    """``moment`` in RFC 3339 as the service writes it: UTC as ``Z``."""
+    return moment.isoformat().replace("+00:00", "Z")
+
+
 def parse_rfc3339(text: str, *, truncate: bool, kind: type[_T] = datetime) -> _T:  # type: ignore[assignment]
     """The UTC instant ``text`` names, as a ``kind``. Fractions finer than microseconds are
     truncated toward the past when ``truncate`` (event times: never rounded into the next

@@ -5,7 +5,7 @@ transaction, so the evaluator sees a mark only with its events and never misses 
 Only an organization with a threshold on the section gets a mark: ingest pays one small
 read a batch to know which (and a write when there are). Marks are only ever inserted
 (no two batches wait for one row) and the evaluator deletes those it has looked at
-(api.storage.evaluation).
+(api.alerts.evaluation).
 """
 
 from collections.abc import Iterable

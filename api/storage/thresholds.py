@@ -174,10 +174,10 @@ async def delete_threshold(conn: psycopg.AsyncConnection, org: str, threshold_id
 
 
 class Attempt(msgspec.Struct, frozen=True, kw_only=True):
-    attempt: int
+    attempt: int  # 1 for the first
     attempted_at: datetime
-    status: int | None
-    error: str | None
+    status: int | None  # the receiver's HTTP status, if it answered
+    error: str | None  # why it was not delivered
 
 
 class Delivery(msgspec.Struct, frozen=True, kw_only=True):

@@ -518,8 +518,8 @@ export interface components {
             top_agents: components["schemas"]["AgentStorage"][];
             window: components["schemas"]["WindowOut"];
         };
-        /** AttemptOut */
-        AttemptOut: {
+        /** Attempt */
+        Attempt: {
             attempt: number;
             /** Format: date-time */
             attempted_at: string;
@@ -629,7 +629,7 @@ export interface components {
         };
         /** DeliveryOut */
         DeliveryOut: {
-            attempts: components["schemas"]["AttemptOut"][];
+            attempts: components["schemas"]["Attempt"][];
             delivered_at: string | null;
             /** Format: date-time */
             detected_at: string;

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from api.alerts.evaluation import evaluate
 from api.reads.sections import SECTION_NAMED
+from api.storage.marks import SECTION_OF
 from api.storage.thresholds import create_threshold
 from testkit import oracle
 from testkit.database import fold, reset, rows_as_they_are, with_connection
@@ -69,15 +70,8 @@ def _post(client, key, events):
 # -- against the oracle ------------------------------------------------------------------
 
 
-_SECTION_OF = {
-    "llm.call": "llm",
-    "workload.allocated": "compute",
-    "workload.released": "compute",
-    "volume.provisioned": "storage",
-    "volume.deleted": "storage",
-    "thread.created": "platform",
-    "message.sent": "platform",
-}
+# The section each CloudEvents type counts in, as ingest marks it.
+_SECTION_OF = {kind.__struct_config__.tag: section for kind, section in SECTION_OF.items()}
 _FILTERS = {
     "llm": [{}, {"model": ["m1", "m2"]}, {"identity": ["agent:a1"]}],
     "compute": [{}, {"agent": ["a1"]}],

@@ -30,6 +30,7 @@ from api.reads.sections import SECTIONS
 from api.storage.availability import Database
 from api.storage.keys import ApiKey, Scope
 from api.storage.thresholds import (
+    Attempt,
     Delivery,
     Threshold,
     TooManyThresholds,
@@ -120,13 +121,6 @@ class PeriodOut(msgspec.Struct, frozen=True, kw_only=True):
     end: datetime
 
 
-class AttemptOut(msgspec.Struct, frozen=True, kw_only=True):
-    attempt: int  # 1 for the first
-    attempted_at: datetime
-    status: int | None  # the receiver's HTTP status, if it answered
-    error: str | None  # why it was not delivered
-
-
 class DeliveryOut(msgspec.Struct, frozen=True, kw_only=True):
     """A crossing: the period, its figure when detected, and the attempts to deliver it."""
 
@@ -138,7 +132,7 @@ class DeliveryOut(msgspec.Struct, frozen=True, kw_only=True):
     state: Literal["delivered", "pending", "failed"]
     delivered_at: datetime | None
     next_attempt_at: datetime | None
-    attempts: list[AttemptOut]
+    attempts: list[Attempt]
 
 
 class DeliveryList(msgspec.Struct, frozen=True, kw_only=True):
@@ -161,15 +155,7 @@ def _delivery(found: Delivery) -> DeliveryOut:
         state=state,
         delivered_at=found.delivered_at,
         next_attempt_at=found.next_attempt_at,
-        attempts=[
-            AttemptOut(
-                attempt=attempt.attempt,
-                attempted_at=attempt.attempted_at,
-                status=attempt.status,
-                error=attempt.error,
-            )
-            for attempt in found.attempts
-        ],
+        attempts=found.attempts,
     )
 
 
@@ -232,11 +218,23 @@ def _checked(asked: ThresholdIn, allowed_hosts: frozenset[str]) -> dict[str, lis
     return filters
 
 
+def _no_such(threshold_id: str) -> Problem:
+    return Problem(404, f"threshold {threshold_id!r} not found")
+
+
 def _known(threshold_id: str) -> str:
     """``threshold_id`` if it could name a threshold; else 404 without asking the database."""
     if not _THRESHOLD_ID.fullmatch(threshold_id):
-        raise Problem(404, f"threshold {threshold_id!r} not found")
+        raise _no_such(threshold_id)
     return threshold_id
+
+
+async def _existing(conn: psycopg.AsyncConnection, org: str, threshold_id: str) -> Threshold:
+    """The organization's threshold of that id; else 404."""
+    found = await find_threshold(conn, org, _known(threshold_id))
+    if found is None:
+        raise _no_such(threshold_id)
+    return found
 
 
 def _org_of(request: Request, org: str) -> str:
@@ -339,9 +337,7 @@ class Thresholds(Controller):
     ) -> ThresholdOut:
         _org_of(request, org)
         async with database.connection() as conn:
-            found = await find_threshold(conn, org, _known(threshold_id))
-            if found is None:
-                raise Problem(404, f"threshold {threshold_id!r} not found")
+            found = await _existing(conn, org, threshold_id)
             (fields,) = await _answers(conn, org, [found])
         return ThresholdOut(**fields)
 
@@ -362,7 +358,7 @@ class Thresholds(Controller):
         async with database.connection() as conn:
             deleted = await delete_threshold(conn, org, _known(threshold_id))
         if not deleted:
-            raise Problem(404, f"threshold {threshold_id!r} not found")
+            raise _no_such(threshold_id)
 
     @get(
         "/{threshold_id:str}/deliveries",
@@ -386,7 +382,6 @@ class Thresholds(Controller):
     ) -> DeliveryList:
         _org_of(request, org)
         async with database.connection() as conn:
-            if await find_threshold(conn, org, _known(threshold_id)) is None:
-                raise Problem(404, f"threshold {threshold_id!r} not found")
+            await _existing(conn, org, threshold_id)
             found = await list_deliveries(conn, org, threshold_id, limit)
         return DeliveryList(deliveries=[_delivery(delivery) for delivery in found])
