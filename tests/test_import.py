@@ -1,12 +1,20 @@
 """`usage-api import` (§5.1), run as a user runs it: old events load, invalid ones are listed
 and skipped, and running it again, or after an interruption, adds nothing twice."""
 
+import io
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import msgspec
+import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from api.core.parsing import Accepting
+from api.storage.imports import import_events
+from testkit.database import with_connection
 from testkit.factories import identity, iso, llm_call, message_sent
 from testkit.server import usage_api
 
@@ -116,3 +124,93 @@ def test_progress_is_reported_and_a_missing_file_is_named(db, tmp_path):
     file.write_bytes(lines(llm_call(time=NOW - timedelta(days=1))))
     loaded = usage_api(db, "import", str(file))
     assert "Importing" in loaded.stderr and "1 accepted" in loaded.stderr
+
+
+def spoilt(text: bytes) -> bytes:
+    """A valid LLM call's line with ``text`` where its model's name was."""
+    call = llm_call(time=NOW - timedelta(days=40), model="MODEL", input_tokens=777_777)
+    return msgspec.json.encode(call).replace(b"MODEL", text)
+
+
+def test_a_line_that_is_no_event_costs_that_line_alone(db, client, read_key, tmp_path):
+    """Whatever a line holds, the first line included, it is reported and skipped: the
+    events around it load and the result is printed. A first line that opens an array the
+    file does not close is one such line, not the start of a pretty-printed array."""
+    calls = [
+        llm_call(time=NOW - timedelta(days=40, minutes=n), input_tokens=n, cached_tokens=0)
+        for n in range(1, 7)
+    ]
+    not_utf8 = spoilt(b"gpt-\xff5")
+    broken = [
+        b'[{"specversion": "1.0", "type": "llm.call",',
+        msgspec.json.encode(calls[0]),
+        not_utf8,
+        b'{"data": ' * 1_000 + b"1" + b"}" * 1_000,
+        spoilt(b"gpt-5").replace(b"777777", b"1e999"),
+        spoilt(b"gpt-5").replace(b"777777", b"1" * 5_000),
+        b"[" + msgspec.json.encode(calls[1]) + b"," + not_utf8 + b"]",
+    ]
+    file = tmp_path / "events.jsonl"
+    file.write_bytes(b"\n".join(broken) + b"\n" + lines(*calls[2:]))
+
+    run = usage_api(db, "import", str(file))
+    assert run.returncode == 1, run.stderr
+    assert result_of(run) == {"accepted": 6, "duplicates": 0, "invalid": 6}
+    report = run.stderr
+    assert "the file: is not one JSON array" in report
+    assert "line 1: is not JSON" in report
+    offset = not_utf8.index(b"\xff")
+    assert f"line 3: is not UTF-8: invalid byte at offset {offset}" in report
+    assert "line 4: is nested too deeply to be CloudEvents" in report
+    assert "line 5: data.input_tokens: Number out of range" in report
+    assert "line 6: data.input_tokens:" in report
+    assert f"line 7, item 2: is not UTF-8: invalid byte at offset {offset}" in report
+    summary = llm_summary(client, read_key, NOW - timedelta(days=41), NOW - timedelta(days=39))
+    assert summary["input_tokens"] == sum(call["data"]["input_tokens"] for call in calls)
+
+
+class Piped(io.BytesIO):
+    """Standard input from a pipe: read once, no going back."""
+
+    def seekable(self) -> bool:
+        return False
+
+
+# Lines no event could be: any bytes, an array's opening, nestings past any parser's depth,
+# an event whose model is any bytes (not UTF-8, quotes, newlines) or with a number past
+# every range.
+junk_lines = st.one_of(
+    st.binary(max_size=80),
+    st.binary(max_size=40).map(lambda text: b"[" + text),
+    st.integers(1, 3_000).map(lambda depth: b"[" * depth + b"]" * depth),
+    st.integers(1, 3_000).map(lambda depth: b'{"data": ' * depth + b"1" + b"}" * depth),
+    st.binary(min_size=1, max_size=8).map(spoilt),
+    st.sampled_from([b"1e999", b"9" * 5_000, b"-0.0e-99999"]).map(
+        lambda number: spoilt(b"gpt-5").replace(b"777777", number)
+    ),
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(junk=st.lists(junk_lines, min_size=1, max_size=5), piped=st.booleans())
+def test_no_line_stops_an_import(db, junk, piped):
+    """Two valid events after any lines at all are stored (or found stored already), and
+    only the lines before them are reported; from a file or a pipe."""
+    head = b"\n".join(junk) + b"\n"
+    first_kept = head.count(b"\n") + 1
+    kept = [llm_call(time=NOW - timedelta(days=40), source="kept", id=f"{n}") for n in (1, 2)]
+    report = io.StringIO()
+    accepting = Accepting.imported(datetime.now(UTC), 400)
+
+    async def run(conn: psycopg.AsyncConnection) -> set[str]:
+        source = (Piped if piped else io.BytesIO)(head + lines(*kept))
+        await import_events(conn, source, accepting, report=report)
+        stored = await conn.execute("SELECT event_id FROM event_receipts WHERE source = 'kept'")
+        return {event_id for (event_id,) in await stored.fetchall()}
+
+    assert with_connection(db, run) == {"1", "2"}, report.getvalue()
+    for said in report.getvalue().splitlines():
+        where = re.match(r"line (\d+)", said)
+        assert said.startswith("the file: ") or (where and int(where[1]) < first_kept), said

@@ -113,27 +113,49 @@ def parse_events(body: bytes, kind: BodyKind, accepting: Accepting) -> list[Even
 def validate(
     raw_events: list[msgspec.Raw], accepting: Accepting, has_duplicates: bool | None = None
 ) -> tuple[list[Event], list[EventError]]:
-    """The valid events among ``raw_events`` (JSON values) and every error of the others,
-    each with its index in the list. ``has_duplicates``: whether any object of them has a
-    key twice (None: find out)."""
+    """The valid events among ``raw_events`` and every error of the others, each with its
+    index in the list: never an exception, whatever the values. ``raw_events``: JSON values
+    as msgspec.Raw reads them, whose strings may hold any bytes and whose nesting may be any
+    depth. ``has_duplicates``: whether any object of them has a key twice, their body being
+    UTF-8 (None: find out, and whether each is UTF-8)."""
     if has_duplicates is None:
-        has_duplicates = _has_duplicate_keys(b"[" + b",".join(raw_events) + b"]")
+        # One pass over them all, the fast path. When it cannot tell (a value not UTF-8 or
+        # nested too deeply), each is looked at alone, and the one at fault reported.
+        try:
+            has_duplicates = _has_duplicate_keys(b"[" + b",".join(raw_events) + b"]")
+        except (MalformedBody, UnicodeDecodeError):
+            has_duplicates = True
     events: list[Event] = []
     errors: list[EventError] = []
     for index, raw in enumerate(raw_events):
-        event_errors = _duplicate_key_errors(index, raw) if has_duplicates else []
-        if not event_errors:
-            try:
-                event = _event_decoder.decode(raw)
-            except msgspec.ValidationError:
-                event_errors = _every_field_error(index, raw, accepting)
-            else:
-                event_errors = _cross_field_errors(index, event.time, event.data, accepting)
-        if event_errors:
-            errors.extend(event_errors)
+        try:
+            found = _event_or_errors(index, raw, accepting, has_duplicates)
+        except RecursionError:
+            # Each event's own depth: it may pass one check of the batch and not the next,
+            # deeper in the stack.
+            found = [EventError(index=index, field=None, message=_TOO_DEEP_EVENT)]
+        if isinstance(found, list):
+            errors.extend(found)
         else:
-            events.append(event)
+            events.append(found)
     return events, errors
+
+
+_TOO_DEEP_EVENT = "is nested too deeply to be a CloudEvent"
+
+
+def _event_or_errors(
+    index: int, raw: msgspec.Raw, accepting: Accepting, has_duplicates: bool
+) -> Event | list[EventError]:
+    if has_duplicates:
+        errors = _text_errors(index, raw)
+        if errors:
+            return errors
+    try:
+        event = _event_decoder.decode(raw)
+    except msgspec.ValidationError as error:
+        return _every_field_error(index, raw, accepting, error)
+    return _cross_field_errors(index, event.time, event.data, accepting) or event
 
 
 def parse_binary_event(
@@ -210,7 +232,7 @@ def _has_duplicate_keys(body: bytes) -> bool:
     """Whether any object of the (JSON) body has a key twice. Such a body is refused, not
     read last-wins: it is how a field is smuggled past a proxy that validates the first."""
     try:
-        json.loads(body, object_pairs_hook=_refuse_duplicates)
+        json.loads(body.decode(), object_pairs_hook=_refuse_duplicates, **_KEYS_ONLY)
     except _DuplicateKey:
         return True
     except RecursionError:
@@ -218,9 +240,19 @@ def _has_duplicate_keys(body: bytes) -> bool:
     return False
 
 
-def _duplicate_key_errors(index: int, raw: msgspec.Raw, path: str = "") -> list[EventError]:
-    """Where in ``raw`` a key appears twice, if it does."""
-    field = _duplicate_path(json.loads(bytes(raw), object_pairs_hook=_Object), path)
+# The keys are what the duplicate checks look at: numbers are left unread (json.loads
+# refuses an integer of over 4,300 digits, which msgspec's checks let through).
+_KEYS_ONLY: dict[str, Any] = {"parse_int": len, "parse_float": len}
+
+
+def _text_errors(index: int, raw: msgspec.Raw) -> list[EventError]:
+    """Where ``raw`` is not UTF-8, or where in it a key appears twice, if it is or does."""
+    try:
+        text = bytes(raw).decode()
+    except UnicodeDecodeError as error:
+        message = f"is not UTF-8: invalid byte at offset {error.start}"
+        return [EventError(index=index, field=None, message=message)]
+    field = _duplicate_path(json.loads(text, object_pairs_hook=_Object, **_KEYS_ONLY), "")
     if field is None:
         return []
     return [EventError(index=index, field=field, message="appears twice in one object")]
@@ -249,10 +281,17 @@ def _duplicate_path(value: Any, path: str) -> str | None:
     return None
 
 
-def _every_field_error(index: int, raw: msgspec.Raw, accepting: Accepting) -> list[EventError]:
-    """Each invalid field of an event msgspec refused (it stops at the first), found by
+def _every_field_error(
+    index: int, raw: msgspec.Raw, accepting: Accepting, first: msgspec.ValidationError
+) -> list[EventError]:
+    """Each invalid field of an event msgspec refused (it stops at the ``first``), found by
     checking the fields one by one: the slow path, taken for invalid events only."""
-    event = msgspec.json.decode(raw)
+    try:
+        event = msgspec.json.decode(raw)
+    except msgspec.ValidationError:
+        # A number no Python value holds (1e999, 10**5000), refused even where the event
+        # has no field: there are no fields to check one by one, the first error is all.
+        return [_from_validation_error(index, str(first), "")]
     if not isinstance(event, dict):
         return [
             EventError(
@@ -345,10 +384,10 @@ def _from_validation_error(index: int, text: str, field: str) -> EventError:
     assert located is not None  # the pattern matches any string
     message = located["message"]
     if located["path"]:
-        field += located["path"]
+        field = (field + located["path"]).removeprefix(".")
     if "matching regex" in message:
         message = _PATTERN_MESSAGES.get(field, "must not contain NUL characters")
-    return EventError(index=index, field=field, message=message)
+    return EventError(index=index, field=field or None, message=message)
 
 
 _PATTERN_MESSAGES = {

@@ -3,10 +3,12 @@ JSON lines (each line an event, or an array of events) or one JSON array, with t
 validation and exactly-once dedupe of POST /events, in batches of one transaction each.
 
 An invalid event is reported (where, field, message) and skipped; the others of its batch
-are stored. Run again over the same file, an import adds nothing: every event it stored is
-a duplicate by its receipt.
+are stored. So is a line that is no event at all, whatever its bytes: not JSON, not UTF-8,
+nested past any depth. Run again over the same file, an import adds nothing: every event it
+stored is a duplicate by its receipt.
 """
 
+import io
 from collections.abc import Iterator
 from typing import BinaryIO, TextIO
 
@@ -73,7 +75,7 @@ async def import_events(
             await fold_all(conn)
         batch.clear()
 
-    for found in _events(source):
+    for found in _events(source, report):
         batch.append(found)
         if len(batch) == BATCH_SIZE:
             await store()
@@ -87,37 +89,52 @@ def _counts(accepted: int, duplicates: int, invalid: int) -> str:
     return f"{accepted:,} accepted, {duplicates:,} duplicates, {invalid:,} invalid"
 
 
-def _events(source: BinaryIO) -> Iterator[_Found]:
-    """Each event of the file and where it is. A file whose first line is the start of a
-    JSON array but not all of it is one (pretty-printed) array; otherwise JSON lines."""
+def _events(source: BinaryIO, report: TextIO) -> Iterator[_Found]:
+    """Each event of the file and where it is. The file is one JSON array (pretty-printed,
+    say) if it parses as one; any other file is JSON lines, each line on its own, so that a
+    broken line, the first one included, costs that line alone."""
     first = source.readline()
+    lines: BinaryIO = source
     if first.lstrip().startswith(b"[") and not _is_json(first):
-        yield from _array(first + source.read())
-        return
+        array = _as_array(source, first, report)
+        if isinstance(array, list):
+            for index, item in enumerate(array, start=1):
+                yield f"item {index}", item
+            return
+        lines = array
     number = 1
     line = first
     while line:
         yield from _line(number, line)
         number += 1
-        line = source.readline()
+        line = lines.readline()
 
 
 def _is_json(line: bytes) -> bool:
     try:
         _raw.decode(line)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return False
     return True
 
 
-def _array(text: bytes) -> Iterator[_Found]:
+def _as_array(source: BinaryIO, first: bytes, report: TextIO) -> list[msgspec.Raw] | BinaryIO:
+    """The items of the file, if it is one JSON array; else (said on ``report``) where to
+    read its lines after the first: the file itself where it can go back (the progress bar
+    follows it), else what was read of it."""
+    rest = source.read()
     try:
-        items = _items.decode(text)
-    except (msgspec.DecodeError, msgspec.ValidationError) as error:
-        yield "the file", f"is not a JSON array of events: {error}"
-        return
-    for index, item in enumerate(items, start=1):
-        yield f"item {index}", item
+        return _items.decode(first + rest)
+    except (msgspec.DecodeError, RecursionError) as error:
+        reason = _TOO_DEEP if isinstance(error, RecursionError) else str(error)
+        print(f"the file: is not one JSON array ({reason}); read as JSON lines", file=report)
+    if source.seekable():
+        source.seek(len(first))
+        return source
+    return io.BytesIO(rest)
+
+
+_TOO_DEEP = "nested too deeply to be CloudEvents"
 
 
 def _line(number: int, line: bytes) -> Iterator[_Found]:
@@ -129,7 +146,11 @@ def _line(number: int, line: bytes) -> Iterator[_Found]:
     except msgspec.DecodeError as error:
         yield where, f"is not JSON: {error}"
         return
+    except RecursionError:
+        yield where, f"is {_TOO_DEEP}"
+        return
     if bytes(value).lstrip().startswith(b"["):
+        # An array that decoded as a value decodes as a list of values.
         for index, item in enumerate(_items.decode(bytes(value)), start=1):
             yield f"{where}, item {index}", item
     else:

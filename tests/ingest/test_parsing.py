@@ -17,6 +17,7 @@ from api.core.parsing import (
     TooManyEvents,
     parse_binary_event,
     parse_events,
+    validate,
 )
 from testkit.factories import BASE_TIME, iso, llm_call, one_of_each, workload_allocated
 
@@ -241,6 +242,57 @@ def test_deep_nesting_is_a_malformed_body(body):
 def test_a_body_that_is_not_utf8_is_malformed(body):
     with pytest.raises(MalformedBody, match="not UTF-8"):
         parse_events(body, BodyKind.EITHER, ANY_AGE)
+
+
+@pytest.mark.parametrize(
+    ("number", "message"),
+    [(b"1e999", "Number out of range"), (b"1" * 5_000, "Integer value out of range")],
+)
+def test_a_number_past_every_range_is_an_invalid_event(number, message):
+    """msgspec reads these as no Python value and json.loads refuses an integer of over
+    4,300 digits: in a field, or in none, the event is refused (no exception escapes)."""
+    event = msgspec.json.encode(llm_call(input_tokens=123_456_789))
+    in_field = event.replace(b"123456789", number)
+    assert _refusals(b"[" + in_field + b"]") == [(0, "data.input_tokens", message)]
+    in_no_field = event.replace(b'"model"', b'"x": ' + number + b', "model"')
+    batch = in_no_field.replace(b'"gpt-5"', b"5")  # and invalid otherwise
+    assert [(index, field) for index, field, _ in _refusals(b"[" + batch + b"]")] == [
+        (0, "data.model")
+    ]
+
+
+_raw = msgspec.json.Decoder(msgspec.Raw)
+
+
+def _raw_or_none(text: bytes) -> msgspec.Raw | None:
+    try:
+        return _raw.decode(text)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+
+
+# What msgspec.Raw lets through as a JSON value, and the checks after it may not: strings
+# of any bytes (not UTF-8), nesting near any parser's depth, numbers past every range.
+_event = msgspec.json.encode(llm_call(model="MODEL", input_tokens=777_777))
+raw_values = (
+    st.one_of(
+        st.binary(max_size=8).map(lambda text: _event.replace(b"MODEL", text)),
+        st.integers(1, 1_100).map(lambda depth: b"[" * depth + b"]" * depth),
+        st.integers(1, 1_100).map(lambda depth: b'{"data": ' * depth + b"1" + b"}" * depth),
+        st.sampled_from([b"1e999", b"9" * 5_000]).map(lambda n: _event.replace(b"777777", n)),
+        json_values.map(msgspec.json.encode),
+    )
+    .map(_raw_or_none)
+    .filter(lambda raw: raw is not None)
+)
+
+
+@given(values=st.lists(raw_values, max_size=5))
+def test_any_values_msgspec_reads_are_events_or_errors_by_index(values):
+    """`usage-api import` hands validate what each line holds: nothing escapes it."""
+    events, errors = validate(values, ANY_AGE)
+    assert all(0 <= error.index < len(values) and error.message for error in errors)
+    assert len(events) + len({error.index for error in errors}) == len(values)
 
 
 @pytest.mark.parametrize("cores", [5e-324, 1e-300, 0.0009, 100_000.5])
