@@ -33,6 +33,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "INFO"
     # Seconds a connection may take to send a request's headers (slow clients are closed).
     header_timeout: float = 10.0
+    # What one connection may make the server hold (api.web.http_server): the request line
+    # and headers in bytes and headers in number (past them: 431), the seconds a request's
+    # body may take after its headers (past them: 408), and connections at once per process
+    # (past them: 503 before anything is read; lowered to fit the open-files limit).
+    max_header_bytes: int = 16 * 1024
+    max_headers: int = 100
+    body_timeout: float = 60.0
+    max_connections: int = 1000
     # How old an event POST /events accepts; how long raw events are kept (import's limit).
     accept_days: int = 35
     raw_retention_days: int = 400
@@ -79,6 +87,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             trusted_proxies=_networks("USAGE_TRUSTED_PROXIES"),
             log_level=_log_level(),
             header_timeout=_number("USAGE_HEADER_TIMEOUT", float, 10.0, least=0.1),
+            max_header_bytes=_number("USAGE_MAX_HEADER_BYTES", int, 16 * 1024, least=1024),
+            max_headers=_number("USAGE_MAX_HEADERS", int, 100, least=10),
+            body_timeout=_number("USAGE_BODY_TIMEOUT", float, 60.0, least=0.1),
+            max_connections=_number("USAGE_MAX_CONNECTIONS", int, 1000, least=1),
             fold_in_server=_number("USAGE_FOLD_IN_SERVER", int, 1, least=0) != 0,
             webhook_allow_hosts=frozenset(
                 host.strip().lower().strip("[]")

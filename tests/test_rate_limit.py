@@ -3,6 +3,7 @@
 import ipaddress
 from fractions import Fraction
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -15,7 +16,7 @@ from api.web.app import create_app
 from testkit.database import rows
 from testkit.factories import llm_call, post_events
 from testkit.faults import wait_for
-from testkit.server import ANY_AGE
+from testkit.server import ANY_AGE, live_server
 
 _gaps = st.lists(st.integers(min_value=0, max_value=3000), min_size=1, max_size=60)
 
@@ -132,6 +133,38 @@ PROXIES = [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1/128")]
 )
 def test_the_client_is_the_nearest_untrusted_hop(peer, forwarded_for, client):
     assert client_address(peer, forwarded_for, PROXIES) == client
+
+
+@pytest.mark.parametrize(
+    ("trusted_proxies", "statuses"),
+    [("", [401] * 3 + [429] * 5), ("127.0.0.1", [401] * 8)],
+    ids=["no trusted proxy", "the peer a trusted proxy"],
+)
+def test_x_forwarded_for_is_believed_from_trusted_proxies_only(
+    database_url, trusted_proxies, statuses
+):
+    """Over the real server: unknown keys, each with another forged X-Forwarded-For, from
+    127.0.0.1. uvicorn's proxy headers, on by default, trusted 127.0.0.1 and replaced the
+    peer with the forged address before the limit saw it: 30 guesses got 30 x 401."""
+    with live_server(
+        database_url,
+        USAGE_RATE_LIMIT="0",
+        USAGE_AUTH_FAILURE_RATE="0.01",
+        USAGE_AUTH_FAILURE_BURST="3",
+        USAGE_TRUSTED_PROXIES=trusted_proxies,
+    ) as url:
+        answers = [
+            httpx.get(
+                f"{url}/orgs/acme/usage/llm",
+                headers={
+                    "Authorization": f"Bearer guess-{n}",
+                    "X-Forwarded-For": f"198.51.100.{n}",
+                },
+                timeout=30,
+            )
+            for n in range(8)
+        ]
+    assert [answer.status_code for answer in answers] == statuses
 
 
 @given(keys=st.lists(st.integers(0, 10**6), min_size=1, max_size=300))

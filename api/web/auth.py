@@ -27,6 +27,8 @@ class _BearerKey(AbstractAuthenticationMiddleware):
             )
         state = connection.app.state
         now = time.monotonic()
+        # connection.client is the TCP peer: the server lets no proxy header rewrite it
+        # (api.web.http_server), so X-Forwarded-For is weighed here alone.
         address = client_address(
             connection.client.host if connection.client else None,
             connection.headers.get("x-forwarded-for"),

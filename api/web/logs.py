@@ -9,6 +9,7 @@ here, and the key shows only as its public id.
 
 import contextvars
 import logging
+import math
 import re
 import time
 import uuid
@@ -56,6 +57,32 @@ def log_config(level: str) -> dict[str, Any]:
             "api": {"handlers": ["stderr"], "level": level, "propagate": False},
         },
     }
+
+
+class Occasional:
+    """A warning a client can cause at will (a connection refused, say), logged at most once
+    per ``interval`` seconds with how many times it happened since the last line: an attack
+    must not fill the log (once per failed accept, 75,568 tracebacks in 20 s did)."""
+
+    def __init__(self, logger: logging.Logger, message: str, interval: float = 10.0) -> None:
+        self._logger, self._message, self._interval = logger, message, interval
+        self._count = 0
+        self._logged_at = -math.inf
+
+    def happened(self, *args: object) -> None:
+        """Counts one more time; logs ``message % args`` unless a line was written less
+        than ``interval`` seconds ago."""
+        self._count += 1
+        now = time.monotonic()
+        if now - self._logged_at < self._interval:
+            return
+        self._logger.warning(
+            self._message + " (%d since the last such line)",
+            *args,
+            self._count,
+            extra={"fields": {"occurrences": self._count}},
+        )
+        self._count, self._logged_at = 0, now
 
 
 def _request_id(scope: Scope) -> str:
