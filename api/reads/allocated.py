@@ -9,20 +9,25 @@ since. So a request reads whole buckets of changes and only the segments startin
 ending at the window's ragged edges, however many segments the window holds.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, partial
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Float,
+    FromClause,
     Select,
     Subquery,
     and_,
     cast,
     func,
     literal,
+    null,
     select,
     true,
+    tuple_,
     union_all,
 )
 
@@ -61,7 +66,16 @@ from api.reads.responses import (
     StorageSummary,
     StorageUsage,
 )
-from api.reads.sql import bucket_index, code_point_order, split_series, top_n, with_names
+from api.reads.sql import (
+    Named,
+    Order,
+    Where,
+    bucket_index,
+    code_point_order,
+    first_keys,
+    top_n,
+    with_names,
+)
 from api.storage.db import Compiled, compile_statement
 from api.storage.reservations import VOLUMES, WORKLOADS, Reservations, seconds
 
@@ -134,18 +148,34 @@ _STORAGE = _Kind(
 )
 
 
-def _changes(kind: _Kind, shape: Shape, cover: str, *, by_agent: bool) -> Select:
+def _every(_: FromClause) -> list[ColumnElement[bool]]:
+    return []
+
+
+def _changes(
+    kind: _Kind, shape: Shape, cover: str, *, by_agent: bool, only: Where = _every
+) -> Select:
     """The reservation changes in a cover of the window: whole buckets, segments at edges;
-    by agent where asked or where the agent filter needs it."""
+    by agent where asked or where the agent filter needs it; of the keys ``only`` keeps."""
     reserved = kind.reservations
     by_agent = by_agent or "agent" in shape.filters
     return reserved.changes_in(
         reserved.changes_by_agent if by_agent else reserved.changes,
         lambda rows, table, tier: in_cover(
-            rows, table.c.bucket_start, cover, tier, shape.where(table), shape.reach
+            rows,
+            table.c.bucket_start,
+            cover,
+            tier,
+            [*shape.where(table), *only(table)],
+            shape.reach,
         ),
         lambda rows, segments, time: in_cover(
-            rows, segments.c[time], cover, RAW, shape.where(segments), shape.reach
+            rows,
+            segments.c[time],
+            cover,
+            RAW,
+            [*shape.where(segments), *only(segments)],
+            shape.reach,
         ),
     )
 
@@ -161,15 +191,27 @@ def _in_figure_units(amount: Any, figure: _Figure) -> Any:
 _DECIMALS_KEPT = 300
 
 
-def _series(kind: _Kind, shape: Shape, keys: tuple[str, ...] = ()) -> Select:
-    """Per bucket (and key: org_id, agent_id): the reservation running at its (counted)
-    start for its counted seconds, plus each change inside it for its seconds to the
-    bucket's counted end. Without keys, one row per bucket."""
+def _series(
+    kind: _Kind,
+    shape: Shape,
+    keys: Sequence[str] = (),
+    *,
+    only: Where = _every,
+    exact: bool = False,
+    label: str = "",
+) -> Select:
+    """Per bucket (and key: org_id, agent_id, of those ``only`` keeps): the reservation
+    running at its (counted) start for its counted seconds, plus each change inside it for
+    its seconds to the bucket's counted end. Without keys, one row per bucket. ``exact``:
+    each figure as the exact amount (rate-seconds, numeric), not yet in its unit. ``label``
+    names its parts apart from another series' in one statement."""
     rates = kind.reservations.rates
     held = kind.reservations.held
     by_agent = "agent_id" in keys
-    changes = _changes(kind, shape, SERIES, by_agent=by_agent).cte("window_changes")
-    after = _changes(kind, shape, AFTER, by_agent=by_agent).cte("after_changes")
+    changes = _changes(kind, shape, SERIES, by_agent=by_agent, only=only)
+    changes = changes.cte(f"{label}window_changes")
+    after = _changes(kind, shape, AFTER, by_agent=by_agent, only=only).cte(f"{label}after_changes")
+    in_unit = _exactly if exact else _in_figure_units
 
     def keys_of(relation: Any) -> list[Any]:
         return [relation.c[key] for key in keys]
@@ -195,7 +237,9 @@ def _series(kind: _Kind, shape: Shape, keys: tuple[str, ...] = ()) -> Select:
     )
     # What each key held at counted_from: held now, less every change since.
     parts = union_all(
-        select(*keys_of(held), *(held.c[rate] for rate in rates)).where(*shape.where(held)),
+        select(*keys_of(held), *(held.c[rate] for rate in rates)).where(
+            *shape.where(held), *only(held)
+        ),
         *(
             select(*keys_of(since), *(-since.c[f"{rate}_change"] for rate in rates))
             for since in (changes, after)
@@ -224,7 +268,7 @@ def _series(kind: _Kind, shape: Shape, keys: tuple[str, ...] = ()) -> Select:
             *keys_of(running),
             buckets.c.bucket,
             *(
-                _in_figure_units(
+                in_unit(
                     (
                         running.c[figure.rate]
                         + func.coalesce(
@@ -241,6 +285,68 @@ def _series(kind: _Kind, shape: Shape, keys: tuple[str, ...] = ()) -> Select:
         .select_from(running.join(buckets, true()))
         .outerjoin(per_bucket, matched)
     )
+
+
+def _exactly(amount: Any, _: _Figure) -> Any:
+    return amount
+
+
+def _grouped(
+    kind: _Kind, shape: Shape, keys: Sequence[str], order: Order, named: Named | None
+) -> Select:
+    """Groups over time (rows as api.reads.sql says): the keys ranked by their totals over
+    the window (as the top agents are), the series of the first TOP keys alone, and the
+    others' series the whole series less theirs. Amounts subtract exactly before they
+    become figures (floats), so groups and others add up to the series bucket by bucket;
+    and the cost is the TOP keys' buckets, not every key's."""
+    totals = _totals(kind, shape, by_agent="agent_id" in keys)
+    scored = select(*totals.c, totals.c[_ranking(kind)].label("score")).subquery("scored")
+    top = first_keys(scored, keys, order, named).cte("top")
+
+    def in_top(table: FromClause) -> list[ColumnElement[bool]]:
+        wanted = select(*(top.c[key] for key in keys))
+        return [tuple_(*(table.c[key] for key in keys)).in_(wanted)]
+
+    keyed = _series(kind, shape, keys, only=in_top, exact=True, label="top_")
+    keyed = keyed.subquery("top_series")
+    matched = and_(*(keyed.c[key] == top.c[key] for key in keys))
+    per_group = (
+        select(
+            top.c.rank.label("position"),
+            *(top.c[key] for key in keys),
+            top.c.name,
+            keyed.c.bucket,
+            *(keyed.c[name] for name in kind.figures),
+        )
+        .select_from(keyed.join(top, matched))
+        .cte("per_group")
+    )
+    whole = _series(kind, shape, exact=True).subquery("whole_series")
+    signed = union_all(
+        select(whole.c.bucket, *(whole.c[name] for name in kind.figures)),
+        select(per_group.c.bucket, *(-per_group.c[name] for name in kind.figures)),
+    ).subquery("signed")
+    key_count = select(func.count()).select_from(scored).scalar_subquery().label("key_count")
+    groups = select(
+        *(per_group.c[column] for column in ("position", *keys, "name", "bucket")),
+        *(
+            _in_figure_units(per_group.c[name], figure).label(name)
+            for name, figure in kind.figures.items()
+        ),
+        key_count,
+    )
+    others = select(
+        null().label("position"),
+        *(null().label(key) for key in keys),
+        null().label("name"),
+        signed.c.bucket,
+        *(
+            _in_figure_units(func.sum(signed.c[name]), figure).label(name)
+            for name, figure in kind.figures.items()
+        ),
+        key_count,
+    ).group_by(signed.c.bucket)
+    return groups.union_all(others)
 
 
 def _totals(kind: _Kind, shape: Shape, *, by_agent: bool) -> Subquery:
@@ -362,15 +468,7 @@ def _section(name: str, kind: _Kind, title: str, all_orgs_title: str) -> Section
         statements=cache(partial(_statements, kind)),
         filters=("agent",),
         group_by=("agent",),
-        grouped=lambda shape, keys, order, named: split_series(
-            _series(kind, shape, tuple(keys)),
-            keys,
-            list(kind.figures),
-            lambda keyed: keyed.c[_ranking(kind)],
-            order,
-            named,
-            held_only=True,
-        ),
+        grouped=partial(_grouped, kind),
         groups=responses.groups,
         bucket=lambda bucket, row: responses.bucket(
             start=bucket.start,

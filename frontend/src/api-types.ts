@@ -129,7 +129,7 @@ export interface paths {
         };
         /**
          * CPU core-hours and RAM GB-hours reserved, by group over time
-         * @description The section's series split into its top groups (by its ranking figure) and the others; for every bucket they sum to the section's series item. With Accept: text/csv or format=csv: one row per group per bucket.
+         * @description The section's series split into its top groups (by its ranking figure) and the others; for every bucket they sum to the section's series item. At most 10,000 points, buckets times (top + 1): 400 beyond. With Accept: text/csv or format=csv: one row per group per bucket.
          */
         get: operations["OrgsUsageComputeGroupsComputeGroups"];
         put?: never;
@@ -169,7 +169,7 @@ export interface paths {
         };
         /**
          * Tokens and requests, by group over time
-         * @description The section's series split into its top groups (by its ranking figure) and the others; for every bucket they sum to the section's series item. With Accept: text/csv or format=csv: one row per group per bucket.
+         * @description The section's series split into its top groups (by its ranking figure) and the others; for every bucket they sum to the section's series item. At most 10,000 points, buckets times (top + 1): 400 beyond. With Accept: text/csv or format=csv: one row per group per bucket.
          */
         get: operations["OrgsUsageLlmGroupsLlmGroups"];
         put?: never;
@@ -209,7 +209,7 @@ export interface paths {
         };
         /**
          * Threads created and messages sent, by group over time
-         * @description The section's series split into its top groups (by its ranking figure) and the others; for every bucket they sum to the section's series item. With Accept: text/csv or format=csv: one row per group per bucket.
+         * @description The section's series split into its top groups (by its ranking figure) and the others; for every bucket they sum to the section's series item. At most 10,000 points, buckets times (top + 1): 400 beyond. With Accept: text/csv or format=csv: one row per group per bucket.
          */
         get: operations["OrgsUsagePlatformGroupsPlatformGroups"];
         put?: never;
@@ -249,7 +249,7 @@ export interface paths {
         };
         /**
          * Storage GB-hours provisioned, by group over time
-         * @description The section's series split into its top groups (by its ranking figure) and the others; for every bucket they sum to the section's series item. With Accept: text/csv or format=csv: one row per group per bucket.
+         * @description The section's series split into its top groups (by its ranking figure) and the others; for every bucket they sum to the section's series item. At most 10,000 points, buckets times (top + 1): 400 beyond. With Accept: text/csv or format=csv: one row per group per bucket.
          */
         get: operations["OrgsUsageStorageGroupsStorageGroups"];
         put?: never;
@@ -309,7 +309,7 @@ export interface paths {
         };
         /**
          * Compute reserved, all organizations, by group over time
-         * @description The section's series split into its top groups (by its ranking figure) and the others; for every bucket they sum to the section's series item. With Accept: text/csv or format=csv: one row per group per bucket.
+         * @description The section's series split into its top groups (by its ranking figure) and the others; for every bucket they sum to the section's series item. At most 10,000 points, buckets times (top + 1): 400 beyond. With Accept: text/csv or format=csv: one row per group per bucket.
          */
         get: operations["UsageComputeGroupsComputeGroups"];
         put?: never;
@@ -349,7 +349,7 @@ export interface paths {
         };
         /**
          * Tokens and requests, all organizations, by group over time
-         * @description The section's series split into its top groups (by its ranking figure) and the others; for every bucket they sum to the section's series item. With Accept: text/csv or format=csv: one row per group per bucket.
+         * @description The section's series split into its top groups (by its ranking figure) and the others; for every bucket they sum to the section's series item. At most 10,000 points, buckets times (top + 1): 400 beyond. With Accept: text/csv or format=csv: one row per group per bucket.
          */
         get: operations["UsageLlmGroupsLlmGroups"];
         put?: never;
@@ -389,7 +389,7 @@ export interface paths {
         };
         /**
          * Platform activity, all organizations, by group over time
-         * @description The section's series split into its top groups (by its ranking figure) and the others; for every bucket they sum to the section's series item. With Accept: text/csv or format=csv: one row per group per bucket.
+         * @description The section's series split into its top groups (by its ranking figure) and the others; for every bucket they sum to the section's series item. At most 10,000 points, buckets times (top + 1): 400 beyond. With Accept: text/csv or format=csv: one row per group per bucket.
          */
         get: operations["UsagePlatformGroupsPlatformGroups"];
         put?: never;
@@ -429,7 +429,7 @@ export interface paths {
         };
         /**
          * Storage provisioned, all organizations, by group over time
-         * @description The section's series split into its top groups (by its ranking figure) and the others; for every bucket they sum to the section's series item. With Accept: text/csv or format=csv: one row per group per bucket.
+         * @description The section's series split into its top groups (by its ranking figure) and the others; for every bucket they sum to the section's series item. At most 10,000 points, buckets times (top + 1): 400 beyond. With Accept: text/csv or format=csv: one row per group per bucket.
          */
         get: operations["UsageStorageGroupsStorageGroups"];
         put?: never;

@@ -2,14 +2,26 @@
 
 import csv
 import io
+import re
 from datetime import datetime, timedelta
+from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
 
+from api.core.windows import (
+    AUTO_MAX_BUCKETS,
+    BUCKET_WIDTHS,
+    LARGEST_WIDTH,
+    MAX_SPAN,
+    PRESETS,
+)
 from api.reads.sections import SECTION_NAMES
 from api.storage.db import connect
+from api.web.routes.usage_params import MAX_GROUP_POINTS
 from testkit.factories import BASE_TIME, iso, llm_call, post_events
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SECTIONS = SECTION_NAMES
 END = iso(BASE_TIME.replace(hour=6))
@@ -65,6 +77,47 @@ def test_csv_is_the_series_with_a_header_row(usage, read_key, section):
         {name: _csv_text(value) for name, value in bucket.items()} for bucket in series
     ]
     assert any(float(figure) > 0 for row in rows for figure in row[3:])  # after start, end, partial
+
+
+# Each section's first dimension to split by.
+SPLIT_BY = {"llm": "model", "compute": "agent", "storage": "agent", "platform": "identity"}
+
+
+@pytest.mark.parametrize("section", SECTIONS)
+def test_a_groups_read_answers_at_most_its_bound_of_points(usage, read_key, admin_key, section):
+    """buckets x (top + 1) <= 10,000 (MAX_GROUP_POINTS): 2,000 five-minute buckets take top
+    4 and not top 5; the 400 names top, the bound and the top that would pass."""
+    start = iso(BASE_TIME.replace(hour=6) - 2_000 * timedelta(minutes=5))
+    window = {"start": start, "end": END, "bucket": "5m", "by": SPLIT_BY[section]}
+    for path, key in [(f"/orgs/acme/usage/{section}", read_key), (f"/usage/{section}", admin_key)]:
+        allowed = usage(f"{path}/groups", key, **window, top=4)
+        assert allowed.status_code == 200, allowed.text
+        assert len(_series_of(allowed.json())) == 2_000
+        refused = usage(f"{path}/groups", key, **window, top=5)
+        assert refused.status_code == 400, refused.text
+        problem = refused.json()
+        assert [error["field"] for error in problem["errors"]] == ["top"]
+        assert "at most 10,000 points" in problem["detail"]
+        assert "2,000 buckets at top 5 would be 12,000; ask for top 4" in problem["detail"]
+    assert usage(f"/orgs/acme/usage/{section}", read_key, **window, top=100).status_code == 400
+    del window["by"]  # the section's own read is not bounded so: its series is one
+    assert usage(f"/orgs/acme/usage/{section}", read_key, **window, top=100).status_code == 200
+
+
+def _series_of(groups: dict) -> list[dict]:
+    return (groups["groups"] or [groups["other"]])[0]["series"]
+
+
+def test_the_pages_splits_ask_within_the_bound():
+    """The page splits a chart with top SPLIT_TOP and no bucket: a preset's buckets, or a
+    custom window's automatic ones (at most 300 as they fall; 7-day ones over at most 800
+    days fewer)."""
+    page = (ROOT / "frontend" / "src" / "main.ts").read_text()
+    split_top = int(re.search(r'const SPLIT_TOP = "(\d+)"', page)[1])
+    presets = [duration // BUCKET_WIDTHS[bucket] for bucket, duration in PRESETS.values()]
+    weekly = MAX_SPAN // BUCKET_WIDTHS[LARGEST_WIDTH] + 2  # partial weeks at both ends
+    most = max(AUTO_MAX_BUCKETS, *presets, weekly)
+    assert most * (split_top + 1) <= MAX_GROUP_POINTS
 
 
 def test_accept_text_csv_asks_for_csv(client, usage, read_key):

@@ -27,8 +27,10 @@ from api.web.openapi import CSV, UsageOperation
 from api.web.problems import ErrorItem, Problem, problem_responses
 from api.web.routes.usage_params import (
     FILTER_DEPENDENCIES,
+    MAX_GROUP_POINTS,
     FormatParam,
     all_orgs_query,
+    check_group_points,
     compare_previous,
     no_compare,
     not_found,
@@ -217,6 +219,7 @@ def _groups_route(section: Section, *, all_orgs: bool) -> HTTPRouteHandler:
         if by not in allowed:
             message = f"by must be one of {', '.join(allowed)} for {section.name}, not {by!r}"
             raise Problem(400, message, errors=[ErrorItem(field="by", message=message)])
+        check_group_points(usage_query)
         return await _respond(
             request,
             database,
@@ -241,7 +244,8 @@ def _groups_route(section: Section, *, all_orgs: bool) -> HTTPRouteHandler:
         summary=f"{section.all_orgs_title if all_orgs else section.title}, by group over time",
         description=(
             "The section's series split into its top groups (by its ranking figure) and the "
-            "others; for every bucket they sum to the section's series item. "
+            "others; for every bucket they sum to the section's series item. At most "
+            f"{MAX_GROUP_POINTS:,} points, buckets times (top + 1): 400 beyond. "
             "With Accept: text/csv or format=csv: one row per group per bucket."
         ),
         dependencies=_dependencies(section, all_orgs=all_orgs, comparing=no_compare),
