@@ -59,6 +59,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # passes themselves.
     watch_in_server: bool = False
     watch_interval: float = 5.0
+    # Webhook attempts under way at once (api.alerts.delivery.Bounds): in all, of one
+    # organization, to one host and port; a receiver that never answers holds its slot for
+    # the attempt's 10 s, and only its own.
+    webhook_concurrency: int = 64
+    webhook_org_concurrency: int = 8
+    webhook_host_concurrency: int = 4
     # Where people open the usage page: the base of the links webhooks carry.
     public_url: str = "http://127.0.0.1:8000"
 
@@ -100,6 +106,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             fold_interval=_number("USAGE_FOLD_INTERVAL", float, 0.2, least=0.01),
             watch_in_server=_number("USAGE_WATCH_IN_SERVER", int, 1, least=0) != 0,
             watch_interval=_number("USAGE_WATCH_INTERVAL", float, 5.0, least=0.01),
+            webhook_concurrency=_number("USAGE_WEBHOOK_CONCURRENCY", int, 64, least=1),
+            webhook_org_concurrency=_number("USAGE_WEBHOOK_ORG_CONCURRENCY", int, 8, least=1),
+            webhook_host_concurrency=_number("USAGE_WEBHOOK_HOST_CONCURRENCY", int, 4, least=1),
             public_url=os.environ.get("USAGE_PUBLIC_URL", "http://127.0.0.1:8000"),
             pending_limit=_number("USAGE_PENDING_LIMIT", int, 500_000, least=1),
             **ages(),

@@ -2,23 +2,39 @@
 organizations and the ingest organization; one watcher pass with every one of them due,
 timed (evaluation, then the deliveries to a receiver on 127.0.0.1); then the watcher's cost
 to ingest and reads: the same ingest and reads against a server without a watcher and one
-whose watcher passes every second, back to back."""
+whose watcher passes every second, back to back; then the deliveries' fairness: another
+organization's webhooks while one organization's 1,000 receivers hang.
 
+``python -m bench.thresholds`` measures the fairness alone, on a throwaway PostgreSQL."""
+
+import asyncio
 import itertools
+import shutil
+import statistics
 import sys
+import tempfile
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import httpx
 import psycopg
 from sqlalchemy import delete, func, update
 
+from api.alerts.delivery import DEFAULT_BOUNDS
 from api.alerts.watcher import deliver_once, evaluate_once
+from api.dev.embedded_postgres import EmbeddedPostgres
+from api.storage import migrations
 from api.storage.db import compile_statement, connect_kwargs, execute
+from api.storage.keys import Scope, create_key
 from api.storage.schema import metadata, threshold_marks, thresholds
 from api.storage.thresholds import create_threshold
 from bench import load
-from testkit.receiver import RECEIVER_HOSTS, receiver
-from testkit.server import live_server
+from testkit.factories import BATCH, llm_call
+from testkit.receiver import RECEIVER_HOSTS, Received, receiver
+from testkit.server import UNLIMITED, live_server
 
 COUNT = 10_000
 _MEASURES = [
@@ -169,6 +185,99 @@ async def cost(
     return {**found, "ingest_ratio": ingest_ratio, "read_p95_ratio": read_ratio, "rounds": rounds}
 
 
+HANGING = 1_000  # the hanging organization's thresholds: as many as one may have
+_HANGING_HOSTS = 16  # their receivers (ports), more than an organization's share of slots
+_HANGING_ORG, _OTHER_ORG = "bench-hanging", "bench-answered"
+_SAMPLES = 8  # the other organization's crossings, one every _SPACING seconds
+_SPACING = 4.0
+
+
+async def _poll(done: Callable[[], bool], seen: Callable[[], None], seconds: float) -> None:
+    """Until ``done`` (at most ``seconds``), calling ``seen`` every 20 ms meanwhile."""
+    deadline = time.monotonic() + seconds
+    while not done() and time.monotonic() < deadline:
+        seen()
+        await asyncio.sleep(0.02)
+
+
+def _after_detection(got: Received) -> float:
+    return got.at - datetime.fromisoformat(got.body["detected_at"]).timestamp()
+
+
+async def fairness(database_url: str, ingest_key: str) -> dict:
+    """One organization's HANGING thresholds all crossed at once, their receivers (on
+    _HANGING_HOSTS ports) accepting every attempt and never answering (each held for the
+    sender's 10 s); meanwhile another organization's thresholds crossed one at a time,
+    _SPACING seconds apart, each timed from its detection to its receiver. A server as
+    deployed: the watcher in it, its defaults."""
+    with ExitStack() as stack:
+        hanging = [
+            stack.enter_context(receiver(answer=lambda _body, _nth: None))
+            for _ in range(_HANGING_HOSTS)
+        ]
+        answering = stack.enter_context(receiver())
+        most = 0
+
+        def seen() -> None:
+            nonlocal most
+            most = max(most, sum(hook.hanging for hook in hanging))
+
+        # Limits 1 for the hanging ones (the first call crosses them all); 50, 150, 250 ...
+        # for the other's, each of its 100-token calls crossing the next one.
+        made = [(_HANGING_ORG, hanging[n % _HANGING_HOSTS], 1) for n in range(HANGING)]
+        made += [(_OTHER_ORG, answering, 100 * n + 50) for n in range(_SAMPLES)]
+        async with await psycopg.AsyncConnection.connect(database_url, **connect_kwargs()) as conn:
+            for org, hook, limit in made:
+                threshold, secret = await create_threshold(
+                    conn, org, section="llm", measure="input_tokens", period="day",
+                    tz="UTC", limit=limit, filters={}, url=hook.url,
+                )  # fmt: skip
+                hook.secrets[threshold.threshold_id] = secret
+        environment = {
+            **UNLIMITED,
+            "USAGE_WATCH_IN_SERVER": "1",
+            "USAGE_WEBHOOK_ALLOW_HOSTS": ",".join(RECEIVER_HOSTS),
+        }
+        with live_server(database_url, **environment) as base_url:
+            async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+
+                async def call(org: str) -> None:
+                    event = llm_call(
+                        org=org, time=datetime.now(UTC), input_tokens=100, cached_tokens=0
+                    )
+                    answer = await client.post(
+                        "/events",
+                        json=[event],
+                        headers={"Authorization": f"Bearer {ingest_key}", "Content-Type": BATCH},
+                    )
+                    answer.raise_for_status()
+
+                await call(_HANGING_ORG)
+                await _poll(lambda: most > 0, seen, 120)
+                delays = []
+                for n in range(_SAMPLES):
+                    await call(_OTHER_ORG)
+                    # Up to the time the hanging ones' 10 s attempts would take, 16 at once.
+                    await _poll(lambda n=n: len(answering.delivered()) > n, seen, 900)
+                    delays.append(_after_detection(answering.delivered()[n]))
+                    await _poll(lambda: False, seen, _SPACING)
+    received = [r for hook in [*hanging, answering] for r in hook.received]
+    return {
+        "hanging_thresholds": HANGING,
+        "hanging_attempts": len(received) - len(delays),
+        "most_hanging_at_once": most,
+        "most_hanging_per_host": max(hook.most_hanging for hook in hanging),
+        "delays_s": delays,
+        "verified": all(r.verified for r in received),
+    }
+
+
+async def _clear_thresholds(database_url: str) -> None:
+    async with await psycopg.AsyncConnection.connect(database_url, **connect_kwargs()) as conn:
+        for table in _THRESHOLD_TABLES:
+            await execute(conn, compile_statement(delete(table)))
+
+
 async def run(database_url: str, orgs: list[str], keys: dict, now: datetime, requests: int) -> dict:
     """Everything above; the thresholds are deleted at the end (the bench's data stays as
     generated)."""
@@ -177,9 +286,9 @@ async def run(database_url: str, orgs: list[str], keys: dict, now: datetime, req
         found = {"pass": await full_pass(database_url)}
         found["receiver_verified"] = all(r.verified for r in hook.received)
         found["cost"] = await cost(database_url, keys, orgs[0], now, requests)
-    async with await psycopg.AsyncConnection.connect(database_url, **connect_kwargs()) as conn:
-        for table in _THRESHOLD_TABLES:
-            await execute(conn, compile_statement(delete(table)))
+    await _clear_thresholds(database_url)
+    found["fairness"] = await fairness(database_url, keys["ingest"])
+    await _clear_thresholds(database_url)
     return found
 
 
@@ -205,3 +314,35 @@ def report(found: dict) -> None:
             f"    {cell:<14}{without['p95_ms']:>8.1f} -> {with_it['p95_ms']:>6.1f} ms "
             f"({with_it['p95_ms'] / without['p95_ms']:.2f}x)"
         )
+    report_fairness(found["fairness"])
+
+
+def report_fairness(found: dict) -> None:
+    delays = found["delays_s"]
+    print(
+        f"  fairness: another organization's webhooks while one's {found['hanging_thresholds']:,} "
+        f"receivers hang ({found['hanging_attempts']:,} attempts held, at most "
+        f"{found['most_hanging_at_once']} at once, {found['most_hanging_per_host']} per "
+        f"host): {len(delays)} delivered "
+        f"{statistics.median(delays):.2f} s after detection at the median, "
+        f"{max(delays):.2f} s at most; every signature verified: {found['verified']}"
+    )
+
+
+async def _fairness_alone() -> dict:
+    folder = Path(tempfile.mkdtemp(prefix="usage-bench-fairness-"))
+    cluster = EmbeddedPostgres(folder, durable=False)
+    cluster.start()
+    try:
+        migrations.upgrade(cluster.url)
+        async with await psycopg.AsyncConnection.connect(cluster.url, **connect_kwargs()) as conn:
+            ingest_key = (await create_key(conn, Scope.INGEST, None)).key
+        return await fairness(cluster.url, ingest_key)
+    finally:
+        cluster.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    print(f"Bounds: {DEFAULT_BOUNDS}", file=sys.stderr)
+    report_fairness(asyncio.run(_fairness_alone()))

@@ -1,9 +1,10 @@
 """A webhook receiver on 127.0.0.1, in a thread of its own, as a threshold's owner would run
 one: it verifies every delivery's signature with the Standard Webhooks library (not ours),
-records it, and answers what the test tells it to."""
+records it, and answers what the test tells it to, or never answers (a hanging receiver)."""
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,7 +23,8 @@ class Received:
     timestamp: int
     body: dict
     verified: bool  # the signature verified with the threshold's secret
-    answered: int  # the status the receiver answered
+    answered: int | None  # the status the receiver answered; None if it never did
+    at: float  # when it came (time.time())
 
 
 @dataclass
@@ -30,14 +32,17 @@ class Receiver:
     url: str
     # The secret of each threshold whose deliveries it verifies, by threshold id.
     secrets: dict[str, str] = field(default_factory=dict)
-    # The status to answer a delivery (its body) the n-th time (from 0) its webhook-id comes.
-    answer: Callable[[dict, int], int] = lambda _body, _nth: 200
+    # The status to answer a delivery (its body) the n-th time (from 0) its webhook-id comes;
+    # None to hold the connection, never answering, until the sender closes it.
+    answer: Callable[[dict, int], int | None] = lambda _body, _nth: 200
     received: list[Received] = field(default_factory=list)
+    hanging: int = 0  # connections held unanswered now
+    most_hanging: int = 0  # the most held at once
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def delivered(self) -> list[Received]:
         with self.lock:
-            return [r for r in self.received if 200 <= r.answered < 300]
+            return [r for r in self.received if r.answered is not None and 200 <= r.answered < 300]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -64,11 +69,31 @@ class _Handler(BaseHTTPRequestHandler):
                     body=payload,
                     verified=verified,
                     answered=status,
+                    at=time.time(),
                 )
             )
+        if status is None:
+            self._hang()
+            return
         self.send_response(status)
         self.send_header("Content-Length", "0")
         self.end_headers()
+
+    def _hang(self) -> None:
+        """Hold the connection, unanswered, until the sender gives up and closes it."""
+        receiver = self.receiver
+        with receiver.lock:
+            receiver.hanging += 1
+            receiver.most_hanging = max(receiver.most_hanging, receiver.hanging)
+        try:
+            while self.connection.recv(1024):
+                pass
+        except OSError:
+            pass  # reset: the sender aborts the connections it gives up on
+        finally:
+            with receiver.lock:
+                receiver.hanging -= 1
+        self.close_connection = True
 
     def log_message(self, *_: object) -> None:
         pass

@@ -5,12 +5,22 @@ A crossing is recorded due at once (api.alerts.evaluation). Each attempt is reco
 that fails (a timeout, a refused connection or address, any answer but 2xx) is tried again
 after the next wait of ``RETRY_AFTER``, and after the last the crossing is given up: the
 last attempt comes 23 h 35 min after the first. Every attempt of a crossing carries its one
-``webhook-id``, so a receiver that got it before can tell. Attempts run side by side, each
-bounded in time (api.alerts.sender), so a slow receiver holds up no other.
+``webhook-id``, so a receiver that got it before can tell.
+
+Fair across organizations and hosts. A receiver that accepts and never answers holds its
+attempt for the sender's whole timeout (api.alerts.sender), so the attempts under way are
+bounded in all, per organization and per host (``Bounds``), and each due crossing starts as
+soon as its organization and host have room, never behind attempts of others: a hanging
+host only ever holds its own few slots, an organization's many thresholds only its own. The
+due crossings are read in turns, every organization's first before anyone's second (and
+within an organization, every host's first), so that one organization's thousand due
+crossings are not read ahead of another's one.
 """
 
 import asyncio
+import math
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,7 +30,19 @@ from urllib.parse import urlencode
 import msgspec
 import psycopg
 from psycopg.rows import namedtuple_row
-from sqlalchemy import DateTime, Integer, Text, bindparam, insert, select, update
+from sqlalchemy import (
+    ARRAY,
+    DateTime,
+    Integer,
+    Text,
+    all_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 
 from api.alerts.sender import Sent, send_webhook
 from api.core.signatures import signed_headers
@@ -37,8 +59,7 @@ RETRY_AFTER = (
     timedelta(hours=8),
     timedelta(hours=8),
 )
-BATCH = 64  # crossings taken at a time
-SIDE_BY_SIDE = 16  # attempts under way at once
+LOOKAHEAD = 256  # due crossings read at a time, in turns
 _TIMESTAMP = DateTime(timezone=True)
 _NOW = bindparam("now", type_=_TIMESTAMP)
 _KEY = {
@@ -46,10 +67,29 @@ _KEY = {
     "threshold_id": bindparam("threshold_id", type_=Text),
     "period_start": bindparam("period_start", type_=_TIMESTAMP),
 }
+# A URL's host and port as written (scheme://[userinfo@]host[:port]/...), lowercased: the
+# receiver its attempts count against. A port written out where it is the default
+# (https://a:443) counts apart from the one left out, which only splits that host's share.
+_AUTHORITY = r"^[^:/?#]+://(?:[^@/?#]*@)?([^/?#]*)"
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """Attempts under way at once: in all, of one organization, to one host (api.settings:
+    USAGE_WEBHOOK_CONCURRENCY, USAGE_WEBHOOK_ORG_CONCURRENCY, USAGE_WEBHOOK_HOST_CONCURRENCY).
+    An organization's share is above a host's so that one of its hosts hanging leaves it room
+    for its others."""
+
+    in_all: int = 64
+    per_org: int = 8
+    per_host: int = 4
+
+
+DEFAULT_BOUNDS = Bounds()
+
 
 crossing, threshold = threshold_crossings.c, thresholds.c
-# Every organization's due crossings: background work that reads each shard on Citus.
-_DUE = compile_statement(
+_due = (
     select(
         crossing.org_id,
         crossing.threshold_id,
@@ -59,6 +99,7 @@ _DUE = compile_statement(
         crossing.detected_at,
         crossing.webhook_id,
         crossing.attempts,
+        crossing.next_attempt_at,
         threshold.section,
         threshold.measure,
         threshold.tz,
@@ -66,15 +107,40 @@ _DUE = compile_statement(
         threshold.filters,
         threshold.url,
         threshold.secret,
+        func.lower(func.substring(threshold.url, literal(_AUTHORITY))).label("host"),
     )
     .join_from(
         threshold_crossings,
         thresholds,
         (threshold.org_id == crossing.org_id) & (threshold.threshold_id == crossing.threshold_id),
     )
-    .where(crossing.next_attempt_at <= _NOW)
-    .order_by(crossing.next_attempt_at)
-    .limit(BATCH)
+    .where(
+        crossing.next_attempt_at <= _NOW,
+        # Those the pass has started: under way (due until their attempt is recorded) or
+        # attempted (once a pass, so that the pass ends, however its receivers answer).
+        crossing.webhook_id != all_(bindparam("started", type_=ARRAY(Text))),
+    )
+    .subquery("due")
+)
+_in_host = select(
+    _due,
+    func.row_number()
+    .over(partition_by=(_due.c.org_id, _due.c.host), order_by=_due.c.next_attempt_at)
+    .label("in_host"),
+).subquery("in_host")
+_turns = select(
+    _in_host,
+    func.row_number()
+    .over(
+        partition_by=_in_host.c.org_id,
+        order_by=(_in_host.c.in_host, _in_host.c.next_attempt_at),
+    )
+    .label("turn"),
+).subquery("turns")
+# Every organization's due crossings, in turns: background work that reads each shard on
+# Citus (each window is an organization's, which a shard holds whole).
+_DUE = compile_statement(
+    select(_turns).order_by(_turns.c.turn, _turns.c.next_attempt_at).limit(LOOKAHEAD)
 )
 _ATTEMPT = compile_statement(
     insert(threshold_deliveries).values(
@@ -148,44 +214,140 @@ class Deliveries:
     delivered: int = 0
 
 
+class _Slots:
+    """The attempts under way, counted in all, per organization and per host."""
+
+    def __init__(self, bounds: Bounds) -> None:
+        self._bounds = bounds
+        self._orgs: Counter[str] = Counter()
+        self._hosts: Counter[str | None] = Counter()
+        self._taken = 0
+
+    def take(self, row: Any) -> bool:
+        """A slot for ``row``'s attempt, if its organization, its host and all have room."""
+        bounds = self._bounds
+        if (
+            self._taken >= bounds.in_all
+            or self._orgs[row.org_id] >= bounds.per_org
+            or self._hosts[row.host] >= bounds.per_host
+        ):
+            return False
+        self._taken += 1
+        self._orgs[row.org_id] += 1
+        self._hosts[row.host] += 1
+        return True
+
+    def give_back(self, row: Any) -> None:
+        self._taken -= 1
+        self._orgs[row.org_id] -= 1
+        self._hosts[row.host] -= 1
+
+
 async def deliver_due(
     conn: psycopg.AsyncConnection,
     now: Callable[[], datetime],
     *,
     allowed_hosts: frozenset[str],
     public_url: str,
+    bounds: Bounds = DEFAULT_BOUNDS,
+    look_every: float = 5.0,
+    woken: asyncio.Event | None = None,
+    counted: Callable[[Sent], object] = lambda _sent: None,
 ) -> Deliveries:
-    """Every crossing due by ``now()`` attempted once, a batch at a time."""
+    """Every crossing due by ``now()`` attempted once, each as soon as ``bounds`` leave its
+    organization and host room, until none is left due or under way. While attempts are
+    under way the due crossings are read again every ``look_every`` seconds and whenever
+    ``woken`` is set (a crossing found meanwhile), so that one falling due meanwhile is
+    attempted in this pass too, not held behind slow attempts. ``counted`` hears of each
+    attempt as it is recorded."""
     done = Deliveries()
-    limit = asyncio.Semaphore(SIDE_BY_SIDE)
+    slots = _Slots(bounds)
+    under_way: dict[asyncio.Task[tuple[datetime, Sent]], Any] = {}
+    started: set[str] = set()  # their webhook ids
+    waiting: list[Any] = []  # read, not yet started: their organization or host was full
+    looked_at = -math.inf
 
-    async def attempt(row: Any) -> tuple[Any, datetime, Sent]:
-        async with limit:
-            attempted_at = now()
-            try:
-                body = body_of(row, public_url)
-                # Signed at the wall clock's time, which receivers hold it against (a replay
-                # is one whose timestamp is minutes off theirs).
-                headers = signed_headers(row.secret, row.webhook_id, int(time.time()), body)
-                sent = await send_webhook(row.url, headers, body, allowed_hosts=allowed_hosts)
-            except Exception as error:
-                # A crossing that cannot be sent is a failed attempt, never the others' end.
-                sent = Sent(None, f"the attempt failed: {type(error).__name__}")
-            return row, attempted_at, sent
+    def start(row: Any) -> bool:
+        if not slots.take(row):
+            return False
+        under_way[asyncio.create_task(_attempt(row, now, allowed_hosts, public_url))] = row
+        started.add(row.webhook_id)
+        return True
 
-    while True:
-        cursor = conn.cursor(row_factory=namedtuple_row)
-        due = await (await cursor.execute(_DUE.sql, _DUE.params({"now": now()}))).fetchall()
-        if not due:
-            return done
-        # Each recorded as it ends: a slow receiver's attempt holds up no other's record.
-        for finished in asyncio.as_completed([attempt(row) for row in due]):
-            row, attempted_at, sent = await finished
-            await _record(conn, row, attempted_at, sent)
-            done.attempted += 1
-            done.delivered += sent.delivered
-        if len(due) < BATCH:
-            return done
+    try:
+        while True:
+            if not waiting or time.monotonic() - looked_at >= look_every or _set(woken):
+                if woken is not None:
+                    woken.clear()
+                looked_at = time.monotonic()
+                waiting = await _read_due(conn, now(), started)
+            waiting = [row for row in waiting if not start(row)]
+            if not under_way:
+                return done  # with every slot free, the first due would have started
+            for task in await _ended(under_way, woken, looked_at + look_every):
+                row = under_way.pop(task)
+                slots.give_back(row)
+                attempted_at, sent = task.result()
+                # Each recorded as it ends: a slow receiver's attempt holds up no other's.
+                await _record(conn, row, attempted_at, sent)
+                done.attempted += 1
+                done.delivered += sent.delivered
+                counted(sent)
+    finally:
+        # Cut short (the watcher stopping, the database failing): those under way end
+        # unrecorded, still due, and are attempted again at the next pass.
+        for task in under_way:
+            task.cancel()
+        await asyncio.gather(*under_way, return_exceptions=True)
+
+
+def _set(event: asyncio.Event | None) -> bool:
+    return event is not None and event.is_set()
+
+
+async def _read_due(conn: psycopg.AsyncConnection, now: datetime, started: set[str]) -> list[Any]:
+    cursor = conn.cursor(row_factory=namedtuple_row)
+    await cursor.execute(_DUE.sql, _DUE.params({"now": now, "started": list(started)}))
+    return await cursor.fetchall()
+
+
+async def _ended(
+    under_way: dict[asyncio.Task[tuple[datetime, Sent]], Any],
+    woken: asyncio.Event | None,
+    until: float,
+) -> list[asyncio.Task[tuple[datetime, Sent]]]:
+    """The attempts that have ended once one ends, ``woken`` is set or ``until`` (a
+    time.monotonic()) comes; perhaps none."""
+    waits: set[asyncio.Future[Any]] = set(under_way)
+    wake = None if woken is None else asyncio.ensure_future(woken.wait())
+    if wake is not None:
+        waits.add(wake)
+    try:
+        await asyncio.wait(
+            waits,
+            timeout=max(until - time.monotonic(), 0),
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+    finally:
+        if wake is not None:
+            wake.cancel()
+    return [task for task in under_way if task.done()]
+
+
+async def _attempt(
+    row: Any, now: Callable[[], datetime], allowed_hosts: frozenset[str], public_url: str
+) -> tuple[datetime, Sent]:
+    attempted_at = now()
+    try:
+        body = body_of(row, public_url)
+        # Signed at the wall clock's time, which receivers hold it against (a replay is
+        # one whose timestamp is minutes off theirs).
+        headers = signed_headers(row.secret, row.webhook_id, int(time.time()), body)
+        sent = await send_webhook(row.url, headers, body, allowed_hosts=allowed_hosts)
+    except Exception as error:
+        # A crossing that cannot be sent is a failed attempt, never the others' end.
+        sent = Sent(None, f"the attempt failed: {type(error).__name__}")
+    return attempted_at, sent
 
 
 async def _record(

@@ -2,6 +2,9 @@
 USAGE_WATCH_IN_SERVER=0) and as ``usage-api watch``, two loops every ``interval`` seconds:
 one evaluates the thresholds (api.alerts.evaluation), the other delivers the crossings due
 (api.alerts.delivery). Apart, so that receivers slow to answer delay no crossing's detection.
+A delivery pass goes on while crossings are due or attempts under way, and the crossings this
+process's evaluator finds wake it (or start its next pass) at once; a neighbour's are read
+at its next look, within ``interval``.
 
 One evaluator and one deliverer at a time across processes: each pass runs under a session
 advisory lock of its own, tried on its connection; a process whose neighbour holds it skips
@@ -13,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -21,8 +24,9 @@ import psycopg
 from prometheus_client import Counter, Gauge
 from sqlalchemy import func, literal, select
 
-from api.alerts.delivery import Deliveries, deliver_due
+from api.alerts.delivery import DEFAULT_BOUNDS, Bounds, Deliveries, deliver_due
 from api.alerts.evaluation import Evaluation, evaluate
+from api.alerts.sender import Sent
 from api.settings import Settings
 from api.storage.availability import Database, DatabaseUnavailable
 from api.storage.db import Compiled, compile_statement, execute
@@ -94,12 +98,26 @@ async def deliver_once(
     allowed_hosts: frozenset[str],
     public_url: str,
     clock: Callable[[], datetime] = utc_now,
+    bounds: Bounds = DEFAULT_BOUNDS,
+    look_every: float = 5.0,
+    woken: asyncio.Event | None = None,
+    counted: Callable[[Sent], object] = lambda _sent: None,
 ) -> Deliveries | None:
-    """The crossings due, delivered; None when another process is delivering."""
+    """The crossings due, delivered (api.alerts.delivery.deliver_due); None when another
+    process is delivering."""
     async with holding(conn, DELIVERING) as sole:
         if not sole:
             return None
-        return await deliver_due(conn, clock, allowed_hosts=allowed_hosts, public_url=public_url)
+        return await deliver_due(
+            conn,
+            clock,
+            allowed_hosts=allowed_hosts,
+            public_url=public_url,
+            bounds=bounds,
+            look_every=look_every,
+            woken=woken,
+            counted=counted,
+        )
 
 
 async def watch_once(
@@ -128,12 +146,17 @@ class Watcher:
         interval: float,
         allowed_hosts: frozenset[str],
         public_url: str,
+        bounds: Bounds = DEFAULT_BOUNDS,
     ) -> None:
         self._database = database
         self._interval = interval
         self._allowed_hosts = allowed_hosts
         self._public_url = public_url
+        self._bounds = bounds
         self._tasks: list[asyncio.Task[None]] = []
+        # Set when this process's evaluator records crossings: its deliverer reads them at
+        # once, not at its next look.
+        self._found = asyncio.Event()
         self.error: str | None = None  # why the last pass failed, if it did
         # Since the process started: crossings found, webhook attempts, and delivered.
         self.totals = Deliveries()
@@ -143,7 +166,7 @@ class Watcher:
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._every_interval(self.evaluate)),
-            loop.create_task(self._every_interval(self.deliver)),
+            loop.create_task(self._every_interval(self.deliver, woken=self._found)),
         ]
 
     async def stop(self) -> None:
@@ -159,19 +182,27 @@ class Watcher:
             PASS_SECONDS.set(time.perf_counter() - started)
             CROSSINGS.inc(len(evaluation.crossings))
             self.crossings += len(evaluation.crossings)
+            if evaluation.crossings:
+                self._found.set()
         return evaluation
 
     async def deliver(self) -> Deliveries | None:
         async with self._database.connection() as conn:
-            deliveries = await deliver_once(
-                conn, allowed_hosts=self._allowed_hosts, public_url=self._public_url
+            return await deliver_once(
+                conn,
+                allowed_hosts=self._allowed_hosts,
+                public_url=self._public_url,
+                bounds=self._bounds,
+                look_every=self._interval,
+                woken=self._found,
+                counted=self._count,
             )
-        if deliveries is not None:
-            ATTEMPTS.labels(outcome="delivered").inc(deliveries.delivered)
-            ATTEMPTS.labels(outcome="failed").inc(deliveries.attempted - deliveries.delivered)
-            self.totals.attempted += deliveries.attempted
-            self.totals.delivered += deliveries.delivered
-        return deliveries
+
+    def _count(self, sent: Sent) -> None:
+        # As each attempt is recorded: a pass may go on for as long as receivers hang.
+        ATTEMPTS.labels(outcome="delivered" if sent.delivered else "failed").inc()
+        self.totals.attempted += 1
+        self.totals.delivered += sent.delivered
 
     async def once(self) -> Watched | None:
         evaluation = await self.evaluate()
@@ -180,7 +211,10 @@ class Watcher:
             return None
         return Watched(evaluation, deliveries)
 
-    async def _every_interval(self, work: Callable[[], Awaitable[object]]) -> None:
+    async def _every_interval(
+        self, work: Callable[[], Awaitable[object]], woken: asyncio.Event | None = None
+    ) -> None:
+        """``work`` every ``interval`` seconds, and at once when ``woken`` is set."""
         while True:
             try:
                 await work()
@@ -194,7 +228,13 @@ class Watcher:
                 # would watch nothing more until the process restarts.
                 _log.exception("the thresholds' watcher failed; trying again")
                 self.error = str(error) or type(error).__name__
-            await asyncio.sleep(self._interval)
+            if woken is None:
+                await asyncio.sleep(self._interval)
+                continue
+            with suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), self._interval)
+            # Heard: a pass skipped for a neighbour's lock must not wake again and again.
+            woken.clear()
 
 
 def watcher_of(database: Database, settings: Settings) -> Watcher:
@@ -203,4 +243,9 @@ def watcher_of(database: Database, settings: Settings) -> Watcher:
         interval=settings.watch_interval,
         allowed_hosts=settings.webhook_allow_hosts,
         public_url=settings.public_url,
+        bounds=Bounds(
+            in_all=settings.webhook_concurrency,
+            per_org=settings.webhook_org_concurrency,
+            per_host=settings.webhook_host_concurrency,
+        ),
     )

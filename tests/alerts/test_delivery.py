@@ -1,8 +1,12 @@
 """Delivering crossings (§10): a Standard Webhooks POST per crossing that a receiver on
 127.0.0.1 verifies with the standardwebhooks package; retried with one webhook-id until
 delivered or a day has passed; every attempt listed by GET .../deliveries; a refused target
-never connected to."""
+never connected to; fair across organizations and hosts, a receiver that never answers
+holding up no other."""
 
+import asyncio
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 from urllib.parse import parse_qs, urlsplit
@@ -11,13 +15,22 @@ import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.alerts.delivery import RETRY_AFTER
-from api.alerts.watcher import EVALUATING, holding, watch_once
+from api.alerts.delivery import DEFAULT_BOUNDS, RETRY_AFTER, Bounds
+from api.alerts.watcher import (
+    EVALUATING,
+    Watcher,
+    deliver_once,
+    evaluate_once,
+    holding,
+    watch_once,
+)
+from api.storage.availability import Database
 from api.storage.db import connect_kwargs
 from testkit.database import reset, with_connection
 from testkit.engine import examples
 from testkit.factories import iso, llm_call, post_events
-from testkit.receiver import RECEIVER_HOSTS, receiver
+from testkit.receiver import RECEIVER_HOSTS, Received, Receiver, receiver
+from testkit.server import UNLIMITED, live_server
 
 _PUBLIC = "https://usage.example.com"
 
@@ -26,13 +39,18 @@ def _bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def _create(client, key, url, **spec) -> dict:
+def _create(client, key, url, org="acme", **spec) -> dict:
     asked = {"section": "llm", "measure": "input_tokens", "period": "day", "limit": 150}
     answer = client.post(
-        "/orgs/acme/thresholds", json=asked | spec | {"url": url}, headers=_bearer(key)
+        f"/orgs/{org}/thresholds", json=asked | spec | {"url": url}, headers=_bearer(key)
     )
     assert answer.status_code == 201, answer.text
     return answer.json()
+
+
+def _verified_by(hook: Receiver, threshold: dict) -> dict:
+    hook.secrets[threshold["id"]] = threshold["secret"]
+    return threshold
 
 
 def _watch(db, now: datetime):
@@ -44,10 +62,10 @@ def _watch(db, now: datetime):
     )
 
 
-def _cross(client, ingest_key) -> datetime:
+def _cross(client, ingest_key, org="acme") -> datetime:
     """Two calls of 100 input tokens now (over the 150 of ``_create``'s threshold)."""
     now = datetime.now(UTC)
-    calls = [llm_call(time=now, input_tokens=100, cached_tokens=0) for _ in range(2)]
+    calls = [llm_call(time=now, input_tokens=100, cached_tokens=0, org=org) for _ in range(2)]
     assert post_events(client, ingest_key, calls).status_code == 200
     return now
 
@@ -203,3 +221,125 @@ def test_a_crossing_that_cannot_be_sent_fails_alone(client, db, admin_key, inges
         watched = _watch(db, detected)
     assert (watched.deliveries.attempted, watched.deliveries.delivered) == (2, 1)
     assert [r.body["threshold_id"] for r in hook.delivered()] == [good["id"]]
+
+
+# Every attempt to a receiver that never answers is held for the sender's whole timeout (10 s).
+_HANGING = 40
+
+
+def _until(done: Callable[[], bool], seconds: float = 60) -> None:
+    """Polls ``done`` until it holds; the deadline is sized for a loaded machine."""
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < deadline, "not by the deadline"
+        time.sleep(0.05)
+
+
+def _of(hook: Receiver, threshold: dict) -> list[Received]:
+    return [r for r in hook.delivered() if r.body["threshold_id"] == threshold["id"]]
+
+
+def _after_detection(got: Received) -> float:
+    """Seconds from the crossing's detection to the receiver's getting it."""
+    return got.at - datetime.fromisoformat(got.body["detected_at"]).timestamp()
+
+
+def test_one_orgs_hanging_receivers_hold_up_no_other_webhook(client, db, admin_key, ingest_key):
+    """acme's many thresholds send to a receiver that accepts and never answers, and one to
+    another host. While their attempts hang, acme's other host and globex, whose crossing is
+    found later, each get theirs within seconds of its detection, not once the hanging ones
+    time out; the hanging host never holds more than its own slots."""
+    watching = {
+        "USAGE_WATCH_IN_SERVER": "1",
+        "USAGE_WATCH_INTERVAL": "0.5",
+        "USAGE_WEBHOOK_ALLOW_HOSTS": ",".join(RECEIVER_HOSTS),
+        **UNLIMITED,
+    }
+    with (
+        receiver(answer=lambda _body, _nth: None) as hanging,
+        receiver() as answering,
+        live_server(db, **watching),
+    ):
+        for _ in range(_HANGING):
+            _verified_by(hanging, _create(client, admin_key, hanging.url))
+        elsewhere = _verified_by(answering, _create(client, admin_key, answering.url))
+        theirs = _verified_by(answering, _create(client, admin_key, answering.url, org="globex"))
+        _cross(client, ingest_key)
+        _until(lambda: hanging.hanging > 0 and _of(answering, elsewhere))
+        _cross(client, ingest_key, org="globex")
+        _until(lambda: _of(answering, theirs))
+    # Well within the sender's 10 s per attempt: they waited for no hanging attempt.
+    (got,) = _of(answering, theirs)
+    assert _after_detection(got) < 5
+    (got,) = _of(answering, elsewhere)
+    assert _after_detection(got) < 5
+    assert all(r.verified for r in hanging.received)
+    assert 0 < hanging.most_hanging <= DEFAULT_BOUNDS.per_host
+
+
+def test_the_due_are_attempted_in_turns_of_organizations_and_hosts(
+    client, db, admin_key, ingest_key
+):
+    """One attempt at a time: acme's six crossings, found first (five to one host, one to
+    another), do not all go before globex's one, nor the five before acme's other host's:
+    every organization's first, then every organization's second, each organization's
+    hosts in turn."""
+    with receiver() as first, receiver() as second:
+        for _ in range(5):
+            _verified_by(first, _create(client, admin_key, first.url))
+        elsewhere = _verified_by(second, _create(client, admin_key, second.url))
+        theirs = _verified_by(second, _create(client, admin_key, second.url, org="globex"))
+        acme_found = _cross(client, ingest_key) + timedelta(seconds=1)
+        with_connection(db, lambda conn: evaluate_once(conn, lambda: acme_found))
+        globex_found = _cross(client, ingest_key, org="globex") + timedelta(seconds=1)
+        with_connection(db, lambda conn: evaluate_once(conn, lambda: globex_found))
+        one_at_a_time = Bounds(in_all=1, per_org=1, per_host=1)
+        delivered = with_connection(
+            db,
+            lambda conn: deliver_once(
+                conn,
+                allowed_hosts=RECEIVER_HOSTS,
+                public_url=_PUBLIC,
+                clock=lambda: globex_found,
+                bounds=one_at_a_time,
+            ),
+        )
+    assert (delivered.attempted, delivered.delivered) == (7, 7)
+    order = [
+        r.body["threshold_id"] for r in sorted(first.received + second.received, key=lambda r: r.at)
+    ]
+    assert order.index(theirs["id"]) < 2
+    assert order.index(elsewhere["id"]) < 3
+
+
+def test_a_crossing_found_wakes_the_deliverer_resting_between_passes(
+    client, db, admin_key, ingest_key
+):
+    """The watcher's loops pass every 60 s here: a crossing its evaluator records is
+    delivered at once, not at the deliverer's next pass."""
+    with receiver() as hook:
+        _verified_by(hook, _create(client, admin_key, hook.url))
+
+        async def scenario(_conn):
+            database = Database(db, 2)
+            await database.open()
+            watcher = Watcher(
+                database, interval=60, allowed_hosts=RECEIVER_HOSTS, public_url=_PUBLIC
+            )
+            watcher.start()
+            try:
+                await asyncio.sleep(1)  # the loops' first passes, with nothing crossed yet
+                await asyncio.to_thread(_cross, client, ingest_key)
+                # The evaluator's next pass, brought forward (tried again while the loop's
+                # own first one still holds the lock on a slow machine).
+                while True:
+                    if await watcher.evaluate() is not None:
+                        break
+                    await asyncio.sleep(0.1)
+                await asyncio.to_thread(_until, hook.delivered, 20)
+            finally:
+                await watcher.stop()
+                await database.close()
+
+        with_connection(db, scenario)
+    assert len(hook.delivered()) == 1
