@@ -43,7 +43,6 @@ from sqlalchemy import (
     or_,
     select,
     true,
-    tuple_,
     union_all,
 )
 from sqlalchemy.dialects.postgresql import insert
@@ -74,6 +73,20 @@ _TOUCHED = [("org_id", Text()), ("object_id", Text()), ("earliest", _TIME), ("la
 _REGION = [("org_id", Text()), ("object_id", Text()), ("first", _TIME), ("last", _TIME)]
 _REGION_PREFIX = "region_"
 _SEGMENT_FRAME = ["org_id", "start_time", "end_time", "agent_id"]
+# A row's physical address, unique within a table that is not partitioned, as the
+# segments' tables are not.
+_CTID = "ctid"
+
+
+@dataclass(frozen=True, slots=True)
+class Lookups:
+    """The statements that look the objects' events and segments up, in one of two forms
+    (see ``_lookups``)."""
+
+    regions: Compiled
+    changes: Compiled  # the regions' reservation changes: the rebuilt segments' less the old
+    clear: Compiled
+    fill: Compiled
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +97,9 @@ class Allocation:
     reservations: reservations.Reservations
     object_id: Callable[[Event], str]
     lock: Compiled
-    regions: Compiled
-    changes: Compiled  # the regions' reservation changes: the rebuilt segments' less the old
-    account: Compiled  # those changes added to the reservation rollups, from arrays
-    clear: Compiled
-    fill: Compiled
+    account: Compiled  # the changes added to the reservation rollups, from arrays
+    on_postgres: Lookups
+    on_citus: Lookups
 
     def concerns(self, event: Event) -> bool:
         return isinstance(event, self.event_kinds)
@@ -114,15 +125,19 @@ async def rebuild_segments(
     OFFSET) in a statement over several shards. On PostgreSQL every organization at once:
     per organization, a batch of the load test's mix (four organizations) took 30% longer."""
     objects = sorted(objects, key=lambda touched: touched[:2])
-    by_org = [list(of_org) for _, of_org in groupby(objects, key=itemgetter(0))]
-    if len(by_org) > 1 and await (await conn.execute(CITUS_PRESENT)).fetchone() is None:
-        by_org = [objects]
-    for some in by_org:
-        await _rebuild(conn, allocation, some, lock)
+    if await (await conn.execute(CITUS_PRESENT)).fetchone() is None:
+        await _rebuild(conn, allocation, allocation.on_postgres, objects, lock)
+        return
+    for _, of_org in groupby(objects, key=itemgetter(0)):
+        await _rebuild(conn, allocation, allocation.on_citus, list(of_org), lock)
 
 
 async def _rebuild(
-    conn: psycopg.AsyncConnection, allocation: Allocation, objects: list[Touched], lock: bool
+    conn: psycopg.AsyncConnection,
+    allocation: Allocation,
+    lookups: Lookups,
+    objects: list[Touched],
+    lock: bool,
 ) -> None:
     """Five statements: the regions to rebuild, found once and sent back as parameters (a
     region shared between statements as a CTE would be computed on the Citus coordinator);
@@ -134,14 +149,14 @@ async def _rebuild(
     if lock:
         await execute(conn, allocation.lock, **arrays)
     orgs = batch_orgs(arrays["org_id"])
-    cursor = await execute(conn, allocation.regions, **arrays, **orgs)
+    cursor = await execute(conn, lookups.regions, **arrays, **orgs)
     regions = as_arrays(await cursor.fetchall(), [_REGION_PREFIX + name for name, _ in _REGION])
-    cursor = await execute(conn, allocation.changes, **regions, **orgs)
+    cursor = await execute(conn, lookups.changes, **regions, **orgs)
     changed = await cursor.fetchall()
     if changed:
         columns = [_CHANGE_PREFIX + name for name, _ in _change_columns(allocation.reservations)]
         await execute(conn, allocation.account, **as_arrays(changed, columns), **orgs)
-    for statement in (allocation.clear, allocation.fill):
+    for statement in (lookups.clear, lookups.fill):
         await execute(conn, statement, **regions, **orgs)
 
 
@@ -152,23 +167,63 @@ def _allocation(
     allocating_action: str,
     event_kinds: tuple[type, ...],
 ) -> Allocation:
-    segments = reserved.segments
-    object_of: Column = events.c[object_column]
     # The locks are the coordinator's (no table is read): every write goes through it.
     to_lock = unnest_rows(_TOUCHED)
     lock_key = func.hashtextextended(
-        literal(f"{segments.name}/") + to_lock.c.org_id + literal("/") + to_lock.c.object_id, 0
+        literal(f"{reserved.segments.name}/")
+        + to_lock.c.org_id
+        + literal("/")
+        + to_lock.c.object_id,
+        0,
     ).label("lock_key")
     keys = select(lock_key).distinct().order_by(lock_key).subquery()
     lock = select(func.pg_advisory_xact_lock(keys.c.lock_key)).order_by(keys.c.lock_key)
+    form = (events, reserved, object_column, allocating_action)
+    return Allocation(
+        events=events,
+        object_column=object_column,
+        event_kinds=event_kinds,
+        reservations=reserved,
+        object_id=lambda event: getattr(event.data, object_column),
+        lock=compile_statement(lock),
+        account=compile_statement(_accounting(reserved)),
+        on_postgres=_lookups(*form, narrowed=False),
+        on_citus=_lookups(*form, narrowed=True),
+    )
+
+
+def _lookups(
+    events: Table,
+    reserved: reservations.Reservations,
+    object_column: str,
+    allocating_action: str,
+    *,
+    narrowed: bool,
+) -> Lookups:
+    """Every lookup of an object's rows is a subquery correlated to its region (or touched
+    object), so that the regions drive, each an index range scan of its object.
+
+    ``narrowed``: each lookup also names the batch's organizations itself, as Citus needs
+    to keep the lookup on their shards. PostgreSQL plans with those names what it knows of
+    them: nothing for a new organization (its rows came after the last ANALYZE, as on any
+    large table, where autoanalyze waits for a tenth of the rows to change). Sure that the
+    organization holds one row, the planner took any index starting with org_id as good as
+    the object's (org_id, object, time): the segments' (org_id, start_time) index read the
+    organization's every segment of the day once per region, and a batch of the load
+    test's mix took 15 s once the organization had a few thousand segments. Without the
+    names, the lookup is sized as an average organization's, and the object's index wins
+    whatever the statistics say; the regions are narrowed to the batch's organizations
+    anyway (``anchored``)."""
+    segments = reserved.segments
+    object_of: Column = events.c[object_column]
     touched = anchored(_TOUCHED)
+
+    def of_batch(table: Table) -> list[ColumnElement[bool]]:
+        return [table.c.org_id == any_(BATCH_ORGS)] if narrowed else []
 
     def event_time(aggregate: Any, condition: ColumnElement[bool]) -> ColumnElement:
         same_object = and_(events.c.org_id == touched.c.org_id, object_of == touched.c.object_id)
-        # The batch's organizations named again: Citus keeps a correlated subquery to their
-        # shards only when it names them itself.
-        of_batch = events.c.org_id == any_(BATCH_ORGS)
-        found = select(aggregate(events.c.time)).where(same_object, of_batch, condition)
+        found = select(aggregate(events.c.time)).where(same_object, *of_batch(events), condition)
         return found.scalar_subquery()
 
     # The region each object's new events can change: from the last event before the
@@ -194,20 +249,19 @@ def _allocation(
     ).subquery("regions")
 
     def in_regions(
-        table: Table, object_id: Column, time: Column, *, last_included: bool
+        table: Table, object_id: Column, time: Column, *, last_included: bool, addressed: bool
     ) -> Subquery:
         """Each region's rows of ``table`` (its object's, ``time`` in the region), with the
         region's end, as a FROM clause: a LATERAL subquery per region, which OFFSET 0 keeps
-        one. The regions then drive, each an index range scan of its object. Flattened into
-        a join, the planner sized a new organization's rows from the statistics (which
-        hold none of them: one row) and scanned the organization's segments once per
-        region, or every region once per segment: a DELETE of 338 segments took 842 ms."""
+        one. Flattened into a join, the planner sized a new organization's rows from the
+        statistics and scanned the organization's segments once per region, or every
+        region once per segment. ``addressed``: with each row's address, as
+        ``row_address``."""
         before_last = time <= regions.c.last if last_included else time < regions.c.last
         rows = (
-            select(table)
+            select(table, *([literal_column(_CTID).label("row_address")] if addressed else []))
             .where(
-                # Each table narrowed to the batch's organizations itself, as in event_time.
-                table.c.org_id == any_(BATCH_ORGS),
+                *of_batch(table),
                 table.c.org_id == regions.c.org_id,
                 object_id == regions.c.object_id,
                 time >= regions.c.first,
@@ -219,11 +273,15 @@ def _allocation(
         return select(regions.c.last, rows).select_from(regions.join(rows, true())).subquery()
 
     in_place = in_regions(
-        segments, segments.c[object_column], segments.c.start_time, last_included=False
+        segments,
+        segments.c[object_column],
+        segments.c.start_time,
+        last_included=False,
+        addressed=True,
     )
     sizes = [c.name for c in segments.columns if c.name not in [*_SEGMENT_FRAME, object_column]]
     # The region's events and the first after it: the last segment's end.
-    found_events = in_regions(events, object_of, events.c.time, last_included=True)
+    found_events = in_regions(events, object_of, events.c.time, last_included=True, addressed=False)
     ordered = select(
         found_events.c.org_id,
         found_events.c[object_column],
@@ -245,28 +303,26 @@ def _allocation(
         found_events.c.last,
     ).subquery()
     columns = ["org_id", object_column, "start_time", "end_time", "agent_id", *sizes]
-    key = [c.name for c in segments.primary_key.columns]
     rebuilt = select(*(ordered.c[name] for name in columns)).where(
         ordered.c.action == allocating_action,
         or_(ordered.c.end_time.is_(None), ordered.c.end_time > ordered.c.start_time),
         ordered.c.start_time < ordered.c.last,
     )
-    return Allocation(
-        events=events,
-        object_column=object_column,
-        event_kinds=event_kinds,
-        reservations=reserved,
-        object_id=lambda event: getattr(event.data, object_column),
-        lock=compile_statement(lock),
+    return Lookups(
         regions=compile_statement(find_regions),
         changes=compile_statement(_changes(reserved, in_place, rebuilt)),
-        account=compile_statement(_accounting(reserved)),
+        # The region's segments named by their addresses, gathered once (an InitPlan) and
+        # then fetched directly (a TID scan). Matched by key instead, the DELETE was a join
+        # the planner could turn around: sure that a new organization holds no segment, it
+        # scanned the organization's segments and looked every region up again for each:
+        # one batch took a minute on the bench's data. The addresses stay the rows' until
+        # the transaction ends: the objects' locks (the tables', in a full rebuild) keep
+        # every other writer off them, and VACUUM FULL waits for our lock on the table.
         clear=compile_statement(
             delete(segments).where(
-                segments.c.org_id == any_(BATCH_ORGS),
-                tuple_(*(segments.c[name] for name in key)).in_(
-                    select(*(in_place.c[name] for name in key))
-                ),
+                *of_batch(segments),
+                literal_column(_CTID)
+                == any_(func.array(select(in_place.c.row_address).scalar_subquery())),
             )
         ),
         fill=compile_statement(insert(segments).from_select(columns, rebuilt)),
