@@ -224,7 +224,7 @@ def test_an_answer_given_before_the_body_ends_the_connection(address):
     assert closed
 
 
-def test_a_body_that_does_not_arrive_in_time_is_refused_with_408(address, ingest_key):
+def test_a_body_that_does_not_arrive_in_time_is_refused_with_408(server, address, ingest_key):
     """A key that may post events, and a body trickled too slowly for the body timeout."""
     head = (
         b"POST /events HTTP/1.1\r\nHost: usage\r\nAuthorization: Bearer %s\r\n"
@@ -236,6 +236,12 @@ def test_a_body_that_does_not_arrive_in_time_is_refused_with_408(address, ingest
     assert closed
     assert time.monotonic() - started >= BODY_TIMEOUT
     assert "did not arrive within 2 s" in _problem(received, 408)["detail"]
+    # The request is logged as the client's doing, never as a server error.
+    deadline = time.monotonic() + PATIENCE
+    while not (statuses := _access_statuses(server.log, "POST", "/events")):
+        assert time.monotonic() < deadline, "the request was never logged"
+        time.sleep(0.1)
+    assert statuses == [499]
 
 
 def test_connections_past_the_cap_are_refused_at_once(server):
@@ -258,6 +264,16 @@ def test_connections_past_the_cap_are_refused_at_once(server):
     assert refused >= 8
     assert held <= MAX_CONNECTIONS
     assert httpx.get(f"{server.url}/healthz", timeout=PATIENCE).status_code == 200
+
+
+def _access_statuses(log: Path, method: str, path: str) -> list[int]:
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return [
+        line["status"]
+        for line in lines
+        if line.get("logger") == "api.access"
+        and (line.get("method"), line.get("path")) == (method, path)
+    ]
 
 
 def _accept_failure_lines(log: Path) -> list[dict]:
