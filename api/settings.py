@@ -8,6 +8,7 @@ from typing import TypeVar
 import msgspec
 
 from api.core.rate_limit import IpNetwork
+from api.core.webhook_targets import allowed_hosts
 
 # Where `make` builds the page (frontend/dist).
 DEFAULT_PAGE_DIR = Path(__file__).resolve().parent.parent / "frontend" / "dist"
@@ -50,8 +51,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     fold_in_server: bool = True
     fold_interval: float = 0.2
     pending_limit: int = 500_000
-    # Hosts a threshold's webhook may reach over plain http, or at a loopback, private or
-    # link-local address (api.core.webhook_targets): none unless the operator lists them.
+    # Hosts and ports a threshold's webhook may reach over plain http, or at a loopback,
+    # private or link-local address (api.core.webhook_targets.allowed_hosts: host:port, host:*
+    # or host for the scheme's default port): none unless the operator lists them.
     webhook_allow_hosts: frozenset[str] = frozenset()
     # The thresholds' watcher (api.alerts.watcher): whether this process runs it (else
     # `usage-api watch` does, apart), and the seconds between its passes. On unless
@@ -98,11 +100,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             body_timeout=_number("USAGE_BODY_TIMEOUT", float, 60.0, least=0.1),
             max_connections=_number("USAGE_MAX_CONNECTIONS", int, 1000, least=1),
             fold_in_server=_number("USAGE_FOLD_IN_SERVER", int, 1, least=0) != 0,
-            webhook_allow_hosts=frozenset(
-                host.strip().lower().strip("[]")
-                for host in os.environ.get("USAGE_WEBHOOK_ALLOW_HOSTS", "").split(",")
-                if host.strip()
-            ),
+            webhook_allow_hosts=_webhook_allow_hosts(),
             fold_interval=_number("USAGE_FOLD_INTERVAL", float, 0.2, least=0.01),
             watch_in_server=_number("USAGE_WATCH_IN_SERVER", int, 1, least=0) != 0,
             watch_interval=_number("USAGE_WATCH_INTERVAL", float, 5.0, least=0.01),
@@ -126,6 +124,13 @@ def ages() -> dict[str, int]:
             f"({raw_retention_days}): an accepted event would be past the raw retention"
         )
     return {"accept_days": accept_days, "raw_retention_days": raw_retention_days}
+
+
+def _webhook_allow_hosts() -> frozenset[str]:
+    try:
+        return allowed_hosts(os.environ.get("USAGE_WEBHOOK_ALLOW_HOSTS", ""))
+    except ValueError as error:
+        raise SystemExit(f"USAGE_WEBHOOK_ALLOW_HOSTS: {error}") from None
 
 
 def _networks(name: str) -> tuple[IpNetwork, ...]:

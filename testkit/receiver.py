@@ -12,9 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-# The hosts the tests' servers may send webhooks to over http (USAGE_WEBHOOK_ALLOW_HOSTS):
-# their receivers', nothing else.
-RECEIVER_HOSTS = frozenset({"127.0.0.1"})
+# Where the tests' servers may send webhooks over http (USAGE_WEBHOOK_ALLOW_HOSTS): their
+# receivers, on 127.0.0.1 at whatever port each was given when it started, nothing else.
+RECEIVER_HOSTS = frozenset({"127.0.0.1:*"})
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ any connection, and the connection goes to a checked address, never the name aga
 rebinding gains nothing). Redirects are never followed: a 3xx could point anywhere, the
 cloud metadata service among them. Only the status line and headers are read, capped, never
 the body, and one timeout bounds the whole attempt, so a slow or endless answer holds no
-delivery. Nothing raises for the network's reasons: the outcome says what happened.
+delivery. Nothing raises for the network's reasons: the outcome says what happened, in words
+API clients may read, and the log says why when no HTTP status came.
 The standard library's streams suffice for one request and its status, no HTTP client.
 """
 
@@ -40,6 +41,11 @@ USER_AGENT = "Usage-Webhooks/1"
 MAX_HEAD = 16 * 1024  # bytes of status lines and headers read before giving up
 _TOO_LONG = f"the response's headers exceed {MAX_HEAD // 1024} KiB"
 _STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([1-9][0-9][0-9])(?: [^\r\n]*)?\r\n")
+# The error of every attempt that got no HTTP status, whatever kept it from one: a name that
+# does not resolve, a refused or reset connection, TLS, silence, an answer that is not HTTP.
+# Told apart, they would map which ports of a host are open, closed or filtered to anyone who
+# reads the deliveries; the log has the reason.
+NO_ANSWER = "no HTTP answer: the receiver could not be reached or did not answer in time"
 
 Resolve = Callable[[str, int], Awaitable[list[IPAddress]]]
 
@@ -47,7 +53,7 @@ Resolve = Callable[[str, int], Awaitable[list[IPAddress]]]
 @dataclass(frozen=True, slots=True)
 class Sent:
     status: int | None  # the receiver's HTTP status, if it answered
-    error: str | None  # why it was not delivered (None when 2xx)
+    error: str | None  # why it was not delivered, as API clients read it (None when 2xx)
 
     @property
     def delivered(self) -> bool:
@@ -56,6 +62,14 @@ class Sent:
 
 class _BadAnswer(Exception):
     """The receiver's answer is not an HTTP/1.x response head within MAX_HEAD."""
+
+
+class _NoAnswer(Exception):
+    """No HTTP status came; why, for the log only."""
+
+    def __init__(self, origin: str, detail: str) -> None:
+        super().__init__(detail)
+        self.origin = origin  # scheme, host and port: the path and query may be credentials
 
 
 async def send_webhook(
@@ -72,12 +86,17 @@ async def send_webhook(
     """POST the JSON ``body`` with ``headers`` (the webhook-id, -timestamp and -signature
     headers) to ``url``. ``timeout`` bounds the whole attempt: resolving, connecting,
     sending and reading the status. ``resolve`` defaults to getaddrinfo in threads of
-    their own (a name whose DNS hangs holds one of them, not the server's shared ones)."""
+    their own (a name whose DNS hangs holds one of them, not the server's shared ones).
+    An attempt without an HTTP status is logged with its webhook-id and why."""
+    webhook_id = headers.get("webhook-id")
     try:
         return await _attempt(url, headers, body, allowed_hosts, timeout, resolve)
+    except _NoAnswer as failure:
+        _log.info("webhook %s to %s got no answer: %s", webhook_id, failure.origin, failure)
+        return Sent(None, NO_ANSWER)
     except Exception as error:
         # Nothing a URL or a receiver does may stop the deliveries of others: an outcome.
-        _log.exception("a webhook attempt to %r failed unexpectedly", url)
+        _log.exception("webhook %s failed unexpectedly", webhook_id)
         return Sent(None, f"the attempt failed: {type(error).__name__}")
 
 
@@ -96,6 +115,7 @@ async def _attempt(
     except RefusedTarget as error:
         return Sent(None, f"refused: {error}")
     scheme = urlsplit(url).scheme
+    origin = f"{scheme}://{_bracketed(host)}:{target.port}"
     request = _request(url, scheme, host, target.port, headers, body)
     tls = ssl.create_default_context() if scheme == "https" else None
     stage = f"resolving {host}"
@@ -123,20 +143,23 @@ async def _attempt(
                 except OSError as error:
                     failures.append(f"{stage}: {_reason(error)}")
             else:
-                return Sent(None, "; ".join(failures))
+                raise _NoAnswer(origin, "; ".join(failures))
             stage = "sending the request"
             writer.write(request)
             await writer.drain()
             stage = "waiting for the answer"
             status = await _read_status(reader)
     except RefusedTarget as error:
-        return Sent(None, f"refused: {error}")
+        # Which address, and why, stays in the log: a name of the service's own network
+        # would otherwise tell where it points.
+        _log.info("webhook %s to %s refused: %s", headers.get("webhook-id"), origin, error)
+        return Sent(None, f"refused: {host} does not resolve to addresses webhooks may reach")
     except TimeoutError:
-        return Sent(None, f"timed out after {timeout:g} s {stage}")
+        raise _NoAnswer(origin, f"timed out after {timeout:g} s {stage}") from None
     except _BadAnswer as error:
-        return Sent(None, str(error))
+        raise _NoAnswer(origin, str(error)) from None
     except OSError as error:
-        return Sent(None, f"{stage}: {_reason(error)}")
+        raise _NoAnswer(origin, f"{stage}: {_reason(error)}") from None
     finally:
         # Outside the timeout, which could otherwise cut this short with the status read.
         # abort, not close: close would flush what the receiver may never read and, over
@@ -151,6 +174,10 @@ async def _attempt(
     if 300 <= status < 400:
         return Sent(status, "redirects are not followed")
     return Sent(status, f"the receiver answered {status}")
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 async def _getaddrinfo(host: str, port: int) -> list[IPAddress]:
@@ -169,7 +196,7 @@ def _request(
     path = quote(parts.path or "/", safe=string.punctuation)
     if parts.query:
         path += "?" + quote(parts.query, safe=string.punctuation)
-    authority = f"[{host}]" if ":" in host else host
+    authority = _bracketed(host)
     if port != (443 if scheme == "https" else 80):
         authority += f":{port}"
     lines = [

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 import psycopg
 from psycopg.types.json import Jsonb
-from sqlalchemy import DateTime, Integer, Text, bindparam, delete, func, select
+from sqlalchemy import DateTime, Integer, Text, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 
 from api.core.signatures import new_secret
@@ -85,9 +85,10 @@ _REMOVE = compile_statement(
     .where(thresholds.c.org_id == _ORG, thresholds.c.threshold_id == _ID)
     .returning(thresholds.c.threshold_id)
 )
+# Crossings before their attempts: see record_attempt.
 _REMOVE_HISTORY = [
     compile_statement(delete(table).where(table.c.org_id == _ORG, table.c.threshold_id == _ID))
-    for table in (threshold_deliveries, threshold_crossings)
+    for table in (threshold_crossings, threshold_deliveries)
 ]
 
 
@@ -163,8 +164,9 @@ async def find_threshold(
 
 
 async def delete_threshold(conn: psycopg.AsyncConnection, org: str, threshold_id: str) -> bool:
-    """Whether there was such a threshold to delete; its crossings and their deliveries go
-    with it (a delivery under way is not sent again)."""
+    """Whether there was such a threshold to delete; its crossings and their attempts go
+    with it, an attempt under way included (it is not sent again, and record_attempt
+    records nothing of it)."""
     async with conn.transaction():
         cursor = await execute(conn, _REMOVE, org=org, threshold_id=threshold_id)
         found = await cursor.fetchone() is not None
@@ -195,6 +197,31 @@ class Delivery(msgspec.Struct, frozen=True, kw_only=True):
 
 _crossing = threshold_crossings.c
 _attempt = threshold_deliveries.c
+_TIMESTAMP = DateTime(timezone=True)
+_PERIOD = bindparam("period_start", type_=_TIMESTAMP)
+_AFTER_ATTEMPT = compile_statement(
+    update(threshold_crossings)
+    .values(
+        attempts=bindparam("attempt", type_=Integer),
+        delivered_at=bindparam("delivered_at", type_=_TIMESTAMP),
+        next_attempt_at=bindparam("next_attempt_at", type_=_TIMESTAMP),
+    )
+    .where(
+        _crossing.org_id == _ORG, _crossing.threshold_id == _ID, _crossing.period_start == _PERIOD
+    )
+    .returning(_crossing.threshold_id)
+)
+_ADD_ATTEMPT = compile_statement(
+    insert(threshold_deliveries).values(
+        org_id=_ORG,
+        threshold_id=_ID,
+        period_start=_PERIOD,
+        attempt=bindparam("attempt", type_=Integer),
+        attempted_at=bindparam("attempted_at", type_=_TIMESTAMP),
+        status=bindparam("status", type_=Integer),
+        error=bindparam("error", type_=Text),
+    )
+)
 _CROSSINGS = compile_statement(
     select(
         _crossing.period_start,
@@ -220,10 +247,55 @@ _ATTEMPTS = compile_statement(
     .where(
         _attempt.org_id == _ORG,
         _attempt.threshold_id == _ID,
-        _attempt.period_start >= bindparam("since", type_=DateTime(timezone=True)),
+        _attempt.period_start >= bindparam("since", type_=_TIMESTAMP),
     )
     .order_by(_attempt.period_start, _attempt.attempt)
 )
+
+
+async def record_attempt(
+    conn: psycopg.AsyncConnection,
+    org: str,
+    threshold_id: str,
+    period_start: datetime,
+    attempt: Attempt,
+    *,
+    delivered: bool,
+    next_attempt_at: datetime | None,
+) -> bool:
+    """Records an attempt to deliver the threshold's crossing of the period from
+    ``period_start``, and where the crossing stands after it: delivered, due again at
+    ``next_attempt_at``, or given up (neither). False, with nothing recorded, if the
+    threshold was deleted meanwhile.
+
+    The crossing is updated first, which locks its row until the commit: a deletion that
+    came first has removed it (nothing to update, nothing recorded), and one that comes
+    later waits, then deletes the attempt with the crossing (delete_threshold deletes the
+    crossings first, and each of its statements sees what committed before it began). An
+    attempt inserted as it ended, whatever became of its threshold meanwhile, would be left
+    behind by a deletion made while it was under way."""
+    key = {"org": org, "threshold_id": threshold_id, "period_start": period_start}
+    async with conn.transaction():
+        cursor = await execute(
+            conn,
+            _AFTER_ATTEMPT,
+            **key,
+            attempt=attempt.attempt,
+            delivered_at=attempt.attempted_at if delivered else None,
+            next_attempt_at=next_attempt_at,
+        )
+        if await cursor.fetchone() is None:
+            return False
+        await execute(
+            conn,
+            _ADD_ATTEMPT,
+            **key,
+            attempt=attempt.attempt,
+            attempted_at=attempt.attempted_at,
+            status=attempt.status,
+            error=attempt.error,
+        )
+    return True
 
 
 async def list_deliveries(

@@ -48,7 +48,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List an organization's usage thresholds */
+        /**
+         * List an organization's usage thresholds
+         * @description A read key sees each webhook URL's scheme and host only: such a URL is often a credential (Slack's and Teams' incoming webhooks).
+         */
         get: operations["OrgsThresholdsListAll"];
         put?: never;
         /**
@@ -69,7 +72,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Read a usage threshold */
+        /**
+         * Read a usage threshold
+         * @description A read key sees each webhook URL's scheme and host only: such a URL is often a credential (Slack's and Teams' incoming webhooks).
+         */
         get: operations["OrgsThresholdsThresholdIdRead"];
         put?: never;
         post?: never;
@@ -89,7 +95,7 @@ export interface paths {
         };
         /**
          * List a usage threshold's crossings and their deliveries
-         * @description The threshold's latest crossings, the latest period first: each period's figure when it was found over the limit, its webhook-id, and every attempt to deliver it.
+         * @description The threshold's latest crossings, the latest period first: each period's figure when it was found over the limit, its webhook-id, and every attempt to deliver it: its status, or why there was none (an error without a status reads the same whatever kept the receiver from answering; the service's log has the detail).
          */
         get: operations["OrgsThresholdsThresholdIdDeliveriesDeliveries"];
         put?: never;
@@ -603,6 +609,7 @@ export interface components {
             current_period: components["schemas"]["CurrentPeriod"];
             filters: components["schemas"]["ThresholdFilters"];
             id: string;
+            /** @description Above what the period's figure crosses: an integer for the measures that count. */
             limit: number;
             /** @enum {string} */
             measure: "input_tokens" | "cached_tokens" | "output_tokens" | "successful_requests" | "failed_requests" | "cpu_core_hours" | "ram_gb_hours" | "storage_gb_hours" | "threads_created" | "messages_sent";
@@ -613,6 +620,7 @@ export interface components {
             /** @enum {string} */
             section: "llm" | "compute" | "storage" | "platform";
             tz: string;
+            /** @description Where the webhooks go: the whole URL for admin and manage keys; its scheme and host only (https://hooks.example.com) for read keys, since such a URL is often a credential. */
             url: string;
         };
         /** CurrentPeriod */
@@ -621,6 +629,7 @@ export interface components {
             end: string;
             /** Format: date-time */
             start: string;
+            /** @description The figure from the period's start to now: an integer for the measures that count. */
             value: number;
         };
         /** DeliveryList */
@@ -637,6 +646,7 @@ export interface components {
             period: components["schemas"]["PeriodOut"];
             /** @enum {string} */
             state: "delivered" | "pending" | "failed";
+            /** @description The period's figure when it crossed: an integer for the measures that count. */
             value: number;
             webhook_id: string;
         };
@@ -1037,6 +1047,7 @@ export interface components {
             current_period: components["schemas"]["CurrentPeriod"];
             filters: components["schemas"]["ThresholdFilters"];
             id: string;
+            /** @description Above what the period's figure crosses: an integer for the measures that count. */
             limit: number;
             /** @enum {string} */
             measure: "input_tokens" | "cached_tokens" | "output_tokens" | "successful_requests" | "failed_requests" | "cpu_core_hours" | "ram_gb_hours" | "storage_gb_hours" | "threads_created" | "messages_sent";
@@ -1046,6 +1057,7 @@ export interface components {
             /** @enum {string} */
             section: "llm" | "compute" | "storage" | "platform";
             tz: string;
+            /** @description Where the webhooks go: the whole URL for admin and manage keys; its scheme and host only (https://hooks.example.com) for read keys, since such a URL is often a credential. */
             url: string;
         };
         /** VolumeDeleted */

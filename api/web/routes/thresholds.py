@@ -1,12 +1,15 @@
 """An organization's usage thresholds (DESIGN §10): created, listed, read and deleted.
 
 Managed with an admin key or a manage key of the organization; a read key of the
-organization may list and read them. The signing secret is in the creation's answer only.
+organization may list and read them, their webhook URLs cut to scheme and host (such URLs are
+often credentials). The signing secret is in the creation's answer only.
 """
 
+import json
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 import psycopg
@@ -50,6 +53,14 @@ MEASURES = {
     for section in SECTIONS
 }
 _FILTERS = {section.name: section.filters for section in SECTIONS}
+# The measures that count things (tokens, requests, threads, messages): their limits and
+# figures are whole numbers, answered as integers.
+_COUNTS = {
+    field.name
+    for section in SECTIONS
+    for field in msgspec.structs.fields(section.summary_type)
+    if field.type is int
+}
 _THRESHOLD_ID = re.compile(r"thr_[0-9a-f]{16}")
 Section = Literal["llm", "compute", "storage", "platform"]
 Period = Literal["day", "week", "month"]
@@ -85,12 +96,23 @@ class ThresholdIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     url: str
 
 
+_LIMIT = "Above what the period's figure crosses: an integer for the measures that count."
+_SO_FAR = "The figure from the period's start to now: an integer for the measures that count."
+_FOUND = "The period's figure when it crossed: an integer for the measures that count."
+
+
 class CurrentPeriod(msgspec.Struct, frozen=True, kw_only=True):
     """The period holding now, and its figure from its start to now."""
 
     start: datetime
     end: datetime
-    value: float
+    value: Annotated[float, msgspec.Meta(description=_SO_FAR)]
+
+
+_URL = (
+    "Where the webhooks go: the whole URL for admin and manage keys; its scheme and host "
+    "only (https://hooks.example.com) for read keys, since such a URL is often a credential."
+)
 
 
 class ThresholdOut(msgspec.Struct, frozen=True, kw_only=True):
@@ -100,9 +122,9 @@ class ThresholdOut(msgspec.Struct, frozen=True, kw_only=True):
     measure: Measure
     period: Period
     tz: str
-    limit: float
+    limit: Annotated[float, msgspec.Meta(description=_LIMIT)]
     filters: ThresholdFilters
-    url: str
+    url: Annotated[str, msgspec.Meta(description=_URL)]
     created_at: datetime
     current_period: CurrentPeriod
 
@@ -126,7 +148,7 @@ class DeliveryOut(msgspec.Struct, frozen=True, kw_only=True):
 
     webhook_id: str  # the same on every attempt: receivers dedupe on it
     period: PeriodOut
-    value: float
+    value: Annotated[float, msgspec.Meta(description=_FOUND)]
     detected_at: datetime
     # delivered; pending (another attempt at next_attempt_at); failed (retried for a day)
     state: Literal["delivered", "pending", "failed"]
@@ -139,7 +161,12 @@ class DeliveryList(msgspec.Struct, frozen=True, kw_only=True):
     deliveries: list[DeliveryOut]
 
 
-def _delivery(found: Delivery) -> DeliveryOut:
+def _figure(measure: str, value: float) -> float:
+    """``value`` as the measure counts it: a whole number for the measures that count."""
+    return int(value) if measure in _COUNTS else value
+
+
+def _delivery(measure: str, found: Delivery) -> DeliveryOut:
     state = (
         "delivered"
         if found.delivered_at is not None
@@ -150,7 +177,7 @@ def _delivery(found: Delivery) -> DeliveryOut:
     return DeliveryOut(
         webhook_id=found.webhook_id,
         period=PeriodOut(start=found.period_start, end=found.period_end),
-        value=found.value,
+        value=_figure(measure, found.value),
         detected_at=found.detected_at,
         state=state,
         delivered_at=found.delivered_at,
@@ -160,14 +187,19 @@ def _delivery(found: Delivery) -> DeliveryOut:
 
 
 async def _answers(
-    conn: psycopg.AsyncConnection, org: str, found: list[Threshold]
+    conn: psycopg.AsyncConnection, org: str, found: list[Threshold], request: Request
 ) -> list[dict[str, Any]]:
-    """Each threshold's response fields, its current period's figure among them."""
+    """Each threshold's response fields as the request's key may see them, its current
+    period's figure among them."""
+    api_key: ApiKey = request.user
     standing = await standings(conn, org, found, datetime.now(UTC))
-    return [_fields(*pair) for pair in zip(found, standing, strict=True)]
+    return [
+        _fields(threshold, where, whole_url=api_key.scope is not Scope.READ)
+        for threshold, where in zip(found, standing, strict=True)
+    ]
 
 
-def _fields(threshold: Threshold, standing: Standing) -> dict[str, Any]:
+def _fields(threshold: Threshold, standing: Standing, *, whole_url: bool) -> dict[str, Any]:
     return {
         "id": threshold.threshold_id,
         "org": threshold.org,
@@ -175,18 +207,33 @@ def _fields(threshold: Threshold, standing: Standing) -> dict[str, Any]:
         "measure": threshold.measure,
         "period": threshold.period,
         "tz": threshold.tz,
-        "limit": threshold.limit,
+        "limit": _figure(threshold.measure, threshold.limit),
         "filters": ThresholdFilters(**threshold.filters),
-        "url": threshold.url,
+        "url": threshold.url if whole_url else _scheme_and_host(threshold.url),
         "created_at": threshold.created_at,
         "current_period": CurrentPeriod(
-            start=standing.start, end=standing.end, value=standing.value
+            start=standing.start,
+            end=standing.end,
+            value=_figure(threshold.measure, standing.value),
         ),
     }
 
 
+def _scheme_and_host(url: str) -> str:
+    """What a read key sees of a webhook URL: a Slack or Teams incoming webhook's path is
+    its credential, and a path or query may carry a token anywhere else too."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{f'[{host}]' if ':' in host else host}"
+
+
 def _bad(field: str, message: str) -> Problem:
     return Problem(400, message, errors=[ErrorItem(field=field, message=message)])
+
+
+def _named(field: str, message: str) -> Problem:
+    """A 400 whose detail names the field, for a message that does not."""
+    return Problem(400, f"{field}: {message}", errors=[ErrorItem(field=field, message=message)])
 
 
 def _checked(asked: ThresholdIn, allowed_hosts: frozenset[str]) -> dict[str, list[str]]:
@@ -194,6 +241,8 @@ def _checked(asked: ThresholdIn, allowed_hosts: frozenset[str]) -> dict[str, lis
     if asked.measure not in MEASURES[asked.section]:
         fields = ", ".join(MEASURES[asked.section])
         raise _bad("measure", f"the {asked.section} section's measures are {fields}")
+    if asked.measure in _COUNTS and not asked.limit.is_integer():
+        raise _bad("limit", f"{asked.measure} counts: the limit must be a whole number")
     try:
         parse_zone(asked.tz)
     except WindowError as error:
@@ -216,6 +265,53 @@ def _checked(asked: ThresholdIn, allowed_hosts: frozenset[str]) -> dict[str, lis
     except RefusedTarget as error:
         raise _bad("url", str(error)) from None
     return filters
+
+
+_STRICT = msgspec.json.Decoder(ThresholdIn)
+# msgspec's "Expected `float`, got `str` - at `$.limit`": the message, then where.
+_AT = re.compile(r"(?P<message>.*?)(?: - at `\$\.?(?P<path>[^`]*)`)?", re.DOTALL)
+_NAMED_FIELD = re.compile(r"field `(?P<name>[^`]*)`")
+
+
+async def _strict_body(request: Request) -> None:
+    """A creation's body, checked before Litestar reads it as ``data``: Litestar converts
+    JSON leniently ("10" taken for 10), takes the last of a key given twice (a URL could be
+    smuggled past a proxy that checks the first) and answers a body nested 1,000 deep with a
+    500. Here each of those, and anything else that is not a ThresholdIn, is a 400 naming
+    the field; what passes reads the same leniently."""
+    body = await request.body()
+    try:
+        _STRICT.decode(body)
+    except msgspec.ValidationError as error:
+        located = _AT.fullmatch(str(error))
+        assert located is not None  # the pattern matches any string
+        path, named = located["path"], _NAMED_FIELD.search(located["message"])
+        if named is not None:  # a field missing or unknown: name it
+            path = f"{path}.{named['name']}" if path else named["name"]
+        raise _named(path or "body", located["message"]) from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as error:
+        raise Problem(400, f"the body is not JSON in UTF-8: {error}") from None
+    twice = _key_twice(json.loads(body, object_pairs_hook=_Pairs))
+    if twice is not None:
+        raise _named(twice, "is given twice: each field once")
+
+
+class _Pairs(list):
+    """A JSON object's (key, value) pairs in order, a key given twice kept twice."""
+
+
+def _key_twice(pairs: _Pairs, path: str = "") -> str | None:
+    """Where a key comes a second time in one object of a ThresholdIn's body, if one does
+    (the body's own, or its filters')."""
+    seen = set()
+    for key, value in pairs:
+        where = f"{path}.{key}" if path else key
+        if key in seen:
+            return where
+        seen.add(key)
+        if isinstance(value, _Pairs) and (found := _key_twice(value, where)) is not None:
+            return found
+    return None
 
 
 def _no_such(threshold_id: str) -> Problem:
@@ -249,6 +345,14 @@ def _allowing(methods: str) -> Response:
     return Response(content=None, status_code=204, headers={"Allow": methods})
 
 
+_READ_KEYS_SEE = (
+    "A read key sees each webhook URL's scheme and host only: such a URL is often a "
+    "credential (Slack's and Teams' incoming webhooks)."
+)
+# A query's whole number as written: Litestar would also take 1e3, 10.0 and +5 for one.
+_WHOLE = re.compile(r"[0-9]+")
+
+
 class Thresholds(Controller):
     path = "/orgs/{org:str}/thresholds"
     tags = ["thresholds"]
@@ -267,6 +371,7 @@ class Thresholds(Controller):
     @post(
         "/",
         guards=[requires(Scope.MANAGE, Scope.ADMIN)],
+        before_request=_strict_body,
         status_code=201,
         summary="Create a usage threshold",
         description=(
@@ -302,13 +407,14 @@ class Thresholds(Controller):
                 )
             except TooManyThresholds as error:
                 raise Problem(409, f"{error}: delete one first") from None
-            (fields,) = await _answers(conn, org, [threshold])
+            (fields,) = await _answers(conn, org, [threshold], request)
         return CreatedThreshold(**fields, secret=secret)
 
     @get(
         "/",
         guards=[requires(Scope.READ, Scope.MANAGE, Scope.ADMIN)],
         summary="List an organization's usage thresholds",
+        description=_READ_KEYS_SEE,
         responses=problem_responses(400, 401, 403, 404, 429, 503),
     )
     async def list_all(
@@ -319,13 +425,14 @@ class Thresholds(Controller):
             found = await list_thresholds(conn, org)
             if found is None:
                 raise not_found(org)
-            answers = await _answers(conn, org, found)
+            answers = await _answers(conn, org, found, request)
         return ThresholdList(thresholds=[ThresholdOut(**fields) for fields in answers])
 
     @get(
         "/{threshold_id:str}",
         guards=[requires(Scope.READ, Scope.MANAGE, Scope.ADMIN)],
         summary="Read a usage threshold",
+        description=_READ_KEYS_SEE,
         responses=problem_responses(400, 401, 403, 404, 429, 503),
     )
     async def read(
@@ -338,7 +445,7 @@ class Thresholds(Controller):
         _org_of(request, org)
         async with database.connection() as conn:
             found = await _existing(conn, org, threshold_id)
-            (fields,) = await _answers(conn, org, [found])
+            (fields,) = await _answers(conn, org, [found], request)
         return ThresholdOut(**fields)
 
     @delete(
@@ -366,7 +473,9 @@ class Thresholds(Controller):
         summary="List a usage threshold's crossings and their deliveries",
         description=(
             "The threshold's latest crossings, the latest period first: each period's figure "
-            "when it was found over the limit, its webhook-id, and every attempt to deliver it."
+            "when it was found over the limit, its webhook-id, and every attempt to deliver it: "
+            "its status, or why there was none (an error without a status reads the same "
+            "whatever kept the receiver from answering; the service's log has the detail)."
         ),
         responses=problem_responses(400, 401, 403, 404, 429, 503),
     )
@@ -381,7 +490,11 @@ class Thresholds(Controller):
         ] = 100,
     ) -> DeliveryList:
         _org_of(request, org)
+        if not all(_WHOLE.fullmatch(text) for text in request.query_params.getall("limit", [])):
+            raise _named("limit", "must be a whole number from 1 to 1000, in digits")
         async with database.connection() as conn:
-            await _existing(conn, org, threshold_id)
+            threshold = await _existing(conn, org, threshold_id)
             found = await list_deliveries(conn, org, threshold_id, limit)
-        return DeliveryList(deliveries=[_delivery(delivery) for delivery in found])
+        return DeliveryList(
+            deliveries=[_delivery(threshold.measure, delivery) for delivery in found]
+        )
