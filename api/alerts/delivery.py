@@ -33,22 +33,21 @@ from psycopg.rows import namedtuple_row
 from sqlalchemy import (
     ARRAY,
     DateTime,
-    Integer,
     Text,
     all_,
     bindparam,
     func,
-    insert,
     literal,
     select,
-    update,
 )
 
 from api.alerts.sender import Sent, send_webhook
 from api.core.signatures import signed_headers
 from api.core.timestamps import utc_iso
-from api.storage.db import compile_statement, execute
-from api.storage.schema import threshold_crossings, threshold_deliveries, thresholds
+from api.reads.sections import figure
+from api.storage.db import compile_statement
+from api.storage.schema import threshold_crossings, thresholds
+from api.storage.thresholds import Attempt, record_attempt
 
 RETRY_AFTER = (
     timedelta(seconds=5),
@@ -62,11 +61,6 @@ RETRY_AFTER = (
 LOOKAHEAD = 256  # due crossings read at a time, in turns
 _TIMESTAMP = DateTime(timezone=True)
 _NOW = bindparam("now", type_=_TIMESTAMP)
-_KEY = {
-    "org_id": bindparam("org", type_=Text),
-    "threshold_id": bindparam("threshold_id", type_=Text),
-    "period_start": bindparam("period_start", type_=_TIMESTAMP),
-}
 # A URL's host and port as written (scheme://[userinfo@]host[:port]/...), lowercased: the
 # receiver its attempts count against. A port written out where it is the default
 # (https://a:443) counts apart from the one left out, which only splits that host's share.
@@ -142,24 +136,6 @@ _turns = select(
 _DUE = compile_statement(
     select(_turns).order_by(_turns.c.turn, _turns.c.next_attempt_at).limit(LOOKAHEAD)
 )
-_ATTEMPT = compile_statement(
-    insert(threshold_deliveries).values(
-        **_KEY,
-        attempt=bindparam("attempt", type_=Integer),
-        attempted_at=bindparam("attempted_at", type_=_TIMESTAMP),
-        status=bindparam("status", type_=Integer),
-        error=bindparam("error", type_=Text),
-    )
-)
-_AFTER_ATTEMPT = compile_statement(
-    update(threshold_crossings)
-    .values(
-        attempts=bindparam("attempt", type_=Integer),
-        delivered_at=bindparam("delivered_at", type_=_TIMESTAMP),
-        next_attempt_at=bindparam("next_attempt_at", type_=_TIMESTAMP),
-    )
-    .where(*(crossing[name] == value for name, value in _KEY.items()))
-)
 
 
 class _Period(msgspec.Struct, frozen=True, kw_only=True):
@@ -177,8 +153,8 @@ class CrossedBody(msgspec.Struct, frozen=True, kw_only=True):
     section: str
     measure: str
     period: _Period
-    limit: float
-    value: float
+    limit: int | float  # an integer for the measures that count
+    value: int | float
     detected_at: datetime
     page_url: str
 
@@ -200,8 +176,8 @@ def body_of(row: Any, public_url: str) -> bytes:
             section=row.section,
             measure=row.measure,
             period=_Period(start=row.period_start, end=row.period_end, tz=row.tz),
-            limit=row.limit,
-            value=row.value,
+            limit=figure(row.measure, row.limit),
+            value=figure(row.measure, row.value),
             detected_at=row.detected_at,
             page_url=page_url(public_url, row),
         )
@@ -357,22 +333,17 @@ async def _record(
     retry = None
     if not sent.delivered and number <= len(RETRY_AFTER):
         retry = attempted_at + RETRY_AFTER[number - 1]
-    key = {"org": row.org_id, "threshold_id": row.threshold_id, "period_start": row.period_start}
-    async with conn.transaction():
-        await execute(
-            conn,
-            _ATTEMPT,
-            **key,
-            attempt=number,
-            attempted_at=attempted_at,
-            status=sent.status,
-            error=sent.error,
-        )
-        await execute(
-            conn,
-            _AFTER_ATTEMPT,
-            **key,
-            attempt=number,
-            delivered_at=attempted_at if sent.delivered else None,
-            next_attempt_at=retry,
-        )
+    attempt = Attempt(
+        attempt=number, attempted_at=attempted_at, status=sent.status, error=sent.error
+    )
+    # Nothing is recorded of a crossing whose threshold was deleted while its attempt was
+    # under way (record_attempt).
+    await record_attempt(
+        conn,
+        row.org_id,
+        row.threshold_id,
+        row.period_start,
+        attempt,
+        delivered=sent.delivered,
+        next_attempt_at=retry,
+    )

@@ -91,9 +91,11 @@ def test_a_crossing_is_delivered_signed_with_what_the_design_names(
         "threshold_id": threshold["id"],
         "section": "llm",
         "measure": "input_tokens",
-        "limit": 150.0,
-        "value": 200.0,
+        "limit": 150,
+        "value": 200,
     }
+    # Tokens count: whole numbers, written as integers (never 150.0).
+    assert type(body["limit"]) is int and type(body["value"]) is int
     assert period["tz"] == "Europe/Berlin"
     assert period["start"] == threshold["current_period"]["start"]
     assert period["end"] == threshold["current_period"]["end"]

@@ -29,7 +29,7 @@ from api.core.webhook_targets import (
     parse_target,
 )
 from api.core.windows import WindowError, parse_zone
-from api.reads.sections import SECTIONS
+from api.reads.sections import COUNTED_MEASURES, SECTIONS, figure
 from api.storage.availability import Database
 from api.storage.keys import ApiKey, Scope
 from api.storage.thresholds import (
@@ -53,14 +53,6 @@ MEASURES = {
     for section in SECTIONS
 }
 _FILTERS = {section.name: section.filters for section in SECTIONS}
-# The measures that count things (tokens, requests, threads, messages): their limits and
-# figures are whole numbers, answered as integers.
-_COUNTS = {
-    field.name
-    for section in SECTIONS
-    for field in msgspec.structs.fields(section.summary_type)
-    if field.type is int
-}
 _THRESHOLD_ID = re.compile(r"thr_[0-9a-f]{16}")
 Section = Literal["llm", "compute", "storage", "platform"]
 Period = Literal["day", "week", "month"]
@@ -161,11 +153,6 @@ class DeliveryList(msgspec.Struct, frozen=True, kw_only=True):
     deliveries: list[DeliveryOut]
 
 
-def _figure(measure: str, value: float) -> float:
-    """``value`` as the measure counts it: a whole number for the measures that count."""
-    return int(value) if measure in _COUNTS else value
-
-
 def _delivery(measure: str, found: Delivery) -> DeliveryOut:
     state = (
         "delivered"
@@ -177,7 +164,7 @@ def _delivery(measure: str, found: Delivery) -> DeliveryOut:
     return DeliveryOut(
         webhook_id=found.webhook_id,
         period=PeriodOut(start=found.period_start, end=found.period_end),
-        value=_figure(measure, found.value),
+        value=figure(measure, found.value),
         detected_at=found.detected_at,
         state=state,
         delivered_at=found.delivered_at,
@@ -207,14 +194,14 @@ def _fields(threshold: Threshold, standing: Standing, *, whole_url: bool) -> dic
         "measure": threshold.measure,
         "period": threshold.period,
         "tz": threshold.tz,
-        "limit": _figure(threshold.measure, threshold.limit),
+        "limit": figure(threshold.measure, threshold.limit),
         "filters": ThresholdFilters(**threshold.filters),
         "url": threshold.url if whole_url else _scheme_and_host(threshold.url),
         "created_at": threshold.created_at,
         "current_period": CurrentPeriod(
             start=standing.start,
             end=standing.end,
-            value=_figure(threshold.measure, standing.value),
+            value=figure(threshold.measure, standing.value),
         ),
     }
 
@@ -241,7 +228,7 @@ def _checked(asked: ThresholdIn, allowed_hosts: frozenset[str]) -> dict[str, lis
     if asked.measure not in MEASURES[asked.section]:
         fields = ", ".join(MEASURES[asked.section])
         raise _bad("measure", f"the {asked.section} section's measures are {fields}")
-    if asked.measure in _COUNTS and not asked.limit.is_integer():
+    if asked.measure in COUNTED_MEASURES and not asked.limit.is_integer():
         raise _bad("limit", f"{asked.measure} counts: the limit must be a whole number")
     try:
         parse_zone(asked.tz)
