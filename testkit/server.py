@@ -70,7 +70,9 @@ def running_server(database_url: str, log: Path | None = None, **env: str) -> It
             stderr=stderr,
         )
         try:
-            deadline = time.monotonic() + 30
+            # Generous: a loaded machine (CI's 2 cores shared with other work) starts it slowly,
+            # and the wait ends as soon as it answers.
+            deadline = time.monotonic() + 60
             while True:
                 try:
                     with urllib.request.urlopen(f"{base_url}/readyz", timeout=1):

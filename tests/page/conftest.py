@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from testkit.factories import (
     identity,
@@ -34,6 +34,12 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# How long a browser test waits for what it expects: a section drawn, a request sent, Swagger
+# UI's answer. Playwright's defaults (5 s for expect, 30 s for the rest) failed on a CI
+# machine whose 2 cores were busy with other work; every wait ends as soon as its condition
+# holds, so a generous deadline costs a passing run nothing.
+WAIT_MS = 60_000
+expect.set_options(timeout=WAIT_MS)
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / ".data" / "screenshots"
 AXE = (ROOT / "frontend" / "node_modules" / "axe-core" / "axe.min.js").read_text()
@@ -44,7 +50,9 @@ AXE = (ROOT / "frontend" / "node_modules" / "axe-core" / "axe.min.js").read_text
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=WAIT_MS
+        )
         yield launched
         launched.close()
 
@@ -147,7 +155,9 @@ def usage_page(browser, server_url) -> Iterator[Callable[..., UsagePage]]:
     tabs: list[UsagePage] = []
 
     def new(**context_options) -> UsagePage:
-        tab = UsagePage(browser.new_context(**context_options).new_page(), server_url)
+        context = browser.new_context(**context_options)
+        context.set_default_timeout(WAIT_MS)  # actions, navigations, waits for events
+        tab = UsagePage(context.new_page(), server_url)
         tabs.append(tab)
         return tab
 
