@@ -19,7 +19,7 @@ from api.web.auth import authentication
 from api.web.conventions import http_conventions
 from api.web.logs import request_log
 from api.web.metrics import Metrics, count_requests
-from api.web.openapi import add_event_schemas, openapi_config
+from api.web.openapi import add_event_schemas, add_transport_refusals, openapi_config
 from api.web.problems import EXCEPTION_HANDLERS
 from api.web.routes.health import healthz, readyz
 from api.web.routes.ingest import MAX_BODY_BYTES, post_events
@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # route middleware sees neither.
     app.asgi_handler = request_log(count_requests(http_conventions(app.asgi_handler)))
     add_event_schemas(app)
+    add_transport_refusals(app)
     return app
 
 

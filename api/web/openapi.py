@@ -14,8 +14,10 @@ from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import (
     Components,
     OpenAPIMediaType,
+    OpenAPIResponse,
     OpenAPIType,
     Operation,
+    Reference,
     RequestBody,
     Schema,
     SecurityScheme,
@@ -24,6 +26,7 @@ from litestar.openapi.spec import (
 from api.core.events import SLUG_PATTERN, Event, schema_hook
 from api.core.filters import MAX_LENGTH, MAX_VALUES
 from api.core.parsing import BATCH_MEDIA_TYPE
+from api.web.problems import PROBLEM_JSON
 from api.web.reference import ApiReference
 from api.web.routes.page import SECURITY_HEADERS
 
@@ -75,6 +78,23 @@ def add_event_schemas(app: Litestar) -> None:
     assert components.schemas is not None
     assert not components.schemas.keys() & _EVENT_COMPONENTS.keys(), "a component name clash"
     components.schemas.update(_EVENT_COMPONENTS)  # type: ignore[arg-type]
+
+
+def add_transport_refusals(app: Litestar) -> None:
+    """Declares on every operation the refusal the HTTP server itself may answer before any
+    route sees the request (api.web.http_server): 431 for a request line and headers past
+    their bound. A URL is part of it: a usage read with many long filter values can reach
+    it."""
+    problem = Reference(ref="#/components/schemas/ProblemDetails")
+    refusal = OpenAPIResponse(
+        description="Request header fields too large",
+        content={PROBLEM_JSON: OpenAPIMediaType(schema=problem)},
+    )
+    for path in (app.openapi_schema.paths or {}).values():
+        for method in ("get", "post", "delete", "put", "patch", "head", "options"):
+            operation = getattr(path, method, None)
+            if operation is not None and operation.responses is not None:
+                operation.responses.setdefault("431", refusal)
 
 
 @dataclass

@@ -124,8 +124,13 @@ def test_every_statement_of_watching_one_orgs_thresholds_runs_on_one_shard(
     headers = {"Authorization": f"Bearer {admin_key}"}
     with receiver() as hook:
         ids = []
-        for section, measure in (("llm", "input_tokens"), ("compute", "cpu_core_hours")):
-            asked = {"section": section, "measure": measure, "period": "day", "limit": 0.001}
+        # Limits any usage crosses: one token (tokens count whole), a thousandth of a
+        # core-hour.
+        for section, measure, limit in (
+            ("llm", "input_tokens", 1),
+            ("compute", "cpu_core_hours", 0.001),
+        ):
+            asked = {"section": section, "measure": measure, "period": "day", "limit": limit}
             created = client.post(
                 "/orgs/acme/thresholds", json=asked | {"url": hook.url}, headers=headers
             )
