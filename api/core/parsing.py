@@ -252,10 +252,16 @@ def _text_errors(index: int, raw: msgspec.Raw) -> list[EventError]:
     except UnicodeDecodeError as error:
         message = f"is not UTF-8: invalid byte at offset {error.start}"
         return [EventError(index=index, field=None, message=message)]
-    field = _duplicate_path(json.loads(text, object_pairs_hook=_Object, **_KEYS_ONLY), "")
+    field = duplicate_key(text)
     if field is None:
         return []
     return [EventError(index=index, field=field, message="appears twice in one object")]
+
+
+def duplicate_key(text: str | bytes) -> str | None:
+    """Where in a JSON text (valid JSON, nested within the parser's depth) a key appears a
+    second time in one object, as a path (``data.identity.id``), if one does."""
+    return _duplicate_path(json.loads(text, object_pairs_hook=_Object, **_KEYS_ONLY), "")
 
 
 class _Object(list):

@@ -5,7 +5,6 @@ organization may list and read them, their webhook URLs cut to scheme and host (
 often credentials). The signing secret is in the creation's answer only.
 """
 
-import json
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -22,6 +21,7 @@ from msgspec import UNSET, UnsetType
 from api.alerts.status import Standing, standings
 from api.core.events import is_slug
 from api.core.filters import FilterError, parse_filters
+from api.core.parsing import duplicate_key
 from api.core.webhook_targets import (
     RefusedTarget,
     checked_addresses,
@@ -278,27 +278,9 @@ async def _strict_body(request: Request) -> None:
         raise _named(path or "body", located["message"]) from None
     except (msgspec.DecodeError, UnicodeDecodeError) as error:
         raise Problem(400, f"the body is not JSON in UTF-8: {error}") from None
-    twice = _key_twice(json.loads(body, object_pairs_hook=_Pairs))
+    twice = duplicate_key(body)
     if twice is not None:
         raise _named(twice, "is given twice: each field once")
-
-
-class _Pairs(list):
-    """A JSON object's (key, value) pairs in order, a key given twice kept twice."""
-
-
-def _key_twice(pairs: _Pairs, path: str = "") -> str | None:
-    """Where a key comes a second time in one object of a ThresholdIn's body, if one does
-    (the body's own, or its filters')."""
-    seen = set()
-    for key, value in pairs:
-        where = f"{path}.{key}" if path else key
-        if key in seen:
-            return where
-        seen.add(key)
-        if isinstance(value, _Pairs) and (found := _key_twice(value, where)) is not None:
-            return found
-    return None
 
 
 def _no_such(threshold_id: str) -> Problem:
