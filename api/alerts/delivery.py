@@ -69,8 +69,9 @@ _AUTHORITY = r"^[^:/?#]+://(?:[^@/?#]*@)?([^/?#]*)"
 
 @dataclass(frozen=True, slots=True)
 class Bounds:
-    """Attempts under way at once: in all, of one organization, to one host (api.settings:
-    USAGE_WEBHOOK_CONCURRENCY, USAGE_WEBHOOK_ORG_CONCURRENCY, USAGE_WEBHOOK_HOST_CONCURRENCY).
+    """Attempts under way at once: in all, of one organization, of one organization to one
+    host (api.settings: USAGE_WEBHOOK_CONCURRENCY, USAGE_WEBHOOK_ORG_CONCURRENCY,
+    USAGE_WEBHOOK_HOST_CONCURRENCY).
     An organization's share is above a host's so that one of its hosts hanging leaves it room
     for its others."""
 
@@ -110,8 +111,7 @@ _due = (
     )
     .where(
         crossing.next_attempt_at <= _NOW,
-        # Those the pass has started: under way (due until their attempt is recorded) or
-        # attempted (once a pass, so that the pass ends, however its receivers answer).
+        # Those under way: still due until their attempt is recorded.
         crossing.webhook_id != all_(bindparam("started", type_=ARRAY(Text))),
     )
     .subquery("due")
@@ -196,7 +196,9 @@ class _Slots:
     def __init__(self, bounds: Bounds) -> None:
         self._bounds = bounds
         self._orgs: Counter[str] = Counter()
-        self._hosts: Counter[str | None] = Counter()
+        # Hosts counted per organization: a receiver many tenants share (a chat service's
+        # incoming webhooks) is not one tenant's to fill.
+        self._hosts: Counter[tuple[str, str | None]] = Counter()
         self._taken = 0
 
     def take(self, row: Any) -> bool:
@@ -205,18 +207,18 @@ class _Slots:
         if (
             self._taken >= bounds.in_all
             or self._orgs[row.org_id] >= bounds.per_org
-            or self._hosts[row.host] >= bounds.per_host
+            or self._hosts[row.org_id, row.host] >= bounds.per_host
         ):
             return False
         self._taken += 1
         self._orgs[row.org_id] += 1
-        self._hosts[row.host] += 1
+        self._hosts[row.org_id, row.host] += 1
         return True
 
     def give_back(self, row: Any) -> None:
         self._taken -= 1
         self._orgs[row.org_id] -= 1
-        self._hosts[row.host] -= 1
+        self._hosts[row.org_id, row.host] -= 1
 
 
 async def deliver_due(
@@ -230,16 +232,17 @@ async def deliver_due(
     woken: asyncio.Event | None = None,
     counted: Callable[[Sent], object] = lambda _sent: None,
 ) -> Deliveries:
-    """Every crossing due by ``now()`` attempted once, each as soon as ``bounds`` leave its
-    organization and host room, until none is left due or under way. While attempts are
-    under way the due crossings are read again every ``look_every`` seconds and whenever
-    ``woken`` is set (a crossing found meanwhile), so that one falling due meanwhile is
-    attempted in this pass too, not held behind slow attempts. ``counted`` hears of each
-    attempt as it is recorded."""
+    """Every crossing due by ``now()`` attempted, each as soon as ``bounds`` leave its
+    organization and host room, until none is left due or under way (an attempt that fails
+    is due again at its retry, at least 5 s on, and made in this pass if it is still going).
+    While attempts are under way the due crossings are read again every ``look_every``
+    seconds and whenever ``woken`` is set (a crossing found meanwhile), so that one falling
+    due meanwhile is attempted in this pass too, not held behind slow attempts. ``counted``
+    hears of each attempt as it is recorded."""
     done = Deliveries()
     slots = _Slots(bounds)
     under_way: dict[asyncio.Task[tuple[datetime, Sent]], Any] = {}
-    started: set[str] = set()  # their webhook ids
+    started: set[str] = set()  # the webhook ids under way
     waiting: list[Any] = []  # read, not yet started: their organization or host was full
     looked_at = -math.inf
 
@@ -255,8 +258,10 @@ async def deliver_due(
             if not waiting or time.monotonic() - looked_at >= look_every or _set(woken):
                 if woken is not None:
                     woken.clear()
-                looked_at = time.monotonic()
                 waiting = await _read_due(conn, now(), started)
+                # From the read's end: a read slower than look_every is not followed by
+                # another at once.
+                looked_at = time.monotonic()
             waiting = [row for row in waiting if not start(row)]
             if not under_way:
                 return done  # with every slot free, the first due would have started
@@ -266,6 +271,10 @@ async def deliver_due(
                 attempted_at, sent = task.result()
                 # Each recorded as it ends: a slow receiver's attempt holds up no other's.
                 await _record(conn, row, attempted_at, sent)
+                # Recorded, it is due again only at its retry, which this pass makes too if
+                # it comes before the pass ends: a retry never waits for others' slow
+                # attempts to end the pass.
+                started.discard(row.webhook_id)
                 done.attempted += 1
                 done.delivered += sent.delivered
                 counted(sent)
