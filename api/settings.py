@@ -62,8 +62,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     watch_in_server: bool = False
     watch_interval: float = 5.0
     # Webhook attempts under way at once (api.alerts.delivery.Bounds): in all, of one
-    # organization, of one organization to one host and port; a receiver that never answers holds its slot for
-    # the attempt's 10 s, and only its own.
+    # organization, of one organization to one host and port; a receiver that never
+    # answers holds its slot for the attempt's 10 s, and only its own.
     webhook_concurrency: int = 64
     webhook_org_concurrency: int = 8
     webhook_host_concurrency: int = 4
