@@ -125,6 +125,8 @@ async def rebuild_segments(
     OFFSET) in a statement over several shards. On PostgreSQL every organization at once:
     per organization, a batch of the load test's mix (four organizations) took 30% longer."""
     objects = sorted(objects, key=lambda touched: touched[:2])
+    if not objects:  # a batch without this allocation's events: nothing to look up
+        return
     if await (await conn.execute(CITUS_PRESENT)).fetchone() is None:
         await _rebuild(conn, allocation, allocation.on_postgres, objects, lock)
         return
