@@ -70,7 +70,8 @@ def _parser() -> argparse.ArgumentParser:
 
     maintain = commands.add_parser(
         "maintain",
-        help="partitions ahead, raw months past the retention dropped (idempotent; run daily)",
+        help="partitions ahead, raw months and receipts past the retention dropped (idempotent;"
+        " run daily)",
     )
     maintain.set_defaults(run=_maintain)
 
@@ -215,7 +216,9 @@ def _maintain(_: argparse.Namespace) -> None:
             print(f"dropped partition {name} (older than {retention_days} days)")
         if done.deleted:
             print(f"deleted {done.deleted:,} rows older than {retention_days} days")
-        if not (done.created or done.dropped or done.deleted):
+        if done.receipts:
+            print(f"deleted {done.receipts:,} receipts of events older than {retention_days} days")
+        if not (done.created or done.dropped or done.deleted or done.receipts):
             print("nothing to do: partitions exist three months ahead, none is past retention")
 
     asyncio.run(run())

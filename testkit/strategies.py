@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from testkit.factories import (
     BASE_TIME,
     identity,
+    iso,
     llm_call,
     message_sent,
     thread_created,
@@ -102,3 +103,37 @@ def deliveries(draw, events):
     cuts = sorted(draw(st.lists(st.integers(0, len(stream)), max_size=5)))
     bounds = [0, *cuts, len(stream)]
     return [stream[a:b] for a, b in itertools.pairwise(bounds) if b > a]
+
+
+# What a producer may measure again when it rebuilds an event to retry it.
+_REMEASURED = {
+    "input_tokens": st.integers(0, 10**6),
+    "output_tokens": st.integers(0, 10**4),
+    "cpu_cores": st.sampled_from([0.25, 4]),
+    "size_bytes": st.sampled_from([2**31, 7 * 2**30]),
+}
+
+
+@st.composite
+def rebuilt(draw, event: dict) -> dict:
+    """``event`` as a producer that rebuilds it to retry it sends it again: the same subject,
+    source and id, with the time taken again (up to three days earlier or later, the
+    acceptance allowing) and perhaps some figures measured again."""
+    time = datetime.fromisoformat(event["time"]) + timedelta(
+        minutes=draw(st.integers(-3 * 1440, 3 * 1440)), microseconds=draw(st.integers(0, 999))
+    )
+    data = dict(event["data"])
+    for name in draw(st.lists(st.sampled_from(sorted(_REMEASURED)), unique=True)):
+        if name in data:
+            data[name] = draw(_REMEASURED[name])
+    if "cached_tokens" in data:
+        data["cached_tokens"] = min(data["cached_tokens"], data["input_tokens"])
+    return {**event, "time": iso(time), "data": data}
+
+
+@st.composite
+def retries(draw, events):
+    """``deliveries`` where some events are sent again rebuilt (``rebuilt``), before or after
+    the first copy. The first copy sent of each is the one stored (DESIGN §5)."""
+    again = draw(st.lists(st.sampled_from(events), max_size=8))
+    return draw(deliveries([*events, *(draw(rebuilt(event)) for event in again)]))

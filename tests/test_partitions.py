@@ -1,4 +1,4 @@
-"""Monthly partitions of the raw events and receipts: the migration that makes them keeps
+"""Monthly partitions of the raw events: the migration that makes them keeps
 every row, `usage-api maintain` creates the months ahead (idempotently) and moves rows that
 waited in a default partition into their month."""
 
@@ -70,11 +70,9 @@ def test_a_month_created_late_takes_its_rows_from_the_default_partition(client, 
 
     async def create():
         async with await psycopg.AsyncConnection.connect(db, **connect_kwargs()) as conn:
-            return [
-                await create_month(conn, table, month) for table in ("llm_calls", "event_receipts")
-            ]
+            return await create_month(conn, "llm_calls", month)
 
-    assert asyncio.run(create()) == [1, 1]
+    assert asyncio.run(create()) == 1
     assert snapshot(db) == before
     with psycopg.connect(db) as conn:
         (moved,) = conn.execute(

@@ -15,6 +15,7 @@ from api.storage.db import connect_kwargs
 from api.storage.partitions import TABLES, create_month, month_start, months_of, partition_name
 from api.web.app import create_app
 from testkit import oracle
+from testkit.database import rows
 from testkit.factories import iso, llm_call, post_events, workload_allocated, workload_released
 from testkit.matching import assert_equal, comparable
 from testkit.oracle import OracleWindow, ceil_us, epoch_us, floor_us, from_us
@@ -88,12 +89,20 @@ def _answers(client, read_key, start: datetime) -> list[tuple[dict, dict]]:
     return found
 
 
-def test_a_dropped_month_is_answered_exactly_from_the_rollups(old_month, db, retained, read_key):
+def test_a_dropped_month_is_answered_exactly_from_the_rollups(
+    old_month, client, db, retained, read_key, ingest_key
+):
     start, events = old_month
     month = start.date()
+    recent = llm_call(time=datetime.now(UTC) - timedelta(days=RETENTION_DAYS - 1))
+    assert post_events(client, ingest_key, [recent]).status_code == 200
     dropped = usage_api(db, "maintain", USAGE_RAW_RETENTION_DAYS=str(RETENTION_DAYS))
     assert dropped.returncode == 0, dropped.stderr
     assert f"dropped partition {partition_name('llm_calls', month)}" in dropped.stdout
+    # The month's receipts went with it; a recent event's stays, and it is still a duplicate.
+    assert f"deleted {len(events):,} receipts of events older than" in dropped.stdout
+    assert [receipt[2] for receipt in rows(db, "event_receipts")] == [recent["id"]]
+    assert post_events(client, ingest_key, [recent]).json() == {"accepted": 0, "duplicates": 1}
 
     async def months() -> list:
         async with await psycopg.AsyncConnection.connect(db, **connect_kwargs()) as conn:

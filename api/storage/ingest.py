@@ -60,12 +60,12 @@ class IngestResult(msgspec.Struct, frozen=True, kw_only=True):
     duplicates: int
 
 
-# The dedupe key: (subject, source, id) and the time, which partitions the receipts.
-EventKey = tuple[str, str, str, datetime]
+# The dedupe key (DESIGN §5): an event sent again is a duplicate whatever its time or data.
+EventKey = tuple[str, str, str]
 
 
 def event_key(event: Event) -> EventKey:
-    return (event.subject, event.source, event.id, event.time)
+    return (event.subject, event.source, event.id)
 
 
 async def ingest(conn: psycopg.AsyncConnection, events: Sequence[Event]) -> IngestResult:
@@ -90,7 +90,7 @@ async def ingest_batches(
         await conn.execute(PLANNED_WITH_VALUES)
         # Every organization a row of the batch will be joined to.
         await register_orgs(conn, {event.subject for event in events})
-        received = await _insert_receipts(conn, list(first_of_each_key))
+        received = await _insert_receipts(conn, list(first_of_each_key.values()))
         fresh = [event for key, event in first_of_each_key.items() if key in received]
         for write in _ALLOCATION_WRITES:
             await write.run(conn, fresh)
@@ -126,10 +126,11 @@ def _touched(allocation: allocations.Allocation, events: list[Event]) -> list[al
     return [(*key, earliest, latest) for key, (earliest, latest) in spans.items()]
 
 
-async def _insert_receipts(conn: psycopg.AsyncConnection, keys: list[EventKey]) -> set[EventKey]:
-    if not keys:
+async def _insert_receipts(conn: psycopg.AsyncConnection, events: list[Event]) -> set[EventKey]:
+    """The keys of the events stored for the first time: the first stored wins (§5)."""
+    if not events:
         return set()
-    arrays = as_arrays(keys, _RECEIPT_COLUMNS)
+    arrays = as_arrays([(*event_key(e), e.time) for e in events], _RECEIPT_COLUMNS)
     cursor = await execute(
         conn, _INSERT_RECEIPTS.statement, **arrays, **batch_orgs(arrays["org_id"])
     )
@@ -164,11 +165,14 @@ def _primary_key(table: Table) -> list[str]:
     return [column.name for column in table.primary_key.columns]
 
 
-_RECEIPT_COLUMNS = _primary_key(event_receipts)
+_RECEIPT_KEY = _primary_key(event_receipts)
+_RECEIPT_COLUMNS = [column.name for column in event_receipts.columns]
 _INSERT_RECEIPTS = _from_arrays(
     event_receipts,
-    _RECEIPT_COLUMNS,
-    lambda stmt: stmt.on_conflict_do_nothing().returning(*event_receipts.c),
+    _RECEIPT_KEY,
+    lambda stmt: stmt.on_conflict_do_nothing().returning(
+        *(event_receipts.c[name] for name in _RECEIPT_KEY)
+    ),
 )
 
 

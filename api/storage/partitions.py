@@ -1,10 +1,12 @@
-"""Monthly partitions of the raw event tables and receipts (api.storage.schema.PARTITIONED).
+"""Monthly partitions of the raw event tables (api.storage.schema.PARTITIONED), and the
+retention of the raw events and their receipts.
 
 Each table has one partition per calendar month (UTC) of event time, named
 ``{table}_y2026m11``, and a default partition that holds any event whose month has none
 yet, so an insert never fails for want of a partition. ``usage-api maintain`` creates the
 coming months ahead of their events (moving any rows the default partition holds for such
-a month) and drops months wholly older than the raw retention.
+a month) and drops months wholly older than the raw retention, and deletes the receipts of
+the events it dropped (the receipts are not partitioned: their key holds across months).
 """
 
 import re
@@ -13,7 +15,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 from psycopg import sql
+from sqlalchemy import DateTime, bindparam, delete
 
+from api.storage.db import compile_statement, execute
 from api.storage.schema import (
     event_receipts,
     llm_calls,
@@ -26,7 +30,6 @@ from api.storage.schema import (
 TABLES = [
     table.name
     for table in (
-        event_receipts,
         llm_calls,
         workload_events,
         volume_events,
@@ -74,6 +77,7 @@ class Done:
     moved: int  # rows moved out of default partitions into new months
     dropped: list[str]
     deleted: int  # rows older than the retention deleted from default partitions
+    receipts: int  # receipts of events older than the retention deleted
 
 
 async def months_of(conn: psycopg.AsyncConnection, table: str) -> list[date]:
@@ -131,6 +135,13 @@ async def create_month(conn: psycopg.AsyncConnection, table: str, month: date) -
         return held
 
 
+_DELETE_OLD_RECEIPTS = compile_statement(
+    delete(event_receipts).where(
+        event_receipts.c.time < bindparam("horizon", type_=DateTime(timezone=True))
+    )
+)
+
+
 def raw_horizon(now: datetime, retention_days: int) -> datetime:
     """Where the raw events kept start: the first month not wholly older than the retention
     (older months are dropped whole)."""
@@ -140,8 +151,8 @@ def raw_horizon(now: datetime, retention_days: int) -> datetime:
 async def maintain(conn: psycopg.AsyncConnection, now: datetime, retention_days: int) -> Done:
     """Every table's partitions for this month and the next MONTHS_AHEAD, created where
     missing; months wholly older than the retention dropped, and the default partition's
-    rows as old deleted. Idempotent; safe beside ingest (a month's creation or drop waits
-    for the writers of its table, and they for it, a moment)."""
+    rows and the receipts as old deleted. Idempotent; safe beside ingest (a month's creation
+    or drop waits for the writers of its table, and they for it, a moment)."""
     horizon = raw_horizon(now, retention_days)
     created, dropped, moved, deleted = [], [], 0, 0
     for table in TABLES:
@@ -162,4 +173,9 @@ async def maintain(conn: psycopg.AsyncConnection, now: datetime, retention_days:
             sql.SQL("DELETE FROM {} WHERE time < %s").format(default), [horizon]
         )
         deleted += cursor.rowcount
-    return Done(created=created, moved=moved, dropped=dropped, deleted=deleted)
+    # The horizon is at or before now - retention, where import's acceptance starts: an event
+    # whose receipt goes is one nothing accepts again, so it cannot be stored twice.
+    cursor = await execute(conn, _DELETE_OLD_RECEIPTS, horizon=horizon)
+    return Done(
+        created=created, moved=moved, dropped=dropped, deleted=deleted, receipts=cursor.rowcount
+    )

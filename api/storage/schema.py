@@ -74,21 +74,24 @@ def _timestamp(name: str, *, nullable: bool = False) -> Column:
     return Column(name, DateTime(timezone=True), nullable=nullable)
 
 
-# The raw events and their receipts are partitioned by month of event time
-# (api.storage.partitions): after the raw retention a month is dropped whole. A partitioned
-# table's keys include its partition key, so the dedupe key is (subject, source, id, time):
-# an event sent again with another time is another event.
+# The raw events are partitioned by month of event time (api.storage.partitions): after the
+# raw retention a month is dropped whole. A partitioned table's keys include its partition
+# key, so the raw tables' keys include the time; the receipts hold the dedupe key itself.
 PARTITIONED = {"postgresql_partition_by": "RANGE (time)"}
 
 
-def _event_columns() -> list[Column]:
-    """The columns every raw event table starts with; its key is the dedupe key."""
+def _dedupe_key() -> list[Column]:
+    """(subject, source, id): an event, whatever its time or data."""
     return [
         _org_id(),
         Column("source", Text, primary_key=True),
         Column("event_id", Text, primary_key=True),
-        Column("time", DateTime(timezone=True), primary_key=True),
     ]
+
+
+def _event_columns() -> list[Column]:
+    """The columns every raw event table starts with."""
+    return [*_dedupe_key(), Column("time", DateTime(timezone=True), primary_key=True)]
 
 
 def _identity_kind_check(column: str) -> CheckConstraint:
@@ -131,9 +134,19 @@ api_keys = Table(
     Index(None, "key_hash"),
 )
 
-# One row per event accepted (within the raw retention), whatever its type: the dedupe is on
-# (subject, source, id, time) across all types, so it cannot live in the per-type tables.
-event_receipts = Table("event_receipts", metadata, *_event_columns(), **PARTITIONED)
+# One row per event stored (within the raw retention), whatever its type: the dedupe is on
+# (subject, source, id) across all types and times, so it lives neither in the per-type
+# tables nor in a table partitioned by time, whose unique keys must include the time. The
+# event's time is kept for the retention, which deletes by it (api.storage.partitions)
+# through a BRIN index: receipts arrive roughly in time order, and keeping it costs an
+# insert next to nothing.
+event_receipts = Table(
+    "event_receipts",
+    metadata,
+    *_dedupe_key(),
+    _timestamp("time"),
+    Index(None, "time", postgresql_using="brin"),
+)
 
 llm_calls = Table(
     "llm_calls",

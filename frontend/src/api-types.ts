@@ -15,7 +15,7 @@ export interface paths {
         put?: never;
         /**
          * Ingest a batch of CloudEvents
-         * @description A CloudEvents 1.0 JSON batch (application/cloudevents-batch+json or an array as application/json) or one structured event (application/cloudevents+json). At most 10,000 events and 10 MiB. The batch is one transaction: 200 means every event is stored; any invalid event gives 422 and stores nothing. Events already stored (same subject, source and id) are counted in `duplicates` and not stored again. An event more than USAGE_ACCEPT_DAYS (default 35) days old is refused (422 on `time`): older events are loaded with `usage-api import`. One event may also come in binary content mode: its attributes in ce-* headers, its data as an application/json body. Content-Encoding: gzip is accepted.
+         * @description A CloudEvents 1.0 JSON batch (application/cloudevents-batch+json or an array as application/json) or one structured event (application/cloudevents+json). At most 10,000 events and 10 MiB. The batch is one transaction: 200 means every event is stored; any invalid event gives 422 and stores nothing. An event whose subject, source and id were stored before is counted in `duplicates` and not stored again, whatever its time and data: the first stored wins. An event more than USAGE_ACCEPT_DAYS (default 35) days old is refused (422 on `time`): older events are loaded with `usage-api import`. One event may also come in binary content mode: its attributes in ce-* headers, its data as an application/json body. Content-Encoding: gzip is accepted.
          */
         post: operations["EventsPostEvents"];
         delete?: never;

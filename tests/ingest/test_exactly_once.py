@@ -23,6 +23,7 @@ from testkit.database import reset, rows, snapshot, with_connection
 from testkit.engine import examples
 from testkit.factories import (
     BASE_TIME,
+    iso,
     llm_call,
     message_sent,
     post_events,
@@ -151,3 +152,42 @@ def test_the_same_batch_sent_twice_at_once_is_stored_once(database_url):
         assert len(rows(database_url, "event_receipts")) == 3
         assert sum(r[5] for r in rows(database_url, "llm_totals_1d")) == 1
         assert rows(database_url, "platform_totals_1h")[0][3] == 1
+
+
+def test_an_event_sent_again_with_another_time_or_data_is_a_duplicate(client, db, ingest_key):
+    """DESIGN §5: the dedupe key is (subject, source, id); the first stored wins."""
+    first = llm_call(id="call-1", time=BASE_TIME, input_tokens=100)
+    later = {**first, "time": iso(BASE_TIME + timedelta(hours=5))}
+    remeasured = {**later, "data": {**first["data"], "input_tokens": 900}}
+    answers = [post_events(client, ingest_key, [sent]).json() for sent in (first, first, later)]
+    answers.append(post_events(client, ingest_key, [remeasured, llm_call(id="call-2")]).json())
+    assert answers == [
+        {"accepted": 1, "duplicates": 0},
+        {"accepted": 0, "duplicates": 1},
+        {"accepted": 0, "duplicates": 1},
+        {"accepted": 1, "duplicates": 1},
+    ]
+    calls = {row[2]: row for row in rows(db, "llm_calls")}
+    assert calls["call-1"][3] == BASE_TIME and calls["call-1"][7] == 100
+    # Within one batch too: the first copy is stored, whichever comes first.
+    batch = [{**first, "id": "call-3"}, {**later, "id": "call-3"}, {**later, "id": "call-4"}]
+    assert post_events(client, ingest_key, batch).json() == {"accepted": 2, "duplicates": 1}
+    assert {row[2]: row[3] for row in rows(db, "event_receipts")} == {
+        "call-1": BASE_TIME,
+        "call-2": BASE_TIME,
+        "call-3": BASE_TIME,
+        "call-4": BASE_TIME + timedelta(hours=5),
+    }
+
+
+def test_copies_of_one_event_at_different_times_sent_at_once_are_stored_once(database_url):
+    """The receipts' key holds across months: copies in different months of event time, in
+    concurrent transactions, leave one receipt and one call."""
+    for _ in range(5):
+        reset(database_url)
+        copies = [
+            [llm_call(id="only", time=BASE_TIME + timedelta(days=days))] for days in (0, 31, 62)
+        ]
+        assert asyncio.run(_ingest_concurrently(database_url, copies)) == 1
+        assert len(rows(database_url, "event_receipts")) == 1
+        assert len(rows(database_url, "llm_calls")) == 1

@@ -1,27 +1,41 @@
 """Every figure of every usage endpoint, for random event sets and windows, equals the oracle's.
 
-Events are ingested through POST /events in random batches with re-sends; windows are drawn
-around the events' own times (exactly at an event, a microsecond either side, off the 5-minute
-grid), as presets with an explicit end and as custom windows with and without a bucket.
+Events are ingested through POST /events in random batches with re-sends, some rebuilt by
+their producer with a new time and new figures (the first sent is the one counted); windows
+are drawn around the events' own times (exactly at an event, a microsecond either side, off
+the 5-minute grid), as presets with an explicit end and as custom windows with and without a
+bucket.
 """
 
+import io
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from api.core.parsing import Accepting
 from api.core.windows import PRESET_WIDTHS
 from api.reads.sections import SECTION_NAMES
 from api.storage.folding import QUEUES
+from api.storage.imports import import_events
 from testkit import oracle
 from testkit.answers import check_every_endpoint, windows
-from testkit.database import fold_one, reset
+from testkit.database import fold_one, reset, with_connection
 from testkit.engine import examples
 from testkit.factories import BASE_TIME, post_events
 from testkit.matching import assert_equal, comparable
 from testkit.oracle import OracleWindow
-from testkit.strategies import deliveries, event_sets, event_sets_at, orgs, times_from
+from testkit.server import ANY_AGE
+from testkit.strategies import (
+    deliveries,
+    event_sets,
+    event_sets_at,
+    orgs,
+    retries,
+    times_from,
+)
 
 _EXAMPLES = settings(
     max_examples=examples(50),
@@ -35,9 +49,9 @@ _EXAMPLES = settings(
 def test_every_figure_of_every_endpoint_matches_the_oracle(
     client, database_url, ingest_key, read_key, admin_key, data, events, top
 ):
-    _ingest(client, database_url, ingest_key, data, events)
+    stored = _ingest(client, database_url, ingest_key, data, retries(events))
     check_every_endpoint(
-        client, (read_key, admin_key), data, events, data.draw(windows(events)), top
+        client, (read_key, admin_key), data, stored, data.draw(windows(stored)), top
     )
 
 
@@ -102,9 +116,9 @@ def test_every_figure_in_every_zone_matches_the_oracle(
 ):
     """Wall-clock buckets across daylight-saving changes, :30 and :45 offsets."""
     tz, events = case
-    window = data.draw(windows(events, tz))
-    _ingest(client, database_url, ingest_key, data, events)
-    check_every_endpoint(client, (read_key, admin_key), data, events, window, top)
+    stored = _ingest(client, database_url, ingest_key, data, retries(events))
+    window = data.draw(windows(stored, tz))
+    check_every_endpoint(client, (read_key, admin_key), data, stored, window, top)
 
 
 @_EXAMPLES
@@ -123,7 +137,7 @@ def test_a_read_up_to_now_counts_exactly_to_the_as_of_it_reports(
         st.integers(0, 999_999),
     )
     events = [{**event, "subject": "acme"} for event in data.draw(event_sets_at(recent))]
-    _ingest(client, database_url, ingest_key, data, events)
+    _ingest(client, database_url, ingest_key, data, deliveries(events))
     bucket = data.draw(st.sampled_from([None, *PRESET_WIDTHS[preset]]))
     params = {"range": preset, "tz": tz, "top": 3, **({"bucket": bucket} if bucket else {})}
     for section, compute in oracle.SECTIONS.items():
@@ -146,15 +160,54 @@ _FOLDS = st.lists(
 )
 
 
-def _ingest(client, database_url, ingest_key, data, events) -> None:
-    """``events`` alone in the database, sent in batches drawn from ``data``, re-sends too;
-    after each batch, some organizations' queues folded into the rollups (the reads add
-    what is still queued, whatever that is)."""
+def _post(client, database_url, ingest_key, batch) -> None:
+    assert post_events(client, ingest_key, batch).status_code == 200
+
+
+def _import(client, database_url, ingest_key, batch) -> None:
+    """As `usage-api import` stores a file holding the batch."""
+    file = io.BytesIO(b"".join(msgspec.json.encode(event) + b"\n" for event in batch))
+    accepting = Accepting.imported(datetime.now(UTC), ANY_AGE["raw_retention_days"])
+
+    async def run(conn):
+        return await import_events(conn, file, accepting, report=io.StringIO())
+
+    result = with_connection(database_url, run)
+    assert result.invalid == 0 and result.accepted + result.duplicates == len(batch)
+
+
+def _ingest(client, database_url, ingest_key, data, batches, routes=(_post,)) -> list[dict]:
+    """The events of ``batches`` (a strategy) alone in the database, sent in turn, each batch
+    by one of ``routes``; after each batch, some organizations' queues folded into the
+    rollups (the reads add what is still queued, whatever that is). The events stored: the
+    first sent of each."""
     reset(database_url)
-    for batch in data.draw(deliveries(events)):
-        assert post_events(client, ingest_key, batch).status_code == 200
+    sent = []
+    for batch in data.draw(batches):
+        data.draw(st.sampled_from(routes))(client, database_url, ingest_key, batch)
+        sent += batch
         for queue, org in data.draw(_FOLDS):
             fold_one(database_url, queue, org)
+    return oracle.unique_events(sent)
+
+
+@settings(
+    max_examples=examples(25),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data(), events=event_sets, top=st.integers(1, 3))
+def test_retries_through_import_and_post_events_count_the_first_sent(
+    client, database_url, ingest_key, read_key, admin_key, data, events, top
+):
+    """Producers that rebuild events to retry them, some batches posted, some imported: an
+    event is one (subject, source, id) whichever way each copy came."""
+    stored = _ingest(
+        client, database_url, ingest_key, data, retries(events), routes=(_post, _import)
+    )
+    check_every_endpoint(
+        client, (read_key, admin_key), data, stored, data.draw(windows(stored)), top
+    )
 
 
 def test_the_oracle_answers_every_section_of_the_service():
