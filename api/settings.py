@@ -12,11 +12,15 @@ from api.core.webhook_targets import allowed_hosts
 
 # Where `make` builds the page (frontend/dist).
 DEFAULT_PAGE_DIR = Path(__file__).resolve().parent.parent / "frontend" / "dist"
+# Seconds a request waits for a pooled connection while all are busy: past them it is
+# answered 503 with Retry-After, and the database is probed (api.storage.availability).
+DEFAULT_DB_CHECKOUT_TIMEOUT = 2.0
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str
     db_pool_size: int = 10
+    db_checkout_timeout: float = DEFAULT_DB_CHECKOUT_TIMEOUT
     page_dir: Path = DEFAULT_PAGE_DIR
     # Origins (scheme://host[:port]) whose pages may call the API: a page hosted elsewhere.
     cors_origins: tuple[str, ...] = ()
@@ -81,6 +85,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return cls(
             database_url=database_url,
             db_pool_size=_number("USAGE_DB_POOL_SIZE", int, 10, least=1),
+            db_checkout_timeout=_number(
+                "USAGE_DB_CHECKOUT_TIMEOUT", float, DEFAULT_DB_CHECKOUT_TIMEOUT, least=0.1
+            ),
             page_dir=Path(os.environ.get("USAGE_PAGE_DIR", DEFAULT_PAGE_DIR)),
             cors_origins=tuple(
                 origin.strip()

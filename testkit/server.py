@@ -26,6 +26,16 @@ UNLIMITED = {
     "USAGE_RAW_RETENTION_DAYS": str(ANY_AGE["raw_retention_days"]),
 }
 
+# Seconds a test server's request waits for a pooled connection while all are busy, as long
+# as a browser test waits for what it expects (tests/page/conftest.py's WAIT_MS). The
+# service's 2 s (USAGE_DB_CHECKOUT_TIMEOUT) is wall time: on a CI machine whose 2 cores were
+# busy, a fresh server's first page load (five GETs at once, each a key lookup and a read
+# on a pool still growing) held its connections for seconds, and one GET waited past 2 s
+# and was answered 503, which the page test's console check failed. Not in UNLIMITED: the
+# fault tests' servers keep the service's timeout, their outages timed against it.
+CHECKOUT_TIMEOUT = 60.0
+PATIENT_POOL = {"USAGE_DB_CHECKOUT_TIMEOUT": str(CHECKOUT_TIMEOUT)}
+
 
 def usage_api(
     database_url: str, *args: str, stdin: str | None = None, timeout: float = 120, **env: str

@@ -22,7 +22,7 @@ from api.web.app import create_app
 from testkit.database import new_database, reset, with_connection
 from testkit.engine import CITUS
 from testkit.receiver import RECEIVER_HOSTS
-from testkit.server import ANY_AGE, UNLIMITED, live_server
+from testkit.server import ANY_AGE, CHECKOUT_TIMEOUT, PATIENT_POOL, UNLIMITED, live_server
 
 # The Citus-only tests have nothing to run on one PostgreSQL.
 collect_ignore = [] if CITUS else ["citus"]
@@ -72,6 +72,7 @@ def client(database_url: str) -> Iterator[TestClient]:
         rate_limit=0,
         auth_failure_rate=0,
         webhook_allow_hosts=RECEIVER_HOSTS,
+        db_checkout_timeout=CHECKOUT_TIMEOUT,
         **NO_FOLDER,
         **ANY_AGE,
     )
@@ -81,8 +82,11 @@ def client(database_url: str) -> Iterator[TestClient]:
 
 @pytest.fixture(scope="session")
 def server_url(database_url: str) -> Iterator[str]:
-    """The real HTTP server (`usage-api serve`) over the test database."""
-    with live_server(database_url, USAGE_FOLD_IN_SERVER="0", **UNLIMITED) as base_url:
+    """The real HTTP server (`usage-api serve`) over the test database; its requests wait
+    for a busy pool as long as the browser tests wait (testkit.server.CHECKOUT_TIMEOUT)."""
+    with live_server(
+        database_url, USAGE_FOLD_IN_SERVER="0", **UNLIMITED, **PATIENT_POOL
+    ) as base_url:
         yield base_url
 
 

@@ -93,6 +93,7 @@ def test_without_database_url_it_says_what_to_do():
         ("USAGE_RATE_LIMIT", "-1"),
         ("USAGE_RATE_BURST", "0"),
         ("USAGE_DB_POOL_SIZE", "many"),
+        ("USAGE_DB_CHECKOUT_TIMEOUT", "soon"),
     ],
 )
 def test_a_bad_setting_stops_serve_saying_which(database_url, variable, value):

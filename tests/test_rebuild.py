@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from testkit.database import DERIVED_TABLES, fold, rebuild, reset, snapshot, truncate_derived
 from testkit.factories import BASE_TIME, llm_call, one_of_each, post_events
-from testkit.server import UNLIMITED, running_server, usage_api
+from testkit.server import PATIENT_POOL, UNLIMITED, running_server, usage_api
 from testkit.strategies import deliveries, event_sets
 from testkit.traffic import Events
 
@@ -55,7 +55,7 @@ def test_a_rebuild_beside_ingest_and_a_folding_server_changes_no_figure(db, inge
     what they leave is what a rebuild from scratch leaves."""
     statuses: list[int] = []
     stopping = threading.Event()
-    with running_server(db, USAGE_FOLD_INTERVAL="0.01", **UNLIMITED) as server:
+    with running_server(db, USAGE_FOLD_INTERVAL="0.01", **UNLIMITED, **PATIENT_POOL) as server:
 
         def ingester() -> None:
             events = Events(7, ["acme", "globex"], lambda rng: BASE_TIME + rng.uniform(0, 9) * HOUR)

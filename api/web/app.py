@@ -33,7 +33,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def database(app: Litestar) -> AsyncIterator[None]:
-        database = Database(settings.database_url, settings.db_pool_size)
+        database = Database(
+            settings.database_url, settings.db_pool_size, settings.db_checkout_timeout
+        )
         await database.open()
         app.state.database = database
         app.state.key_cache = KeyCache(database, settings.database_url, settings.key_cache_seconds)

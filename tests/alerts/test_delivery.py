@@ -30,7 +30,7 @@ from testkit.database import reset, with_connection
 from testkit.engine import examples
 from testkit.factories import iso, llm_call, post_events
 from testkit.receiver import RECEIVER_HOSTS, Received, Receiver, receiver
-from testkit.server import UNLIMITED, live_server
+from testkit.server import PATIENT_POOL, UNLIMITED, live_server
 
 _PUBLIC = "https://usage.example.com"
 
@@ -256,6 +256,7 @@ def test_one_orgs_hanging_receivers_hold_up_no_other_webhook(client, db, admin_k
         "USAGE_WATCH_INTERVAL": "0.5",
         "USAGE_WEBHOOK_ALLOW_HOSTS": ",".join(RECEIVER_HOSTS),
         **UNLIMITED,
+        **PATIENT_POOL,
     }
     with (
         receiver(answer=lambda _body, _nth: None) as hanging,

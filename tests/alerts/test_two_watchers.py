@@ -10,7 +10,7 @@ import httpx
 from testkit.database import rows_as_they_are
 from testkit.factories import BATCH, llm_call
 from testkit.receiver import RECEIVER_HOSTS, receiver
-from testkit.server import UNLIMITED, live_server
+from testkit.server import PATIENT_POOL, UNLIMITED, live_server
 
 _THRESHOLDS = 15
 _CALLS, _TOKENS = 40, 100  # input tokens per call
@@ -25,6 +25,7 @@ def test_two_watching_servers_record_and_deliver_each_crossing_once(
         "USAGE_WATCH_INTERVAL": "0.02",
         "USAGE_WEBHOOK_ALLOW_HOSTS": ",".join(RECEIVER_HOSTS),
         **UNLIMITED,
+        **PATIENT_POOL,
     }
     with (
         receiver() as hook,
