@@ -1,5 +1,6 @@
-"""Progress of long work on stderr: a bar redrawn in place on a terminal, plain lines
-(at most one every few seconds) when stderr is a file or a pipe."""
+"""Progress of long work on stderr: a bar redrawn in place on a terminal; plain lines (at
+most one every few seconds, and the last) when stderr is a file or a pipe, which keeps every
+line: the share done in figures, never a bar drawn into it."""
 
 import sys
 import time
@@ -17,6 +18,7 @@ class Progress:
         self.stream = stream or sys.stderr
         self.terminal = self.stream.isatty()
         self._shown_at = 0.0
+        self._drawn = False  # a bar on the terminal's line, not ended by a newline
 
     def update(self, done: int, note: str = "") -> None:
         now = time.monotonic()
@@ -29,16 +31,27 @@ class Progress:
         self._show(done, note)
         if self.terminal:
             print(file=self.stream, flush=True)
+            self._drawn = False
+
+    def clear(self) -> None:
+        """Erases the bar before other lines are written to the terminal (they would follow
+        it on its line); the next update draws it again below them."""
+        if self._drawn:
+            print("\r\x1b[K", end="", file=self.stream, flush=True)
+            self._drawn = False
+            self._shown_at = 0.0
 
     def _show(self, done: int, note: str) -> None:
+        parts = [self.label]
         if self.total:
             done = min(done, self.total)
-            filled = _WIDTH * done // self.total
-            bar = f" [{'#' * filled}{'.' * (_WIDTH - filled)}] {100 * done // self.total}%"
-        else:
-            bar = ""
-        text = f"{self.label}{bar} {note}".rstrip()
+            if self.terminal:
+                filled = _WIDTH * done // self.total
+                parts.append(f"[{'#' * filled}{'.' * (_WIDTH - filled)}]")
+            parts.append(f"{100 * done // self.total}%")
+        text = " ".join([*parts, note]).rstrip()
         if self.terminal:
             print(f"\r{text}\x1b[K", end="", file=self.stream, flush=True)
+            self._drawn = True
         else:
             print(text, file=self.stream, flush=True)

@@ -1,6 +1,7 @@
 """The HTTP server's own defences (api.web.http_server), over a real socket: headers late
 (slowloris) or too large, bodies late or left unread, too many connections, and the log
-when the process runs out of open files."""
+when the process runs out of open files. Its refusals are answered as the application's
+answers are: with an X-Request-ID, an access line and a count in /metrics."""
 
 import json
 import os
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 import msgspec
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from testkit.server import UNLIMITED, running_server
 
@@ -137,10 +139,78 @@ def test_headers_sent_slowly_but_in_time_are_served(address):
         assert conn.recv(65536).startswith(b"HTTP/1.1 200")
 
 
-def test_a_request_the_server_cannot_read_is_refused_with_a_problem(address):
-    with socket.create_connection(address) as conn:
-        conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: usage\r\nX-Trace: a\x00b\r\n\r\n")
-        _problem(_read_to_end(conn), 400)
+def _request_id(answer: bytes) -> str:
+    """The X-Request-ID of the one response in ``answer``."""
+    head = answer.partition(b"\r\n\r\n")[0].decode("latin-1").lower().split("\r\n")
+    (request_id,) = [line.split(": ", 1)[1] for line in head if line.startswith("x-request-id:")]
+    return request_id
+
+
+def _is_new_id(request_id: str) -> bool:
+    return len(request_id) == 32 and all(c in "0123456789abcdef" for c in request_id)
+
+
+def _access_line(log: Path, request_id: str) -> dict:
+    """The one access line of ``request_id``, once the server has written it."""
+    deadline = time.monotonic() + PATIENCE
+    while True:
+        lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        found = [
+            line
+            for line in lines
+            if line.get("logger") == "api.access" and line.get("request_id") == request_id
+        ]
+        if found:
+            (line,) = found
+            return line
+        assert time.monotonic() < deadline, f"{request_id} was never logged"
+        time.sleep(0.1)
+
+
+def _answers_counted(url: str, method: str, path: str, status: int) -> float:
+    """usage_requests_total of the labels, as /metrics says now."""
+    text = httpx.get(f"{url}/metrics", timeout=PATIENCE).text
+    labels = {"method": method, "path": path, "status_code": str(status)}
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "usage_requests_total" and sample.labels == labels
+    )
+
+
+def _assert_counted(url: str, labels: tuple[str, str, int], expected: float) -> None:
+    """usage_requests_total of ``labels`` (method, path, status) reaches ``expected``, and
+    no more: an answer is counted once whoever gave it is done, maybe after the client has
+    read it."""
+    deadline = time.monotonic() + PATIENCE
+    while (counted := _answers_counted(url, *labels)) < expected:
+        assert time.monotonic() < deadline, f"{labels} counted {counted}, not {expected}"
+        time.sleep(0.1)
+    assert counted == expected
+
+
+@pytest.mark.parametrize("caller_id", [None, "nul-in-a-header-1"])
+def test_a_request_the_server_cannot_read_is_refused_with_a_problem(server, caller_id):
+    """Answered as every answer is: the caller's X-Request-ID (read before the NUL) or a
+    new one, an access line with the path as far as it was read (never the query), and a
+    count, under no route."""
+    labels = ("GET", "(unmatched)", 400)
+    before = _answers_counted(server.url, *labels)
+    given = b"" if caller_id is None else b"X-Request-ID: %s\r\n" % caller_id.encode()
+    with socket.create_connection(server.address) as conn:
+        conn.sendall(b"GET /orgs/acme/usage/llm?range=7d HTTP/1.1\r\nHost: usage\r\n")
+        conn.sendall(given + b"X-Trace: a\x00b\r\n\r\n")
+        answer = _read_to_end(conn)
+    _problem(answer, 400)
+    request_id = _request_id(answer)
+    assert request_id == caller_id if caller_id else _is_new_id(request_id)
+    line = _access_line(server.log, request_id)
+    assert line["message"] == "GET /orgs/acme/usage/llm 400"
+    read = (line["method"], line["path"], line["status"], line["key_id"])
+    assert read == ("GET", "/orgs/acme/usage/llm", 400, None)
+    assert 0 <= line["duration_ms"] < PATIENCE * 1000
+    _assert_counted(server.url, labels, before + 1)
 
 
 def _padding(count: int, size: int) -> bytes:
@@ -152,11 +222,22 @@ def _padding(count: int, size: int) -> bytes:
     [_padding(17, 1000), _padding(MAX_HEADERS + 1, 1)],
     ids=["17 KB of headers", f"{MAX_HEADERS + 1} headers"],
 )
-def test_headers_past_their_bounds_are_refused_with_431(address, headers):
-    with socket.create_connection(address) as conn:
-        conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: usage\r\n" + headers + b"\r\n")
-        details = _problem(_read_to_end(conn), 431)
-    assert "16,384 bytes" in details["detail"]
+def test_headers_past_their_bounds_are_refused_with_431(server, headers):
+    """With the caller's X-Request-ID, read before the bound, an access line and a count."""
+    labels = ("GET", "(unmatched)", 431)
+    before = _answers_counted(server.url, *labels)
+    request_id = f"past-the-bounds-{len(headers)}"
+    with socket.create_connection(server.address) as conn:
+        conn.sendall(
+            b"GET /healthz HTTP/1.1\r\nHost: usage\r\nX-Request-ID: %s\r\n%s\r\n"
+            % (request_id.encode(), headers)
+        )
+        answer = _read_to_end(conn)
+    assert "16,384 bytes" in _problem(answer, 431)["detail"]
+    assert _request_id(answer) == request_id
+    line = _access_line(server.log, request_id)
+    assert (line["method"], line["path"], line["status"]) == ("GET", "/healthz", 431)
+    _assert_counted(server.url, labels, before + 1)
 
 
 def test_a_flood_of_headers_is_cut_off_before_it_takes_memory(server):
@@ -224,29 +305,74 @@ def test_an_answer_given_before_the_body_ends_the_connection(address):
     assert closed
 
 
-def test_a_body_that_does_not_arrive_in_time_is_refused_with_408(server, address, ingest_key):
-    """A key that may post events, and a body trickled too slowly for the body timeout."""
-    head = (
+def _events_head(key: str, request_id: str, framing: bytes) -> bytes:
+    return (
         b"POST /events HTTP/1.1\r\nHost: usage\r\nAuthorization: Bearer %s\r\n"
-        b"Content-Type: application/cloudevents-batch+json\r\nContent-Length: 100000\r\n\r\n"
-    ) % ingest_key.encode()
+        b"X-Request-ID: %s\r\nContent-Type: application/cloudevents-batch+json\r\n%s\r\n"
+    ) % (key.encode(), request_id.encode(), framing)
+
+
+def test_a_body_that_does_not_arrive_in_time_is_refused_with_408(server, address, ingest_key):
+    """A key that may post events, and a body trickled too slowly for the body timeout.
+    The application serves the request: it is recorded once, by the application, under its
+    route and the caller's id, with the status the client got (not as a server error, nor
+    as a client that left)."""
+    labels = ("POST", "/events", 408)
+    before = _answers_counted(server.url, *labels)
+    head = _events_head(ingest_key, "body-too-late", b"Content-Length: 100000\r\n")
     started = time.monotonic()
     with socket.create_connection(address) as conn:
         received, closed = _trickle_until_closed(conn, head)
     assert closed
     assert time.monotonic() - started >= BODY_TIMEOUT
     assert "did not arrive within 2 s" in _problem(received, 408)["detail"]
-    # The request is logged as the client's doing, never as a server error.
-    deadline = time.monotonic() + PATIENCE
-    while not (statuses := _access_statuses(server.log, "POST", "/events")):
-        assert time.monotonic() < deadline, "the request was never logged"
-        time.sleep(0.1)
-    assert statuses == [499]
+    assert _request_id(received) == "body-too-late"
+    line = _access_line(server.log, "body-too-late")
+    assert (line["method"], line["path"], line["status"]) == ("POST", "/events", 408)
+    assert line["key_id"] is not None
+    _assert_counted(server.url, labels, before + 1)
+
+
+def test_a_body_that_is_not_valid_http_is_refused_with_a_problem(server, ingest_key):
+    """A chunk whose size is not hexadecimal, in the packet of its headers (the application
+    has not begun) or after them (it waits for the body): recorded once, as the 408 is."""
+    labels = ("POST", "/events", 400)
+    for n, pause in enumerate([0, 0.5]):
+        before = _answers_counted(server.url, *labels)
+        request_id = f"bad-chunk-{n}"
+        head = _events_head(ingest_key, request_id, b"Transfer-Encoding: chunked\r\n")
+        with socket.create_connection(server.address) as conn:
+            if pause:
+                conn.sendall(head)
+                time.sleep(pause)
+                head = b""
+            conn.sendall(head + b"zz\r\n[]\r\n")
+            answer = _read_to_end(conn)
+        assert "not valid HTTP/1.1" in _problem(answer, 400)["detail"]
+        assert _request_id(answer) == request_id
+        line = _access_line(server.log, request_id)
+        assert (line["method"], line["path"], line["status"]) == ("POST", "/events", 400)
+        _assert_counted(server.url, labels, before + 1)
+
+
+def test_a_client_gone_before_its_body_ends_is_logged_as_499(server, ingest_key):
+    """Not as a server error: nothing went wrong in the service."""
+    labels = ("POST", "/events", 499)
+    before = _answers_counted(server.url, *labels)
+    with socket.create_connection(server.address) as conn:
+        conn.sendall(_events_head(ingest_key, "gone-early", b"Content-Length: 1000\r\n") + b"[")
+        time.sleep(0.5)
+    line = _access_line(server.log, "gone-early")
+    assert (line["method"], line["path"], line["status"]) == ("POST", "/events", 499)
+    _assert_counted(server.url, labels, before + 1)
 
 
 def test_connections_past_the_cap_are_refused_at_once(server):
     """Connections that send nothing: past the cap, each is answered 503 as it opens and
-    closed; the others are held (until the header timeout closes them)."""
+    closed; the others are held (until the header timeout closes them). Nothing of a
+    refused one was read: a new id, and neither method nor path in its line and count."""
+    labels = ("(unread)", "(unmatched)", 503)
+    before = _answers_counted(server.url, *labels)
     refused = held = 0
     conns = [socket.create_connection(server.address) for _ in range(MAX_CONNECTIONS + 8)]
     try:
@@ -255,6 +381,11 @@ def test_connections_past_the_cap_are_refused_at_once(server):
             if answer:
                 assert _problem(answer, 503)["detail"].startswith("the server has too many")
                 assert b"retry-after: 1" in answer.lower()
+                request_id = _request_id(answer)
+                assert _is_new_id(request_id)
+                line = _access_line(server.log, request_id)
+                read = (line["method"], line["path"], line["status"])
+                assert read == ("(unread)", "(unread)", 503)
                 refused += 1
             else:
                 held += 1
@@ -264,16 +395,7 @@ def test_connections_past_the_cap_are_refused_at_once(server):
     assert refused >= 8
     assert held <= MAX_CONNECTIONS
     assert httpx.get(f"{server.url}/healthz", timeout=PATIENCE).status_code == 200
-
-
-def _access_statuses(log: Path, method: str, path: str) -> list[int]:
-    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    return [
-        line["status"]
-        for line in lines
-        if line.get("logger") == "api.access"
-        and (line.get("method"), line.get("path")) == (method, path)
-    ]
+    _assert_counted(server.url, labels, before + refused)
 
 
 def _accept_failure_lines(log: Path) -> list[dict]:

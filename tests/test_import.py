@@ -3,7 +3,10 @@ and skipped, and running it again, or after an interruption, adds nothing twice.
 
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import msgspec
@@ -13,10 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.core.parsing import Accepting
+from api.storage import imports
 from api.storage.imports import import_events
 from testkit.database import with_connection
 from testkit.factories import identity, iso, llm_call, message_sent
-from testkit.server import usage_api
+from testkit.server import USAGE_API, usage_api
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -124,6 +128,98 @@ def test_progress_is_reported_and_a_missing_file_is_named(db, tmp_path):
     file.write_bytes(lines(llm_call(time=NOW - timedelta(days=1))))
     loaded = usage_api(db, "import", str(file))
     assert "Importing" in loaded.stderr and "1 accepted" in loaded.stderr
+
+
+def mixed(count: int) -> tuple[bytes, list[int]]:
+    """JSON lines of ``count`` LLM calls, every tenth from the third one with more cached
+    tokens than input tokens and every tenth from the seventh not JSON, and the invalid
+    lines' numbers: each batch holds both, an invalid event ahead of a line with none."""
+    day = NOW - timedelta(days=40)
+    invalid, text = [], b""
+    for number in range(1, count + 1):
+        if number % 10 == 7:
+            text += b"{not json\n"
+        else:
+            cached = 2 * number if number % 10 == 3 else 0
+            call = llm_call(
+                time=day - timedelta(seconds=number), input_tokens=number, cached_tokens=cached
+            )
+            text += lines(call)
+        if number % 10 in (3, 7):
+            invalid.append(number)
+    return text, invalid
+
+
+def reported_lines(report: str) -> list[int]:
+    return [int(where[1]) for where in re.finditer(r"^line (\d+):", report, re.MULTILINE)]
+
+
+def test_invalid_lines_are_reported_in_the_files_order(db, tmp_path):
+    """Across batches, a line with no event after an invalid event of its batch: the
+    events' errors came after every such line of their batch."""
+    text, invalid = mixed(2_500)
+    file = tmp_path / "mixed.jsonl"
+    file.write_bytes(text)
+    run = usage_api(db, "import", str(file))
+    assert run.returncode == 1, run.stderr
+    assert result_of(run)["invalid"] == len(invalid)
+    assert reported_lines(run.stderr) == invalid
+
+
+def test_output_to_files_has_no_bar(db, tmp_path):
+    """`usage-api import FILE > out 2> err`: plain lines in err, the totals last, with no
+    bar drawn (nor carriage returns, nor terminal codes)."""
+    text, invalid = mixed(1_500)
+    file = tmp_path / "mixed.jsonl"
+    file.write_bytes(text)
+    out, err = tmp_path / "out", tmp_path / "err"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        run = subprocess.run(
+            [USAGE_API, "import", str(file)],
+            stdout=stdout,
+            stderr=stderr,
+            timeout=120,
+            env={**os.environ, "DATABASE_URL": db},
+        )
+    assert run.returncode == 1, err.read_text()
+    said = err.read_text()
+    assert "\r" not in said and "\x1b" not in said
+    assert not re.search(r"\[[#.]*\]", said), said
+    assert reported_lines(said) == invalid
+    accepted = 1_500 - len(invalid)
+    assert (
+        said.splitlines()[-1]
+        == f"Importing 100% {accepted:,} accepted, 0 duplicates, {len(invalid)} invalid"
+    )
+    assert json.loads(out.read_text().splitlines()[-1])["accepted"] == accepted
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_the_bar_leaves_the_reported_lines_whole(db, monkeypatch):
+    """The bar is redrawn in place, and an invalid line reported while it is drawn erases it
+    (else the line followed the bar on its line): each line the terminal shows is a
+    reported line or the bar, and the bar ends at 100 %."""
+    monkeypatch.setattr(imports, "BATCH_SIZE", 4)
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    text, invalid = mixed(40)
+    accepting = Accepting.imported(datetime.now(UTC), 400)
+
+    async def run(conn: psycopg.AsyncConnection) -> None:
+        await import_events(conn, io.BytesIO(text), accepting, size=len(text), report=terminal)
+
+    with_connection(db, run)
+    # What the terminal shows of each line: what follows its last carriage return.
+    shown = [line.split("\r")[-1].replace("\x1b[K", "") for line in terminal.getvalue().split("\n")]
+    shown = [line for line in shown if line]
+    bar = r"Importing \[[#.]{40}\] \d+% \d+ accepted, \d+ duplicates, \d+ invalid"
+    assert all(re.fullmatch(rf"line \d+: .*|{bar}", line) for line in shown), shown
+    assert reported_lines("\n".join(shown)) == invalid
+    assert shown[-1].startswith("Importing [" + "#" * 40 + "] 100% ")
 
 
 def spoilt(text: bytes) -> bytes:

@@ -88,7 +88,10 @@ class TooManyEvents(Exception):
 
 class InvalidEvents(Exception):
     def __init__(self, errors: list[EventError]) -> None:
-        super().__init__(f"{len(errors)} invalid event(s); nothing was stored")
+        # An event may have several errors: the detail counts events, `errors` lists all.
+        count = len({error.index for error in errors})
+        events = "event" if count == 1 else "events"
+        super().__init__(f"{count:,} invalid {events}; nothing was stored")
         self.errors = errors
 
 

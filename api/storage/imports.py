@@ -53,19 +53,27 @@ async def import_events(
 
     async def store() -> None:
         nonlocal accepted, duplicates, invalid
-        wheres, raws = [], []
-        for where, found in batch:
+        # What is wrong at each place of the batch, reported in the file's order: that no
+        # event is there is known as the file is read, an event's errors only once the
+        # batch is validated.
+        wrong: dict[int, list[str]] = {}
+        places, raws = [], []
+        for n, (_, found) in enumerate(batch):
             if isinstance(found, str):
-                print(f"{where}: {found}", file=report)
-                invalid += 1
+                wrong[n] = [found]
             else:
-                wheres.append(where)
+                places.append(n)
                 raws.append(found)
         events, errors = validate(raws, accepting)
         for error in errors:
             field = f"{error.field}: " if error.field else ""
-            print(f"{wheres[error.index]}: {field}{error.message}", file=report)
-        invalid += len({error.index for error in errors})
+            wrong.setdefault(places[error.index], []).append(f"{field}{error.message}")
+        if wrong:
+            progress.clear()
+        for n in sorted(wrong):
+            for message in wrong[n]:
+                print(f"{batch[n][0]}: {message}", file=report)
+        invalid += len(wrong)
         if events:
             result = await ingest(conn, events)
             accepted += result.accepted

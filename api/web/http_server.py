@@ -16,7 +16,11 @@ Now, per connection:
 - past ``USAGE_MAX_CONNECTIONS`` (1,000) per process, a new connection is answered 503 and
   closed before anything of it is read.
 
-Each refusal closes the connection. ``X-Forwarded-For`` is read by api.web.auth alone, and
+Each refusal closes the connection, and is answered as the application's answers are: with
+an ``X-Request-ID`` (the caller's, if its headers were read that far), one ``api.access``
+line and a count in /metrics. A refusal of a request the application already serves (its
+body late, or not valid HTTP) is logged and counted by the application, under its route and
+id, with the server's status. ``X-Forwarded-For`` is read by api.web.auth alone, and
 believed only from ``USAGE_TRUSTED_PROXIES``: uvicorn's proxy headers are off (they trusted
 127.0.0.1 whatever the settings said).
 """
@@ -27,8 +31,11 @@ import logging
 import resource
 import socket
 import sys
+import time
+import urllib.parse
 from typing import Any
 
+import httptools
 import msgspec
 import uvicorn
 from litestar import Litestar
@@ -36,7 +43,15 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from api.settings import Settings
-from api.web.logs import Occasional, log_config
+from api.web.logs import (
+    ANSWERED_BY_SERVER_KEY,
+    Occasional,
+    log_access,
+    log_config,
+    request_id_of,
+    scope_request_id,
+)
+from api.web.metrics import UNMATCHED, count_answer
 from api.web.problems import PROBLEM_JSON, problem
 
 KEEP_ALIVE_TIMEOUT = 5  # seconds an idle connection is kept between requests
@@ -53,6 +68,8 @@ _LOG = logging.getLogger("api.http")
 # What a connection is reading: a request's headers (or waiting for the next request), its
 # body, or what is left of a body the answer did not wait for.
 _HEADERS, _BODY, _LINGERING = "headers", "body", "lingering"
+# The method or path of a refused request the server did not read as far as them.
+UNREAD = "(unread)"
 
 
 class _HeadersTooLarge(Exception):
@@ -82,8 +99,14 @@ class BoundedHttp(HttpToolsProtocol):
     # The request's URL and headers as parsed ("name: value\r\n" each).
     _parsed = 0
     _headers_too_large = False
+    # uvicorn's URL of the request being read, emptied at each request's first byte: declared
+    # here for a refusal before any request began. And when the connection, then each of
+    # its requests, began: a refusal's duration in the access line and /metrics.
+    url = b""
+    _began = 0.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._began = time.perf_counter()
         super().connection_made(transport)
         if len(self.connections) > self.max_connections:
             self.refused.happened(self.max_connections)
@@ -108,6 +131,7 @@ class BoundedHttp(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._parsed = 0
+        self._began = time.perf_counter()
 
     def on_url(self, url: bytes) -> None:
         super().on_url(url)
@@ -164,16 +188,58 @@ class BoundedHttp(HttpToolsProtocol):
     def _refuse(self, status: int, detail: str, *headers: str) -> None:
         """Answers ``status`` in the application's stead and closes the connection at once:
         what is left of the request is not read."""
-        self._answer(status, detail, *headers)
+        if self._in_application():
+            # A body the parser cannot read, of a request the application serves: answered
+            # unless the application's answer has begun (nothing can follow its first bytes).
+            if not self.cycle.response_started:
+                self._answer_for_application(status, detail, *headers)
+        else:
+            # No application has seen the request: the server logs and counts it, under the
+            # method and path as far as they were read, and the caller's id if it came
+            # before the fault (the headers are those read so far; none before a request).
+            request_id = request_id_of(self.headers or ())
+            self._answer(status, detail, request_id, *headers)
+            method, path = self._request_line()
+            log_access(request_id, method, path, status, self._began, None)
+            count_answer(method, UNMATCHED, status, self._began)
         self.transport.close()
 
-    def _answer(self, status: int, detail: str, *headers: str) -> None:
+    def _in_application(self) -> bool:
+        """Whether the request being read is in the application's hands: its headers were
+        read and it was not queued behind another request's answer."""
+        return self._reading is _BODY and not self.pipeline
+
+    def _answer_for_application(self, status: int, detail: str, *headers: str) -> None:
+        """Answers the request the application serves, before its own answer began. The
+        application is told the client is gone (its answer, if it gives one, is dropped),
+        and its access line and count give ``status`` (``ANSWERED_BY_SERVER_KEY``), so the
+        request is recorded once, under its id, route and the status the client got."""
+        scope = self.cycle.scope
+        scope[ANSWERED_BY_SERVER_KEY] = status  # type: ignore[typeddict-unknown-key]
+        self.cycle.disconnected = True
+        self.cycle.message_event.set()
+        self._answer(status, detail, scope_request_id(scope), *headers)
+
+    def _request_line(self) -> tuple[str, str]:
+        """The method and path of the request being read, or UNREAD for either not read (the
+        parser's method is read with the URL, which follows it)."""
+        if not self.url:
+            return UNREAD, UNREAD
+        method = self.parser.get_method().decode("ascii")
+        try:
+            path = httptools.parse_url(self.url).path  # None in http://host, say
+        except httptools.HttpParserInvalidURLError:
+            path = None
+        return method, UNREAD if path is None else urllib.parse.unquote(path.decode("latin-1"))
+
+    def _answer(self, status: int, detail: str, request_id: str, *headers: str) -> None:
         body = msgspec.json.encode(problem(status, detail))
         head = "".join(
             f"{header}\r\n"
             for header in (
                 f"content-type: {PROBLEM_JSON}",
                 f"content-length: {len(body)}",
+                f"x-request-id: {request_id}",
                 *headers,
                 "connection: close",
             )
@@ -203,13 +269,11 @@ class BoundedHttp(HttpToolsProtocol):
         self._deadline = None
         if self.transport.is_closing():
             return
-        if self._reading is _BODY and not self.pipeline and not self.cycle.response_started:
-            # The application waits for the body: it is told the client is gone (its answer,
-            # if it gives one, is dropped), and the client is told why, closed as after any
-            # answer given before the body.
-            self.cycle.disconnected = True
-            self.cycle.message_event.set()
-            self._answer(408, f"the request's body did not arrive within {self.body_timeout:g} s")
+        if self._in_application() and not self.cycle.response_started:
+            # The application waits for the body: the client is told why, and closed as
+            # after any answer given before the body.
+            detail = f"the request's body did not arrive within {self.body_timeout:g} s"
+            self._answer_for_application(408, detail)
             self._linger()
         else:
             self.transport.close()

@@ -13,6 +13,7 @@ import math
 import re
 import time
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -85,13 +86,59 @@ class Occasional:
         self._count, self._logged_at = 0, now
 
 
-def _request_id(scope: Scope) -> str:
-    for name, value in scope["headers"]:
+def request_id_of(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """The caller's ``X-Request-ID`` (``headers`` named in lower case) when it is a plain
+    token, else a new id."""
+    for name, value in headers:
         if name == b"x-request-id":
             text = value.decode("latin-1")
             if _CALLER_ID.fullmatch(text):
                 return text
     return uuid.uuid4().hex
+
+
+def log_access(
+    request_id: str, method: str, path: str, status: int, started: float, key_id: str | None
+) -> None:
+    """The line that closes a request (``started``: its ``time.perf_counter()``), whoever
+    answered it: the application or the HTTP server (api.web.http_server)."""
+    path = path[:MAX_LOGGED_PATH]
+    token = REQUEST_ID.set(request_id)
+    try:
+        _ACCESS.info(
+            "%s %s %s",
+            method,
+            path,
+            status,
+            extra={
+                "fields": {
+                    "method": method,
+                    "path": path,
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "key_id": key_id,
+                }
+            },
+        )
+    finally:
+        REQUEST_ID.reset(token)
+
+
+# Kept in a request's ASGI scope for the HTTP server (api.web.http_server), which may answer
+# a request the application serves (its body late, or not valid HTTP): the request's id
+# (``scope_request_id``), which its answer carries, and the status of that answer, which
+# the access line and /metrics record in place of the application's (dropped, or 499 for a
+# client it was told is gone), so that the request is recorded once as the client saw it.
+_REQUEST_ID_KEY = "usage.request_id"
+ANSWERED_BY_SERVER_KEY = "usage.answered_by_server"
+
+
+def scope_request_id(scope: Scope) -> str:
+    """The request's id, chosen by the first to ask: the application, or the HTTP server
+    answering before the application began (with the body in the headers' packet)."""
+    if _REQUEST_ID_KEY not in scope:
+        scope[_REQUEST_ID_KEY] = request_id_of(scope["headers"])  # type: ignore[typeddict-unknown-key]
+    return scope[_REQUEST_ID_KEY]  # type: ignore[typeddict-item]
 
 
 def request_log(app: ASGIApp) -> ASGIApp:
@@ -101,8 +148,8 @@ def request_log(app: ASGIApp) -> ASGIApp:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
-        request_id = _request_id(scope)
-        method, path = scope["method"], scope["path"][:MAX_LOGGED_PATH]
+        request_id = scope_request_id(scope)
+        method, path = scope["method"], scope["path"]
         token = REQUEST_ID.set(request_id)
         started = time.perf_counter()
         status = 500
@@ -120,22 +167,9 @@ def request_log(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, send_with_id)
         finally:
-            key = scope.get("user")
-            _ACCESS.info(
-                "%s %s %s",
-                method,
-                path,
-                status,
-                extra={
-                    "fields": {
-                        "method": method,
-                        "path": path,
-                        "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                        "key_id": getattr(key, "key_id", None),
-                    }
-                },
-            )
+            key_id = getattr(scope.get("user"), "key_id", None)
+            status = scope.get(ANSWERED_BY_SERVER_KEY, status)
+            log_access(request_id, method, path, status, started, key_id)
             REQUEST_ID.reset(token)
 
     return middleware

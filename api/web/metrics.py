@@ -1,13 +1,16 @@
 """Prometheus metrics at /metrics: every answer by route template (never a path, so no
 organization appears in a label) and status, whatever answered it (a route, the key check,
-the router's 404 and 405), and requests refused by the rate limits. The write path counts
-what it stores in ``api.storage.counters``; the same registry serves both."""
+the router's 404 and 405, the HTTP server's own refusals), and requests refused by the rate
+limits. The write path counts what it stores in ``api.storage.counters``; the same registry
+serves both."""
 
 import time
 
 from litestar.plugins.prometheus import PrometheusController
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Counter, Gauge, Histogram
+
+from api.web.logs import ANSWERED_BY_SERVER_KEY
 
 _ANSWER_LABELS = ["method", "path", "status_code"]
 REQUESTS = Counter("usage_requests_total", "Answers, by method, route and status", _ANSWER_LABELS)
@@ -54,12 +57,15 @@ def count_requests(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send_counted)
         finally:
             in_progress.dec()
-            labels = {
-                "method": method,
-                "path": scope.get("path_template") or UNMATCHED,
-                "status_code": str(status),
-            }
-            REQUESTS.labels(**labels).inc()
-            DURATION.labels(**labels).observe(time.perf_counter() - started)
+            status = scope.get(ANSWERED_BY_SERVER_KEY, status)
+            count_answer(method, scope.get("path_template") or UNMATCHED, status, started)
 
     return counting
+
+
+def count_answer(method: str, path: str, status: int, started: float) -> None:
+    """One answer (``started``: its request's ``time.perf_counter()``), whoever gave it: the
+    application or the HTTP server (api.web.http_server)."""
+    labels = {"method": method, "path": path, "status_code": str(status)}
+    REQUESTS.labels(**labels).inc()
+    DURATION.labels(**labels).observe(time.perf_counter() - started)

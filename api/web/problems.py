@@ -103,9 +103,10 @@ def _from_problem(_: Request, problem: Problem) -> Response[ProblemDetails]:
 
 
 # Litestar's words for a client gone before its body ended (it closed the connection, or
-# the HTTP server closed it with a 408): raised as a 500. Nobody is left to read an answer,
-# and nothing went wrong in the service: the access log and /metrics count it as nginx
-# does, 499 (client closed request), not as a server error.
+# the HTTP server answered it, a 408 say): raised as a 500. Nobody is left to read an
+# answer, and nothing went wrong in the service: the access log and /metrics count it as
+# nginx does, 499 (client closed request), not as a server error; or with the HTTP server's
+# status, when it answered (api.web.logs.ANSWERED_BY_SERVER_KEY).
 _CLIENT_GONE = "client disconnected prematurely"
 CLIENT_CLOSED_REQUEST = 499
 

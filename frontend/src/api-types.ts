@@ -275,7 +275,7 @@ export interface paths {
         };
         /**
          * The database answers and takes writes; the folder's queue
-         * @description 200 while the database answers and takes writes. `folder` reports the queue of events stored but not yet folded into the rollups, as this process last measured it; a queue past `pending_limit` makes POST /events answer 503, not this probe (every server shares the queue).
+         * @description 200 while the database answers and takes writes. `folder` reports the queue of events stored but not yet folded into the rollups, as this process last measured it; a queue longer than `pending_limit` makes POST /events answer 503, not this probe (every server shares the queue).
          */
         get: operations["ReadyzReadyz"];
         put?: never;

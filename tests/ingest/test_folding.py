@@ -193,27 +193,32 @@ def test_a_fold_killed_before_its_commit_loses_nothing_and_counts_nothing_twice(
 def test_past_the_bound_ingest_is_503_with_retry_after_and_stores_nothing(db, ingest_key):
     with _app(db, pending_limit=3) as client:
         folder = client.app.state.folder
-        assert (
-            post_events(client, ingest_key, [llm_call(id=f"b{n}") for n in range(3)]).status_code
-            == 200
-        )
-        wait_for(
-            lambda: folder.status.queue is not None and folder.status.queue.rows == 3,
-            10,
-            "the measure",
-        )
+
+        def measured(rows: int) -> None:
+            wait_for(
+                lambda: folder.status.queue is not None and folder.status.queue.rows == rows,
+                10,
+                "the measure",
+            )
+
+        batch = [llm_call(id=f"b{n}") for n in range(3)]
+        assert post_events(client, ingest_key, batch).status_code == 200
+        measured(3)
+        # Exactly the bound waits: not more than it, so a batch is still taken.
+        assert post_events(client, ingest_key, [llm_call(id="at")]).status_code == 200
+        measured(4)
         refused = post_events(client, ingest_key, [llm_call(id="over")])
         assert refused.status_code == 503
         assert refused.headers["content-type"] == "application/problem+json"
         assert refused.headers["retry-after"] == "1"
         assert "USAGE_PENDING_LIMIT" in refused.json()["detail"]
-        assert _queued(db) == 3
+        assert _queued(db) == 4
         ready = client.get("/readyz").json()
-        assert ready["folder"]["pending_rows"] == 3 and ready["folder"]["pending_limit"] == 3
+        assert ready["folder"]["pending_rows"] == 4 and ready["folder"]["pending_limit"] == 3
         metrics = client.get("/metrics").text
-        assert "usage_pending_rows 3.0" in metrics
+        assert "usage_pending_rows 4.0" in metrics
         fold(db)
-        wait_for(lambda: folder.status.queue.rows == 0, 10, "the measure")
+        measured(0)
         assert post_events(client, ingest_key, [llm_call(id="over")]).status_code == 200
 
 

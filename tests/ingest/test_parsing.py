@@ -218,6 +218,19 @@ def test_every_invalid_field_of_every_event_is_listed():
     ]
 
 
+def test_the_detail_counts_invalid_events_not_their_errors():
+    first = llm_call(org="Acme", input_tokens=-1, cached_tokens=0)
+    second = workload_allocated(cpu_cores=0)
+    del second["id"]
+    with pytest.raises(InvalidEvents) as two:
+        parse_events(msgspec.json.encode([llm_call(), first, second]), BodyKind.EITHER, ANY_AGE)
+    assert len(two.value.errors) == 4
+    assert str(two.value) == "2 invalid events; nothing was stored"
+    with pytest.raises(InvalidEvents) as one:
+        parse_events(msgspec.json.encode([first]), BodyKind.EITHER, ANY_AGE)
+    assert str(one.value) == "1 invalid event; nothing was stored"
+
+
 @pytest.mark.parametrize(
     "body",
     [

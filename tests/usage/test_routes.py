@@ -207,6 +207,23 @@ def test_what_a_query_may_not_say(usage, admin_key, params, says):
         assert says in response.json()["detail"]
 
 
+def test_an_unknown_parameter_is_refused_naming_exactly_the_routes_parameters(
+    client, usage, admin_key
+):
+    """The known list is the route's own: its query parameters in the OpenAPI document, and
+    format (left out of the document, see usage_params.FormatParam)."""
+    document = client.app.openapi_schema.to_schema()
+    routes = {path: item for path, item in document["paths"].items() if "/usage/" in path}
+    assert len(routes) == 4 * len(SECTIONS)  # one org's and all orgs', sections and groups
+    for path, item in routes.items():
+        takes = {p["name"] for p in item["get"]["parameters"] if p["in"] == "query"}
+        response = usage(path.replace("{org}", "acme"), admin_key, nonsense="1")
+        assert response.status_code == 400, response.text
+        detail = response.json()["detail"]
+        assert detail.startswith("unknown parameter(s) 'nonsense'; known: "), detail
+        assert set(detail.partition("known: ")[2].split(", ")) == takes | {"format"}, path
+
+
 @pytest.mark.parametrize(
     ("path", "query", "field"),
     [

@@ -36,7 +36,7 @@ class FolderReport(msgspec.Struct, frozen=True, kw_only=True):
     pending_rows: int | None  # events waiting to be folded (null: not measured yet)
     oldest_pending_seconds: float | None  # how long the oldest has waited
     measured_seconds_ago: float | None
-    pending_limit: int  # past it POST /events answers 503
+    pending_limit: int  # while more than it wait, POST /events answers 503
     error: str | None  # why the last pass failed, if it did
 
 
@@ -54,7 +54,7 @@ class Readiness(msgspec.Struct, frozen=True, kw_only=True):
     description=(
         "200 while the database answers and takes writes. `folder` reports the queue of "
         "events stored but not yet folded into the rollups, as this process last measured "
-        "it; a queue past `pending_limit` makes POST /events answer 503, not this probe "
+        "it; a queue longer than `pending_limit` makes POST /events answer 503, not this probe "
         "(every server shares the queue)."
     ),
     responses=problem_responses(503),

@@ -89,10 +89,11 @@ _BACKED_UP_RETRY_SECONDS = 1
 
 
 def _refuse_while_backed_up(folder: FolderStatus, pending_limit: int) -> None:
-    """503 while more events wait to be folded than the bound: reads add the queue to the
-    rollups, so a queue without bound would slow every read instead."""
+    """503 while more events wait to be folded than the bound (a queue of exactly the bound
+    still takes batches): reads add the queue to the rollups, so a queue without bound would
+    slow every read instead."""
     queue = folder.queue
-    if queue is not None and queue.rows >= pending_limit:
+    if queue is not None and queue.rows > pending_limit:
         raise Problem(
             503,
             f"{queue.rows:,} events wait to be folded into the rollups (USAGE_PENDING_LIMIT "

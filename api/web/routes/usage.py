@@ -36,6 +36,7 @@ from api.web.routes.usage_params import (
     not_found,
     org_query,
     plain_query,
+    route_parameters,
     window_asked,
 )
 
@@ -201,6 +202,7 @@ def _route(section: Section, *, all_orgs: bool) -> HTTPRouteHandler:
         summary=section.all_orgs_title if all_orgs else section.title,
         description=_CSV_NOTE if all_orgs else section.details + _CSV_NOTE,
         dependencies=_dependencies(section, all_orgs=all_orgs, comparing=compare_previous),
+        opt={"parameters": route_parameters(section.filters, all_orgs=all_orgs, groups=False)},
     )(handler)
 
 
@@ -249,7 +251,7 @@ def _groups_route(section: Section, *, all_orgs: bool) -> HTTPRouteHandler:
             "With Accept: text/csv or format=csv: one row per group per bucket."
         ),
         dependencies=_dependencies(section, all_orgs=all_orgs, comparing=no_compare),
-        opt={"groups": True},
+        opt={"parameters": route_parameters(section.filters, all_orgs=all_orgs, groups=True)},
     )(handler)
 
 

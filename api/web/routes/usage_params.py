@@ -267,7 +267,7 @@ def plain_query(connection: ASGIConnection, route_handler: BaseRouteHandler) -> 
     UTF-8, names only the route's parameters, and gives a single-valued one once (a proxy
     or cache that reads the first of two values would see another request than this one's
     answer). Filters are repeatable."""
-    parameters = _GROUPS_PARAMETERS if route_handler.opt.get("groups") else _PARAMETERS
+    parameters: frozenset[str] = route_handler.opt["parameters"]
     counts: Counter[str] = Counter()
     for pair in connection.scope["query_string"].split(b"&"):
         if not pair:
@@ -281,7 +281,9 @@ def plain_query(connection: ASGIConnection, route_handler: BaseRouteHandler) -> 
         except UnicodeDecodeError:
             shown = name.decode("utf-8", "replace")
             raise _bad(shown, f"parameter {shown!r} is not UTF-8 once percent-decoded") from None
-    unknown = sorted(set(counts) - parameters)
+    # A filter the route does not take passes here: its filters' check refuses it by name,
+    # saying which filters the route takes.
+    unknown = sorted(set(counts) - parameters - set(FILTERS))
     if unknown:
         errors = [
             ErrorItem(field=name, message="is not a parameter of this route") for name in unknown
@@ -303,7 +305,14 @@ def plain_query(connection: ASGIConnection, route_handler: BaseRouteHandler) -> 
         )
 
 
+def route_parameters(filters: tuple[str, ...], *, all_orgs: bool, groups: bool) -> frozenset[str]:
+    """The query parameters a usage route takes, for its ``opt["parameters"]``: the window's,
+    format, its section's ``filters`` (and org across organizations), then compare on a
+    section read or by on a groups read. ``plain_query`` refuses any other, naming these: a
+    misspelt parameter (or one of another route) is refused, not silently ignored."""
+    across = ("org",) if all_orgs else ()
+    return frozenset({*_WINDOW, "format", *filters, *across, "by" if groups else "compare"})
+
+
 _DIGITS = re.compile("[0-9]+")
-# A misspelt parameter (or one of another route) is refused, not silently ignored.
-_PARAMETERS = {"range", "start", "end", "bucket", "top", "format", "compare", "tz", *FILTERS}
-_GROUPS_PARAMETERS = (_PARAMETERS - {"compare"}) | {"by"}
+_WINDOW = ("range", "start", "end", "bucket", "top", "tz")
