@@ -9,6 +9,9 @@ layers above it in this list (a test checks it):
 - ``reads``: the usage sections, each a few statements over the rollups and one answer.
 - ``alerts``: usage thresholds at work: evaluating them against the reads' figures and
   delivering their crossings as signed webhooks.
+- ``export``: usage leaving in bulk: every event and every hour's figures (the reads' own)
+  as Parquet files in an object store or a directory. Beside ``alerts``: neither imports
+  the other.
 - ``web``: the HTTP service: the Litestar app, routes, authentication, errors, OpenAPI,
   logs, metrics, and the HTTP server.
 - ``dev``: what runs on a developer's machine only: ``make run``, demo data, an embedded

@@ -6,8 +6,8 @@ import contextlib
 import os
 import sys
 import time
-from datetime import UTC, datetime
-from typing import BinaryIO
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, BinaryIO
 
 import msgspec
 import psycopg
@@ -22,6 +22,9 @@ from api.storage.db import connect_kwargs
 from api.storage.folder import Folder, FolderStatus
 from api.storage.imports import ImportResult, import_events
 from api.storage.keys import Scope, create_key, list_keys, revoke_key
+
+if TYPE_CHECKING:
+    from api.export.exporter import Passed
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -91,6 +94,20 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("--once", action="store_true", help="one pass, then exit (default: run)")
     watch.set_defaults(run=_watch)
 
+    export = commands.add_parser(
+        "export",
+        help="export events and hourly figures to USAGE_EXPORT_URL as Parquet, for servers run"
+        " with USAGE_EXPORT_IN_SERVER=0, or to backfill",
+    )
+    export.add_argument("--once", action="store_true", help="one pass, then exit (default: run)")
+    export.add_argument(
+        "--since",
+        type=_date,
+        metavar="YYYY-MM-DD",
+        help="export every day from this UTC date again (a backfill), then carry on",
+    )
+    export.set_defaults(run=_export)
+
     distribute = commands.add_parser(
         "distribute",
         help="move a single-node database onto Citus, a table at a time (resumable)",
@@ -101,6 +118,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=1)
     demo.set_defaults(run=_demo)
     return parser
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
 def _slug(value: str) -> str:
@@ -214,17 +238,23 @@ def _maintain(_: argparse.Namespace) -> None:
             print(f"moved {done.moved:,} rows out of default partitions into their months")
         for name in done.dropped:
             print(f"dropped partition {name} (older than {retention_days} days)")
+        for name in done.kept:
+            print(
+                f"kept partition {name} (older than {retention_days} days): its events are "
+                "not all exported yet (USAGE_EXPORT_URL); dropped once they are"
+            )
         if done.deleted:
             print(f"deleted {done.deleted:,} rows older than {retention_days} days")
         if done.receipts:
             print(f"deleted {done.receipts:,} receipts of events older than {retention_days} days")
-        if not (done.created or done.dropped or done.deleted or done.receipts):
+        if not (done.created or done.dropped or done.kept or done.deleted or done.receipts):
             print("nothing to do: partitions exist three months ahead, none is past retention")
 
     asyncio.run(run())
 
 
 def _rebuild(args: argparse.Namespace) -> None:
+    from api.storage import exports
     from api.storage.partitions import raw_horizon
     from api.storage.rebuild import rebuild
 
@@ -234,6 +264,7 @@ def _rebuild(args: argparse.Namespace) -> None:
     async def run() -> None:
         async with await _connect() as conn:
             await rebuild(conn, args.org, since)
+            await exports.rebuilt(conn, args.org, since.date(), datetime.now(UTC).date())
 
     asyncio.run(run())
     print(
@@ -323,6 +354,57 @@ def _watch_line(watcher: Watcher) -> str:
     return (
         f"{watcher.crossings:,} crossings found; {watcher.totals.delivered:,} of "
         f"{watcher.totals.attempted:,} webhook attempts delivered"
+    )
+
+
+def _export(args: argparse.Namespace) -> None:
+    """The exporter of a server process, alone (or a backfill): a progress bar while a pass
+    backfills, then a line per pass that exported anything."""
+    from api.export.exporter import exporter_of
+    from api.progress import Progress
+
+    settings = Settings.from_env()
+    if settings.export_destination is None:
+        raise SystemExit(
+            "usage-api export: USAGE_EXPORT_URL is not set: give s3://bucket/prefix (with "
+            "USAGE_EXPORT_ENDPOINT for a store other than AWS) or file:///path"
+        )
+
+    async def run() -> None:
+        database = Database(settings.database_url, 2)
+        await database.open()
+        exporter = exporter_of(database, settings)
+        assert exporter is not None
+        try:
+            if args.since:
+                await exporter.backfill_from(args.since)
+            while True:
+                progress = Progress("Exporting", None)
+                if args.once:
+                    passed = await exporter.once(progress)
+                else:
+                    passed = await exporter.attempt(progress)
+                if passed is not None and (passed.events or passed.hourly_files or args.once):
+                    progress.finish(progress.total or passed.events)
+                    print(_export_line(passed), flush=True)
+                elif exporter.status.error is None and passed is None:
+                    print("another exporter is running", flush=True)
+                if args.once:
+                    return
+                await asyncio.sleep(exporter.backoff())
+        finally:
+            await database.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+
+
+def _export_line(passed: "Passed") -> str:
+    backfilled = passed.backfilled_dates
+    days = f"; backfilled {backfilled[0]} to {backfilled[-1]}" if backfilled else ""
+    return (
+        f"exported {passed.events:,} events in {passed.event_files:,} files and the hourly "
+        f"figures of {passed.hourly_dates:,} dates in {passed.hourly_files:,} files{days}"
     )
 
 

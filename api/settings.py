@@ -7,6 +7,8 @@ from typing import TypeVar
 
 import msgspec
 
+from api.core import destinations
+from api.core.destinations import Destination
 from api.core.rate_limit import IpNetwork
 from api.core.webhook_targets import allowed_hosts
 
@@ -73,6 +75,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhook_host_concurrency: int = 4
     # Where people open the usage page: the base of the links webhooks carry.
     public_url: str = "http://127.0.0.1:8000"
+    # Export to object storage (api.export): where (None: no export); whether this process
+    # runs the exporter (else `usage-api export` does, apart; off in settings made in code,
+    # like the watcher); the seconds between its passes; how long after a UTC date ends its
+    # hourly figures are first written (events still arriving for it).
+    export_destination: Destination | None = None
+    export_in_server: bool = False
+    export_interval: float = 300.0
+    export_delay: float = 3600.0
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -116,6 +126,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             webhook_host_concurrency=_number("USAGE_WEBHOOK_HOST_CONCURRENCY", int, 4, least=1),
             public_url=os.environ.get("USAGE_PUBLIC_URL", "http://127.0.0.1:8000"),
             pending_limit=_number("USAGE_PENDING_LIMIT", int, 500_000, least=1),
+            export_destination=export_destination(),
+            export_in_server=_number("USAGE_EXPORT_IN_SERVER", int, 1, least=0) != 0,
+            export_interval=_number("USAGE_EXPORT_INTERVAL", float, 300.0, least=0.01),
+            export_delay=_number("USAGE_EXPORT_DELAY", float, 3600.0, least=0),
             **ages(),
         )
 
@@ -131,6 +145,17 @@ def ages() -> dict[str, int]:
             f"({raw_retention_days}): an accepted event would be past the raw retention"
         )
     return {"accept_days": accept_days, "raw_retention_days": raw_retention_days}
+
+
+def export_destination() -> Destination | None:
+    """USAGE_EXPORT_URL (with USAGE_EXPORT_ENDPOINT), or None when it is not set."""
+    url = os.environ.get("USAGE_EXPORT_URL")
+    if not url:
+        return None
+    try:
+        return destinations.parse(url, os.environ.get("USAGE_EXPORT_ENDPOINT"))
+    except ValueError as error:
+        raise SystemExit(f"USAGE_EXPORT_URL: {error}") from None
 
 
 def _webhook_allow_hosts() -> frozenset[str]:

@@ -1,26 +1,47 @@
 """Reading and clearing the test database's tables."""
 
 import asyncio
+import io
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import psycopg
 from sqlalchemy import Table, delete, select
 
+from api.core.parsing import Accepting
 from api.storage import reservations, rollups
 from api.storage.db import compile_statement, connect, connect_kwargs, execute_sync
 from api.storage.folding import PENDING_TABLES, QUEUES, Folded, fold_all, fold_org
+from api.storage.imports import import_events
 from api.storage.rebuild import rebuild as rebuild_derived
-from api.storage.schema import api_keys, metadata, orgs
+from api.storage.schema import (
+    RAW_TABLES,
+    api_keys,
+    export_dirty,
+    export_files,
+    export_partitions,
+    export_pending,
+    export_state,
+    metadata,
+    orgs,
+)
+from testkit.server import ANY_AGE
 
-# Everything a batch of events can change; api_keys belong to the session's fixtures.
+# Everything a batch of events can change; api_keys belong to the session's fixtures. The
+# exporter's bookkeeping is cleared with the events but is no state of theirs: its rows name
+# transactions and jobs, which another batching of the same events names otherwise.
 EVENT_TABLES = [table for table in metadata.sorted_tables if table is not api_keys]
+_EXPORTER_TABLES = {export_dirty, export_files, export_partitions, export_pending, export_state}
+_STATE_TABLES = [table for table in EVENT_TABLES if table not in _EXPORTER_TABLES]
 _VOLATILE_COLUMNS = {
     orgs.c.created_at,
     api_keys.c.created_at,
     *(table.c.received_at for table in PENDING_TABLES),
+    *(table.c.stored_at for table in RAW_TABLES),
 }
 # What ingest derives from the raw events.
 DERIVED_TABLES = [
@@ -90,7 +111,7 @@ def snapshot(database_url: str) -> dict[str, list[tuple[Any, ...]]]:
     not state."""
     fold(database_url)
     with connect(database_url) as conn:
-        return {table.name: _sorted_rows(conn, table) for table in EVENT_TABLES}
+        return {table.name: _sorted_rows(conn, table) for table in _STATE_TABLES}
 
 
 def rows(database_url: str, table_name: str) -> list[tuple[Any, ...]]:
@@ -131,3 +152,15 @@ def new_database(cluster_url: str, name: str) -> Iterator[str]:
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def import_batch(database_url: str, batch: list[dict]) -> None:
+    """The events stored as `usage-api import` stores a file holding them."""
+    file = io.BytesIO(b"".join(msgspec.json.encode(event) + b"\n" for event in batch))
+    accepting = Accepting.imported(datetime.now(UTC), ANY_AGE["raw_retention_days"])
+
+    async def run(conn):
+        return await import_events(conn, file, accepting, report=io.StringIO())
+
+    result = with_connection(database_url, run)
+    assert result.invalid == 0 and result.accepted + result.duplicates == len(batch)

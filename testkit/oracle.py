@@ -453,6 +453,54 @@ _USED = {
 }
 
 
+# The summary figures of every section (the export's usage_hourly columns).
+FIGURE_NAMES = {
+    "input_tokens",
+    "cached_tokens",
+    "output_tokens",
+    "successful_requests",
+    "failed_requests",
+    "cpu_core_hours",
+    "ram_gb_hours",
+    "storage_gb_hours",
+    "threads_created",
+    "messages_sent",
+}
+
+
+def used(section: str, summary: dict) -> bool:
+    return _USED[section](summary)
+
+
+def usage_keys(events: list[dict], org: str) -> dict[str, set[tuple]]:
+    """Per section, the keys the organization's events name (the export's usage_hourly
+    keys): LLM (identity kind, id, model), platform (kind, id), compute and storage
+    (agent,)."""
+    keys: dict[str, set[tuple]] = {section: set() for section in SECTIONS}
+    for event in unique_events(events):
+        if event["subject"] != org:
+            continue
+        data, kind = event["data"], event["type"]
+        if kind == "llm.call":
+            keys["llm"].add((data["identity"]["kind"], data["identity"]["id"], data["model"]))
+        elif kind in ("thread.created", "message.sent"):
+            keys["platform"].add((data["identity"]["kind"], data["identity"]["id"]))
+        elif kind == "workload.allocated":
+            keys["compute"].add((data["agent"]["id"],))
+        elif kind == "volume.provisioned":
+            keys["storage"].add((data["agent"]["id"],))
+    return keys
+
+
+def key_filters(section: str, key: tuple) -> dict[str, list[str]]:
+    """The filters that keep a key of ``usage_keys`` alone."""
+    if section == "llm":
+        return {"identity": [f"{key[0]}:{key[1]}"], "model": [key[2]]}
+    if section == "platform":
+        return {"identity": [f"{key[0]}:{key[1]}"]}
+    return {"agent": [key[0]]}
+
+
 def _group_keys(events: list[dict], section: str, by: str) -> set[tuple]:
     """(org, value) of every key in the events: value is a model, kind:id, an agent id or
     the org itself."""

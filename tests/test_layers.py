@@ -15,6 +15,7 @@ RANK = {
     "api.storage": 2,
     "api.reads": 3,
     "api.alerts": 4,
+    "api.export": 4,
     "api.web": 5,
     "api.dev": 6,
     "api.cli": 7,

@@ -7,29 +7,26 @@ process's evaluator finds wake it (or start its next pass) at once; a neighbour'
 at its next look, within ``interval``.
 
 One evaluator and one deliverer at a time across processes: each pass runs under a session
-advisory lock of its own, tried on its connection; a process whose neighbour holds it skips
-the pass. The lock goes with its session: a watcher killed mid-pass lets go when its
-connection closes.
+advisory lock of its own (api.storage.session_locks).
 """
 
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import psycopg
 from prometheus_client import Counter, Gauge
-from sqlalchemy import func, literal, select
 
 from api.alerts.delivery import DEFAULT_BOUNDS, Bounds, Deliveries, deliver_due
 from api.alerts.evaluation import Evaluation, evaluate
 from api.alerts.sender import Sent
 from api.settings import Settings
 from api.storage.availability import Database, DatabaseUnavailable
-from api.storage.db import Compiled, compile_statement, execute
+from api.storage.session_locks import holding, session_lock
 
 _log = logging.getLogger("api.watcher")
 CROSSINGS = Counter("usage_threshold_crossings_total", "Threshold crossings this process found")
@@ -41,21 +38,7 @@ PASS_SECONDS = Gauge(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Lock:
-    take: Compiled
-    release: Compiled
-
-
-def _lock(key: int) -> Lock:
-    keys = (literal(7203), literal(key))  # the folder's are 7201 and 7202
-    return Lock(
-        compile_statement(select(func.pg_try_advisory_lock(*keys))),
-        compile_statement(select(func.pg_advisory_unlock(*keys))),
-    )
-
-
-EVALUATING, DELIVERING = _lock(0), _lock(1)
+EVALUATING, DELIVERING = session_lock(7203, 0), session_lock(7203, 1)
 
 
 def utc_now() -> datetime:
@@ -66,22 +49,6 @@ def utc_now() -> datetime:
 class Watched:
     evaluation: Evaluation
     deliveries: Deliveries
-
-
-@asynccontextmanager
-async def holding(conn: psycopg.AsyncConnection, lock: Lock) -> AsyncIterator[bool]:
-    """Whether this connection holds ``lock``, for the block's duration."""
-    (locked,) = await (await execute(conn, lock.take)).fetchone()
-    if not locked:
-        yield False
-        return
-    try:
-        yield True
-        await execute(conn, lock.release)
-    except BaseException:
-        # A session still holding the lock must not go back to the pool: closed, it lets go.
-        await conn.close()
-        raise
 
 
 async def evaluate_once(

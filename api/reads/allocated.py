@@ -443,6 +443,9 @@ def _statements(kind: _Kind, shape: Shape) -> list[Compiled]:
     return statements + ([_by_org(kind, shape)] if shape.reach is Reach.ALL else [])
 
 
+_BY_AGENT = ("agent_id",)
+
+
 def _section(name: str, kind: _Kind, title: str, all_orgs_title: str) -> Section:
     responses = kind.responses
 
@@ -486,6 +489,8 @@ def _section(name: str, kind: _Kind, title: str, all_orgs_title: str) -> Section
         previous=responses.previous,
         span_summary=cache(partial(_span_summary, kind)),
         summary_type=responses.summary,
+        keys=_BY_AGENT,
+        keyed_series=cache(lambda shape: compile_statement(_series(kind, shape, _BY_AGENT))),
     )
 
 

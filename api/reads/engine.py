@@ -70,6 +70,11 @@ class Section:
     # needs no buckets), and the summary type they fill.
     span_summary: Callable[[Shape], Compiled]
     summary_type: type
+    # The series per key (the export's usage_hourly, api.export.hourly): the key columns
+    # (``keys``), then per bucket the figures ``bucket`` reads; a key with nothing in a
+    # bucket has no row there, or one of zeros.
+    keys: tuple[str, ...]
+    keyed_series: Callable[[Shape], Compiled]
 
 
 async def answer(section: Section, conn: psycopg.AsyncConnection, query: SectionQuery) -> Any:

@@ -36,6 +36,7 @@ from api.storage.schema import (
 )
 
 _MEASURES = LLM_MEASURES
+_KEYS = ("identity_kind", "identity_id", "model")
 
 
 def _token_sums(facts: CTE, *keys: Any) -> Subquery:
@@ -199,4 +200,6 @@ LLM = Section(
     previous=LlmPrevious,
     span_summary=cache(_COUNTED.span_summary),
     summary_type=LlmSummary,
+    keys=_KEYS,
+    keyed_series=cache(lambda shape: compile_statement(_COUNTED.series(shape, _KEYS))),
 )

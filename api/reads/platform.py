@@ -28,6 +28,7 @@ from api.storage.db import Compiled, compile_statement
 from api.storage.schema import PLATFORM_MEASURES
 
 _MEASURES = PLATFORM_MEASURES
+_KEYS = ("identity_kind", "identity_id")
 
 
 _COUNTED = Counted(
@@ -89,4 +90,6 @@ PLATFORM = Section(
     previous=PlatformPrevious,
     span_summary=cache(_COUNTED.span_summary),
     summary_type=PlatformSummary,
+    keys=_KEYS,
+    keyed_series=cache(lambda shape: compile_statement(_COUNTED.series(shape, _KEYS))),
 )

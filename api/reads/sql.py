@@ -125,12 +125,13 @@ class Counted:
         """The counted rows of cover ``cover``, from the narrowest family with ``keys``."""
         return covered(cover, shape, narrowest(self.families, shape, *keys))
 
-    def series(self, shape: Shape) -> Select:
-        """Per bucket, the measures summed."""
-        facts = self.facts(SERIES, shape)
+    def series(self, shape: Shape, keys: Sequence[str] = ()) -> Select:
+        """Per bucket (and key: the ``keys`` columns), the measures summed."""
+        facts = self.facts(SERIES, shape, *keys)
+        key_columns = [facts.c[key] for key in keys]
         bucket = bucket_of(facts.c.at).label("bucket")
         sums = (total(facts.c[name]).label(name) for name in self.measures)
-        return select(bucket, *sums).group_by(bucket)
+        return select(*key_columns, bucket, *sums).group_by(*key_columns, bucket)
 
     def span_summary(self, shape: Shape) -> Compiled:
         """One row: each measure summed over the totals' cover (0 where there is nothing)."""

@@ -1,7 +1,8 @@
 """The schema on Citus: every org-keyed table distributed on ``org_id``, all co-located with
 ``orgs`` (an organization's rows of every table on one shard, so its statements run on one
-node), and API keys a reference table, copied to every node: a request finds its key by the
-key's hash, before it knows an organization (ingest and admin keys have none of their own).
+node), and the tables of no organization reference tables, copied to every node: API keys (a
+request finds its key by the key's hash, before it knows an organization; ingest and admin
+keys have none of their own) and the exporter's bookkeeping.
 
 Migration 0008 distributes the tables of a new database where the ``citus`` extension exists;
 ``usage-api distribute`` converts a populated one, a table at a time (each in its own
@@ -17,7 +18,7 @@ from psycopg import sql
 from sqlalchemy import Table
 
 from api.storage.db import CITUS_PRESENT
-from api.storage.schema import api_keys, metadata, orgs
+from api.storage.schema import NOT_ORG_TABLES, metadata, orgs
 
 COLOCATION_ANCHOR = orgs.name
 
@@ -39,7 +40,7 @@ class Placement:
 
 
 def _placement(table: Table) -> Placement:
-    return Placement(table.name, distributed=table is not api_keys)
+    return Placement(table.name, distributed=table not in NOT_ORG_TABLES)
 
 
 # orgs first: every other distributed table is co-located with it.

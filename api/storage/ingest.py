@@ -4,10 +4,10 @@ Steps, each one statement over the whole batch (a few for the segments): registe
 organizations not yet known, record the receipts (the dedupe); then, for the events received
 for the first time only: workload and volume events and the segments of every object they
 touch (rebuilt from its events in the region the new ones change), identities' names, and
-last the LLM calls and platform events, each kind in one statement together with every tier
-of the rollups that count it, and the thresholds' marks (api.storage.marks). Every statement
-reads its rows joined to their organizations (api.storage.anchors), so on Citus it runs on
-the shards of the batch's organizations only.
+last the LLM calls and platform events, each kind in one statement together with their
+queue rows, the thresholds' marks (api.storage.marks) and the exporter's queue
+(api.storage.export_queue). Every statement reads its rows joined to their organizations
+(api.storage.anchors), so on Citus it runs on the shards of the batch's organizations only.
 
 Every step takes its row locks in key order, and the steps run in the same order in every
 transaction, so concurrent batches wait for each other but never deadlock.
@@ -33,7 +33,7 @@ from api.core.events import (
     WorkloadAllocatedEvent,
     WorkloadReleasedEvent,
 )
-from api.storage import allocations, counters, marks, rollups
+from api.storage import allocations, counters, export_queue, marks, rollups
 from api.storage.anchors import anchored, batch_orgs, register_orgs
 from api.storage.db import PLANNED_WITH_VALUES, Compiled, as_arrays, compile_statement, execute
 from api.storage.event_rows import (
@@ -99,6 +99,7 @@ async def ingest_batches(
         for write in _COUNTED_WRITES:
             await write.run(conn, fresh)
         await marks.mark(conn, fresh)
+        await export_queue.queue(conn, fresh)
         # Last: the identities a batch names are mostly those every batch names, whose locks
         # are then held for the shortest time before the commit.
         await _UPSERT_IDENTITIES.run(conn, identity_rows(fresh))
@@ -203,7 +204,8 @@ class _RawTable:
 
     @property
     def columns(self) -> list[str]:
-        return [column.name for column in self.table.columns]
+        """The columns a batch fills (not those the database fills: ``stored_at``)."""
+        return [column.name for column in self.table.columns if column.server_default is None]
 
     @property
     def prefix(self) -> str:

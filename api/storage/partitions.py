@@ -17,7 +17,9 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import DateTime, bindparam, delete
 
+from api.storage import exports
 from api.storage.db import compile_statement, execute
+from api.storage.export_queue import DATASET_OF_TABLE
 from api.storage.schema import (
     event_receipts,
     llm_calls,
@@ -76,6 +78,8 @@ class Done:
     created: list[str]
     moved: int  # rows moved out of default partitions into new months
     dropped: list[str]
+    # Partitions past the retention kept: events in them are not all exported yet.
+    kept: list[str]
     deleted: int  # rows older than the retention deleted from default partitions
     receipts: int  # receipts of events older than the retention deleted
 
@@ -150,11 +154,13 @@ def raw_horizon(now: datetime, retention_days: int) -> datetime:
 
 async def maintain(conn: psycopg.AsyncConnection, now: datetime, retention_days: int) -> Done:
     """Every table's partitions for this month and the next MONTHS_AHEAD, created where
-    missing; months wholly older than the retention dropped, and the default partition's
-    rows and the receipts as old deleted. Idempotent; safe beside ingest (a month's creation
-    or drop waits for the writers of its table, and they for it, a moment)."""
+    missing; months wholly older than the retention dropped (kept, while a destination is
+    registered, until their events are all exported: api.storage.exports), and the default
+    partition's rows and the receipts as old deleted. Idempotent; safe beside ingest (a
+    month's creation or drop waits for the writers of its table, and they for it, a
+    moment)."""
     horizon = raw_horizon(now, retention_days)
-    created, dropped, moved, deleted = [], [], 0, 0
+    created, dropped, kept, moved, deleted = [], [], [], 0, 0
     for table in TABLES:
         have = await months_of(conn, table)
         month = month_start(now)
@@ -164,10 +170,15 @@ async def maintain(conn: psycopg.AsyncConnection, now: datetime, retention_days:
                 created.append(partition_name(table, month))
             month = next_month(month)
         for month in have:
-            if _bound(next_month(month)) <= horizon:
-                name = partition_name(table, month)
-                await conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
-                dropped.append(name)
+            start, end = _bound(month), _bound(next_month(month))
+            if end > horizon:
+                continue
+            name = partition_name(table, month)
+            if not await exports.all_exported(conn, DATASET_OF_TABLE[table], start, end):
+                kept.append(name)
+                continue
+            await conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
+            dropped.append(name)
         default = sql.Identifier(f"{table}_default")
         cursor = await conn.execute(
             sql.SQL("DELETE FROM {} WHERE time < %s").format(default), [horizon]
@@ -177,5 +188,10 @@ async def maintain(conn: psycopg.AsyncConnection, now: datetime, retention_days:
     # whose receipt goes is one nothing accepts again, so it cannot be stored twice.
     cursor = await execute(conn, _DELETE_OLD_RECEIPTS, horizon=horizon)
     return Done(
-        created=created, moved=moved, dropped=dropped, deleted=deleted, receipts=cursor.rowcount
+        created=created,
+        moved=moved,
+        dropped=dropped,
+        kept=kept,
+        deleted=deleted,
+        receipts=cursor.rowcount,
     )

@@ -22,21 +22,15 @@ from api.core.tiers import TIERS
 from api.storage import allocations, rollups
 from api.storage.db import compile_statement, execute
 from api.storage.folding import PENDING_TABLES
-from api.storage.schema import (
-    llm_calls,
-    message_events,
-    thread_events,
-    volume_events,
-    workload_events,
-)
+from api.storage.schema import RAW_TABLES
 
 _ORG = bindparam("org", type_=Text)  # None: every organization
 _SINCE = bindparam("since", type_=DateTime(timezone=True))
-# In the order ingest writes them (and their queues last), so that a rebuild waiting for a
-# batch's lock never holds one that batch goes on to: the two would wait for each other.
-_RAW_TABLES = [workload_events, volume_events, llm_calls, thread_events, message_events]
-# SHARE: readers go on, writers (ingest) wait for the commit. Not expressible in SQLAlchemy Core.
-_LOCK_RAW_TABLES = f"LOCK TABLE {', '.join(t.name for t in _RAW_TABLES)} IN SHARE MODE"
+# The raw tables in the order ingest writes them (and their queues last), so that a rebuild
+# waiting for a batch's lock never holds one that batch goes on to: the two would wait for
+# each other. SHARE: readers go on, writers (ingest) wait for the commit. Not expressible in
+# SQLAlchemy Core.
+_LOCK_RAW_TABLES = f"LOCK TABLE {', '.join(t.name for t in RAW_TABLES)} IN SHARE MODE"
 # EXCLUSIVE: readers go on; a folder's take waits, and one under way is waited for, so no
 # fold adds to the rollups what the rebuild counts from the raw rows.
 _LOCK_QUEUES = f"LOCK TABLE {', '.join(t.name for t in PENDING_TABLES)} IN EXCLUSIVE MODE"

@@ -10,6 +10,7 @@ Tables (tests/test_schema.py keeps this list equal to the metadata):
   message_events_pending, orgs, thread_events, thread_events_pending, volume_events,
   volume_segments, volumes_held, workload_events, workload_segments, workloads_held
 - threshold_crossings, threshold_deliveries, threshold_marks, thresholds
+- export_dirty, export_files, export_partitions, export_pending, export_state
 - llm_by_identity: llm_by_identity_1d, llm_by_identity_1h, llm_by_identity_5m,
   llm_by_identity_6h, llm_by_identity_7d
 - llm_by_identity_model: llm_by_identity_model_1d, llm_by_identity_model_1h,
@@ -36,6 +37,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     Float,
     Index,
@@ -49,7 +51,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from api.core.tiers import TIERS
 
@@ -90,8 +92,13 @@ def _dedupe_key() -> list[Column]:
 
 
 def _event_columns() -> list[Column]:
-    """The columns every raw event table starts with."""
-    return [*_dedupe_key(), Column("time", DateTime(timezone=True), primary_key=True)]
+    """The columns every raw event table starts with: the key, then when the event was
+    stored (the transaction's start; NULL for events stored before migration 0014)."""
+    return [
+        *_dedupe_key(),
+        Column("time", DateTime(timezone=True), primary_key=True),
+        Column("stored_at", DateTime(timezone=True), server_default=func.now()),
+    ]
 
 
 def _identity_kind_check(column: str) -> CheckConstraint:
@@ -208,6 +215,8 @@ def _platform_event_table(name: str) -> Table:
 
 thread_events = _platform_event_table("thread_events")
 message_events = _platform_event_table("message_events")
+# In the order ingest writes them (api.storage.rebuild locks them so).
+RAW_TABLES = (workload_events, volume_events, llm_calls, thread_events, message_events)
 
 # The write path's queue (api.storage.folding): an LLM call's or platform event's row waits
 # in ``{raw table}_pending`` from the transaction that stored it until the folder counts it
@@ -421,3 +430,80 @@ threshold_deliveries = Table(
     Column("status", Integer, nullable=True),  # the receiver's HTTP status, if it answered
     Column("error", Text, nullable=True),  # why not, if it did not
 )
+
+
+# Export to object storage (DESIGN §11, api.export). The tables of the exporter's own
+# bookkeeping hold no organization's data: their rows are under ALL_ORGS (on Citus, reference
+# tables). The destination exported to, and the backfill under way (from which date, and up
+# to which one it is done).
+export_state = Table(
+    "export_state",
+    metadata,
+    _org_id(),
+    Column("url", Text, nullable=False),
+    Column("registered_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("next_job", BigInteger, nullable=False, server_default=text("1")),
+    Column("backfill_from", Date),
+    Column("backfill_next", Date),
+)
+
+# The events stored and not yet exported: one row per organization, dataset and transaction,
+# their keys as arrays (a row costs ingest next to nothing), written only while a destination
+# is registered. A pass of the exporter tags the rows it exports with its job, writes their
+# files and deletes them once the files are listed.
+export_pending = Table(
+    "export_pending",
+    metadata,
+    _org_id(),
+    Column("queued_id", Uuid, primary_key=True),
+    Column("dataset", Text, nullable=False),
+    Column("sources", ARRAY(Text), nullable=False),
+    Column("event_ids", ARRAY(Text), nullable=False),
+    Column("times", ARRAY(DateTime(timezone=True)), nullable=False),
+    Column("queued_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("job_id", BigInteger),
+)
+
+# The organizations' dates whose hourly figures may have changed since they were exported
+# (late events, import, rebuild); ``marked_id`` changes at each mark, so that a mark made
+# while the exporter writes the date survives the delete of the marks it read.
+export_dirty = Table(
+    "export_dirty",
+    metadata,
+    _org_id(),
+    Column("date", Date, primary_key=True),
+    Column("marked_id", Uuid, nullable=False),
+)
+
+# Every file of the destination: ``writing`` from before its PUT until its partition's
+# manifest lists it (then ``listed``), ``superseded`` from a backfill's manifest until the
+# object is deleted. A part of usage_hourly holds whole organizations (``orgs``).
+export_files = Table(
+    "export_files",
+    metadata,
+    _org_id(),
+    Column("dataset", Text, primary_key=True),
+    Column("date", Date, primary_key=True),
+    Column("name", Text, primary_key=True),
+    Column("job_id", BigInteger, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("rows", BigInteger),
+    Column("bytes", BigInteger),
+    Column("sha256", Text),
+    Column("orgs", ARRAY(Text)),
+    CheckConstraint("state IN ('writing', 'listed', 'superseded')", name="state"),
+)
+
+# Each partition's manifest as last written: its generation grows on every rewrite.
+export_partitions = Table(
+    "export_partitions",
+    metadata,
+    _org_id(),
+    Column("dataset", Text, primary_key=True),
+    Column("date", Date, primary_key=True),
+    Column("generation", BigInteger, nullable=False),
+    Column("written_at", DateTime(timezone=True), nullable=False),
+)
+
+# Tables of no organization: on Citus, reference tables (a copy on every node).
+NOT_ORG_TABLES = (api_keys, export_state, export_files, export_partitions)

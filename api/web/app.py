@@ -10,6 +10,7 @@ from litestar.di import Provide
 
 from api.alerts.watcher import watcher_of
 from api.core.rate_limit import RateLimiter
+from api.export.exporter import exporter_of
 from api.settings import Settings
 from api.storage.availability import Database
 from api.storage.folder import Folder
@@ -57,9 +58,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
         watcher = watcher_of(database, settings)
         if settings.watch_in_server:
             watcher.start()
+        app.state.exporter = exporter_of(database, settings)
+        if app.state.exporter is not None:
+            app.state.exporter.start()
         try:
             yield
         finally:
+            if app.state.exporter is not None:
+                await app.state.exporter.stop()
             await watcher.stop()
             await app.state.folder.stop()
             await app.state.key_cache.stop()

@@ -41,6 +41,8 @@ MOVED = [
 REPLACED = {
     # an illustration of `usage-api import`'s last line: the docs show its real output
     '{"accepted": 998, "duplicates": 0, "invalid": 2}',
+    # the dedupe key while the receipts were partitioned by time: it is (subject, source, id)
+    "(subject, source, id, time)",
 }
 
 

@@ -7,27 +7,22 @@ the 5-minute grid), as presets with an explicit end and as custom windows with a
 bucket.
 """
 
-import io
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.core.parsing import Accepting
 from api.core.windows import PRESET_WIDTHS
 from api.reads.sections import SECTION_NAMES
 from api.storage.folding import QUEUES
-from api.storage.imports import import_events
 from testkit import oracle
 from testkit.answers import check_every_endpoint, windows
-from testkit.database import fold_one, reset, with_connection
+from testkit.database import fold_one, import_batch, reset
 from testkit.engine import examples
 from testkit.factories import BASE_TIME, post_events
 from testkit.matching import assert_equal, comparable
 from testkit.oracle import OracleWindow
-from testkit.server import ANY_AGE
 from testkit.strategies import (
     deliveries,
     event_sets,
@@ -165,15 +160,7 @@ def _post(client, database_url, ingest_key, batch) -> None:
 
 
 def _import(client, database_url, ingest_key, batch) -> None:
-    """As `usage-api import` stores a file holding the batch."""
-    file = io.BytesIO(b"".join(msgspec.json.encode(event) + b"\n" for event in batch))
-    accepting = Accepting.imported(datetime.now(UTC), ANY_AGE["raw_retention_days"])
-
-    async def run(conn):
-        return await import_events(conn, file, accepting, report=io.StringIO())
-
-    result = with_connection(database_url, run)
-    assert result.invalid == 0 and result.accepted + result.duplicates == len(batch)
+    import_batch(database_url, batch)
 
 
 def _ingest(client, database_url, ingest_key, data, batches, routes=(_post,)) -> list[dict]:

@@ -7,6 +7,7 @@ from litestar import Request, get
 from litestar.di import NamedDependency
 from sqlalchemy import func, literal, select
 
+from api.export.exporter import Exporter
 from api.storage.availability import Database, DatabaseReadOnly
 from api.storage.db import compile_statement, execute
 from api.web.auth import PUBLIC
@@ -40,9 +41,20 @@ class FolderReport(msgspec.Struct, frozen=True, kw_only=True):
     error: str | None  # why the last pass failed, if it did
 
 
+class ExporterReport(msgspec.Struct, frozen=True, kw_only=True):
+    """The export to object storage (USAGE_EXPORT_URL) as this process knows it."""
+
+    destination: str
+    exporting: bool  # this process runs the exporter (else `usage-api export` runs apart)
+    last_pass_seconds_ago: float | None  # since its last pass that succeeded (null: none yet)
+    error: str | None  # why its last pass failed, if it did
+    failures: int  # passes failed in a row (each retried after a backoff)
+
+
 class Readiness(msgspec.Struct, frozen=True, kw_only=True):
     status: str
     folder: FolderReport
+    exporter: ExporterReport | None  # null: export is not configured
 
 
 @get(
@@ -50,12 +62,14 @@ class Readiness(msgspec.Struct, frozen=True, kw_only=True):
     opt=PUBLIC,
     security=PUBLIC_SECURITY,
     tags=["health"],
-    summary="The database answers and takes writes; the folder's queue",
+    summary="The database answers and takes writes; the folder's queue; the exporter",
     description=(
         "200 while the database answers and takes writes. `folder` reports the queue of "
         "events stored but not yet folded into the rollups, as this process last measured "
         "it; a queue longer than `pending_limit` makes POST /events answer 503, not this probe "
-        "(every server shares the queue)."
+        "(every server shares the queue). `exporter` reports the export to object storage "
+        "(null when USAGE_EXPORT_URL is not set); a failing export does not fail this probe "
+        "(it is retried; the events wait in the database)."
     ),
     responses=problem_responses(503),
 )
@@ -79,6 +93,22 @@ async def readyz(request: Request, database: NamedDependency[Database]) -> Readi
             pending_limit=request.app.state.pending_limit,
             error=status.error,
         ),
+        exporter=_exporter_report(request.app.state.exporter),
+    )
+
+
+def _exporter_report(exporter: Exporter | None) -> ExporterReport | None:
+    if exporter is None:
+        return None
+    status = exporter.status
+    return ExporterReport(
+        destination=status.destination,
+        exporting=status.exporting,
+        last_pass_seconds_ago=(
+            None if status.last_pass_at is None else max(time.time() - status.last_pass_at, 0.0)
+        ),
+        error=status.error,
+        failures=status.failures,
     )
 
 

@@ -1,0 +1,220 @@
+"""The ``usage_hourly`` dataset (DESIGN §11): per organization, UTC hour, section and key,
+the section's summary figures for that hour, read through each section's own statements
+(its ``keyed_series`` and ``bucket``/``summary``, api.reads), so the figures are the reads'
+own: summed over a UTC day they are the day's figures.
+
+A date is written once it has ended (plus ``USAGE_EXPORT_DELAY``), and again for the
+organizations whose figures for it changed since (api.storage.exports marks them). Its
+organizations are placed in parts, each part a file holding whole organizations; an
+organization stays in its part, so rewriting a part replaces that one object, in one upload.
+The placement of a new organization is recorded before its part is uploaded: after a crash
+the date is written again with the same placement.
+"""
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import msgspec
+import psycopg
+import pyarrow as pa
+
+from api.core.windows import Bucket, Window
+from api.export import layout
+from api.export.parquet import to_parquet
+from api.export.store import Store
+from api.reads.fetch import fetch_all
+from api.reads.query import Reach, SectionQuery, Shape
+from api.reads.sections import SECTIONS
+from api.storage import exports
+from api.storage.exports import FileRecord
+
+DATASET = "usage_hourly"
+HOUR = timedelta(hours=1)
+# Rows a part grows to before a new organization starts the next one.
+PART_ROWS = 100_000
+_UTC = ZoneInfo("UTC")
+_ORG_SHAPE = Shape(Reach.ORG)
+
+KEY_COLUMNS = ("identity_kind", "identity_id", "model", "agent_id")
+_FIGURE_TYPES = {int: pa.int64(), float: pa.float64()}
+FIGURES = {
+    field.name: _FIGURE_TYPES[field.type]
+    for section in SECTIONS
+    for field in msgspec.structs.fields(section.summary_type)
+}
+SCHEMA = pa.schema(
+    [
+        pa.field("org", pa.string(), nullable=False),
+        pa.field("hour", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("section", pa.string(), nullable=False),
+        *(pa.field(key, pa.string()) for key in KEY_COLUMNS),
+        *(pa.field(name, kind) for name, kind in FIGURES.items()),
+    ],
+    metadata={"dataset": DATASET},
+)
+
+
+def day_window(day: date) -> Window:
+    start = datetime.combine(day, time(), UTC)
+    return Window(
+        range="custom",
+        bucket="1h",
+        width=HOUR,
+        zone=_UTC,
+        boundaries=tuple(start + hour * HOUR for hour in range(25)),
+        counted_from=start,
+        as_of=start + 24 * HOUR,
+    )
+
+
+async def org_day(conn: psycopg.AsyncConnection, org: str, day: date) -> list[dict[str, Any]]:
+    """The organization's rows of ``day``: one per hour, section and key with any usage."""
+    query = SectionQuery(window=day_window(day), org=org, top=1)
+    params = query.params()
+    statements = [(section.keyed_series(_ORG_SHAPE), params) for section in SECTIONS]
+    found = []
+    for section, rows in zip(SECTIONS, await fetch_all(conn, statements), strict=True):
+        for row in rows:
+            bucket = Bucket(start=row.bucket, end=row.bucket + HOUR, partial=False)
+            figures = msgspec.structs.asdict(section.summary([section.bucket(bucket, row)]))
+            if any(figures.values()):
+                keys = {key: getattr(row, key) for key in section.keys}
+                found.append(
+                    {"org": org, "hour": row.bucket, "section": section.name, **keys, **figures}
+                )
+    order = {section.name: position for position, section in enumerate(SECTIONS)}
+    found.sort(
+        key=lambda row: (
+            row["hour"],
+            order[row["section"]],
+            *(row.get(key) or "" for key in KEY_COLUMNS),
+        )
+    )
+    return found
+
+
+@dataclass(slots=True)
+class _Part:
+    name: str
+    orgs: list[str]
+    rows: int = 0
+
+
+def place(
+    parts: list[_Part], counts: dict[str, int], at_most: int = PART_ROWS
+) -> tuple[list[_Part], set[str]]:
+    """The parts with every organization of ``counts`` (its rows) that is in none placed:
+    in the last part while it has room, else in a new one. The parts and the names of
+    those that changed."""
+    placed = {org for part in parts for org in part.orgs}
+    changed = set()
+    for org in sorted(counts):
+        if org in placed or not counts[org]:
+            continue
+        if not parts or (parts[-1].orgs and parts[-1].rows + counts[org] > at_most):
+            parts.append(_Part(layout.hourly_part_name(len(parts) + 1), []))
+        parts[-1].orgs.append(org)
+        parts[-1].rows += counts[org]
+        changed.add(parts[-1].name)
+    return parts, changed
+
+
+@dataclass(slots=True)
+class Written:
+    dates: int = 0
+    files: int = 0
+    rows: int = 0
+    by_date: dict[date, int] = field(default_factory=dict)
+
+
+async def write_date(
+    conn: psycopg.AsyncConnection,
+    store: Store,
+    day: date,
+    orgs: Iterable[str] | None,
+    marks: list[tuple[str, Any]],
+    written: Written,
+) -> None:
+    """``day``'s parts holding ``orgs`` (None: every organization) written again, with its
+    manifest; the ``marks`` (org, mark) read for it cleared."""
+    job = await exports.next_job(conn)
+    recorded = await exports.every_file(conn, DATASET, day)
+    parts = [_Part(file.name, list(file.orgs), file.rows) for file in recorded]
+    wanted = await exports.every_org(conn) if orgs is None else sorted(set(orgs))
+    rows = {org: await org_day(conn, org, day) for org in wanted}
+    parts, changed = place(parts, {org: len(found) for org, found in rows.items()})
+    wanted_set = set(wanted)
+    changed |= {part.name for part in parts if wanted_set & set(part.orgs)}
+    # The placement first: a crash after an upload must not place an organization elsewhere.
+    for part in parts:
+        if part.name in changed:
+            await exports.place(conn, DATASET, day, job, part.name, part.orgs)
+    new_files = []
+    for part in parts:
+        if part.name not in changed:
+            continue
+        for org in part.orgs:
+            if org not in rows:
+                rows[org] = await org_day(conn, org, day)
+        table = pa.Table.from_pylist([row for org in part.orgs for row in rows[org]], SCHEMA)
+        built = await asyncio.to_thread(to_parquet, table)
+        await asyncio.to_thread(store.put, layout.file_key(DATASET, day, part.name), built.data)
+        new_files.append(
+            FileRecord(part.name, built.rows, built.bytes, built.sha256, tuple(part.orgs))
+        )
+    before = await exports.partition(conn, DATASET, day)
+    rewritten = {file.name for file in new_files}
+    listed = [*(f for f in before.files if f.name not in rewritten), *new_files]
+    generation = before.generation + 1
+    document = layout.manifest(DATASET, day, generation, datetime.now(UTC), listed)
+    await asyncio.to_thread(store.put, layout.manifest_key(DATASET, day), document)
+    async with conn.transaction():
+        await exports.partition_written(conn, DATASET, day, generation, new_files, job)
+        by_org: dict[str, list[tuple[date, Any]]] = {}
+        for org, mark in marks:
+            by_org.setdefault(org, []).append((day, mark))
+        for org, org_marks in by_org.items():
+            await exports.clean(conn, org, org_marks)
+    written.dates += 1
+    written.files += len(new_files)
+    written.rows += sum(file.rows for file in new_files)
+
+
+def last_exportable(now: datetime, delay: timedelta) -> date:
+    """The last UTC date whose hourly figures are written: ended ``delay`` ago."""
+    return (now - delay).astimezone(UTC).date() - timedelta(days=1)
+
+
+async def export_hourly(
+    conn: psycopg.AsyncConnection,
+    store: Store,
+    first: date,
+    last: date,
+    rewrite: Iterable[date] = (),
+) -> Written:
+    """Every date from ``first`` to ``last`` never written, the dates of ``rewrite`` whole,
+    and the organizations' dates marked since."""
+    todo: dict[date, set[str] | None] = {}
+    done = await exports.written_dates(conn, DATASET)
+    day = first
+    while day <= last:
+        if day not in done:
+            todo[day] = None
+        day += timedelta(days=1)
+    for day in rewrite:
+        if first <= day <= last:
+            todo[day] = None
+    marks: dict[date, list[tuple[str, Any]]] = {}
+    for org, day, mark in await exports.dirty(conn, last):
+        marks.setdefault(day, []).append((org, mark))
+        if day in todo and todo[day] is None:
+            continue
+        todo.setdefault(day, set()).add(org)
+    written = Written()
+    for day in sorted(todo):
+        await write_date(conn, store, day, todo[day], marks.get(day, []), written)
+    return written
