@@ -1,4 +1,5 @@
-"""Fixtures: a throwaway PostgreSQL cluster for the session, the app over it, API keys.
+"""Fixtures: a throwaway PostgreSQL cluster for the session, the app over it, API keys; a
+throwaway S3 server (SeaweedFS) for the tests that need one, and a new bucket in it.
 
 With ``USAGE_TEST_ENGINE=citus`` (testkit.engine) the cluster is a Citus coordinator and two
 workers: ``make test`` runs the Citus suite so (tests/citus, and the tests of the data path)
@@ -7,6 +8,7 @@ when this machine's PostgreSQL has Citus.
 
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from api.storage.keys import CreatedKey, Scope, create_key, revoke_key
 from api.web.app import create_app
 from testkit.database import new_database, reset, with_connection
 from testkit.engine import CITUS
+from testkit.object_store import S3Endpoint, create_bucket, delete_bucket, seaweedfs
 from testkit.receiver import RECEIVER_HOSTS
 from testkit.server import ANY_AGE, CHECKOUT_TIMEOUT, PATIENT_POOL, UNLIMITED, live_server
 
@@ -36,6 +39,26 @@ def postgres() -> Iterator[EmbeddedPostgres | CitusCluster]:
     yield cluster
     cluster.stop()
     shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Endpoint]:
+    """A real S3 server of the session's own (each pytest-xdist worker starts one)."""
+    folder = Path(tempfile.mkdtemp(prefix="usage-test-s3-"))
+    with seaweedfs(folder) as endpoint:
+        yield endpoint
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def bucket(s3: S3Endpoint) -> Iterator[str]:
+    """A new empty bucket's name. Deleted after the test with what it holds: each bucket is a
+    SeaweedFS collection with a volume of its own, and `weed mini` allows one volume for each
+    GiB of free disk."""
+    name = f"test-{uuid.uuid4().hex}"
+    create_bucket(s3, name)
+    yield name
+    delete_bucket(s3, name)
 
 
 @pytest.fixture(scope="session")
