@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from pyarrow import fs
 
 from api.core.destinations import parse
 from api.export.exporter import Passed, export_once
 from api.export.store import Store
 from testkit import oracle
 from testkit.database import with_connection
+from testkit.object_store import S3Endpoint
 
 EVENT_DATASETS = ("llm_calls", "workload_events", "volume_events", "threads", "messages")
 DATASET_OF_TYPE = {
@@ -62,16 +64,29 @@ def export(
     now: datetime | None = None,
     delay: timedelta = timedelta(0),
     store: Store | None = None,
+    endpoint: str | None = None,
 ) -> Passed | None:
-    """One exporter pass to ``url`` (file:///...), as of ``now``; through ``store`` if given
-    (a CrashingStore)."""
-    store = store or Store(parse(url))
+    """One exporter pass to ``url`` (at S3 ``endpoint``, for s3://), as of ``now``; through
+    ``store`` if given (a CrashingStore)."""
+    store = store or Store(parse(url, endpoint))
     clock = (lambda: now) if now else (lambda: datetime.now(UTC))
 
     async def run(conn):
         return await export_once(conn, database_url, store, delay=delay, clock=clock)
 
     return with_connection(database_url, run)
+
+
+def download(endpoint: S3Endpoint, bucket: str, into: Path) -> Path:
+    """Everything in the bucket, copied to ``into`` (DuckDB has no S3 reader here: its
+    httpfs extension is not installed, and nothing can be downloaded)."""
+    fs.copy_files(
+        bucket,
+        str(into),
+        source_filesystem=endpoint.filesystem(),
+        destination_filesystem=fs.LocalFileSystem(),
+    )
+    return into
 
 
 def _files(root: Path, dataset: str) -> list[str]:
@@ -148,7 +163,7 @@ def exported_row(event: dict) -> dict[str, Any]:
 def check_hourly(root: Path, stored: list[dict], days: list[date]) -> None:
     """Summed over each UTC day of ``days``, ``usage_hourly`` gives the oracle's figures of
     that day, per organization, section and key (and no figures where the oracle has none)."""
-    rows = read(root, "usage_hourly")
+    rows = [row for row in read(root, "usage_hourly") if row["date"] in set(days)]
     exported: dict[tuple, dict[str, float]] = {}
     for row in rows:
         key = (row["date"], row["org"], row["section"], _key(row))

@@ -94,6 +94,8 @@ def test_without_database_url_it_says_what_to_do():
         ("USAGE_RATE_BURST", "0"),
         ("USAGE_DB_POOL_SIZE", "many"),
         ("USAGE_DB_CHECKOUT_TIMEOUT", "soon"),
+        ("USAGE_EXPORT_INTERVAL", "0"),
+        ("USAGE_EXPORT_DELAY", "-1"),
     ],
 )
 def test_a_bad_setting_stops_serve_saying_which(database_url, variable, value):
@@ -101,6 +103,30 @@ def test_a_bad_setting_stops_serve_saying_which(database_url, variable, value):
     assert result.returncode != 0
     assert f"{variable} must be a number" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "endpoint", "said"),
+    [
+        ("http://bucket/usage", None, "neither s3://bucket/prefix nor file:///path"),
+        ("s3:///usage", None, "names no bucket"),
+        ("file://relative/path", None, "names a host"),
+        ("s3://bucket/../usage", None, "'..' path segment"),
+        ("s3://bucket/usage", "127.0.0.1:8333", "must be http(s)://host[:port]"),
+    ],
+)
+def test_a_bad_export_destination_stops_serve_saying_which(database_url, url, endpoint, said):
+    endpoint_env = {"USAGE_EXPORT_ENDPOINT": endpoint} if endpoint else {}
+    result = usage_api(database_url, "serve", "--port", "1", USAGE_EXPORT_URL=url, **endpoint_env)
+    assert result.returncode != 0
+    assert "USAGE_EXPORT_URL" in result.stderr and said in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_export_without_a_destination_says_what_to_set(database_url):
+    result = usage_api(database_url, "export", "--once")
+    assert result.returncode != 0
+    assert "USAGE_EXPORT_URL is not set" in result.stderr
 
 
 def test_an_unknown_log_level_stops_serve_saying_which(database_url):

@@ -92,6 +92,8 @@ async def _pass(
     today = now.date()
     state = await exports.register(conn, store.destination.url, today)
     passed = Passed()
+    # Measured before the work too: a pass that fails still shows how long events wait.
+    await _measure_lag(conn, clock)
     await events.recover_backfill(conn, store)
     job = await exports.unfinished_job(conn) or await exports.take(conn, events.JOB_EVENTS, today)
     while job is not None:
@@ -102,12 +104,14 @@ async def _pass(
     await _measure_lag(conn, clock)
     last_hourly = hourly.last_exportable(now, delay)
     state = await exports.state(conn)
+    # Through tomorrow: an event may be stored minutes ahead of the clock (MAX_CLOCK_SKEW).
+    until = today + DAY
     day = state.backfill_next
     if day is not None:
-        progress.total = (today - day).days + 1
-    while day is not None and day <= today:
-        BACKFILL_DAYS.set((today - day).days + 1)
-        progress.update(progress.total - (today - day).days - 1, f"backfilling {day}")
+        progress.total = (until - day).days + 1
+    while day is not None and day <= until:
+        BACKFILL_DAYS.set((until - day).days + 1)
+        progress.update(progress.total - (until - day).days - 1, f"backfilling {day}")
         exported = await events.backfill_date(conn, database_url, store, day)
         _count_events(passed, exported)
         if day <= last_hourly:
@@ -116,7 +120,7 @@ async def _pass(
             _count_hourly(passed, written)
         passed.backfilled_dates.append(day)
         day += DAY
-        await exports.set_backfill(conn, day if day <= today else None)
+        await exports.set_backfill(conn, day if day <= until else None)
     BACKFILL_DAYS.set(0)
     written = await hourly.export_hourly(conn, store, state.first_date, last_hourly)
     _count_hourly(passed, written)

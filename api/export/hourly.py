@@ -26,7 +26,7 @@ from api.core.windows import Bucket, Window
 from api.export import layout
 from api.export.parquet import to_parquet
 from api.export.store import Store
-from api.reads.fetch import fetch_all
+from api.reads.fetch import UnknownOrg, fetch_all
 from api.reads.query import Reach, SectionQuery, Shape
 from api.reads.sections import SECTIONS
 from api.storage import exports
@@ -76,8 +76,12 @@ async def org_day(conn: psycopg.AsyncConnection, org: str, day: date) -> list[di
     query = SectionQuery(window=day_window(day), org=org, top=1)
     params = query.params()
     statements = [(section.keyed_series(_ORG_SHAPE), params) for section in SECTIONS]
+    try:
+        results = await fetch_all(conn, statements)
+    except UnknownOrg:
+        return []  # marked by a rebuild of an organization that was never stored
     found = []
-    for section, rows in zip(SECTIONS, await fetch_all(conn, statements), strict=True):
+    for section, rows in zip(SECTIONS, results, strict=True):
         for row in rows:
             bucket = Bucket(start=row.bucket, end=row.bucket + HOUR, partial=False)
             figures = msgspec.structs.asdict(section.summary([section.bucket(bucket, row)]))

@@ -59,6 +59,8 @@ _DATASET = bindparam("dataset", type_=Text)
 _DATE = bindparam("date", type_=Date)
 _DATES = bindparam("dates", type_=ARRAY(Date))
 DAY = timedelta(days=1)
+# Given, not now(): on Citus an upsert's SET may call no function that is not immutable.
+_NOW = bindparam("now", type_=DateTime(timezone=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,7 @@ _REGISTER = compile_statement(
     .values(
         org_id=ALL_ORGS,
         url=bindparam("url", type_=Text),
+        registered_at=_NOW,
         backfill_from=bindparam("first_date", type_=Date),
         backfill_next=bindparam("first_date", type_=Date),
     )
@@ -85,7 +88,7 @@ _REGISTER = compile_statement(
         index_elements=["org_id"],
         set_={
             "url": bindparam("url", type_=Text),
-            "registered_at": func.now(),
+            "registered_at": _NOW,
             "backfill_from": bindparam("first_date", type_=Date),
             "backfill_next": bindparam("first_date", type_=Date),
         },
@@ -133,7 +136,7 @@ async def register(conn: psycopg.AsyncConnection, url: str, today: date) -> Stat
     async with conn.transaction():
         earliest = await (await execute(conn, _EARLIEST)).fetchone()
         first_date = earliest[0].astimezone(UTC).date() if earliest[0] else today
-        await execute(conn, _REGISTER, url=url, first_date=first_date)
+        await execute(conn, _REGISTER, url=url, first_date=first_date, now=datetime.now(UTC))
         await execute(conn, _FORGET_FILES)
         await execute(conn, _FORGET_PARTITIONS)
     registered_at = datetime.now(UTC)
@@ -396,11 +399,11 @@ _WRITTEN_PARTITION = compile_statement(
         dataset=_DATASET,
         date=_DATE,
         generation=bindparam("generation", type_=BigInteger),
-        written_at=func.now(),
+        written_at=_NOW,
     )
     .on_conflict_do_update(
         index_elements=["org_id", "dataset", "date"],
-        set_={"generation": bindparam("generation"), "written_at": func.now()},
+        set_={"generation": bindparam("generation"), "written_at": _NOW},
     )
 )
 _PARTITION_DATES = compile_statement(
@@ -506,7 +509,14 @@ async def partition_written(
     if replacing:
         kept = [file.name for file in listed]
         await execute(conn, _SUPERSEDE, dataset=dataset, date=day, kept=kept)
-    await execute(conn, _WRITTEN_PARTITION, dataset=dataset, date=day, generation=generation)
+    await execute(
+        conn,
+        _WRITTEN_PARTITION,
+        dataset=dataset,
+        date=day,
+        generation=generation,
+        now=datetime.now(UTC),
+    )
 
 
 async def superseded(conn: psycopg.AsyncConnection) -> list[tuple[str, date, str]]:
@@ -525,11 +535,15 @@ async def written_dates(conn: psycopg.AsyncConnection, dataset: str) -> set[date
 # --- the organizations' dates to write again
 
 
-_MARK = bindparam("marked_id", type_=Uuid)
+_MARK_DIRTY = insert(export_dirty).from_select(
+    ["org_id", "date", "marked_id"],
+    select(_ORG, func.unnest(_DATES), bindparam("marked_id", type_=Uuid)),
+)
+# The new mark from the row proposed (a parameter in SET is untyped on Citus' workers).
 _MARK_DIRTY = compile_statement(
-    insert(export_dirty)
-    .from_select(["org_id", "date", "marked_id"], select(_ORG, func.unnest(_DATES), _MARK))
-    .on_conflict_do_update(index_elements=["org_id", "date"], set_={"marked_id": _MARK})
+    _MARK_DIRTY.on_conflict_do_update(
+        index_elements=["org_id", "date"], set_={"marked_id": _MARK_DIRTY.excluded.marked_id}
+    )
 )
 _DIRTY = compile_statement(
     select(export_dirty.c.org_id, export_dirty.c.date, export_dirty.c.marked_id)
