@@ -454,17 +454,9 @@ _USED = {
 
 
 # The summary figures of every section (the export's usage_hourly columns).
+_ANY_WINDOW = OracleWindow.custom(_EPOCH, _EPOCH + timedelta(hours=1), "1h")
 FIGURE_NAMES = {
-    "input_tokens",
-    "cached_tokens",
-    "output_tokens",
-    "successful_requests",
-    "failed_requests",
-    "cpu_core_hours",
-    "ram_gb_hours",
-    "storage_gb_hours",
-    "threads_created",
-    "messages_sent",
+    name for compute in SECTIONS.values() for name in compute([], _ANY_WINDOW, 1, "x")["summary"]
 }
 
 

@@ -11,11 +11,12 @@ import pytest
 from litestar.testing import TestClient
 
 from api.settings import Settings
+from api.storage import exports
 from api.storage.db import connect_kwargs
 from api.storage.partitions import TABLES, create_month, month_start, months_of, partition_name
 from api.web.app import create_app
 from testkit import oracle
-from testkit.database import rows
+from testkit.database import rows, with_connection
 from testkit.factories import iso, llm_call, post_events, workload_allocated, workload_released
 from testkit.matching import assert_equal, comparable
 from testkit.oracle import OracleWindow, ceil_us, epoch_us, floor_us, from_us
@@ -129,3 +130,19 @@ def test_a_dropped_month_is_answered_exactly_from_the_rollups(
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "rebuilt from" in rebuilt.stdout
     check()  # the rebuild left the month's rollups and segments as they were
+
+
+def test_a_month_not_all_exported_is_kept_until_it_is(old_month, db, tmp_path):
+    start, _ = old_month
+    name = partition_name("llm_calls", start.date())
+    url = f"file://{tmp_path}/export"
+    # A destination registered: its backfill has every month still to write.
+    with_connection(db, lambda conn: exports.register(conn, url, datetime.now(UTC).date()))
+    kept = usage_api(db, "maintain", USAGE_RAW_RETENTION_DAYS=str(RETENTION_DAYS))
+    assert kept.returncode == 0, kept.stderr
+    assert f"kept partition {name}" in kept.stdout and "not all exported" in kept.stdout
+    exported = usage_api(db, "export", "--once", USAGE_EXPORT_URL=url, timeout=600)
+    assert exported.returncode == 0, exported.stderr
+    dropped = usage_api(db, "maintain", USAGE_RAW_RETENTION_DAYS=str(RETENTION_DAYS))
+    assert f"dropped partition {name}" in dropped.stdout
+    assert "kept partition" not in dropped.stdout

@@ -354,12 +354,16 @@ _GENERATION = compile_statement(
         export_partitions.c.date == _DATE,
     )
 )
+# A file's row as every statement that writes one names it.
+_FILE = {
+    "org_id": ALL_ORGS,
+    "dataset": _DATASET,
+    "date": _DATE,
+    "name": bindparam("name", type_=Text),
+    "job_id": _JOB,
+}
 _RECORD_FILE = insert(export_files).values(
-    org_id=ALL_ORGS,
-    dataset=_DATASET,
-    date=_DATE,
-    name=bindparam("name", type_=Text),
-    job_id=_JOB,
+    **_FILE,
     state=bindparam("state", type_=Text),
     rows=bindparam("rows", type_=BigInteger),
     bytes=bindparam("bytes", type_=BigInteger),
@@ -445,13 +449,7 @@ async def every_org(conn: psycopg.AsyncConnection) -> list[str]:
 
 
 _PLACE = insert(export_files).values(
-    org_id=ALL_ORGS,
-    dataset=_DATASET,
-    date=_DATE,
-    name=bindparam("name", type_=Text),
-    job_id=_JOB,
-    state="writing",
-    orgs=bindparam("orgs", type_=ARRAY(Text)),
+    **_FILE, state="writing", orgs=bindparam("orgs", type_=ARRAY(Text))
 )
 _PLACE = compile_statement(
     _PLACE.on_conflict_do_update(
@@ -535,9 +533,13 @@ async def written_dates(conn: psycopg.AsyncConnection, dataset: str) -> set[date
 # --- the organizations' dates to write again
 
 
+# Read from the organization's row: on Citus the statement then runs on its shard, where
+# from parameters alone its rows would be made on the coordinator and sent on.
 _MARK_DIRTY = insert(export_dirty).from_select(
     ["org_id", "date", "marked_id"],
-    select(_ORG, func.unnest(_DATES), bindparam("marked_id", type_=Uuid)),
+    select(orgs.c.org_id, func.unnest(_DATES), bindparam("marked_id", type_=Uuid)).where(
+        orgs.c.org_id == _ORG
+    ),
 )
 # The new mark from the row proposed (a parameter in SET is untyped on Citus' workers).
 _MARK_DIRTY = compile_statement(

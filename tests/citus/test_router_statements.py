@@ -9,14 +9,10 @@ the parameters they were sent with: the folder's fold of one organization's queu
 """
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import psycopg
-import pytest
-
 from api.alerts.watcher import watch_once
-from api.storage.db import connect
+from api.storage import exports
 from api.storage.schema import api_keys, metadata
 from testkit.database import fold, with_connection
 from testkit.factories import (
@@ -28,16 +24,14 @@ from testkit.factories import (
     post_events,
     workload_allocated,
 )
+from testkit.plans import assert_on_one_shard
 from testkit.receiver import RECEIVER_HOSTS, receiver
 
-Sent = tuple[str, dict]
 # Written by the thresholds' routes, the watcher, and batches of organizations with thresholds.
 THRESHOLD_TABLES = {"thresholds", "threshold_marks", "threshold_crossings", "threshold_deliveries"}
-# Written by the exporter (tests/citus/test_export.py); a batch writes its queue.
+# Written by the exporter (tests/citus/test_export_statements.py); a batch writes its queue.
 EXPORTER_TABLES = {"export_state", "export_dirty", "export_files", "export_partitions"}
 
-_TASKS = re.compile(r"Task Count: (\d+)")
-_TABLE_SCAN = re.compile(r"(Seq|Index|Index Only|Bitmap Heap) Scan on")
 _WRITTEN = re.compile(r"\b(?:INSERT INTO|DELETE FROM) (\w+)")
 _GROUPS = {
     "llm": ["model", "identity"],
@@ -53,53 +47,10 @@ _FILTERS = {
 }
 
 
-@pytest.fixture
-def sent(monkeypatch) -> Iterator[list[Sent]]:
-    """Every statement sent through psycopg meanwhile, with its parameters."""
-    caught: list[Sent] = []
-    send = psycopg.AsyncCursor.execute
-
-    async def catching(cursor, query, params=None, **options):
-        if isinstance(query, bytes) and isinstance(params, dict):  # api.storage.db.Compiled
-            caught.append((query.decode(), dict(params)))
-        return await send(cursor, query, params, **options)
-
-    monkeypatch.setattr(psycopg.AsyncCursor, "execute", catching)
-    yield caught
-
-
-def _plan(database_url: str, statement: Sent) -> str:
-    query, params = statement
-    with connect(database_url) as conn, conn.transaction(force_rollback=True):
-        return "\n".join(row[0] for row in conn.execute("EXPLAIN " + query, params))
-
-
-def _of_every_org(statement: Sent) -> bool:
-    """The folder's look at every organization's queue (which have queued rows; how many
-    rows wait), and the watcher's at every organization's marks, rechecks and crossings due:
-    they visit every shard by design, and name no organization."""
-    query, params = statement
-    return ("_pending" in query or "threshold" in query) and not {"org", "batch_orgs"} & set(params)
-
-
-def _assert_on_one_shard(database_url: str, statements: list[Sent]) -> None:
-    statements = [statement for statement in statements if not _of_every_org(statement)]
-    assert statements
-    for statement in statements:
-        plan = _plan(database_url, statement)
-        if "Custom Scan (Citus" in plan:
-            assert [int(n) for n in _TASKS.findall(plan)] == [1] * len(_TASKS.findall(plan)), (
-                statement[0],
-                plan,
-            )
-            assert _TASKS.findall(plan), plan
-            assert "pull to coordinator" not in plan and "repartition" not in plan, plan
-        else:
-            # The coordinator's own work (the advisory locks of a rebuild): no table read.
-            assert not _TABLE_SCAN.search(plan), (statement[0], plan)
-
-
 def test_every_statement_of_one_orgs_batch_runs_on_one_shard(client, db, ingest_key, sent):
+    # A destination registered: batches then queue their events for export too.
+    with_connection(db, lambda conn: exports.register(conn, "file:///export", BASE_TIME.date()))
+    sent.clear()
     later = BASE_TIME.replace(hour=3)
     batch = [
         *one_of_each(),
@@ -115,7 +66,7 @@ def test_every_statement_of_one_orgs_batch_runs_on_one_shard(client, db, ingest_
     written = {table for query, _ in writes for table in _WRITTEN.findall(query)}
     every_event_table = {table.name for table in metadata.sorted_tables} - {api_keys.name}
     assert written == every_event_table - THRESHOLD_TABLES - EXPORTER_TABLES
-    _assert_on_one_shard(db, sent)
+    assert_on_one_shard(db, sent)
 
 
 def test_every_statement_of_watching_one_orgs_thresholds_runs_on_one_shard(
@@ -159,7 +110,7 @@ def test_every_statement_of_watching_one_orgs_thresholds_runs_on_one_shard(
         )
     written = {table for query, _ in sent for table in _WRITTEN.findall(query)}
     assert written >= THRESHOLD_TABLES
-    _assert_on_one_shard(db, sent)
+    assert_on_one_shard(db, sent)
 
 
 def test_every_read_of_one_org_runs_on_one_shard(client, db, ingest_key, read_key, sent):
@@ -187,4 +138,4 @@ def test_every_read_of_one_org_runs_on_one_shard(client, db, ingest_key, read_ke
                 assert response.status_code == 200, response.text
                 asked += 1
     assert len(sent) >= asked
-    _assert_on_one_shard(db, sent)
+    assert_on_one_shard(db, sent)
