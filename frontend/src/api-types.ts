@@ -274,8 +274,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * The database answers and takes writes; the folder's queue
-         * @description 200 while the database answers and takes writes. `folder` reports the queue of events stored but not yet folded into the rollups, as this process last measured it; a queue longer than `pending_limit` makes POST /events answer 503, not this probe (every server shares the queue).
+         * The database answers and takes writes; the folder's queue; the exporter
+         * @description 200 while the database answers and takes writes. `folder` reports the queue of events stored but not yet folded into the rollups, as this process last measured it; a queue longer than `pending_limit` makes POST /events answer 503, not this probe (every server shares the queue). `exporter` reports the export to object storage (null when USAGE_EXPORT_URL is not set); a failing export does not fail this probe (it is retried; the events wait in the database).
          */
         get: operations["ReadyzReadyz"];
         put?: never;
@@ -656,6 +656,14 @@ export interface components {
             index?: number | null;
             message: string;
         };
+        /** ExporterReport */
+        ExporterReport: {
+            destination: string;
+            error: string | null;
+            exporting: boolean;
+            failures: number;
+            last_pass_seconds_ago: number | null;
+        };
         /** FiltersOut */
         FiltersOut: {
             agent?: string[];
@@ -937,6 +945,7 @@ export interface components {
         };
         /** Readiness */
         Readiness: {
+            exporter: components["schemas"]["ExporterReport"] | null;
             folder: components["schemas"]["FolderReport"];
             status: string;
         };
