@@ -143,12 +143,16 @@ async def write_date(
     marks: list[tuple[str, Any]],
     written: Written,
 ) -> None:
-    """``day``'s parts holding ``orgs`` (None: every organization) written again, with its
-    manifest; the ``marks`` (org, mark) read for it cleared."""
+    """``day``'s parts holding ``orgs`` (None: every organization with usage that day)
+    written again, with its manifest; the ``marks`` (org, mark) read for it cleared."""
     job = await exports.next_job(conn)
     recorded = await exports.every_file(conn, DATASET, day)
     parts = [_Part(file.name, list(file.orgs), file.rows) for file in recorded]
-    wanted = await exports.every_org(conn) if orgs is None else sorted(set(orgs))
+    if orgs is None:
+        # And those placed before: an organization whose usage went (a rebuild) leaves its part.
+        placed = {org for part in parts for org in part.orgs}
+        orgs = placed | set(await exports.orgs_with_usage(conn, day))
+    wanted = sorted(set(orgs))
     rows = {org: await org_day(conn, org, day) for org in wanted}
     parts, changed = place(parts, {org: len(found) for org, found in rows.items()})
     wanted_set = set(wanted)

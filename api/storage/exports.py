@@ -29,9 +29,11 @@ from sqlalchemy import (
     delete,
     exists,
     func,
+    or_,
     select,
     true,
     tuple_,
+    union,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, insert
@@ -45,9 +47,12 @@ from api.storage.schema import (
     export_partitions,
     export_pending,
     export_state,
+    llm_calls_pending,
     llm_totals,
+    message_events_pending,
     orgs,
     platform_totals,
+    thread_events_pending,
     volume_segments,
     workload_segments,
 )
@@ -346,7 +351,37 @@ _LISTED = compile_statement(
 _ANY_STATE = compile_statement(
     select(*_FILE_COLUMNS).where(_PARTITION).order_by(export_files.c.name)
 )
-_ORGS = compile_statement(select(orgs.c.org_id).order_by(orgs.c.org_id))
+_DAY_START = bindparam("day_start", type_=DateTime(timezone=True))
+_DAY_END = bindparam("day_end", type_=DateTime(timezone=True))
+
+
+def _counted_on_the_day() -> list[Any]:
+    """The organizations with LLM calls or platform events on the day: in the daily rollups,
+    or still queued for them."""
+    found: list[Any] = [
+        select(table.c.org_id).where(table.c.bucket_start == _DAY_START)
+        for table in (llm_totals["1d"], platform_totals["1d"])
+    ]
+    return found + [
+        select(table.c.org_id).where(table.c.time >= _DAY_START, table.c.time < _DAY_END)
+        for table in (llm_calls_pending, thread_events_pending, message_events_pending)
+    ]
+
+
+def _held_on_the_day() -> list[Any]:
+    """The organizations with a reservation held some time of the day."""
+    return [
+        select(table.c.org_id).where(
+            table.c.start_time < _DAY_END,
+            or_(table.c.end_time.is_(None), table.c.end_time > _DAY_START),
+        )
+        for table in (workload_segments, volume_segments)
+    ]
+
+
+_ORGS_WITH_USAGE = compile_statement(
+    union(*_counted_on_the_day(), *_held_on_the_day()).order_by("org_id")
+)
 _GENERATION = compile_statement(
     select(export_partitions.c.generation).where(
         export_partitions.c.org_id == ALL_ORGS,
@@ -444,8 +479,12 @@ async def every_file(
     return _records(rows)
 
 
-async def every_org(conn: psycopg.AsyncConnection) -> list[str]:
-    return [org for (org,) in await (await execute(conn, _ORGS)).fetchall()]
+async def orgs_with_usage(conn: psycopg.AsyncConnection, day: date) -> list[str]:
+    """The organizations with any usage on the UTC ``day``: the ones its hourly figures
+    have rows for (every other has none to compute)."""
+    start = datetime.combine(day, datetime.min.time(), UTC)
+    cursor = await execute(conn, _ORGS_WITH_USAGE, day_start=start, day_end=start + DAY)
+    return [org for (org,) in await cursor.fetchall()]
 
 
 _PLACE = insert(export_files).values(

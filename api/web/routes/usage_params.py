@@ -267,7 +267,9 @@ def plain_query(connection: ASGIConnection, route_handler: BaseRouteHandler) -> 
     UTF-8, names only the route's parameters, and gives a single-valued one once (a proxy
     or cache that reads the first of two values would see another request than this one's
     answer). Filters are repeatable."""
-    parameters: frozenset[str] = route_handler.opt["parameters"]
+    parameters: frozenset[str] | None = route_handler.opt.get("parameters")
+    if parameters is None:
+        return  # Litestar's own OPTIONS answer, which reads no parameter
     counts: Counter[str] = Counter()
     for pair in connection.scope["query_string"].split(b"&"):
         if not pair:
