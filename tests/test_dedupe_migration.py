@@ -3,12 +3,15 @@ an event sent again with another time was stored and counted again: the first st
 each event stays, the later ones leave the raw tables, and every derived figure becomes what
 the first copies alone give."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import msgspec
 
 from api.core.parsing import Accepting, BodyKind, parse_events
 from api.storage import migrations
+from api.storage.db import connect
 from api.storage.ingest import ingest
 from testkit.database import fold, reset, rows, snapshot, with_connection
 from testkit.factories import (
@@ -46,6 +49,30 @@ def _batches() -> list[list[dict]]:
     ]
 
 
+@contextmanager
+def _at_0012(database_url: str) -> Iterator[None]:
+    """The database at 0012 for the block, then upgraded to the head. Today's ingest writes
+    a column (the raw events' ``stored_at``) and reads a table (``export_state``, empty: no
+    export) that came after 0013: they are there while the block stores events, and gone
+    before the upgrade, which finds the database as the code of 0012 left it."""
+    migrations.downgrade(database_url, "0012")
+    shim = [f"ALTER TABLE {table} ADD COLUMN stored_at timestamptz" for table in _RAW]
+    try:
+        with connect(database_url) as conn:
+            for statement in [*shim, "CREATE TABLE export_state (org_id text PRIMARY KEY)"]:
+                conn.execute(statement)
+        yield
+    finally:
+        with connect(database_url) as conn:
+            conn.execute("DROP TABLE IF EXISTS export_state")
+            for table in _RAW:
+                conn.execute(f"ALTER TABLE {table} DROP COLUMN IF EXISTS stored_at")
+        migrations.upgrade(database_url)
+
+
+_RAW = ["llm_calls", "workload_events", "volume_events", "thread_events", "message_events"]
+
+
 def _ingest(database_url: str, batches: list[list[dict]]) -> None:
     accepting = Accepting(BASE_TIME + timedelta(days=30))
     for number, batch in enumerate(batches):
@@ -68,13 +95,10 @@ def test_the_migration_keeps_the_first_stored_copy_and_rebuilds_the_figures(data
     expected = snapshot(database_url)
 
     reset(database_url)
-    migrations.downgrade(database_url, "0012")
-    try:
+    with _at_0012(database_url):
         _ingest(database_url, batches)
         assert len(rows(database_url, "event_receipts")) == 9  # every copy stored at 0012
         capsys.readouterr()
-    finally:
-        migrations.upgrade(database_url)
     printed = capsys.readouterr().out
     fold(database_url)
 
@@ -91,12 +115,9 @@ def test_the_migration_keeps_the_first_stored_copy_and_rebuilds_the_figures(data
 
 def test_the_migration_on_a_database_without_copies_says_so(database_url, capsys):
     reset(database_url)
-    migrations.downgrade(database_url, "0012")
-    try:
+    with _at_0012(database_url):
         _ingest(database_url, [[llm_call(id="c1")], [llm_call(id="c2")]])
         before = snapshot(database_url)
         capsys.readouterr()
-    finally:
-        migrations.upgrade(database_url)
     assert "no event was stored more than once" in capsys.readouterr().out
     assert snapshot(database_url) == before

@@ -16,7 +16,7 @@ A transaction-scoped advisory lock per object serializes concurrent rebuilds; th
 runs after the lock is granted, so in READ COMMITTED it sees every event committed before.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import groupby
@@ -251,17 +251,24 @@ def _lookups(
     ).subquery("regions")
 
     def in_regions(
-        table: Table, object_id: Column, time: Column, *, last_included: bool, addressed: bool
+        table: Table,
+        object_id: Column,
+        time: Column,
+        *,
+        last_included: bool,
+        addressed: bool,
+        columns: Sequence[str] | None = None,
     ) -> Subquery:
         """Each region's rows of ``table`` (its object's, ``time`` in the region), with the
         region's end, as a FROM clause: a LATERAL subquery per region, which OFFSET 0 keeps
         one. Flattened into a join, the planner sized a new organization's rows from the
         statistics and scanned the organization's segments once per region, or every
         region once per segment. ``addressed``: with each row's address, as
-        ``row_address``."""
+        ``row_address``. ``columns``: those alone (default every one)."""
         before_last = time <= regions.c.last if last_included else time < regions.c.last
+        chosen = table.columns if columns is None else [table.c[name] for name in columns]
         rows = (
-            select(table, *([literal_column(_CTID).label("row_address")] if addressed else []))
+            select(*chosen, *([literal_column(_CTID).label("row_address")] if addressed else []))
             .where(
                 *of_batch(table),
                 table.c.org_id == regions.c.org_id,
@@ -282,8 +289,12 @@ def _lookups(
         addressed=True,
     )
     sizes = [c.name for c in segments.columns if c.name not in [*_SEGMENT_FRAME, object_column]]
-    # The region's events and the first after it: the last segment's end.
-    found_events = in_regions(events, object_of, events.c.time, last_included=True, addressed=False)
+    # The region's events and the first after it: the last segment's end. The columns read
+    # named: migration 0013 rebuilds with this code on a table without the later ones.
+    read = ["org_id", "source", "event_id", "time", object_column, "action", "agent_id", *sizes]
+    found_events = in_regions(
+        events, object_of, events.c.time, last_included=True, addressed=False, columns=read
+    )
     ordered = select(
         found_events.c.org_id,
         found_events.c[object_column],
