@@ -231,10 +231,12 @@ async def backfill_date(
     written = await asyncio.to_thread(_make_files, database_url, store, runs, job, record)
     replaced = []
     for dataset in EVENT_DATASETS:
-        before = await exports.partition(conn, dataset.name, day)
         files = written.get((dataset.name, day), [])
-        if not files and not before.files:
+        if not files:
+            # Nothing stored that day (or no more: the raw retention dropped it): what was
+            # exported stays.
             continue
+        before = await exports.partition(conn, dataset.name, day)
         generation = before.generation + 1
         await _write_manifest(store, dataset.name, day, generation, files)
         replaced.append((dataset.name, generation, files))

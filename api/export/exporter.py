@@ -95,11 +95,16 @@ async def _pass(
     # Measured before the work too: a pass that fails still shows how long events wait.
     await _measure_lag(conn, clock)
     await events.recover_backfill(conn, store)
+    # The queue as it stood when the pass began, then the rest of the pass: under steady
+    # ingest the queue is never empty, and the backfill and hourly figures must come too.
+    backlog = await exports.queued_events(conn)
     job = await exports.unfinished_job(conn) or await exports.take(conn, events.JOB_EVENTS, today)
     while job is not None:
         exported = await events.write_job(conn, database_url, store, job)
         _count_events(passed, exported)
         progress.update(passed.events, "events")
+        if passed.events >= backlog:
+            break
         job = await exports.take(conn, events.JOB_EVENTS, today)
     await _measure_lag(conn, clock)
     last_hourly = hourly.last_exportable(now, delay)
@@ -108,10 +113,11 @@ async def _pass(
     until = today + DAY
     day = state.backfill_next
     if day is not None:
+        await exports.settle(conn, state)
         progress.total = (until - day).days + 1
     while day is not None and day <= until:
         BACKFILL_DAYS.set((until - day).days + 1)
-        progress.update(progress.total - (until - day).days - 1, f"backfilling {day}")
+        progress.update(max(progress.total - (until - day).days - 1, 0), f"backfilling {day}")
         exported = await events.backfill_date(conn, database_url, store, day)
         _count_events(passed, exported)
         if day <= last_hourly:
@@ -119,8 +125,11 @@ async def _pass(
             await hourly.write_date(conn, store, day, None, [], written)
             _count_hourly(passed, written)
         passed.backfilled_dates.append(day)
-        day += DAY
-        await exports.set_backfill(conn, day if day <= until else None)
+        following = day + DAY if day < until else None
+        if await exports.backfill_done(conn, day, following):
+            day = following
+        else:  # a backfill asked for meanwhile starts earlier
+            day = (await exports.state(conn)).backfill_next
     BACKFILL_DAYS.set(0)
     written = await hourly.export_hourly(conn, store, state.first_date, last_hourly)
     _count_hourly(passed, written)
@@ -207,10 +216,11 @@ class Exporter:
             passed = await export_once(
                 conn, self._database_url, self._store, delay=self._delay, progress=progress
             )
-        self.status.last_pass_at = time.time()
         self.status.error = None
         self.status.failures = 0
-        LAST_SUCCESS.set(self.status.last_pass_at)
+        if passed is not None:  # not a pass skipped for another process's
+            self.status.last_pass_at = time.time()
+            LAST_SUCCESS.set(self.status.last_pass_at)
         return passed
 
     async def attempt(self, progress: Reporter | None = None) -> Passed | None:

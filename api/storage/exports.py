@@ -10,6 +10,7 @@ the same names: no event is in two files, none in none.
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -26,6 +27,7 @@ from sqlalchemy import (
     all_,
     and_,
     bindparam,
+    case,
     delete,
     exists,
     func,
@@ -73,13 +75,18 @@ class State:
     url: str
     first_date: date  # the first date the destination holds
     backfill_next: date | None  # the next date a backfill writes (None: none under way)
+    registered_at: datetime  # by the database's clock
 
 
 _STATE = compile_statement(
-    select(export_state.c.url, export_state.c.backfill_from, export_state.c.backfill_next).where(
-        export_state.c.org_id == ALL_ORGS
-    )
+    select(
+        export_state.c.url,
+        export_state.c.backfill_from,
+        export_state.c.backfill_next,
+        export_state.c.registered_at,
+    ).where(export_state.c.org_id == ALL_ORGS)
 )
+_CLOCK = "SELECT clock_timestamp()"
 _REGISTER = compile_statement(
     insert(export_state)
     .values(
@@ -119,7 +126,7 @@ _EARLIEST = compile_statement(
 )
 # Client sessions whose transaction began before a moment and is still open.
 _OLDER_TRANSACTIONS = (
-    "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+    "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend'"
     " AND pid <> pg_backend_pid() AND state <> 'idle' AND xact_start < %s"
 )
 
@@ -132,46 +139,84 @@ async def state(conn: psycopg.AsyncConnection) -> State | None:
 async def register(conn: psycopg.AsyncConnection, url: str, today: date) -> State:
     """The destination ``url`` as this database's: registered, with a backfill from the
     earliest day stored, if it was not (a destination registered before in its stead is
-    forgotten: the new one is written whole). Then waits for every transaction begun before
-    the registration: one may have stored events without queueing them for export (api.storage
-    .export_queue), which the backfill must then see."""
+    forgotten: the new one is written whole)."""
     found = await state(conn)
     if found is not None and found.url == url:
         return found
     async with conn.transaction():
         earliest = await (await execute(conn, _EARLIEST)).fetchone()
         first_date = earliest[0].astimezone(UTC).date() if earliest[0] else today
-        await execute(conn, _REGISTER, url=url, first_date=first_date, now=datetime.now(UTC))
+        (now,) = await (await conn.execute(_CLOCK)).fetchone()
+        await execute(conn, _REGISTER, url=url, first_date=first_date, now=now)
         await execute(conn, _FORGET_FILES)
         await execute(conn, _FORGET_PARTITIONS)
-    registered_at = datetime.now(UTC)
     _log.info("exporting to %s from %s: a backfill of every day begins", url, first_date)
+    return State(url, first_date, first_date, now)
+
+
+_WAIT_REPORT_SECONDS = 10.0
+
+
+async def settle(conn: psycopg.AsyncConnection, registered: State) -> None:
+    """Waits for every transaction begun before the registration (by the database's clock)
+    before a backfill reads what is stored: one may have stored events without queueing
+    them for export (api.storage.export_queue), and they must be stored by then. Waited for
+    before every backfill, so a pass that died waiting waits again."""
+    reported_at = 0.0
     while True:
-        cursor = await conn.execute(_OLDER_TRANSACTIONS, [registered_at])
-        if not (await cursor.fetchone())[0]:
-            break
+        cursor = await conn.execute(_OLDER_TRANSACTIONS, [registered.registered_at])
+        pids = [pid for (pid,) in await cursor.fetchall()]
+        if not pids:
+            return
+        if time.monotonic() - reported_at > _WAIT_REPORT_SECONDS:
+            reported_at = time.monotonic()
+            _log.warning(
+                "the export's backfill waits for transactions begun before its registration"
+                " (pids %s)",
+                ", ".join(map(str, pids)),
+            )
         await asyncio.sleep(0.05)
-    return State(url, first_date, first_date)
 
 
-_BACKFILL_NEXT = compile_statement(
+_NEXT = bindparam("next", type_=Date)
+# Moved on only from the date the pass wrote: a backfill asked for meanwhile (`--since`, a
+# rebuild) moved it back, and stays.
+_BACKFILL_DONE = compile_statement(
+    update(export_state)
+    .where(
+        export_state.c.org_id == ALL_ORGS,
+        export_state.c.backfill_next.is_not_distinct_from(bindparam("done", type_=Date)),
+    )
+    .values(backfill_next=_NEXT)
+)
+_BACKFILL_FROM = compile_statement(
     update(export_state)
     .where(export_state.c.org_id == ALL_ORGS)
-    .values(backfill_next=bindparam("next", type_=Date))
+    .values(
+        backfill_next=case(
+            (
+                or_(export_state.c.backfill_next.is_(None), export_state.c.backfill_next > _NEXT),
+                _NEXT,
+            ),
+            else_=export_state.c.backfill_next,
+        )
+    )
 )
 
 
-async def set_backfill(conn: psycopg.AsyncConnection, next_date: date | None) -> None:
-    await execute(conn, _BACKFILL_NEXT, next=next_date)
+async def backfill_done(conn: psycopg.AsyncConnection, done: date, next_date: date | None) -> bool:
+    """``done`` written: the backfill goes on at ``next_date`` (None: it is over), unless
+    one asked for meanwhile starts earlier. Whether it went on as said."""
+    cursor = await execute(conn, _BACKFILL_DONE, done=done, next=next_date)
+    return cursor.rowcount == 1
 
 
 async def backfill_from(conn: psycopg.AsyncConnection, since: date) -> None:
     """A backfill from ``since`` on (`usage-api export --since`), or from the earlier date
-    of one under way."""
+    of one under way; never before the destination's first date."""
     found = await state(conn)
     if found is not None:
-        start = since if found.backfill_next is None else min(since, found.backfill_next)
-        await set_backfill(conn, max(start, found.first_date))
+        await execute(conn, _BACKFILL_FROM, next=max(since, found.first_date))
 
 
 async def rebuilt(conn: psycopg.AsyncConnection, org: str | None, since: date, today: date) -> None:
@@ -223,6 +268,13 @@ _DONE = compile_statement(
     delete(export_pending).where(export_pending.c.org_id == _ORG, export_pending.c.job_id == _JOB)
 )
 _OLDEST_QUEUED = compile_statement(select(func.min(export_pending.c.queued_at)))
+_QUEUED_EVENTS = compile_statement(
+    select(func.coalesce(func.sum(func.cardinality(export_pending.c.event_ids)), 0))
+)
+
+
+async def queued_events(conn: psycopg.AsyncConnection) -> int:
+    return int((await (await execute(conn, _QUEUED_EVENTS)).fetchone())[0])
 
 
 async def next_job(conn: psycopg.AsyncConnection) -> int:
@@ -240,16 +292,17 @@ _ALLOCATION_DATASETS = {"workload_events", "volume_events"}
 
 
 def changed_dates(dataset: str, times: Iterable[datetime], today: date) -> set[date]:
-    """The UTC dates before ``today`` whose hourly figures events at ``times`` change: their
-    own, and for allocations every date after theirs too (which later events would bound:
-    kept simple, as late allocation events are rare)."""
+    """The UTC dates whose hourly figures events at ``times`` change: their own, and for
+    allocations every date after theirs up to ``today`` too (which later events would bound:
+    kept simple, as late allocation events are rare). A date not yet written is marked all
+    the same: another exporter's clock may be ahead."""
     dates = {time.astimezone(UTC).date() for time in times}
     if dataset in _ALLOCATION_DATASETS and dates:
         day, dates = min(dates), set()
-        while day < today:
+        while day <= today:
             dates.add(day)
             day += DAY
-    return {day for day in dates if day < today}
+    return dates
 
 
 async def take(conn: psycopg.AsyncConnection, at_most: int, today: date) -> int | None:

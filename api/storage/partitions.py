@@ -40,6 +40,7 @@ TABLES = [
     )
 ]
 MONTHS_AHEAD = 3
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MONTH_SUFFIX = re.compile(r"_y(\d{4})m(\d{2})\Z")
 _PARTITION = re.compile(rf"({'|'.join(TABLES)})_(y\d{{4}}m\d{{2}}|default)\Z")
 
@@ -179,6 +180,11 @@ async def maintain(conn: psycopg.AsyncConnection, now: datetime, retention_days:
                 continue
             await conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
             dropped.append(name)
+        # Its rows past the retention go too (an import of old months lands there), once
+        # they are all exported.
+        if not await exports.all_exported(conn, DATASET_OF_TABLE[table], _EPOCH, horizon):
+            kept.append(f"{table}_default")
+            continue
         default = sql.Identifier(f"{table}_default")
         cursor = await conn.execute(
             sql.SQL("DELETE FROM {} WHERE time < %s").format(default), [horizon]
