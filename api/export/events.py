@@ -39,7 +39,7 @@ from sqlalchemy import (
 from api.export import layout
 from api.export.datasets import EVENT_DATASETS, EventDataset
 from api.export.parquet import by_date, copied_batches, to_parquet
-from api.export.store import Store
+from api.export.store import Store, write_manifest
 from api.storage import exports
 from api.storage.db import Compiled, compile_statement, connect, execute
 from api.storage.exports import FileRecord
@@ -151,13 +151,6 @@ def _make_files(
     return written
 
 
-async def _write_manifest(
-    store: Store, dataset: str, day: date, generation: int, files: list[FileRecord]
-) -> None:
-    document = layout.manifest(dataset, day, generation, datetime.now(UTC), files)
-    await asyncio.to_thread(store.put, layout.manifest_key(dataset, day), document)
-
-
 @dataclass(frozen=True, slots=True)
 class Exported:
     """What a job or a backfill's date wrote."""
@@ -206,7 +199,7 @@ async def write_job(
         names = {file.name for file in files}
         kept = [file for file in before.files if file.name not in names]
         listed[(dataset, day)] = before.generation + 1
-        await _write_manifest(store, dataset, day, before.generation + 1, kept + files)
+        await write_manifest(store, dataset, day, before.generation + 1, kept + files)
     async with conn.transaction():
         for (dataset, day), files in written.items():
             await exports.partition_written(conn, dataset, day, listed[(dataset, day)], files, job)
@@ -238,7 +231,7 @@ async def backfill_date(
             continue
         before = await exports.partition(conn, dataset.name, day)
         generation = before.generation + 1
-        await _write_manifest(store, dataset.name, day, generation, files)
+        await write_manifest(store, dataset.name, day, generation, files)
         replaced.append((dataset.name, generation, files))
     async with conn.transaction():
         for dataset, generation, files in replaced:

@@ -25,7 +25,7 @@ import pyarrow as pa
 from api.core.windows import Bucket, Window
 from api.export import layout
 from api.export.parquet import to_parquet
-from api.export.store import Store
+from api.export.store import Store, write_manifest
 from api.reads.fetch import UnknownOrg, fetch_all
 from api.reads.query import Reach, SectionQuery, Shape
 from api.reads.sections import SECTIONS
@@ -178,8 +178,7 @@ async def write_date(
     rewritten = {file.name for file in new_files}
     listed = [*(f for f in before.files if f.name not in rewritten), *new_files]
     generation = before.generation + 1
-    document = layout.manifest(DATASET, day, generation, datetime.now(UTC), listed)
-    await asyncio.to_thread(store.put, layout.manifest_key(DATASET, day), document)
+    await write_manifest(store, DATASET, day, generation, listed)
     async with conn.transaction():
         await exports.partition_written(conn, DATASET, day, generation, new_files, job)
         by_org: dict[str, list[tuple[date, Any]]] = {}
@@ -202,10 +201,9 @@ async def export_hourly(
     store: Store,
     first: date,
     last: date,
-    rewrite: Iterable[date] = (),
 ) -> Written:
-    """Every date from ``first`` to ``last`` never written, the dates of ``rewrite`` whole,
-    and the organizations' dates marked since."""
+    """Every date from ``first`` to ``last`` never written, and the organizations' dates
+    marked since."""
     todo: dict[date, set[str] | None] = {}
     done = await exports.written_dates(conn, DATASET)
     day = first
@@ -213,9 +211,6 @@ async def export_hourly(
         if day not in done:
             todo[day] = None
         day += timedelta(days=1)
-    for day in rewrite:
-        if first <= day <= last:
-            todo[day] = None
     marks: dict[date, list[tuple[str, Any]]] = {}
     for org, day, mark in await exports.dirty(conn, last):
         marks.setdefault(day, []).append((org, mark))

@@ -7,12 +7,16 @@ directory it is written under a temporary name (``_tmp-*``, which readers of ``*
 skip) and renamed.
 """
 
+import asyncio
 import os
 import uuid
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
 
 from pyarrow import fs
 
 from api.core.destinations import Destination
+from api.export import layout
 
 # Seconds: an unreachable or silent store fails the pass (retried with backoff), never
 # stalls it.
@@ -85,3 +89,11 @@ class Store:
             pass
         except OSError as error:
             raise self._error(error) from error
+
+
+async def write_manifest(
+    store: Store, dataset: str, day: date, generation: int, files: Sequence[layout.Listed]
+) -> None:
+    """The partition's manifest ``generation``, listing ``files``, written after them."""
+    document = layout.manifest(dataset, day, generation, datetime.now(UTC), files)
+    await asyncio.to_thread(store.put, layout.manifest_key(dataset, day), document)
