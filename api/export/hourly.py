@@ -12,6 +12,7 @@ the date is written again with the same placement.
 """
 
 import asyncio
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -21,12 +22,14 @@ from zoneinfo import ZoneInfo
 import msgspec
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as csv
 
-from api.core.windows import Bucket, Window
+from api.core.windows import Window
 from api.export import layout
-from api.export.parquet import to_parquet
+from api.export.parquet import copied_csv, to_parquet
 from api.export.store import Store, write_manifest
-from api.reads.fetch import UnknownOrg, fetch_all
+from api.reads.engine import Section
 from api.reads.query import Reach, SectionQuery, Shape
 from api.reads.sections import SECTIONS
 from api.storage import exports
@@ -38,6 +41,7 @@ HOUR = timedelta(hours=1)
 PART_ROWS = 100_000
 _UTC = ZoneInfo("UTC")
 _ORG_SHAPE = Shape(Reach.ORG)
+_POSITION = "section_position"  # a section's place in SECTIONS: the rows' order within an hour
 
 KEY_COLUMNS = ("identity_kind", "identity_id", "model", "agent_id")
 _FIGURE_TYPES = {int: pa.int64(), float: pa.float64()}
@@ -58,6 +62,13 @@ SCHEMA = pa.schema(
 )
 
 
+def summary_figures(section: Section) -> tuple[str, ...]:
+    """The section's summary fields. Its keyed series names its figures the same, and one
+    bucket's summary is that bucket's figures (tests/export/test_hourly_figures.py checks it
+    for every section): the export reads them from the series as they are."""
+    return tuple(field.name for field in msgspec.structs.fields(section.summary_type))
+
+
 def day_window(day: date) -> Window:
     start = datetime.combine(day, time(), UTC)
     return Window(
@@ -71,34 +82,63 @@ def day_window(day: date) -> Window:
     )
 
 
-async def org_day(conn: psycopg.AsyncConnection, org: str, day: date) -> list[dict[str, Any]]:
-    """The organization's rows of ``day``: one per hour, section and key with any usage."""
-    query = SectionQuery(window=day_window(day), org=org, top=1)
-    params = query.params()
-    statements = [(section.keyed_series(_ORG_SHAPE), params) for section in SECTIONS]
-    try:
-        results = await fetch_all(conn, statements)
-    except UnknownOrg:
-        return []  # marked by a rebuild of an organization that was never stored
-    found = []
-    for section, rows in zip(SECTIONS, results, strict=True):
-        for row in rows:
-            bucket = Bucket(start=row.bucket, end=row.bucket + HOUR, partial=False)
-            figures = msgspec.structs.asdict(section.summary([section.bucket(bucket, row)]))
-            if any(figures.values()):
-                keys = {key: getattr(row, key) for key in section.keys}
-                found.append(
-                    {"org": org, "hour": row.bucket, "section": section.name, **keys, **figures}
-                )
-    order = {section.name: position for position, section in enumerate(SECTIONS)}
-    found.sort(
-        key=lambda row: (
-            row["hour"],
-            order[row["section"]],
-            *(row.get(key) or "" for key in KEY_COLUMNS),
-        )
+async def org_day(conn: psycopg.AsyncConnection, org: str, day: date) -> pa.Table:
+    """The organization's rows of ``day``: one per hour, section and key with any usage,
+    every section read in one snapshot."""
+    params = SectionQuery(window=day_window(day), org=org, top=1).params()
+    tables = []
+    async with conn.transaction():
+        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        for position, section in enumerate(SECTIONS):
+            copied = await copied_csv(conn, section.keyed_series(_ORG_SHAPE), params)
+            tables.append(await asyncio.to_thread(_section_rows, section, position, org, copied))
+    found = pa.concat_tables(tables)
+    ordered = found.sort_by(
+        [("hour", "ascending"), (_POSITION, "ascending")]
+        + [(key, "ascending", "at_start") for key in KEY_COLUMNS]
     )
-    return found
+    return ordered.drop_columns([_POSITION])
+
+
+def _section_rows(section: Section, position: int, org: str, copied: bytes) -> pa.Table:
+    """A section's keyed series (CSV with a header) as rows of SCHEMA, plus its position:
+    the hours and keys with any usage. The series' figures are the summary's own
+    (``summary_figures``); a figure it leaves null is a zero, as ``section.bucket`` reads it."""
+    figures = summary_figures(section)
+    series = csv.read_csv(
+        pa.BufferReader(copied),
+        convert_options=csv.ConvertOptions(
+            column_types={
+                "bucket": SCHEMA.field("hour").type,
+                **dict.fromkeys(section.keys, pa.string()),
+                **{name: FIGURES[name] for name in figures},
+            },
+            include_columns=["bucket", *section.keys, *figures],
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    values = {name: pc.fill_null(series.column(name), 0) for name in figures}
+    used = functools.reduce(pc.or_, (pc.not_equal(v, 0) for v in values.values()))
+    series = series.filter(used)
+    values = {name: column.filter(used) for name, column in values.items()}
+    rows = series.num_rows
+    columns = {
+        "org": pa.array([org] * rows, pa.string()),
+        "hour": series.column("bucket"),
+        "section": pa.array([section.name] * rows, pa.string()),
+        **{
+            key: series.column(key) if key in section.keys else pa.nulls(rows, pa.string())
+            for key in KEY_COLUMNS
+        },
+        **{
+            name: values[name] if name in values else pa.nulls(rows, kind)
+            for name, kind in FIGURES.items()
+        },
+    }
+    table = pa.Table.from_pydict(columns, SCHEMA)
+    return table.append_column(_POSITION, pa.array([position] * rows, pa.int32()))
 
 
 @dataclass(slots=True)
@@ -154,7 +194,7 @@ async def write_date(
         orgs = placed | set(await exports.orgs_with_usage(conn, day))
     wanted = sorted(set(orgs))
     rows = {org: await org_day(conn, org, day) for org in wanted}
-    parts, changed = place(parts, {org: len(found) for org, found in rows.items()})
+    parts, changed = place(parts, {org: found.num_rows for org, found in rows.items()})
     wanted_set = set(wanted)
     changed |= {part.name for part in parts if wanted_set & set(part.orgs)}
     # The placement first: a crash after an upload must not place an organization elsewhere.
@@ -168,7 +208,7 @@ async def write_date(
         for org in part.orgs:
             if org not in rows:
                 rows[org] = await org_day(conn, org, day)
-        table = pa.Table.from_pylist([row for org in part.orgs for row in rows[org]], SCHEMA)
+        table = pa.concat_tables([rows[org] for org in part.orgs])
         built = await asyncio.to_thread(to_parquet, table)
         await asyncio.to_thread(store.put, layout.file_key(DATASET, day, part.name), built.data)
         new_files.append(

@@ -19,6 +19,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as csv
 import pyarrow.parquet as pq
 
+from api.storage.db import Compiled
+
 MAX_ROWS = 1_000_000  # per file (DESIGN §11)
 ROW_GROUP_ROWS = 128 * 1024
 _MICROS_PER_DAY = 86_400_000_000
@@ -83,6 +85,19 @@ class _CopyStream:
             self._pending += self._copy.read() or b""
             self._done = not self._pending
         return not self._pending
+
+
+async def copied_csv(
+    conn: psycopg.AsyncConnection, statement: Compiled, params: dict[str, Any]
+) -> bytes:
+    """The rows of ``statement`` as CSV with a header line, whole: for a bounded result
+    (one organization's day)."""
+    query = b"COPY (" + statement.sql + b") TO STDOUT WITH (FORMAT csv, HEADER)"
+    chunks = []
+    async with conn.cursor().copy(query, statement.params(params)) as copy:
+        async for chunk in copy:
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def copied_batches(
