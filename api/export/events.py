@@ -17,6 +17,7 @@ Arrow, api.export.parquet): the event loop is left to the requests.
 
 import asyncio
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -38,7 +39,7 @@ from sqlalchemy import (
 
 from api.export import layout
 from api.export.datasets import EVENT_DATASETS, EventDataset
-from api.export.parquet import by_date, copied_batches, to_parquet
+from api.export.parquet import copied_batches, files_by_date
 from api.export.store import Store, write_manifest
 from api.storage import exports
 from api.storage.db import Compiled, compile_statement, connect, execute
@@ -132,22 +133,26 @@ def _make_files(
     job: int,
     before_upload: Callable[[str, date, FileRecord], None] = lambda *_: None,
 ) -> Written:
-    """The files of each run's rows, uploaded; ``before_upload`` is told of each first."""
+    """The files of each run's rows, uploaded; ``before_upload`` is told of each first.
+    A file uploads while the next is made (one upload at a time: memory holds two files)."""
     written: Written = {}
-    with connect(database_url) as conn:
+    with connect(database_url) as conn, ThreadPoolExecutor(1) as uploads:
+        uploading: Future[None] = uploads.submit(lambda: None)
         for dataset, statement, params in runs:
             query = statement.sql.decode()
             batches = copied_batches(conn, query, statement.params(params), dataset.schema)
             # Closed whatever happens: a COPY left open would hold the connection's close.
             with closing(batches):
-                for day, table in by_date(batches, dataset.schema):
+                for day, built in files_by_date(batches):
                     files = written.setdefault((dataset.name, day), [])
-                    built = to_parquet(table)
                     name = layout.events_file_name(job, len(files))
                     record = FileRecord(name, built.rows, built.bytes, built.sha256)
                     before_upload(dataset.name, day, record)
-                    store.put(layout.file_key(dataset.name, day, name), built.data)
+                    uploading.result()
+                    key = layout.file_key(dataset.name, day, name)
+                    uploading = uploads.submit(store.put, key, built.data)
                     files.append(record)
+        uploading.result()
     return written
 
 

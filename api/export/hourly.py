@@ -14,7 +14,7 @@ the date is written again with the same placement.
 import asyncio
 import functools
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -172,7 +172,6 @@ class Written:
     dates: int = 0
     files: int = 0
     rows: int = 0
-    by_date: dict[date, int] = field(default_factory=dict)
 
 
 async def write_date(

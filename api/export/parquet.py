@@ -1,7 +1,7 @@
 """Rows out of PostgreSQL into Parquet files: a query's ``COPY`` as CSV, read by Arrow's
 streaming CSV reader into record batches (in C++, off the GIL), split by UTC date of their
-``time`` and into files of at most a million rows, each made in memory with zstd and handed
-over whole (api.export.store publishes it in one upload).
+``time`` and into files of at most a million rows, each made in memory with zstd a row group
+at a time and handed over whole (api.export.store publishes it in one upload).
 
 CSV, not rows through psycopg: turning ten million rows into Python objects and back into
 Arrow arrays costs seconds per million; PostgreSQL's COPY and Arrow's reader do not.
@@ -40,19 +40,49 @@ class Built:
         return self.data.size
 
 
+class ParquetFile:
+    """A Parquet file made in memory a row group at a time: what it holds is the compressed
+    file and one row group's rows, never a whole table of a million rows."""
+
+    def __init__(self, schema: pa.Schema) -> None:
+        self._sink = pa.BufferOutputStream()
+        self._writer = pq.ParquetWriter(
+            self._sink,
+            schema,
+            compression="zstd",
+            # Whole-microsecond UTC timestamps, as readers (DuckDB, Spark, pandas) expect.
+            coerce_timestamps="us",
+            write_statistics=True,
+        )
+        self._held: list[pa.RecordBatch] = []
+        self._held_rows = 0
+        self.rows = 0
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._held.append(batch)
+        self._held_rows += batch.num_rows
+        self.rows += batch.num_rows
+        if self._held_rows >= ROW_GROUP_ROWS:
+            self._write_held()
+
+    def _write_held(self) -> None:
+        if self._held:
+            table = pa.Table.from_batches(self._held)
+            self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+        self._held, self._held_rows = [], 0
+
+    def close(self) -> "Built":
+        self._write_held()
+        self._writer.close()
+        data = self._sink.getvalue()
+        return Built(data=data, rows=self.rows, sha256=hashlib.sha256(data).hexdigest())
+
+
 def to_parquet(table: pa.Table) -> Built:
-    sink = pa.BufferOutputStream()
-    pq.write_table(
-        table,
-        sink,
-        compression="zstd",
-        row_group_size=ROW_GROUP_ROWS,
-        # Whole-microsecond UTC timestamps, as readers (DuckDB, Spark, pandas) expect.
-        coerce_timestamps="us",
-        write_statistics=True,
-    )
-    data = sink.getvalue()
-    return Built(data=data, rows=table.num_rows, sha256=hashlib.sha256(data).hexdigest())
+    file = ParquetFile(table.schema)
+    for batch in table.to_batches():
+        file.write(batch)
+    return file.close()
 
 
 class _CopyStream:
@@ -138,31 +168,28 @@ def copied_batches(
             )
 
 
-def by_date(
-    batches: Iterator[pa.RecordBatch], schema: pa.Schema
-) -> Iterator[tuple[date, pa.Table]]:
-    """Batches in ``time`` order, regrouped: per UTC date of their ``time``, tables of at
-    most MAX_ROWS rows (a date's rows in several tables if it has more)."""
+def files_by_date(batches: Iterator[pa.RecordBatch]) -> Iterator[tuple[date, Built]]:
+    """Batches in ``time`` order as Parquet files: per UTC date of their ``time``, files of
+    at most MAX_ROWS rows (a date's rows in several files if it has more)."""
     day: date | None = None
-    held: list[pa.RecordBatch] = []
-    held_rows = 0
+    file: ParquetFile | None = None
     for batch in batches:
         days = pc.divide(pc.cast(batch.column("time"), pa.int64()), _MICROS_PER_DAY)
-        for day_number in pc.unique(days).to_pylist():
-            part = batch.filter(pc.equal(days, day_number))
+        day_numbers = pc.unique(days).to_pylist()
+        for day_number in day_numbers:
+            part = batch if len(day_numbers) == 1 else batch.filter(pc.equal(days, day_number))
             this_day = _EPOCH + timedelta(days=day_number)
-            if day is not None and this_day != day:
-                yield day, pa.Table.from_batches(held, schema)
-                held, held_rows = [], 0
+            if file is not None and this_day != day:
+                yield day, file.close()
+                file = None
             day = this_day
-            while held_rows + part.num_rows > MAX_ROWS:
-                room = MAX_ROWS - held_rows
-                held.append(part.slice(0, room))
-                yield day, pa.Table.from_batches(held, schema)
-                held, held_rows = [], 0
+            while part.num_rows:
+                file = file or ParquetFile(batch.schema)
+                room = MAX_ROWS - file.rows
+                file.write(part.slice(0, room))
                 part = part.slice(room)
-            if part.num_rows:
-                held.append(part)
-                held_rows += part.num_rows
-    if held:
-        yield day, pa.Table.from_batches(held, schema)
+                if file.rows == MAX_ROWS:
+                    yield day, file.close()
+                    file = None
+    if file is not None:
+        yield day, file.close()
