@@ -7,8 +7,7 @@ Columns are the API's names: the envelope (``org``, ``source``, ``id``, ``time``
 Names are the identity's as known when the file is written: the raw events keep no names
 (api.storage.event_rows).
 
-Times leave PostgreSQL as whole microseconds since 1970: exact, and read by Arrow as its
-timestamp without parsing (api.export.parquet reads ``COPY``'s CSV).
+Times are PostgreSQL's own, whole microseconds in UTC, as Arrow's timestamps hold them.
 """
 
 from collections.abc import Callable
@@ -16,13 +15,10 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     FromClause,
     Table,
     and_,
-    cast,
-    func,
     literal,
 )
 
@@ -48,11 +44,6 @@ class Column:
     nullable: bool = False
 
 
-def epoch_micros(time: ColumnElement) -> ColumnElement:
-    """A timestamp as whole microseconds since 1970 (``extract`` gives an exact numeric)."""
-    return cast(func.extract("epoch", time) * 1_000_000, BigInteger)
-
-
 def _raw(name: str) -> Value:
     return lambda raw: raw.c[name]
 
@@ -61,9 +52,9 @@ ENVELOPE = (
     Column("org", pa.string(), _raw("org_id")),
     Column("source", pa.string(), _raw("source")),
     Column("id", pa.string(), _raw("event_id")),
-    Column("time", MICROS, lambda raw: epoch_micros(raw.c.time)),
+    Column("time", MICROS, _raw("time")),
     # NULL for the events stored before the service kept it (migration 0014).
-    Column("stored_at", MICROS, lambda raw: epoch_micros(raw.c.stored_at), nullable=True),
+    Column("stored_at", MICROS, _raw("stored_at"), nullable=True),
 )
 _NAME = Column("", pa.string(), lambda _: identities.c.name, nullable=True)
 

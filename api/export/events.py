@@ -11,7 +11,7 @@ alone and the files it replaced are deleted after. Its files are recorded before
 uploaded, so that after a crash the ones no manifest lists are deleted (and the date done
 again), and the ones a manifest lists are kept as listed.
 
-The files are made in a worker thread with a connection of its own (``COPY`` straight into
+The files are made in a worker thread with connections of its own (rows straight into
 Arrow, api.export.parquet): the event loop is left to the requests.
 """
 
@@ -39,7 +39,7 @@ from sqlalchemy import (
 
 from api.export import layout
 from api.export.datasets import EVENT_DATASETS, EventDataset
-from api.export.parquet import copied_batches, files_by_date
+from api.export.parquet import fetched_batches, files_by_date, reader_connection
 from api.export.store import Store, write_manifest
 from api.storage import exports
 from api.storage.db import Compiled, compile_statement, connect, execute
@@ -136,11 +136,16 @@ def _make_files(
     """The files of each run's rows, uploaded; ``before_upload`` is told of each first.
     A file uploads while the next is made (one upload at a time: memory holds two files)."""
     written: Written = {}
-    with connect(database_url) as conn, ThreadPoolExecutor(1) as uploads:
+    with (
+        connect(database_url) as conn,
+        closing(reader_connection(database_url)) as reader,
+        ThreadPoolExecutor(1) as uploads,
+    ):
         uploading: Future[None] = uploads.submit(lambda: None)
         for dataset, statement, params in runs:
-            query = statement.sql.decode()
-            batches = copied_batches(conn, query, statement.params(params), dataset.schema)
+            # The parameters inlined by psycopg, as it does for a COPY.
+            query = psycopg.ClientCursor(conn).mogrify(statement.sql, statement.params(params))
+            batches = fetched_batches(reader, query, dataset.schema)
             # Closed whatever happens: a COPY left open would hold the connection's close.
             with closing(batches):
                 for day, built in files_by_date(batches):

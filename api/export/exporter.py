@@ -14,10 +14,10 @@ doubles up to the interval: nothing is skipped, since what is left to do is in t
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import psycopg
 from prometheus_client import Counter, Gauge
@@ -29,6 +29,7 @@ from api.export.store import Store, StoreError
 from api.settings import Settings
 from api.storage import exports
 from api.storage.availability import Database, DatabaseUnavailable
+from api.storage.db import EXPORT_OPTIONS, connect_kwargs
 from api.storage.session_locks import holding, session_lock
 
 _log = logging.getLogger("api.export")
@@ -115,25 +116,42 @@ async def _pass(
     if day is not None:
         await exports.settle(conn, state)
         progress.total = (until - day).days + 1
-    while day is not None and day <= until:
-        BACKFILL_DAYS.set((until - day).days + 1)
-        progress.update(max(progress.total - (until - day).days - 1, 0), f"backfilling {day}")
-        exported = await events.backfill_date(conn, database_url, store, day)
-        _count_events(passed, exported)
-        if day <= last_hourly:
+    async with await psycopg.AsyncConnection.connect(
+        database_url, **connect_kwargs(EXPORT_OPTIONS)
+    ) as figures:
+        while day is not None and day <= until:
+            BACKFILL_DAYS.set((until - day).days + 1)
+            progress.update(max(progress.total - (until - day).days - 1, 0), f"backfilling {day}")
+            # The date's events and hourly figures at once, each on its own connection:
+            # PostgreSQL reads the figures while the events' rows become files here.
             written = hourly.Written()
-            await hourly.write_date(conn, store, day, None, [], written)
+            work = [events.backfill_date(conn, database_url, store, day)]
+            if day <= last_hourly:
+                work.append(hourly.write_date(figures, store, day, None, [], written))
+            exported, *_ = await _together(*work)
+            _count_events(passed, exported)
             _count_hourly(passed, written)
-        passed.backfilled_dates.append(day)
-        following = day + DAY if day < until else None
-        if await exports.backfill_done(conn, day, following):
-            day = following
-        else:  # a backfill asked for meanwhile starts earlier
-            day = (await exports.state(conn)).backfill_next
-    BACKFILL_DAYS.set(0)
-    written = await hourly.export_hourly(conn, store, state.first_date, last_hourly)
+            passed.backfilled_dates.append(day)
+            following = day + DAY if day < until else None
+            if await exports.backfill_done(conn, day, following):
+                day = following
+            else:  # a backfill asked for meanwhile starts earlier
+                day = (await exports.state(conn)).backfill_next
+        BACKFILL_DAYS.set(0)
+        written = await hourly.export_hourly(figures, store, state.first_date, last_hourly)
     _count_hourly(passed, written)
     return passed
+
+
+async def _together(*work: Coroutine[Any, Any, Any]) -> list[Any]:
+    """What each of ``work`` returned, run at once; the first to fail raised as it is (the
+    pass's failures are told apart by type), the others then cancelled."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(each) for each in work]
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    return [task.result() for task in tasks]
 
 
 class Reporter(Protocol):

@@ -40,6 +40,9 @@ _CONNECTION_OPTIONS = "-c timezone=UTC -c jit=off -c plan_cache_mode=force_custo
 # The server's requests read thousands of rows, not millions: starting parallel workers
 # costs them more (about 10 ms) than it saves, and concurrent requests use the cores anyway.
 _SERVER_OPTIONS = f"{_CONNECTION_OPTIONS} -c max_parallel_workers_per_gather=0"
+# The exporter's reads sort a day of events and group an organization's day of figures: in
+# memory, not in temporary files (PostgreSQL's default is 4 MB).
+EXPORT_OPTIONS = f"{_CONNECTION_OPTIONS} -c work_mem=64MB"
 CITUS_PRESENT = "SELECT 1 FROM pg_extension WHERE extname = 'citus'"
 
 
