@@ -2,8 +2,9 @@
 beside the straightforward SQL over the raw tables and DuckDB over the same rows in Parquet;
 the slicing reads (zone, filters, previous period, groups) beside the plain ones; the
 cross-org reads; then ingest throughput and the page-load rate; then 10,000 usage thresholds:
-one pass over them all, and the watcher's cost to ingest and reads. Prints a table; writes
-.data/bench/results.json.
+one pass over them all, and the watcher's cost to ingest and reads; then the export to object
+storage: a backfill of everything stored, and the exporter's cost to ingest and reads and its
+lag (bench.export). Prints a table; writes .data/bench/results.json.
 
 The generated data is kept in .data/bench/postgres and reused while its org sizes match.
 ``--citus`` (`make bench CITUS=1`) measures the same again on a three-node Citus cluster over
@@ -20,17 +21,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
-from sqlalchemy import delete
 
 from api.dev.embedded_postgres import EmbeddedPostgres
 from api.reads.sections import SECTION_NAMES
 from api.storage import migrations
-from api.storage.db import compile_statement, connect_kwargs, execute_sync
+from api.storage.db import connect_kwargs
 from api.storage.keys import Scope, create_key
 from api.storage.rebuild import rebuild
-from api.storage.schema import metadata
 from bench import baselines as comparisons
-from bench import citus, cpu, load, queue, slicing, targets, thresholds
+from bench import citus, cpu, export, load, queue, slicing, targets, thresholds
 from bench.data import BenchOrg, generate, orgs
 from testkit.server import live_server
 
@@ -69,6 +68,12 @@ def main() -> None:
         action="store_true",
         help="only the thresholds' part (bench.thresholds), printed, results.json untouched",
     )
+    parser.add_argument(
+        "--export",
+        action="store_true",
+        help="only the export's part (bench.export) and its targets, printed, results.json"
+        " untouched",
+    )
     args = parser.parse_args()
     bench_orgs = orgs(args.scale)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -85,6 +90,11 @@ def main() -> None:
             thresholds.report(
                 asyncio.run(_thresholds_alone(database_url, bench_orgs, now, args.requests))
             )
+            return
+        if args.export:
+            found = asyncio.run(_export_alone(database_url, bench_orgs, now, args.requests))
+            export.report(found)
+            targets.report(targets.export_verdicts(found))
             return
         nodes = {"postgres": cluster.data} if cluster else {}
         results = asyncio.run(
@@ -197,11 +207,7 @@ async def _measure(
             base_url, None, admin_key, now, SECTIONS, PRESETS, requests
         )
         print_cross_org(results["cross_org"])
-        with psycopg.connect(database_url, **connect_kwargs()) as conn:
-            for table in reversed(metadata.sorted_tables):  # what an earlier run sent
-                for org in load.INGEST_ORGS:
-                    statement = delete(table).where(table.c.org_id == org)
-                    execute_sync(conn, compile_statement(statement))
+        load.clear_ingest_orgs(database_url)
         with cpu.metered(nodes) as used:
             async with queue.watched(database_url) as samples:
                 results["ingest"] = await load.ingest(base_url, ingest_key)
@@ -231,19 +237,37 @@ async def _measure(
     slugs = [org.slug for org in bench_orgs]
     results["thresholds"] = await thresholds.run(database_url, slugs, keys, now, requests)
     thresholds.report(results["thresholds"])
+    results["export"] = await export.run(
+        database_url, big.slug, keys, now, SECTIONS, PRESETS, requests
+    )
+    export.report(results["export"])
     results["targets"] = targets.verdicts(results)
     targets.report(results["targets"])
     return results
 
 
-async def _thresholds_alone(
-    database_url: str, bench_orgs: list[BenchOrg], now: datetime, requests: int
-) -> dict:
+async def _keys(database_url: str, bench_orgs: list[BenchOrg]) -> dict[str, str]:
+    """A read key per organization, and an ingest key ("ingest")."""
     async with await psycopg.AsyncConnection.connect(database_url, **connect_kwargs()) as conn:
         keys = {o.slug: (await create_key(conn, Scope.READ, o.slug)).key for o in bench_orgs}
         keys["ingest"] = (await create_key(conn, Scope.INGEST, None)).key
+    return keys
+
+
+async def _thresholds_alone(
+    database_url: str, bench_orgs: list[BenchOrg], now: datetime, requests: int
+) -> dict:
+    keys = await _keys(database_url, bench_orgs)
     slugs = [org.slug for org in bench_orgs]
     return await thresholds.run(database_url, slugs, keys, now, requests)
+
+
+async def _export_alone(
+    database_url: str, bench_orgs: list[BenchOrg], now: datetime, requests: int
+) -> dict:
+    keys = await _keys(database_url, bench_orgs)
+    big = bench_orgs[0].slug
+    return await export.run(database_url, big, keys, now, SECTIONS, PRESETS, requests)
 
 
 def _print_reads(reads: dict) -> None:

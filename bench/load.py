@@ -9,7 +9,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import msgspec
 import psycopg
+from sqlalchemy import delete
 
+from api.storage.db import compile_statement, connect_kwargs, execute_sync
+from api.storage.schema import metadata
 from bench.stats import percentiles
 from testkit.factories import BATCH
 from testkit.traffic import Events
@@ -76,6 +79,14 @@ INGEST_ORG = "bench-ingest"  # ingest's organization, emptied before each run
 BESIDE_READS_ORG = "bench-ingest-beside-reads"
 MIXED_ORGS = [f"bench-mixed-{n}" for n in range(4)]
 INGEST_ORGS = [INGEST_ORG, BESIDE_READS_ORG, *MIXED_ORGS]
+
+
+def clear_ingest_orgs(database_url: str) -> None:
+    """Every row of the organizations ingest sends to: what an earlier run sent."""
+    with psycopg.connect(database_url, **connect_kwargs()) as conn:
+        for table in reversed(metadata.sorted_tables):
+            for org in INGEST_ORGS:
+                execute_sync(conn, compile_statement(delete(table).where(table.c.org_id == org)))
 
 
 def _call(n: int, now: datetime, org: str = INGEST_ORG) -> dict:
