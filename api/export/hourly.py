@@ -148,9 +148,7 @@ class _Part:
     rows: int = 0
 
 
-def place(
-    parts: list[_Part], counts: dict[str, int], at_most: int = PART_ROWS
-) -> tuple[list[_Part], set[str]]:
+def place(parts: list[_Part], counts: dict[str, int], at_most: int) -> tuple[list[_Part], set[str]]:
     """The parts with every organization of ``counts`` (its rows) that is in none placed:
     in the last part while it has room, else in a new one. The parts and the names of
     those that changed."""
@@ -165,6 +163,32 @@ def place(
         parts[-1].rows += counts[org]
         changed.add(parts[-1].name)
     return parts, changed
+
+
+class _PartWriter:
+    """A date's parts written one at a time, each with every organization it holds: those
+    held (just read), the others read again."""
+
+    def __init__(self, conn: psycopg.AsyncConnection, store: Store, day: date, job: int) -> None:
+        self._conn, self._store, self._day, self._job = conn, store, day, job
+        self.held: dict[str, pa.Table] = {}
+        self.written: dict[str, FileRecord] = {}
+
+    async def write(self, part: _Part) -> None:
+        conn, day = self._conn, self._day
+        # The placement first: a crash after the upload must not place an organization
+        # elsewhere.
+        await exports.place(conn, DATASET, day, self._job, part.name, part.orgs)
+        tables = []
+        for org in part.orgs:
+            held = self.held.pop(org, None)
+            tables.append(held if held is not None else await org_day(conn, org, day))
+        built = await asyncio.to_thread(to_parquet, pa.concat_tables(tables))
+        key = layout.file_key(DATASET, day, part.name)
+        await asyncio.to_thread(self._store.put, key, built.data)
+        self.written[part.name] = FileRecord(
+            part.name, built.rows, built.bytes, built.sha256, tuple(part.orgs)
+        )
 
 
 @dataclass(slots=True)
@@ -187,32 +211,31 @@ async def write_date(
     job = await exports.next_job(conn)
     recorded = await exports.every_file(conn, DATASET, day)
     parts = [_Part(file.name, list(file.orgs), file.rows) for file in recorded]
+    placed = {org for part in parts for org in part.orgs}
     if orgs is None:
         # And those placed before: an organization whose usage went (a rebuild) leaves its part.
-        placed = {org for part in parts for org in part.orgs}
         orgs = placed | set(await exports.orgs_with_usage(conn, day))
-    wanted = sorted(set(orgs))
-    rows = {org: await org_day(conn, org, day) for org in wanted}
-    parts, changed = place(parts, {org: found.num_rows for org, found in rows.items()})
-    wanted_set = set(wanted)
-    changed |= {part.name for part in parts if wanted_set & set(part.orgs)}
-    # The placement first: a crash after an upload must not place an organization elsewhere.
+    wanted = set(orgs)
+    writer = _PartWriter(conn, store, day, job)
+    # New organizations join the last part while it has room; a part is written as soon as
+    # the next begins, so what is held is at most a part's rows, whatever the date's volume.
+    open_part: _Part | None = None
+    for org in sorted(wanted - placed):
+        found = await org_day(conn, org, day)
+        parts, changed = place(parts, {org: found.num_rows}, PART_ROWS)
+        if not changed:
+            continue  # no usage that day
+        (name,) = changed
+        if open_part is not None and open_part.name != name:
+            await writer.write(open_part)
+        open_part = next(part for part in parts if part.name == name)
+        writer.held[org] = found
+    if open_part is not None:
+        await writer.write(open_part)
     for part in parts:
-        if part.name in changed:
-            await exports.place(conn, DATASET, day, job, part.name, part.orgs)
-    new_files = []
-    for part in parts:
-        if part.name not in changed:
-            continue
-        for org in part.orgs:
-            if org not in rows:
-                rows[org] = await org_day(conn, org, day)
-        table = pa.concat_tables([rows[org] for org in part.orgs])
-        built = await asyncio.to_thread(to_parquet, table)
-        await asyncio.to_thread(store.put, layout.file_key(DATASET, day, part.name), built.data)
-        new_files.append(
-            FileRecord(part.name, built.rows, built.bytes, built.sha256, tuple(part.orgs))
-        )
+        if wanted & set(part.orgs) and part.name not in writer.written:
+            await writer.write(part)
+    new_files = list(writer.written.values())
     before = await exports.partition(conn, DATASET, day)
     rewritten = {file.name for file in new_files}
     listed = [*(f for f in before.files if f.name not in rewritten), *new_files]

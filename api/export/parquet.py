@@ -31,6 +31,10 @@ from api.storage.db import EXPORT_OPTIONS, Compiled
 MAX_ROWS = 1_000_000  # per file (DESIGN §11)
 ROW_GROUP_ROWS = 128 * 1024
 _MICROS_PER_DAY = 86_400_000_000
+
+# Arrow's default allocator (jemalloc) keeps the pages a file freed for the next: the
+# exporter's resident memory stayed 100 MB above what it used. The C library's returns them.
+pa.set_memory_pool(pa.system_memory_pool())
 _EPOCH = date(1970, 1, 1)
 
 

@@ -6,9 +6,11 @@ exactly one file, and usage_hourly summed over each day is the oracle's figures.
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from api.export import hourly
 from api.storage import exports
 from testkit import oracle
 from testkit.database import import_batch, rebuild, reset, with_connection
@@ -36,6 +38,14 @@ _step = st.one_of(
 def test_every_event_once_and_every_day_exact_through_crashes(
     client, database_url, ingest_key, tmp_path_factory, data, events
 ):
+    # Parts of a few rows: a date's organizations spread over several.
+    part_rows = data.draw(st.sampled_from([hourly.PART_ROWS, 1, 30]), label="part rows")
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(hourly, "PART_ROWS", part_rows)
+        _exported_exactly_once(client, database_url, ingest_key, tmp_path_factory, data, events)
+
+
+def _exported_exactly_once(client, database_url, ingest_key, tmp_path_factory, data, events):
     reset(database_url)
     root = tmp_path_factory.mktemp("export")
     url = f"file://{root}"

@@ -2,6 +2,7 @@
 row once, in order, whatever the batches the CSV reader happens to cut."""
 
 import io
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
@@ -48,5 +49,5 @@ def test_files_hold_one_date_each_and_at_most_max_rows(offsets, cuts, most):
         read += rows
     assert [row["n"] for row in read] == list(range(len(offsets)))
     # A date's files follow one another, and only a full file is followed by another.
-    for (day, built), (next_day, _) in zip(files, files[1:], strict=False):
+    for (day, built), (next_day, _) in itertools.pairwise(files):
         assert next_day > day or (next_day == day and built.rows == most)
