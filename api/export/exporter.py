@@ -14,22 +14,25 @@ doubles up to the interval: nothing is skipped, since what is left to do is in t
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
+import adbc_driver_postgresql.dbapi as adbc
 import psycopg
 from prometheus_client import Counter, Gauge
 
 from api.core.destinations import Destination
 from api.export import events, hourly
 from api.export.events import ExportError
+from api.export.parquet import reader_connection
 from api.export.store import Store, StoreError
 from api.settings import Settings
 from api.storage import exports
 from api.storage.availability import Database, DatabaseUnavailable
-from api.storage.db import EXPORT_OPTIONS, connect_kwargs
+from api.storage.db import connect_kwargs
 from api.storage.session_locks import holding, session_lock
 
 _log = logging.getLogger("api.export")
@@ -116,18 +119,19 @@ async def _pass(
     if day is not None:
         await exports.settle(conn, state)
         progress.total = (until - day).days + 1
-    async with await psycopg.AsyncConnection.connect(
-        database_url, **connect_kwargs(EXPORT_OPTIONS)
-    ) as figures:
+    async with (
+        await psycopg.AsyncConnection.connect(database_url, **connect_kwargs()) as figures,
+        _closing_reader(database_url) as reader,
+    ):
         while day is not None and day <= until:
             BACKFILL_DAYS.set((until - day).days + 1)
             progress.update(max(progress.total - (until - day).days - 1, 0), f"backfilling {day}")
-            # The date's events and hourly figures at once, each on its own connection:
+            # The date's events and hourly figures at once, each on connections of its own:
             # PostgreSQL reads the figures while the events' rows become files here.
             written = hourly.Written()
             work = [events.backfill_date(conn, database_url, store, day)]
             if day <= last_hourly:
-                work.append(hourly.write_date(figures, store, day, None, [], written))
+                work.append(hourly.write_date(figures, reader, store, day, None, [], written))
             exported, *_ = await _together(*work)
             _count_events(passed, exported)
             _count_hourly(passed, written)
@@ -138,9 +142,18 @@ async def _pass(
             else:  # a backfill asked for meanwhile starts earlier
                 day = (await exports.state(conn)).backfill_next
         BACKFILL_DAYS.set(0)
-        written = await hourly.export_hourly(figures, store, state.first_date, last_hourly)
+        written = await hourly.export_hourly(figures, reader, store, state.first_date, last_hourly)
     _count_hourly(passed, written)
     return passed
+
+
+@asynccontextmanager
+async def _closing_reader(database_url: str) -> AsyncIterator[adbc.Connection]:
+    reader = await asyncio.to_thread(reader_connection, database_url)
+    try:
+        yield reader
+    finally:
+        await asyncio.to_thread(reader.close)
 
 
 async def _together(*work: Coroutine[Any, Any, Any]) -> list[Any]:

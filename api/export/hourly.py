@@ -19,15 +19,15 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import adbc_driver_postgresql.dbapi as adbc
 import msgspec
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as csv
 
 from api.core.windows import Window
 from api.export import layout
-from api.export.parquet import copied_csv, to_parquet
+from api.export.parquet import as_type, fetched_in_one_snapshot, to_parquet
 from api.export.store import Store, write_manifest
 from api.reads.engine import Section
 from api.reads.query import Reach, SectionQuery, Shape
@@ -82,17 +82,26 @@ def day_window(day: date) -> Window:
     )
 
 
-async def org_day(conn: psycopg.AsyncConnection, org: str, day: date) -> pa.Table:
+async def org_day(
+    conn: psycopg.AsyncConnection, reader: adbc.Connection, org: str, day: date
+) -> pa.Table:
     """The organization's rows of ``day``: one per hour, section and key with any usage,
-    every section read in one snapshot."""
+    every section read in one snapshot (by ``reader``; ``conn`` inlines the parameters)."""
     params = SectionQuery(window=day_window(day), org=org, top=1).params()
-    tables = []
-    async with conn.transaction():
-        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        for position, section in enumerate(SECTIONS):
-            copied = await copied_csv(conn, section.keyed_series(_ORG_SHAPE), params)
-            tables.append(await asyncio.to_thread(_section_rows, section, position, org, copied))
-    found = pa.concat_tables(tables)
+    inline = psycopg.AsyncClientCursor(conn).mogrify
+    queries = [
+        inline(statement.sql, statement.params(params))
+        for statement in (section.keyed_series(_ORG_SHAPE) for section in SECTIONS)
+    ]
+    return await asyncio.to_thread(_org_rows, reader, queries, org)
+
+
+def _org_rows(reader: adbc.Connection, queries: list[str], org: str) -> pa.Table:
+    series = fetched_in_one_snapshot(reader, queries)
+    found = pa.concat_tables(
+        _section_rows(section, position, org, rows)
+        for position, (section, rows) in enumerate(zip(SECTIONS, series, strict=True))
+    )
     ordered = found.sort_by(
         [("hour", "ascending"), (_POSITION, "ascending")]
         + [(key, "ascending", "at_start") for key in KEY_COLUMNS]
@@ -100,36 +109,22 @@ async def org_day(conn: psycopg.AsyncConnection, org: str, day: date) -> pa.Tabl
     return ordered.drop_columns([_POSITION])
 
 
-def _section_rows(section: Section, position: int, org: str, copied: bytes) -> pa.Table:
-    """A section's keyed series (CSV with a header) as rows of SCHEMA, plus its position:
-    the hours and keys with any usage. The series' figures are the summary's own
-    (``summary_figures``); a figure it leaves null is a zero, as ``section.bucket`` reads it."""
+def _section_rows(section: Section, position: int, org: str, series: pa.Table) -> pa.Table:
+    """A section's keyed series as rows of SCHEMA, plus its position: the hours and keys
+    with any usage. The series' figures are the summary's own (``summary_figures``); a
+    figure it leaves null is a zero, as ``section.bucket`` reads it."""
     figures = summary_figures(section)
-    series = csv.read_csv(
-        pa.BufferReader(copied),
-        convert_options=csv.ConvertOptions(
-            column_types={
-                "bucket": SCHEMA.field("hour").type,
-                **dict.fromkeys(section.keys, pa.string()),
-                **{name: FIGURES[name] for name in figures},
-            },
-            include_columns=["bucket", *section.keys, *figures],
-            null_values=[""],
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=False,
-        ),
-    )
-    values = {name: pc.fill_null(series.column(name), 0) for name in figures}
+    values = {name: pc.fill_null(as_type(series[name], FIGURES[name]), 0) for name in figures}
     used = functools.reduce(pc.or_, (pc.not_equal(v, 0) for v in values.values()))
     series = series.filter(used)
     values = {name: column.filter(used) for name, column in values.items()}
     rows = series.num_rows
     columns = {
         "org": pa.array([org] * rows, pa.string()),
-        "hour": series.column("bucket"),
+        "hour": as_type(series["bucket"], SCHEMA.field("hour").type),
         "section": pa.array([section.name] * rows, pa.string()),
         **{
-            key: series.column(key) if key in section.keys else pa.nulls(rows, pa.string())
+            key: series[key] if key in section.keys else pa.nulls(rows, pa.string())
             for key in KEY_COLUMNS
         },
         **{
@@ -169,8 +164,16 @@ class _PartWriter:
     """A date's parts written one at a time, each with every organization it holds: those
     held (just read), the others read again."""
 
-    def __init__(self, conn: psycopg.AsyncConnection, store: Store, day: date, job: int) -> None:
-        self._conn, self._store, self._day, self._job = conn, store, day, job
+    def __init__(
+        self,
+        conn: psycopg.AsyncConnection,
+        reader: adbc.Connection,
+        store: Store,
+        day: date,
+        job: int,
+    ) -> None:
+        self._conn, self._reader, self._store = conn, reader, store
+        self._day, self._job = day, job
         self.held: dict[str, pa.Table] = {}
         self.written: dict[str, FileRecord] = {}
 
@@ -182,7 +185,9 @@ class _PartWriter:
         tables = []
         for org in part.orgs:
             held = self.held.pop(org, None)
-            tables.append(held if held is not None else await org_day(conn, org, day))
+            if held is None:
+                held = await org_day(conn, self._reader, org, day)
+            tables.append(held)
         built = await asyncio.to_thread(to_parquet, pa.concat_tables(tables))
         key = layout.file_key(DATASET, day, part.name)
         await asyncio.to_thread(self._store.put, key, built.data)
@@ -200,6 +205,7 @@ class Written:
 
 async def write_date(
     conn: psycopg.AsyncConnection,
+    reader: adbc.Connection,
     store: Store,
     day: date,
     orgs: Iterable[str] | None,
@@ -216,12 +222,12 @@ async def write_date(
         # And those placed before: an organization whose usage went (a rebuild) leaves its part.
         orgs = placed | set(await exports.orgs_with_usage(conn, day))
     wanted = set(orgs)
-    writer = _PartWriter(conn, store, day, job)
+    writer = _PartWriter(conn, reader, store, day, job)
     # New organizations join the last part while it has room; a part is written as soon as
     # the next begins, so what is held is at most a part's rows, whatever the date's volume.
     open_part: _Part | None = None
     for org in sorted(wanted - placed):
-        found = await org_day(conn, org, day)
+        found = await org_day(conn, reader, org, day)
         parts, changed = place(parts, {org: found.num_rows}, PART_ROWS)
         if not changed:
             continue  # no usage that day
@@ -260,6 +266,7 @@ def last_exportable(now: datetime, delay: timedelta) -> date:
 
 async def export_hourly(
     conn: psycopg.AsyncConnection,
+    reader: adbc.Connection,
     store: Store,
     first: date,
     last: date,
@@ -281,5 +288,5 @@ async def export_hourly(
         todo.setdefault(day, set()).add(org)
     written = Written()
     for day in sorted(todo):
-        await write_date(conn, store, day, todo[day], marks.get(day, []), written)
+        await write_date(conn, reader, store, day, todo[day], marks.get(day, []), written)
     return written
