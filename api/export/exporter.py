@@ -4,9 +4,10 @@ one at a time across processes (a session advisory lock, api.storage.session_loc
 
 A pass: registers the destination (a new one gets a backfill of every day stored); settles
 what a crash left (a job tagged and not listed is written again, a backfill's unlisted
-files deleted); writes the queue's events in jobs until it is empty; backfills the dates
-asked for, a date at a time (events and hourly figures); then writes the hourly figures of
-the dates ended and of those that changed. A pass that fails (the destination refuses or
+files deleted); writes the queue's events in jobs; backfills the dates asked for, a date at
+a time (events and hourly figures); writes the hourly figures of the dates ended and of
+those that changed; then the queue's events again, so that none waits longer than the
+interval and one pass. A pass that fails (the destination refuses or
 is unreachable, the database is down) is logged and tried again after a backoff that
 doubles up to the interval: nothing is skipped, since what is left to do is in the database.
 """
@@ -99,18 +100,7 @@ async def _pass(
     # Measured before the work too: a pass that fails still shows how long events wait.
     await _measure_lag(conn, clock)
     await events.recover_backfill(conn, store)
-    # The queue as it stood when the pass began, then the rest of the pass: under steady
-    # ingest the queue is never empty, and the backfill and hourly figures must come too.
-    backlog = await exports.queued_events(conn)
-    job = await exports.unfinished_job(conn) or await exports.take(conn, events.JOB_EVENTS, today)
-    while job is not None:
-        exported = await events.write_job(conn, database_url, store, job)
-        _count_events(passed, exported)
-        progress.update(passed.events, "events")
-        if passed.events >= backlog:
-            break
-        job = await exports.take(conn, events.JOB_EVENTS, today)
-    await _measure_lag(conn, clock)
+    await _write_queue(conn, database_url, store, today, passed, progress)
     last_hourly = hourly.last_exportable(now, delay)
     state = await exports.state(conn)
     # Through tomorrow: an event may be stored minutes ahead of the clock (MAX_CLOCK_SKEW).
@@ -144,7 +134,35 @@ async def _pass(
         BACKFILL_DAYS.set(0)
         written = await hourly.export_hourly(figures, reader, store, state.first_date, last_hourly)
     _count_hourly(passed, written)
+    # The queue again: what arrived during the pass waits for the next interval, not for
+    # the rest of this pass and then the interval.
+    await _write_queue(conn, database_url, store, today, passed, progress)
+    await _measure_lag(conn, clock)
     return passed
+
+
+async def _write_queue(
+    conn: psycopg.AsyncConnection,
+    database_url: str,
+    store: Store,
+    today: date,
+    passed: Passed,
+    progress: "Reporter",
+) -> None:
+    """The queue's events written in jobs, as many as it held when this began: under steady
+    ingest it is never empty, and the rest of the pass must come too."""
+    backlog = await exports.queued_events(conn)
+    written = 0
+    job = await exports.unfinished_job(conn) or await exports.take(conn, events.JOB_EVENTS, today)
+    while job is not None:
+        exported = await events.write_job(conn, database_url, store, job)
+        _count_events(passed, exported)
+        written += exported.events
+        if progress.total is None:  # the bar counts events only where no backfill runs
+            progress.update(passed.events, "events")
+        if written >= backlog:
+            break
+        job = await exports.take(conn, events.JOB_EVENTS, today)
 
 
 @asynccontextmanager
