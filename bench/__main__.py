@@ -29,9 +29,9 @@ from api.storage.db import connect_kwargs
 from api.storage.keys import Scope, create_key
 from api.storage.rebuild import rebuild
 from bench import baselines as comparisons
-from bench import citus, cpu, export, load, queue, slicing, targets, thresholds
+from bench import citus, cost, cpu, export, load, queue, slicing, targets, thresholds
 from bench.data import BenchOrg, generate, orgs
-from testkit.server import live_server
+from testkit.server import running_server
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / ".data" / "bench"
@@ -48,6 +48,12 @@ _BENCH_TABLES = [
     "identities",
     "orgs",
 ]
+
+
+_STATEMENT_STATISTICS = {
+    "shared_preload_libraries": "pg_stat_statements",
+    "pg_stat_statements.track": "all",
+}
 
 
 def main() -> None:
@@ -69,6 +75,12 @@ def main() -> None:
         help="only the thresholds' part (bench.thresholds), printed, results.json untouched",
     )
     parser.add_argument(
+        "--cost",
+        action="store_true",
+        help="only the cost of an event and of a request (bench.cost) and its targets, printed,"
+        " results.json untouched",
+    )
+    parser.add_argument(
         "--export",
         action="store_true",
         help="only the export's part (bench.export) and its targets, printed, results.json"
@@ -80,7 +92,8 @@ def main() -> None:
     cluster = None
     database_url = os.environ.get("DATABASE_URL")
     if not database_url:
-        cluster = EmbeddedPostgres(OUT / "postgres")
+        # pg_stat_statements: PostgreSQL's time per 1,000 events ingested (bench.cost).
+        cluster = EmbeddedPostgres(OUT / "postgres", settings=_STATEMENT_STATISTICS)
         cluster.start()
         database_url = cluster.url
     try:
@@ -90,6 +103,12 @@ def main() -> None:
             thresholds.report(
                 asyncio.run(_thresholds_alone(database_url, bench_orgs, now, args.requests))
             )
+            return
+        if args.cost:
+            nodes = {"postgres": cluster.data} if cluster else {}
+            found = asyncio.run(_cost_alone(database_url, bench_orgs, now, args.requests, nodes))
+            cost.report(found)
+            targets.report(targets.cost_verdicts(found))
             return
         if args.export:
             found = asyncio.run(_export_alone(database_url, bench_orgs, now, args.requests))
@@ -184,7 +203,8 @@ async def _measure(
         "generated_at": now.isoformat(),
         "orgs": {o.slug: o.llm_calls for o in bench_orgs},
     }
-    with live_server(database_url, USAGE_RATE_LIMIT="0") as base_url:
+    with running_server(database_url, USAGE_RATE_LIMIT="0") as server:
+        base_url = server.url
         reads, read_cpu = {}, {}
         for org in bench_orgs[:2]:
             with cpu.metered(nodes) as used:
@@ -207,32 +227,23 @@ async def _measure(
             base_url, None, admin_key, now, SECTIONS, PRESETS, requests
         )
         print_cross_org(results["cross_org"])
-        load.clear_ingest_orgs(database_url)
-        with cpu.metered(nodes) as used:
-            async with queue.watched(database_url) as samples:
-                results["ingest"] = await load.ingest(base_url, ingest_key)
-                drain_seconds = await queue.drained(database_url)
-        events = results["ingest"]["batches"] * results["ingest"]["batch_size"]
-        results["ingest"]["cpu_ms_per_1000_events"] = {n: 1e6 * s / events for n, s in used.items()}
-        results["ingest"]["queue"] = {**queue.summary(samples), "drained_after_s": drain_seconds}
-        copy_rate = await asyncio.to_thread(load.copy_rows_per_second, database_url)
-        results["ingest"]["copy_rows_per_second"] = copy_rate
-        results["ingest"]["share_of_copy"] = results["ingest"]["events_per_second"] / copy_rate
-        _print_ingest(results["ingest"])
-        results["mixed_ingest"] = await load.mixed_ingest(base_url, ingest_key)
-        await queue.drained(database_url)
-        _print_mixed(results["mixed_ingest"])
+        results |= await cost.run(
+            database_url,
+            server,
+            nodes,
+            big.slug,
+            read_keys[big.slug],
+            ingest_key,
+            now,
+            SECTIONS,
+            requests,
+        )
+        cost.report(results)
         results["reads_beside_ingest"] = await load.reads_beside_ingest(
             base_url, big.slug, read_keys[big.slug], ingest_key, now, SECTIONS, PRESETS, requests
         )
         await queue.drained(database_url)
         _print_beside(results["reads_beside_ingest"], reads[big.slug])
-        results["page_loads"] = await load.page_loads(
-            base_url, big.slug, read_keys[big.slug], SECTIONS
-        )
-        print(
-            f"\nPage loads (4 sections in parallel): {results['page_loads']['per_second']:,.0f}/s"
-        )
     keys = {**read_keys, "ingest": ingest_key}
     slugs = [org.slug for org in bench_orgs]
     results["thresholds"] = await thresholds.run(database_url, slugs, keys, now, requests)
@@ -260,6 +271,17 @@ async def _thresholds_alone(
     keys = await _keys(database_url, bench_orgs)
     slugs = [org.slug for org in bench_orgs]
     return await thresholds.run(database_url, slugs, keys, now, requests)
+
+
+async def _cost_alone(
+    database_url: str, bench_orgs: list[BenchOrg], now: datetime, requests: int, nodes: dict
+) -> dict:
+    keys = await _keys(database_url, bench_orgs)
+    big = bench_orgs[0].slug
+    with running_server(database_url, USAGE_RATE_LIMIT="0") as server:
+        return await cost.run(
+            database_url, server, nodes, big, keys[big], keys["ingest"], now, SECTIONS, requests
+        )
 
 
 async def _export_alone(
@@ -304,14 +326,6 @@ def _print_baselines(found: dict, org: str, reads: dict) -> None:
         print(f"{preset:<8}{api:>17.1f}{sql:>11.1f}{duck:>10.1f}{sql / api:>8.0f}x")
 
 
-def _print_mixed(found: dict) -> None:
-    print(
-        f"Ingest of the load test's mix over HTTP: {found['events_per_second']:,.0f} events/s"
-        f" ({found['batches']} batches of {found['batch_size']:,}, {found['clients']} clients);"
-        f" batch p50 {found['p50_ms']:.1f} ms, p99 {found['p99_ms']:.1f} ms"
-    )
-
-
 def _print_beside(found: dict, idle: dict) -> None:
     print(
         f"\nReads while LLM calls arrive at {found['rate']:,.0f} events/s"
@@ -323,21 +337,6 @@ def _print_beside(found: dict, idle: dict) -> None:
         ratios = {preset: p95[preset] / idle[section][preset]["p95_ms"] for preset in PRESETS}
         cells = "".join(f"{p95[p]:>8.1f} {ratios[p]:>5.2f}x " for p in PRESETS)
         print(f"{section:<9}{cells}")
-
-
-def _print_ingest(found: dict) -> None:
-    waiting = found["queue"]
-    print(
-        f"\nIngest over HTTP: {found['events_per_second']:,.0f} events/s "
-        f"({found['batches']} batches of {found['batch_size']:,}, {found['resent_share']:.0%} "
-        f"re-sent, {found['clients']} clients); batch p50 {found['p50_ms']:.1f} ms, "
-        f"p99 {found['p99_ms']:.1f} ms; duplicates counted {found['duplicates']:,}\n"
-        f"  queue: at most {waiting['max_rows']:,} events, the oldest waiting "
-        f"{waiting['oldest_p99_s']:.2f} s at p99 ({waiting['oldest_max_s']:.2f} s at most), "
-        f"empty {waiting['drained_after_s']:.2f} s after the last batch\n"
-        f"  PostgreSQL's COPY of the same rows: {found['copy_rows_per_second']:,.0f} rows/s; "
-        f"ingest is {found['share_of_copy']:.1%} of it"
-    )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,12 @@ _RFC3339 = re.compile(
     r"(?P<time>[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.(?P<fraction>[0-9]+))?"
     r"(?:(?P<utc>[Zz])|(?P<sign>[+-])(?P<hours>[0-9]{2}):(?P<minutes>[0-9]{2}))"
 )
+# The form producers send (upper-case T and Z, at most microseconds, an offset within
+# ±23:59): fromisoformat reads it as it is, in C, where the general path first rewrites it.
+_COMMON = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
+    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+)
 EXAMPLE = "2026-11-01T00:00:00Z"
 _T = TypeVar("_T", bound=datetime)
 
@@ -34,6 +40,8 @@ def parse_rfc3339(text: str, *, truncate: bool, kind: type[_T] = datetime) -> _T
     """The UTC instant ``text`` names, as a ``kind``. Fractions finer than microseconds are
     truncated toward the past when ``truncate`` (event times: never rounded into the next
     bucket), refused otherwise (query times)."""
+    if _COMMON.fullmatch(text):
+        return _in_utc(text, text, kind)
     found = _RFC3339.fullmatch(text)
     if found is None:
         raise TimestampError(f"must be an RFC 3339 timestamp such as {EXAMPLE}")
@@ -45,12 +53,17 @@ def parse_rfc3339(text: str, *, truncate: bool, kind: type[_T] = datetime) -> _T
     offset = "+00:00" if found["utc"] else text[found.start("sign") :]
     # In the one form fromisoformat reads (in C): the caller's digits, cut to microseconds.
     normalized = f"{found['date']}T{found['time']}{'.' + fraction[:6] if fraction else ''}{offset}"
+    return _in_utc(normalized, text, kind)
+
+
+def _in_utc(normalized: str, text: str, kind: type[_T]) -> _T:
+    """The instant of ``normalized`` (``text`` in the form fromisoformat reads), in UTC."""
     try:
         moment = kind.fromisoformat(normalized)
     except ValueError:
         raise TimestampError(f"is not a valid date and time: {text}") from None
     out_of_range = TimestampError(f"must be in the years {EARLIEST_YEAR} to {LATEST_YEAR} in UTC")
-    if not found["utc"]:
+    if moment.utcoffset():
         try:
             moment = moment.astimezone(UTC)
         except OverflowError:  # past year 1 or 9999 in UTC
