@@ -19,7 +19,7 @@ MAX_CPU_CORES = 100_000
 MAX_MEMORY_BYTES = 2**50  # 1 PiB
 MAX_SIZE_BYTES = 2**60  # 1 EiB
 
-# PostgreSQL text cannot hold NUL; it is refused here rather than failing the insert.
+# PostgreSQL text cannot hold NUL; it is refused at parsing rather than failing the insert.
 NO_NUL_PATTERN = r"^[^\x00]*$"
 SLUG = r"[a-z0-9][a-z0-9-]{0,62}"
 # msgspec searches with Python's re, whose $ also matches before a final newline ("acme\n");
@@ -59,7 +59,13 @@ def schema_hook(type_: type) -> dict[str, Any]:
     raise NotImplementedError(type_)
 
 
-Text = Annotated[str, Meta(min_length=1, max_length=MAX_TEXT_LENGTH, pattern=NO_NUL_PATTERN)]
+# NUL is refused by api.core.parsing, not by msgspec: a pattern is a Python regex search per
+# field, which was half of decoding a batch (1,000 LLM calls: 14.5 -> 7.2 ms). The schema
+# still says it.
+Text = Annotated[
+    str,
+    Meta(min_length=1, max_length=MAX_TEXT_LENGTH, extra_json_schema={"pattern": NO_NUL_PATTERN}),
+]
 Slug = Annotated[str, Meta(pattern=SLUG_PATTERN)]
 Tokens = Annotated[int, Meta(ge=0, le=MAX_TOKENS)]
 IdentityKind = Literal["agent", "user"]

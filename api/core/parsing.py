@@ -123,7 +123,8 @@ def _all_valid(
 ) -> list[Event] | None:
     """The events of a (split, UTF-8) body in one pass, if it is plainly valid: every event
     decodes, passes the cross-field checks, and no key can be there twice. None when any of
-    that fails: ``validate`` then finds each error the slow way, event by event.
+    that fails, or a string may hold NUL: ``validate`` then finds each error the slow way,
+    event by event.
 
     A key appears twice only if the body has more keys than its events have fields: a key
     ends with a quote and a colon, found by ``_key_ends`` counting at least every key, and
@@ -133,7 +134,7 @@ def _all_valid(
         events = _events_decoder.decode(body) if is_array else [_event_decoder.decode(body)]
     except (msgspec.ValidationError, RecursionError):
         return None
-    if sum(map(_present_keys, events)) != _key_ends(body):
+    if _ESCAPED_NUL in body or sum(map(_present_keys, events)) != _key_ends(body):
         return None
     for index, event in enumerate(events):
         if _cross_field_errors(index, event.time, event.data, accepting):
@@ -228,7 +229,17 @@ def _event_or_errors(
         event = _event_decoder.decode(raw)
     except msgspec.ValidationError as error:
         return _every_field_error(index, raw, accepting, error)
+    if _ESCAPED_NUL in bytes(raw):
+        # A string may hold NUL, which msgspec lets through (api.core.events.Text): the
+        # fields are checked one by one, NUL included.
+        errors = _every_field_error(index, raw, accepting)
+        if errors:
+            return errors
     return _cross_field_errors(index, event.time, event.data, accepting) or event
+
+
+# The one way a JSON string holds NUL (or a backslash before "u0000", which is harmless).
+_ESCAPED_NUL = b"\\u0000"
 
 
 def parse_binary_event(
@@ -361,16 +372,20 @@ def _duplicate_path(value: Any, path: str) -> str | None:
 
 
 def _every_field_error(
-    index: int, raw: msgspec.Raw, accepting: Accepting, first: msgspec.ValidationError
+    index: int,
+    raw: msgspec.Raw,
+    accepting: Accepting,
+    first: msgspec.ValidationError | None = None,
 ) -> list[EventError]:
-    """Each invalid field of an event msgspec refused (it stops at the ``first``), found by
-    checking the fields one by one: the slow path, taken for invalid events only."""
+    """Each invalid field of an event, found by checking the fields one by one: the slow
+    path, taken for events msgspec refused (it stops at the ``first`` error) and for those
+    whose strings may hold NUL (``first`` None)."""
     try:
         event = msgspec.json.decode(raw)
     except msgspec.ValidationError:
         # A number no Python value holds (1e999, 10**5000), refused even where the event
         # has no field: there are no fields to check one by one, the first error is all.
-        return [_from_validation_error(index, str(first), "")]
+        return [] if first is None else [_from_validation_error(index, str(first), "")]
     if not isinstance(event, dict):
         return [
             EventError(
@@ -419,6 +434,10 @@ def _struct_errors(
             valid[name] = msgspec.convert(value[name], field.type, dec_hook=decode_hook)
         except msgspec.ValidationError as error:
             errors.append(_from_validation_error(index, str(error), where))
+            continue
+        if isinstance(valid[name], str) and "\x00" in valid[name]:
+            del valid[name]
+            errors.append(EventError(index=index, field=where, message=_NUL))
     return valid, errors
 
 
@@ -465,10 +484,11 @@ def _from_validation_error(index: int, text: str, field: str) -> EventError:
     if located["path"]:
         field = (field + located["path"]).removeprefix(".")
     if "matching regex" in message:
-        message = _PATTERN_MESSAGES.get(field, "must not contain NUL characters")
+        message = _PATTERN_MESSAGES.get(field, message)
     return EventError(index=index, field=field or None, message=message)
 
 
+_NUL = "must not contain NUL characters"
 _PATTERN_MESSAGES = {
     "subject": f"must be an organization slug matching {SLUG}",
     "datacontenttype": "must be application/json (media type parameters allowed)",

@@ -349,6 +349,37 @@ def test_the_one_pass_check_answers_as_the_exact_one(body):
         assert parse_events(body, BodyKind.BATCH, ANY_AGE) == expected
 
 
+def _text_paths(value: dict, path: str = "") -> list[str]:
+    """Where an event holds free text (not a slug, time, media type or one of a few words)."""
+    fixed = {"type", "specversion", "subject", "time", "datacontenttype", "kind"}
+    found = []
+    for key, item in value.items():
+        inner = f"{path}.{key}" if path else key
+        if isinstance(item, dict):
+            found += _text_paths(item, inner)
+        elif isinstance(item, str) and key not in fixed:
+            found.append(inner)
+    return found
+
+
+@given(data=st.data(), batch=st.booleans())
+def test_nul_in_any_text_is_refused_by_field(data, batch):
+    events = one_of_each()
+    for event in events:
+        for named in ("identity", "agent"):
+            if named in event["data"]:
+                event["data"][named]["name"] = "named"
+    index = data.draw(st.integers(0, len(events) - 1))
+    path = data.draw(st.sampled_from(_text_paths(events[index])))
+    *parents, last = path.split(".")
+    holder = events[index]
+    for key in parents:
+        holder = holder[key]
+    holder[last] = data.draw(st.sampled_from(["\x00", "a\x00b", "\\u0000 and \x00"]))
+    body = msgspec.json.encode(events if batch else events[index])
+    assert _refusals(body) == [(index if batch else 0, path, "must not contain NUL characters")]
+
+
 @pytest.mark.parametrize("cores", [5e-324, 1e-300, 0.0009, 100_000.5])
 def test_cores_outside_a_millicore_to_100k_are_refused(cores):
     body = msgspec.json.encode([workload_allocated(cpu_cores=cores)])
