@@ -1,9 +1,8 @@
 """Rollup families: each family's tables (one per tier, api.storage.schema) and the raw events it
 counts, as columns by name. Rebuild aggregates the raw tables in SQL; the folder
 (api.storage.folding) counts the rows it takes off the queues into the finest tier in the
-process (``Family.finest_of_queued``), and each tier sums those few hundred rows instead of
-grouping them all again; reads use the raw columns at a window's edges and the queues'
-between."""
+process (``Family.finest_of_queued``) and sums each coarser tier from the one below; reads
+use the raw columns at a window's edges and the queues' between."""
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
