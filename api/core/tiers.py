@@ -7,6 +7,7 @@ whole hours up to the next 6 hours, and so on up to whole weeks in the middle: a
 reads at most 4 + 2·6 + 2·3 + 2·5 + 2·11 rollup rows per key instead of 8,640.
 """
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -60,25 +61,42 @@ def cover(boundaries: Sequence[datetime], start: datetime, end: datetime) -> Cov
     (a query's bucket bounds, in order, spanning the range): each bucket's part of the range
     reads the coarsest whole tier buckets inside it, finer ones towards its edges, and raw
     events where not even a 5-minute bucket fits."""
-    bounds = [_us(start), *(_us(b) for b in boundaries[1:-1]), _us(end)]
-    low, high = bounds[0], bounds[-1]
-    bounds = [low, *(b for b in bounds[1:-1] if low < b < high), high]
-    spans: dict[str, list[list[int]]] = {piece: [] for piece in (RAW, *TIERS)}
-    for bucket_start, bucket_end in pairwise(bounds):
-        phase = (bucket_start - _ORIGIN_US) % _WEEK_US
-        shift = bucket_start - phase
-        for piece, piece_start, piece_end in _bucket_cover(phase, bucket_end - bucket_start):
-            found = spans[piece]
-            if found and found[-1][1] == piece_start + shift:
-                found[-1][1] = piece_end + shift
-            else:
-                found.append([piece_start + shift, piece_end + shift])
+    low, high = _us(start), _us(end)
+    inner = boundaries[1:-1]
+    inner = inner[bisect_right(inner, low, key=_us) : bisect_left(inner, high, key=_us)]
+    starts = (start, *inner)
+    spans = {piece: [list(span) for span in found] for piece, found in _leading(starts).items()}
+    _add_bucket(spans, _us(starts[-1]), high)
     return Cover(
         spans={
             piece: tuple((_instant(a), _instant(b)) for a, b in found)
             for piece, found in spans.items()
         }
     )
+
+
+# A read's window keeps its buckets but the last while its end (the clock) moves through
+# that one: 5 minutes for a 24-hour read, whose 288 buckets took 0.7-1 ms to cover here.
+@lru_cache(maxsize=256)
+def _leading(starts: tuple[datetime, ...]) -> dict[str, tuple[tuple[int, int], ...]]:
+    """The spans (µs) covering the buckets between consecutive ``starts``: every bucket of
+    a cover but its last, which starts at ``starts[-1]``."""
+    spans: dict[str, list[list[int]]] = {piece: [] for piece in (RAW, *TIERS)}
+    for bucket_start, bucket_end in pairwise(_us(moment) for moment in starts):
+        _add_bucket(spans, bucket_start, bucket_end)
+    return {piece: tuple((a, b) for a, b in found) for piece, found in spans.items()}
+
+
+def _add_bucket(spans: dict[str, list[list[int]]], bucket_start: int, bucket_end: int) -> None:
+    """Adds the cover of a bucket (µs) after the spans, joining a span it continues."""
+    phase = (bucket_start - _ORIGIN_US) % _WEEK_US
+    shift = bucket_start - phase
+    for piece, piece_start, piece_end in _bucket_cover(phase, bucket_end - bucket_start):
+        found = spans[piece]
+        if found and found[-1][1] == piece_start + shift:
+            found[-1][1] = piece_end + shift
+        else:
+            found.append([piece_start + shift, piece_end + shift])
 
 
 _ORIGIN_US = (_ORIGIN - EPOCH) // _US

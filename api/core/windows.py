@@ -6,6 +6,7 @@ Pure: no I/O, the clock is a parameter. Bucket boundaries are ``api.core.zones``
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from itertools import pairwise
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from api.core import zones
@@ -55,8 +56,11 @@ class WindowError(ValueError):
         self.field = field
 
 
-@dataclass(frozen=True, slots=True)
-class Bucket:
+class Bucket(NamedTuple):
+    """A bucket of a window. A named tuple, made positionally: a read makes one per bucket,
+    and a frozen dataclass (keywords) took 2.1 µs each here against 0.7 µs, 0.4 ms of a
+    24-hour read's 288 buckets."""
+
     start: datetime
     end: datetime  # exclusive
     partial: bool
@@ -88,10 +92,8 @@ class Window:
         return len(self.boundaries) - 1
 
     def buckets(self) -> list[Bucket]:
-        return [
-            Bucket(start=s, end=e, partial=s < self.counted_from or e > self.as_of)
-            for s, e in pairwise(self.boundaries)
-        ]
+        counted_from, as_of = self.counted_from, self.as_of
+        return [Bucket(s, e, s < counted_from or e > as_of) for s, e in pairwise(self.boundaries)]
 
 
 def previous_span(window: Window) -> Window | None:

@@ -66,9 +66,11 @@ authentication = DefineMiddleware(_BearerKey, exclude=["^/schema", "^/metrics$"]
 
 
 def requires(*scopes: Scope):
-    """A guard: the request's key must have one of ``scopes``."""
+    """A guard: the request's key must have one of ``scopes``. Async, as every guard here:
+    Litestar runs a sync guard in a worker thread (``ensure_async_callable``), a thread hop
+    per guard and request."""
 
-    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    async def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         if connection.scope["method"] == "OPTIONS":
             # Litestar's own answer (the Allow header): no key, as for CORS preflights.
             return

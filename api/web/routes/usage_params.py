@@ -262,11 +262,11 @@ def _query(org: str | None, filters: Filters, comparing: bool, asked: Asked) -> 
     )
 
 
-def plain_query(connection: ASGIConnection, route_handler: BaseRouteHandler) -> None:
+async def plain_query(connection: ASGIConnection, route_handler: BaseRouteHandler) -> None:
     """A guard on every usage route, before any parameter is read: the query string is
     UTF-8, names only the route's parameters, and gives a single-valued one once (a proxy
     or cache that reads the first of two values would see another request than this one's
-    answer). Filters are repeatable."""
+    answer). Filters are repeatable. Async: Litestar runs a sync guard in a worker thread."""
     parameters: frozenset[str] | None = route_handler.opt.get("parameters")
     if parameters is None:
         return  # Litestar's own OPTIONS answer, which reads no parameter
