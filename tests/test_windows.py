@@ -53,8 +53,12 @@ lags = st.one_of(
 offsets = st.sampled_from([timedelta(0), timedelta(hours=2), timedelta(hours=-7, minutes=-30)])
 
 
+# An end up to 28 years before now: from the earliest moment (2000) that is still after 1970,
+# where the service's times begin (10**9 s, 31.7 years, reached 1968: an error, not a window).
 @given(
-    now=moments, preset=st.sampled_from(list(PRESETS)), end_before=st.none() | st.integers(0, 10**9)
+    now=moments,
+    preset=st.sampled_from(list(PRESETS)),
+    end_before=st.none() | st.integers(0, 9 * 10**8),
 )
 def test_presets_give_their_aligned_bucket_count_ending_at_ceil_as_of(now, preset, end_before):
     end = None if end_before is None else iso(now - timedelta(seconds=end_before))
