@@ -52,13 +52,14 @@ run: machine-run setup page
 test: machine-test setup page
 	cd $(FRONTEND) && npx vitest run
 	@$(MAKE) --no-print-directory docs
-	$(BIN)/pytest -n 2 --dist loadscope
+	$(BIN)/pytest -n 2 --dist loadscope --durations=15
 	@$(MAKE) --no-print-directory test-citus
 
 # The tests of the data path (every figure against the oracle, exactly-once, cross-org reads,
 # thresholds' crossings and deliveries) and tests/citus (router statements, distribute, a
 # worker crash, rebalancing) on a Citus coordinator and two workers. USAGE_REQUIRE_CITUS=1
-# (CI) makes a missing Citus a failure.
+# (CI) makes a missing Citus a failure. Two pytest workers, each with a cluster of its own:
+# 16 minutes one at a time, 10 so. --durations: the slowest tests, where to trim the suite.
 CITUS_SUITE := tests/citus tests/usage/test_against_oracle.py tests/usage/test_groups.py \
 	tests/usage/test_filters.py tests/ingest/test_exactly_once.py tests/ingest/test_long_lived.py \
 	tests/ingest/test_folding.py tests/ingest/test_allocation_plans.py tests/alerts/test_evaluation.py tests/alerts/test_delivery.py \
@@ -67,7 +68,7 @@ CITUS_SUITE := tests/citus tests/usage/test_against_oracle.py tests/usage/test_g
 
 test-citus: setup
 	@if $(BIN)/python -c 'import sys, api.dev.citus_cluster as c; sys.exit(not c.installed())'; \
-	then USAGE_TEST_ENGINE=citus $(BIN)/pytest $(CITUS_SUITE); \
+	then USAGE_TEST_ENGINE=citus $(BIN)/pytest -n 2 --dist loadscope --durations=15 $(CITUS_SUITE); \
 	elif [ -n "$(USAGE_REQUIRE_CITUS)" ]; then \
 		echo "Citus suite: Citus is not installed for this PostgreSQL, and USAGE_REQUIRE_CITUS is set"; exit 1; \
 	else echo "Citus suite not run: this PostgreSQL has no Citus extension (install Citus 13 to run it)"; fi
