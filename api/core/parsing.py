@@ -109,7 +109,7 @@ def parse_events(body: bytes, kind: BodyKind, accepting: Accepting) -> list[Even
     raw_events = _split(body, kind)
     if len(raw_events) > MAX_EVENTS:
         raise TooManyEvents(len(raw_events))
-    events = _all_valid(body, raw_events, accepting)
+    events = _all_valid(body, accepting)
     if events is not None:
         return events
     events, errors = validate(raw_events, accepting, _has_duplicate_keys(body))
@@ -118,9 +118,7 @@ def parse_events(body: bytes, kind: BodyKind, accepting: Accepting) -> list[Even
     return events
 
 
-def _all_valid(
-    body: bytes, raw_events: list[msgspec.Raw], accepting: Accepting
-) -> list[Event] | None:
+def _all_valid(body: bytes, accepting: Accepting) -> list[Event] | None:
     """The events of a (split, UTF-8) body in one pass, if it is plainly valid: every event
     decodes, passes the cross-field checks, and no key can be there twice. None when any of
     that fails, or a string may hold NUL: ``validate`` then finds each error the slow way,
@@ -132,7 +130,7 @@ def _all_valid(
     is_array = body.lstrip(_JSON_WHITESPACE)[:1] == b"["
     try:
         events = _events_decoder.decode(body) if is_array else [_event_decoder.decode(body)]
-    except (msgspec.ValidationError, RecursionError):
+    except (msgspec.DecodeError, RecursionError):  # a ValidationError is a DecodeError
         return None
     if _ESCAPED_NUL in body or sum(map(_present_keys, events)) != _key_ends(body):
         return None
