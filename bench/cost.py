@@ -10,7 +10,6 @@ multiple of a floor moves far less than an absolute figure.
 """
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -22,15 +21,9 @@ from api.storage.db import connect_kwargs
 from bench import cpu, load, queue
 from testkit.server import Server
 
-_TICKS = os.sysconf("SC_CLK_TCK")
 _STATEMENTS = (
     "SELECT coalesce(sum(total_exec_time), 0), coalesce(sum(calls), 0) FROM pg_stat_statements"
 )
-
-
-def process_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
 async def statement_ms(database_url: str) -> float | None:
@@ -53,12 +46,12 @@ async def costed(
     """The server's CPU seconds, PostgreSQL's statement ms and each node's CPU seconds spent
     in the block, in the dict yielded (filled on exit)."""
     pid = server.process.pid
-    cpu_before, statements_before = process_cpu_seconds(pid), await statement_ms(database_url)
+    cpu_before, statements_before = cpu.process_times(pid)[0], await statement_ms(database_url)
     spent: dict[str, float | None] = {}
     with cpu.metered(nodes) as nodes_used:
         yield spent
     statements_after = await statement_ms(database_url)
-    spent["server_cpu_s"] = process_cpu_seconds(pid) - cpu_before
+    spent["server_cpu_s"] = cpu.process_times(pid)[0] - cpu_before
     spent["statements_ms"] = (
         None if statements_before is None else statements_after - statements_before
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _times(pid: int) -> tuple[float, float]:
+def process_times(pid: int) -> tuple[float, float]:
     """(own, reaped children's) CPU seconds of a process."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     utime, stime, cutime, cstime = (int(fields[i]) for i in (11, 12, 13, 14))
@@ -19,7 +19,7 @@ def _times(pid: int) -> tuple[float, float]:
 
 def cpu_seconds(data_dir: Path) -> float:
     postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
-    own, reaped = _times(postmaster)
+    own, reaped = process_times(postmaster)
     total = own + reaped
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -27,7 +27,7 @@ def cpu_seconds(data_dir: Path) -> float:
         try:
             parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
             if parent == postmaster:
-                total += _times(int(entry.name))[0]
+                total += process_times(int(entry.name))[0]
         except (OSError, ValueError):
             continue  # gone meanwhile: its time is in the postmaster's reaped time
     return total
