@@ -39,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.sql import Select
 
 from api.core.buckets import floor_to
-from api.core.tiers import TIERS
+from api.core.tiers import FINEST, TIERS
 from api.storage import rollups
 from api.storage.anchors import anchored, batch_orgs
 from api.storage.db import Compiled, as_arrays, compile_statement, execute
@@ -172,14 +172,11 @@ def _counted_arrays(queue: Queue, taken: Mapping[Table, Sequence[Any]]) -> dict[
     for family in queue.families:
         rows = finest if family is widest else _summed(finest, widest, family)
         for tier, table in family.tables.items():
-            if tier != _FINEST_TIER:
+            if TIERS[tier] != FINEST:
                 rows = _coarser(rows, len(family.dimensions), TIERS[tier])
             names = [f"{table.name}_{column.name}" for column in table.columns]
             arrays |= as_arrays(sorted(rows), names)
     return arrays
-
-
-_FINEST_TIER = next(iter(TIERS))
 
 
 def _summed(
