@@ -24,6 +24,7 @@ from api.web.openapi import add_event_schemas, add_transport_refusals, openapi_c
 from api.web.problems import EXCEPTION_HANDLERS
 from api.web.routes.health import healthz, readyz
 from api.web.routes.ingest import MAX_BODY_BYTES, post_events
+from api.web.routes.otlp import post_traces
 from api.web.routes.page import page_router
 from api.web.routes.thresholds import Thresholds
 from api.web.routes.usage import all_orgs_usage, org_usage
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             healthz,
             readyz,
             post_events,
+            post_traces,
             org_usage,
             all_orgs_usage,
             Thresholds,

@@ -13,6 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import (
     Components,
+    OpenAPIFormat,
     OpenAPIMediaType,
     OpenAPIResponse,
     OpenAPIType,
@@ -111,6 +112,68 @@ class IngestOperation(Operation):
             description="CloudEvents 1.0: a batch of at most 10,000 events.",
             content={BATCH_MEDIA_TYPE: OpenAPIMediaType(schema=_BATCH)},  # type: ignore[arg-type]
         )
+
+
+_OTLP_PROTOBUF = OpenAPIMediaType(
+    schema=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+)
+
+
+@dataclass
+class OtlpOperation(Operation):
+    """POST /v1/traces: OTLP's messages in protobuf or OTLP's JSON, read and written by
+    hand. The JSON is described as far as the route reads it; the rest is OTLP's."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True,
+            description="An OTLP ExportTraceServiceRequest.",
+            content={
+                "application/x-protobuf": _OTLP_PROTOBUF,
+                "application/json": OpenAPIMediaType(schema=_OTLP_REQUEST),
+            },
+        )
+        assert self.responses is not None
+        self.responses["200"] = OpenAPIResponse(
+            description="An OTLP ExportTraceServiceResponse, in the request's encoding",
+            content={
+                "application/x-protobuf": _OTLP_PROTOBUF,
+                "application/json": OpenAPIMediaType(schema=_OTLP_RESPONSE),
+            },
+        )
+
+
+_OTLP_REQUEST = Schema(
+    type=OpenAPIType.OBJECT,
+    properties={
+        "resourceSpans": Schema(
+            type=OpenAPIType.ARRAY,
+            items=Schema(type=OpenAPIType.OBJECT),
+            description="OTLP's ResourceSpans (trace and span ids in hex)",
+        )
+    },
+)
+_OTLP_RESPONSE = Schema(
+    type=OpenAPIType.OBJECT,
+    properties={
+        "partialSuccess": Schema(
+            type=OpenAPIType.OBJECT,
+            description="Present when GenAI spans were refused",
+            properties={
+                "rejectedSpans": Schema(
+                    type=OpenAPIType.STRING,
+                    pattern=r"^[0-9]+$",
+                    description="How many GenAI spans were refused (an int64, as OTLP's JSON "
+                    "writes it)",
+                ),
+                "errorMessage": Schema(
+                    type=OpenAPIType.STRING,
+                    description="The first few refused: span id and reason",
+                ),
+            },
+        )
+    },
+)
 
 
 @dataclass

@@ -51,13 +51,13 @@ MAX_BODY_BYTES = 10 * 1024 * 1024
 async def post_events(
     request: Request, writer: NamedDependency[Writer], accept_days: NamedDependency[int]
 ) -> IngestResult:
-    _refuse_while_backed_up(request.app.state.folder.status, request.app.state.pending_limit)
+    refuse_while_backed_up(request.app.state.folder.status, request.app.state.pending_limit)
     media_type, options = request.content_type
     media_type = media_type.lower()
     charset = options.get("charset", "utf-8").lower()
     if charset not in ("utf-8", "utf8"):
         raise Problem(415, f"the body must be UTF-8, not charset {charset}")
-    body = await _body(request)
+    body = await read_body(request)
     accepting = Accepting.posted(datetime.now(UTC), accept_days)
     try:
         if "ce-specversion" in request.headers and not media_type.startswith(_STRUCTURED):
@@ -88,7 +88,7 @@ _STRUCTURED = "application/cloudevents"
 _BACKED_UP_RETRY_SECONDS = 1
 
 
-def _refuse_while_backed_up(folder: FolderStatus, pending_limit: int) -> None:
+def refuse_while_backed_up(folder: FolderStatus, pending_limit: int) -> None:
     """503 while more events wait to be folded than the bound (a queue of exactly the bound
     still takes batches): reads add the queue to the rollups, so a queue without bound would
     slow every read instead."""
@@ -102,7 +102,7 @@ def _refuse_while_backed_up(folder: FolderStatus, pending_limit: int) -> None:
         )
 
 
-async def _body(request: Request) -> bytes:
+async def read_body(request: Request) -> bytes:
     """The body, inflated if its Content-Encoding is gzip; the size limit holds either way."""
     encoding = request.headers.get("content-encoding", "").strip().lower()
     if encoding in IDENTITY:
