@@ -114,7 +114,10 @@ def test_the_generated_python_client_sends_and_reads(
 
 @pytest.mark.parametrize(
     ("scope", "paths"),
-    [("ingest", ["--include-path", "/events"]), ("admin", ["--exclude-path", "/events"])],
+    [
+        ("ingest", ["--include-path", "/events", "--include-path", "/v1/traces"]),
+        ("admin", ["--exclude-path", "/events", "--exclude-path", "/v1/traces"]),
+    ],
 )
 def test_the_schemathesis_cli_finds_nothing(
     server_url, ingest_key, admin_key, scope, paths, tmp_path

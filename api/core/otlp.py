@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTracePartialSuccess,
@@ -40,55 +41,49 @@ def decode_request(body: bytes, media_type: str) -> ExportTraceServiceRequest:
         document = msgspec.json.decode(body)
         if not isinstance(document, dict):
             raise NotOtlp("the body must be a JSON object (an OTLP ExportTraceServiceRequest)")
-        _ids_to_base64(document)
+        _prepare(document, ExportTraceServiceRequest.DESCRIPTOR)
         return json_format.ParseDict(
             document, ExportTraceServiceRequest(), ignore_unknown_fields=True
         )
     except msgspec.DecodeError as error:
         raise NotOtlp(f"the body is not JSON: {error}") from None
-    except (json_format.ParseError, _BadId) as error:
+    except (json_format.ParseError, _NotTheMessage) as error:
         raise NotOtlp(f"the body is not an OTLP ExportTraceServiceRequest: {error}") from None
     except RecursionError:
         raise NotOtlp("the body is nested too deeply to be OTLP") from None
 
 
-class _BadId(Exception):
+class _NotTheMessage(Exception):
     pass
 
 
-# The bytes fields of a span (and of its links) that OTLP's JSON writes in hex, by both the
-# names protobuf's JSON parser reads.
-_ID_FIELDS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
+# The bytes fields OTLP's JSON writes in hex (a span's and a link's ids); every other bytes
+# field is base64, as protobuf's JSON mapping has it.
+_HEX_FIELDS = {"trace_id", "span_id", "parent_span_id"}
 
 
-def _ids_to_base64(document: dict[str, Any]) -> None:
-    for resource_spans in _objects(document, "resourceSpans", "resource_spans"):
-        for scope_spans in _objects(resource_spans, "scopeSpans", "scope_spans"):
-            for span in _objects(scope_spans, "spans"):
-                _hex_ids_to_base64(span)
-                for link in _objects(span, "links"):
-                    _hex_ids_to_base64(link)
-
-
-def _objects(parent: dict[str, Any], *names: str) -> list[dict[str, Any]]:
-    """The objects of the list ``parent`` holds under any of ``names`` (what is not a list
-    of objects is left for protobuf's parser to refuse)."""
-    found = []
-    for name in names:
-        value = parent.get(name)
-        if isinstance(value, list):
-            found += [item for item in value if isinstance(item, dict)]
-    return found
-
-
-def _hex_ids_to_base64(holder: dict[str, Any]) -> None:
-    for name in _ID_FIELDS:
-        value = holder.get(name)
-        if isinstance(value, str):
+def _prepare(document: dict[str, Any], message: Descriptor) -> None:
+    """``document`` made ready for protobuf's JSON parser, as a ``message``: its hex ids in
+    base64, and each message where one belongs an object (the parser would read a string
+    there as an empty message, and take a body with no span in it for one with spans)."""
+    for key, value in document.items():
+        field = message.fields_by_camelcase_name.get(key) or message.fields_by_name.get(key)
+        if field is None or value is None:
+            continue  # unknown fields are passed over, as OTLP's receivers do
+        items = value if field.is_repeated else [value]
+        if not isinstance(items, list):
+            raise _NotTheMessage(f"{key} must be a list")
+        if field.message_type is not None:
+            for item in items:
+                if not isinstance(item, dict):
+                    shape = "a list of objects" if field.is_repeated else "an object"
+                    raise _NotTheMessage(f"{key} must be {shape} ({field.message_type.name})")
+                _prepare(item, field.message_type)
+        elif field.name in _HEX_FIELDS and isinstance(value, str):
             try:
-                holder[name] = base64.b64encode(bytes.fromhex(value)).decode()
+                document[key] = base64.b64encode(bytes.fromhex(value)).decode()
             except ValueError:
-                raise _BadId(f"{name} must be hex, not {value[:40]!r}") from None
+                raise _NotTheMessage(f"{key} must be hex, not {value[:40]!r}") from None
 
 
 def encode_response(refused: list[RefusedSpan], media_type: str) -> bytes:

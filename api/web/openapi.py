@@ -146,8 +146,9 @@ class OtlpOperation(Operation):
 _OTLP_REQUEST = Schema(
     type=OpenAPIType.OBJECT,
     properties={
+        # null: protobuf's JSON mapping reads it as the field's default (no spans).
         "resourceSpans": Schema(
-            type=OpenAPIType.ARRAY,
+            type=[OpenAPIType.ARRAY, OpenAPIType.NULL],
             items=Schema(type=OpenAPIType.OBJECT),
             description="OTLP's ResourceSpans (trace and span ids in hex)",
         )

@@ -446,6 +446,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/traces": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ingest OpenTelemetry GenAI spans (OTLP/HTTP)
+         * @description An OTLP/HTTP trace export, in protobuf (application/x-protobuf) or OTLP's JSON (application/json), gzip allowed, at most 10 MiB and 10,000 GenAI spans. A span with gen_ai.operation.name or any gen_ai.usage.* attribute is an LLM call, stored as the llm.call event of POST /events would be (org from usage.org, id from the trace and span ids, exactly once); other spans are passed over. The answer is OTLP's ExportTraceServiceResponse in the request's encoding: partial_success counts the GenAI spans refused and names the first few, with the reason.
+         */
+        post: operations["V1TracesPostTraces"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -3558,6 +3578,116 @@ export interface operations {
             };
             /** @description Not acceptable */
             406: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request header fields too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    V1TracesPostTraces: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description An OTLP ExportTraceServiceRequest. */
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description OTLP's ResourceSpans (trace and span ids in hex) */
+                    resourceSpans?: Record<string, never>[] | null;
+                };
+                "application/x-protobuf": string;
+            };
+        };
+        responses: {
+            /** @description An OTLP ExportTraceServiceResponse, in the request's encoding */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Present when GenAI spans were refused */
+                        partialSuccess?: {
+                            /** @description The first few refused: span id and reason */
+                            errorMessage?: string;
+                            /** @description How many GenAI spans were refused (an int64, as OTLP's JSON writes it) */
+                            rejectedSpans?: string;
+                        };
+                    };
+                    "application/x-protobuf": string;
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
