@@ -2,7 +2,8 @@
 
 Ingest (1,000-call batches from 4 clients) is measured with the server process's CPU time
 (/proc) and PostgreSQL's statement time (pg_stat_statements, where the cluster loads it)
-per 1,000 events, the fold included: the queue is drained inside the measured span. A small
+per 1,000 events, the fold included: the queue is drained inside the measured span. The
+same calls as OpenTelemetry GenAI spans (POST /v1/traces) follow, as a multiple of it. A small
 read (platform, 24h) is measured as its latency minus PostgreSQL's time for it: the
 server's own overhead. Beside both, the floors of the same run: `GET /healthz`'s latency and
 PostgreSQL's COPY of the same rows, because these machines vary 2-3x from day to day and a
@@ -102,6 +103,8 @@ async def run(
     ingest["copy_rows_per_second"] = copy_rate
     ingest["share_of_copy"] = ingest["events_per_second"] / copy_rate
     found["ingest"] = ingest
+    found["otlp_ingest"] = await load.otlp_ingest(base_url, ingest_key)
+    await queue.drained(database_url)
     found["mixed_ingest"] = await load.mixed_ingest(base_url, ingest_key)
     await queue.drained(database_url)
     found["page_loads"] = await load.page_loads(base_url, org, read_key, sections)
@@ -140,6 +143,13 @@ def report(found: dict) -> None:
         f"empty {waiting['drained_after_s']:.2f} s after the last batch\n"
         f"  PostgreSQL's COPY of the same rows: {ingest['copy_rows_per_second']:,.0f} rows/s; "
         f"ingest is {ingest['share_of_copy']:.1%} of it"
+    )
+    otlp = found["otlp_ingest"]
+    print(
+        f"The same calls as GenAI spans (OTLP protobuf, POST /v1/traces): "
+        f"{otlp['events_per_second']:,.0f} events/s "
+        f"({otlp['events_per_second'] / ingest['events_per_second']:.2f}x POST /events); "
+        f"batch p50 {otlp['p50_ms']:.1f} ms, p99 {otlp['p99_ms']:.1f} ms"
     )
     mixed = found["mixed_ingest"]
     print(

@@ -14,6 +14,7 @@ from sqlalchemy import delete
 from api.storage.db import compile_statement, connect_kwargs, execute_sync
 from api.storage.schema import metadata
 from bench.stats import percentiles
+from testkit import spans
 from testkit.factories import BATCH
 from testkit.traffic import Events
 
@@ -76,9 +77,10 @@ def progress(label: str, found: dict) -> None:
 
 
 INGEST_ORG = "bench-ingest"  # ingest's organization, emptied before each run
+OTLP_ORG = "bench-otlp"  # the same calls as GenAI spans, through POST /v1/traces
 BESIDE_READS_ORG = "bench-ingest-beside-reads"
 MIXED_ORGS = [f"bench-mixed-{n}" for n in range(4)]
-INGEST_ORGS = [INGEST_ORG, BESIDE_READS_ORG, *MIXED_ORGS]
+INGEST_ORGS = [INGEST_ORG, OTLP_ORG, BESIDE_READS_ORG, *MIXED_ORGS]
 
 
 def clear_ingest_orgs(database_url: str) -> None:
@@ -108,24 +110,39 @@ def _call(n: int, now: datetime, org: str = INGEST_ORG) -> dict:
     }
 
 
+def _batches(batches: int, batch_size: int, clients: int, now: datetime, org: str) -> list[list]:
+    """The calls of each batch: new ones plus 10% sent before, a batch's from ``2 *
+    clients`` batches earlier, answered by then, as a client re-sends after a timeout: a
+    re-send racing its original waits for the original's transaction (tests/ingest check
+    that case), and re-sending the batch just before from every client turns the clients
+    into one queue."""
+    resent = batch_size // 10
+    return [
+        [_call(b * batch_size + i, now, org) for i in range(batch_size - resent)]
+        + [_call(max(b - 2 * clients, 0) * batch_size + i, now, org) for i in range(resent)]
+        for b in range(batches)
+    ]
+
+
 async def ingest(
     base_url: str, key: str, batches: int = 120, batch_size: int = 1000, clients: int = 4
 ) -> dict:
-    """Batches of new events plus 10% sent before, from several clients at once, into an
-    organization emptied first. The re-sent events are a batch's from ``2 * clients``
-    batches earlier, answered by then, as a client re-sends after a timeout: a re-send
-    racing its original waits for the original's transaction (tests/ingest check that
-    case), and re-sending the batch just before from every client turns the clients into
-    one queue."""
-    now = datetime.now(UTC)
-    resent = batch_size // 10
-    bodies = []
-    for b in range(batches):
-        fresh = [_call(b * batch_size + i, now) for i in range(batch_size - resent)]
-        again = [_call(max(b - 2 * clients, 0) * batch_size + i, now) for i in range(resent)]
-        bodies.append(msgspec.json.encode(fresh + again))
+    """Batches of LLM calls, 10% of them sent before (``_batches``), from several clients
+    at once, into an organization emptied first."""
+    calls = _batches(batches, batch_size, clients, datetime.now(UTC), INGEST_ORG)
+    bodies = [msgspec.json.encode(batch) for batch in calls]
     found = await _post_all(base_url, key, bodies, batch_size, clients)
-    return {**found, "resent_share": resent / batch_size}
+    return {**found, "resent_share": 0.1}
+
+
+async def otlp_ingest(
+    base_url: str, key: str, batches: int = 120, batch_size: int = 1000, clients: int = 4
+) -> dict:
+    """The same batches as ``ingest``'s as GenAI spans, in OTLP's protobuf, through
+    POST /v1/traces."""
+    calls = _batches(batches, batch_size, clients, datetime.now(UTC), OTLP_ORG)
+    bodies = [spans.protobuf_request([spans.of_call(call) for call in batch]) for batch in calls]
+    return await _post_all(base_url, key, bodies, batch_size, clients, "/v1/traces", spans.PROTOBUF)
 
 
 async def mixed_ingest(
@@ -143,11 +160,17 @@ async def mixed_ingest(
 
 
 async def _post_all(
-    base_url: str, key: str, bodies: list[bytes], batch_size: int, clients: int
+    base_url: str,
+    key: str,
+    bodies: list[bytes],
+    batch_size: int,
+    clients: int,
+    path: str = "/events",
+    content_type: str = BATCH,
 ) -> dict:
     """Every batch (of ``batch_size`` events) posted, by ``clients`` clients at once taking
     the next batch in turn."""
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": BATCH}
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": content_type}
     latencies: list[float] = []
     duplicates = 0
     queue: asyncio.Queue[bytes] = asyncio.Queue()
@@ -160,10 +183,11 @@ async def _post_all(
             while not queue.empty():
                 body = queue.get_nowait()
                 started = time.perf_counter()
-                response = await client.post("/events", content=body)
+                response = await client.post(path, content=body)
                 latencies.append((time.perf_counter() - started) * 1000)
                 response.raise_for_status()
-                duplicates += response.json()["duplicates"]
+                if content_type == BATCH:  # OTLP's answer does not count duplicates
+                    duplicates += response.json()["duplicates"]
 
     started = time.perf_counter()
     await asyncio.gather(*(client_loop() for _ in range(clients)))

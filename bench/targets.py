@@ -17,6 +17,7 @@ INGEST_EVENTS_PER_SECOND = 30_000.0
 INGEST_BATCH_P99_MS = 150.0
 OLDEST_PENDING_P99_S = 2.0  # the folder keeps up: no event waits longer to be folded
 SHARE_OF_COPY = 0.10  # ingest against PostgreSQL's own COPY of the same rows
+OTLP_SHARE = 0.8  # POST /v1/traces' events/s against POST /events', the same calls
 MIXED_EVENTS_PER_SECOND = 10_000.0  # the load test's mix of every event type
 BESIDE_INGEST = 1.5  # reads' p95 while ingest runs at 10,000 events/s, over idle
 PAGE_LOADS_PER_SECOND = 100.0
@@ -141,6 +142,8 @@ def _cost_checks(found: dict) -> Iterator[tuple[str, float, str, bool]]:
     )
     share = ingest["share_of_copy"]
     yield f"ingest >= {SHARE_OF_COPY:.0%} of COPY (in %)", 100 * share, "", share >= SHARE_OF_COPY
+    otlp = found["otlp_ingest"]["events_per_second"] / rate
+    yield f"OTLP ingest >= {OTLP_SHARE:g}x POST /events", otlp, "protobuf", otlp >= OTLP_SHARE
     mixed = found["mixed_ingest"]["events_per_second"]
     yield (
         f"mixed ingest >= {MIXED_EVENTS_PER_SECOND:,.0f} events/s",

@@ -3,6 +3,7 @@ OpenTelemetry project's messages, or JSON written here by hand as the OTLP speci
 encodes it), and the llm.call CloudEvent each must count as, mapped here apart from the
 service (DESIGN §12)."""
 
+import hashlib
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from itertools import groupby
@@ -17,6 +18,7 @@ from testkit.factories import identity, llm_call
 from testkit.strategies import orgs, times
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+PROTOBUF = "application/x-protobuf"
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,28 @@ def llm_event(span: GenAiSpan) -> dict[str, Any]:
         cached_tokens=span.cached_tokens or 0,
         output_tokens=span.output_tokens,
         succeeded=span.failed is None,
+    )
+
+
+def of_call(event: dict[str, Any]) -> GenAiSpan:
+    """An llm.call CloudEvent as the span of the same call (its ids derived from the
+    event's source and id: the same event, the same span)."""
+    data = event["data"]
+    who = data["identity"]
+    key = f"{event['source']}/{event['id']}".encode()
+    return GenAiSpan(
+        trace_id=hashlib.blake2b(key, digest_size=16).digest(),
+        span_id=hashlib.blake2b(key, digest_size=8, person=b"span").digest(),
+        org=event["subject"],
+        end=datetime.fromisoformat(event["time"]),
+        model=data["model"],
+        input_tokens=data["input_tokens"],
+        cached_tokens=data["cached_tokens"],
+        output_tokens=data["output_tokens"],
+        service=event["source"],
+        agent=(who["id"], who.get("name")) if who["kind"] == "agent" else None,
+        user=("enduser.id", who["id"]),
+        failed=None if data["succeeded"] else "status",
     )
 
 

@@ -6,7 +6,7 @@ call and is passed over. A span that counts becomes an ``llm.call`` event checke
 POST /events checks one, or is refused with the reason, named by its span id.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 
@@ -68,12 +68,9 @@ class _Refused(Exception):
     pass
 
 
-def attributes(pairs: Iterable[KeyValue]) -> dict[str, AnyValue]:
+def attributes(pairs: Sequence[KeyValue]) -> dict[str, AnyValue]:
     """A span's or resource's attributes by key (the first of a key sent twice)."""
-    found: dict[str, AnyValue] = {}
-    for pair in pairs:
-        found.setdefault(pair.key, pair.value)
-    return found
+    return {pair.key: pair.value for pair in reversed(pairs)}
 
 
 def counts(span_attributes: Attributes) -> bool:
