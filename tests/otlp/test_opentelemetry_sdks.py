@@ -1,8 +1,13 @@
-"""The OpenTelemetry Python SDK, with its OTLP/HTTP exporter (protobuf, gzip), sends the
-spans of an instrumented LLM application to the live server (`usage-api serve`): the
-figures are the oracle's, and the span that cannot be a call is named in partial_success."""
+"""The OpenTelemetry SDKs' OTLP/HTTP exporters send the spans of an instrumented LLM
+application to the live server (`usage-api serve`): Python's in protobuf (gzip or not), and
+JavaScript's, run by Node, in OTLP's JSON. The figures are the oracle's, and the span that
+cannot be a call is named in partial_success."""
 
+import json
+import os
+import subprocess
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -11,7 +16,7 @@ from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
@@ -60,11 +65,13 @@ CALLS = {
 NOT_A_CALL = {"http.request.method": "GET", "url.path": "/health"}
 NO_IDENTITY = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-5"}
 SERVICE = "support-app"
+FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
 
 
-def _expected(span: ReadableSpan) -> dict:
-    """The llm.call the span must count as (DESIGN §12), from what the application set."""
-    attributes = CALLS[span.name]
+def _expected(name: str, trace_id: str, span_id: str, end_nanos: int, failed: bool) -> dict:
+    """The llm.call the span ``name`` must count as (DESIGN §12), from what the application
+    set and what its SDK made (hex ids, its end in ns, an ERROR status)."""
+    attributes = CALLS[name]
     agent = attributes.get("gen_ai.agent.id")
     who = (
         identity(agent, "agent", attributes.get("gen_ai.agent.name"))
@@ -72,10 +79,10 @@ def _expected(span: ReadableSpan) -> dict:
         else identity(attributes.get("enduser.id") or attributes["user.id"], "user")
     )
     return llm_call(
-        id=f"{span.context.trace_id:032x}-{span.context.span_id:016x}",
+        id=f"{trace_id}-{span_id}",
         source=SERVICE,
         org=attributes.get("usage.org", "acme"),
-        time=datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=span.end_time // 1000),
+        time=datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=end_nanos // 1000),
         who=who,
         model=attributes.get("gen_ai.response.model") or attributes["gen_ai.request.model"],
         input_tokens=attributes.get("gen_ai.usage.input_tokens")
@@ -83,7 +90,7 @@ def _expected(span: ReadableSpan) -> dict:
         cached_tokens=attributes.get("gen_ai.usage.cache_read.input_tokens", 0),
         output_tokens=attributes.get("gen_ai.usage.output_tokens")
         or attributes.get("gen_ai.usage.completion_tokens", 0),
-        succeeded=span.status.status_code != StatusCode.ERROR and "error.type" not in attributes,
+        succeeded=not failed and "error.type" not in attributes,
     )
 
 
@@ -125,8 +132,60 @@ def test_the_sdks_genai_spans_count_as_the_oracle_says(
     assert f"span {refused.get_span_context().span_id:016x}: it names no identity" in (
         partial.error_message
     )
-    spans = [span for span in sent.get_finished_spans() if span.name in CALLS]
-    events = [_expected(span) for span in spans]
+    events = [
+        _expected(
+            span.name,
+            f"{span.context.trace_id:032x}",
+            f"{span.context.span_id:016x}",
+            span.end_time,
+            span.status.status_code == StatusCode.ERROR,
+        )
+        for span in sent.get_finished_spans()
+        if span.name in CALLS
+    ]
+    _check_llm_figures(server_url, admin_key, events)
+
+
+def test_the_javascript_sdks_json_spans_count_as_the_oracle_says(
+    server_url, database_url, ingest_key, admin_key
+):
+    reset(database_url)
+    calls = [
+        {"name": name, "attributes": attributes, "failed": name == "failed call"}
+        for name, attributes in {**CALLS, "anonymous chat": NO_IDENTITY}.items()
+    ]
+    done = subprocess.run(
+        ["node", "--input-type=module"],
+        input=(Path(__file__).parent / "send_genai_spans.mjs").read_text(),
+        cwd=FRONTEND,  # where Node finds the SDK
+        env={
+            **os.environ,
+            "CALLS": json.dumps(calls),
+            "SERVICE": SERVICE,
+            "OTLP_URL": f"{server_url}/v1/traces",
+            "INGEST_KEY": ingest_key,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    *made, result = [json.loads(line) for line in done.stdout.splitlines()]
+    assert result == {"exported": True, "error": ""}
+    refused = next(span for span in made if span["name"] == "anonymous chat")
+    assert '"rejectedSpans":"1"' in done.stderr
+    assert f"span {refused['spanId']}: it names no identity" in done.stderr
+    events = [
+        _expected(
+            span["name"],
+            span["traceId"],
+            span["spanId"],
+            int(span["endNanos"]),
+            span["name"] == "failed call",
+        )
+        for span in made
+        if span["name"] in CALLS
+    ]
     _check_llm_figures(server_url, admin_key, events)
 
 
