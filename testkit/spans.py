@@ -14,7 +14,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
 
-from testkit.factories import identity, llm_call
+from testkit.factories import BASE_TIME, identity, llm_call
 from testkit.strategies import orgs, times
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -44,6 +44,18 @@ class GenAiSpan:
     @property
     def event_id(self) -> str:
         return f"{self.trace_id.hex()}-{self.span_id.hex()}"
+
+
+# A span of an LLM call as an instrumentation records it, in acme, at BASE_TIME.
+EXAMPLE = GenAiSpan(
+    trace_id=bytes(range(1, 17)),
+    span_id=bytes(range(1, 9)),
+    org="acme",
+    end=BASE_TIME,
+    model="m1",
+    input_tokens=100,
+    output_tokens=20,
+)
 
 
 def llm_event(span: GenAiSpan) -> dict[str, Any]:

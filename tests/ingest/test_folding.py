@@ -33,6 +33,7 @@ from testkit.engine import examples
 from testkit.factories import BASE_TIME, llm_call, message_sent, post_events, thread_created
 from testkit.faults import wait_for
 from testkit.server import ANY_AGE, usage_api
+from testkit.spans import EXAMPLE, PROTOBUF, protobuf_request
 from testkit.strategies import event_sets
 
 _TIERED = [table for family in FAMILIES for table in family.tables.values()]
@@ -212,6 +213,13 @@ def test_past_the_bound_ingest_is_503_with_retry_after_and_stores_nothing(db, in
         assert refused.headers["content-type"] == "application/problem+json"
         assert refused.headers["retry-after"] == "1"
         assert "USAGE_PENDING_LIMIT" in refused.json()["detail"]
+        # OpenTelemetry's spans wait alike (their exporters retry a 503 after Retry-After).
+        spans = client.post(
+            "/v1/traces",
+            content=protobuf_request([EXAMPLE]),
+            headers={"Authorization": f"Bearer {ingest_key}", "Content-Type": PROTOBUF},
+        )
+        assert spans.status_code == 503 and spans.headers["retry-after"] == "1"
         assert _queued(db) == 4
         ready = client.get("/readyz").json()
         assert ready["folder"]["pending_rows"] == 4 and ready["folder"]["pending_limit"] == 3

@@ -14,19 +14,11 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from api.core.genai_spans import llm_calls
 from api.core.parsing import Accepting
 from testkit.factories import BASE_TIME, iso
-from testkit.spans import GenAiSpan, genai_spans, in_request_order, llm_event, protobuf_request
+from testkit.spans import EXAMPLE, genai_spans, in_request_order, llm_event, protobuf_request
 
 NOW = BASE_TIME + timedelta(days=5)
 ANY_AGE = Accepting(NOW)
-SPAN = GenAiSpan(
-    trace_id=bytes(range(1, 17)),
-    span_id=bytes(range(1, 9)),
-    org="acme",
-    end=BASE_TIME,
-    model="m1",
-    input_tokens=100,
-    output_tokens=20,
-)
+SPAN = EXAMPLE
 
 
 def mapped(spans, others=(), accepting=ANY_AGE):

@@ -16,21 +16,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from testkit.database import reset, rows
 from testkit.factories import BASE_TIME, post_events
-from testkit.spans import GenAiSpan, json_request, llm_event, protobuf_request
+from testkit.spans import EXAMPLE, json_request, llm_event, protobuf_request
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
-SPAN = GenAiSpan(
-    trace_id=bytes(range(1, 17)),
-    span_id=bytes(range(1, 9)),
-    org="acme",
-    end=BASE_TIME,
-    model="m1",
-    input_tokens=100,
-    cached_tokens=30,
-    output_tokens=20,
-    agent=("a1", "Ann"),
-)
+SPAN = replace(EXAMPLE, cached_tokens=30, agent=("a1", "Ann"))
 NO_ORG = replace(SPAN, span_id=b"\x07" * 8, org="Not A Slug")
 
 
