@@ -137,6 +137,9 @@ api_keys = Table(
     Column("key_hash", LargeBinary, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     _timestamp("revoked_at", nullable=True),
+    Column("name", Text, nullable=True),
+    _timestamp("expires_at", nullable=True),
+    _timestamp("last_used_at", nullable=True),  # to the minute
     CheckConstraint("scope IN ('read', 'ingest', 'admin', 'manage')", name="scope"),
     Index(None, "key_hash"),
 )
