@@ -4,17 +4,19 @@ import argparse
 import asyncio
 import contextlib
 import os
+import re
 import sys
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, BinaryIO
 
 import msgspec
 import psycopg
 
 from api.alerts.watcher import Watcher, watcher_of
-from api.core.events import SLUG, is_slug
+from api.core.events import MAX_TEXT_LENGTH, SLUG, is_slug
 from api.core.parsing import Accepting
+from api.core.timestamps import parse_rfc3339, utc_iso
 from api.settings import Settings
 from api.storage import migrations
 from api.storage.availability import Database
@@ -49,6 +51,13 @@ def _parser() -> argparse.ArgumentParser:
     create = key_commands.add_parser("create", help="create a key; prints it on the last line")
     create.add_argument("--scope", required=True, choices=[scope.value for scope in Scope])
     create.add_argument("--org", type=_slug, help="the organization (scopes read and manage)")
+    create.add_argument("--name", type=_key_name, help="what the key is for, as listed")
+    create.add_argument(
+        "--expires",
+        type=_expiry,
+        metavar="WHEN",
+        help="refused from then on: RFC 3339 (2027-01-31T00:00:00Z) or a duration (90d, 12h)",
+    )
     create.set_defaults(run=_create_key)
     key_commands.add_parser("list", help="list keys (never the keys themselves)").set_defaults(
         run=_list_keys
@@ -133,6 +142,34 @@ def _slug(value: str) -> str:
     return value
 
 
+def _key_name(value: str) -> str:
+    if not 1 <= len(value) <= MAX_TEXT_LENGTH:
+        raise argparse.ArgumentTypeError(f"a key's name has 1 to {MAX_TEXT_LENGTH} characters")
+    return value
+
+
+_DURATION = re.compile(r"(?P<count>[1-9][0-9]{0,5})(?P<unit>[mhd])")
+_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
+
+
+def _expiry(value: str) -> datetime:
+    """When a key expires: an RFC 3339 time, or a duration from now (90d, 12h, 30m)."""
+    now = datetime.now(UTC)
+    duration = _DURATION.fullmatch(value)
+    if duration is not None:
+        return now + int(duration["count"]) * _UNITS[duration["unit"]]
+    try:
+        moment = parse_rfc3339(value, truncate=True)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: an RFC 3339 time (2027-01-31T00:00:00Z) or a duration (90d, 12h, 30m)"
+            f" ({error})"
+        ) from None
+    if moment <= now:
+        raise argparse.ArgumentTypeError(f"{value!r} is not in the future")
+    return moment
+
+
 def _migrate(_: argparse.Namespace) -> None:
     migrations.upgrade(Settings.from_env().database_url)
 
@@ -161,9 +198,12 @@ def _create_key(args: argparse.Namespace) -> None:
 
     async def create() -> None:
         async with await _connect() as conn:
-            created = await create_key(conn, scope, args.org)
+            created = await create_key(
+                conn, scope, args.org, name=args.name, expires_at=args.expires
+            )
         org = f" for organization {args.org}" if args.org else ""
-        print(f"Created {scope.value} key {created.key_id}{org}. It is shown only once:")
+        expiry = f", expiring at {utc_iso(args.expires)}" if args.expires else ""
+        print(f"Created {scope.value} key {created.key_id}{org}{expiry}. It is shown only once:")
         print(created.key)
 
     asyncio.run(create())
@@ -173,15 +213,25 @@ def _list_keys(_: argparse.Namespace) -> None:
     async def show() -> None:
         async with await _connect() as conn:
             keys = await list_keys(conn)
-        print(f"{'KEY_ID':<17} {'SCOPE':<7} {'ORG':<24} {'CREATED':<20} REVOKED")
+        print(
+            f"{'KEY_ID':<17} {'SCOPE':<7} {'ORG':<24} {'CREATED':<20} {'EXPIRES':<20} "
+            f"{'LAST USED':<17} {'REVOKED':<20} NAME"
+        )
         for key in keys:
-            revoked = key.revoked_at.strftime("%Y-%m-%d %H:%M:%S") if key.revoked_at else "-"
             print(
                 f"{key.key_id:<17} {key.scope.value:<7} {key.org or '*':<24} "
-                f"{key.created_at:%Y-%m-%d %H:%M:%S}  {revoked}"
+                f"{_when(key.created_at):<20} {_when(key.expires_at):<20} "
+                f"{_when(key.last_used_at, minute=True):<17} {_when(key.revoked_at):<20} "
+                f"{key.name or '-'}"
             )
 
     asyncio.run(show())
+
+
+def _when(moment: datetime | None, *, minute: bool = False) -> str:
+    if moment is None:
+        return "-"
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M" if minute else "%Y-%m-%d %H:%M:%S")
 
 
 def _revoke_key(args: argparse.Namespace) -> None:

@@ -3,6 +3,7 @@
 import os
 import re
 import subprocess
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -43,10 +44,10 @@ def test_revoked_key_fails(client, db):
     revoked = usage_api(db, "keys", "revoke", key_id)
     assert revoked.returncode == 0, revoked.stderr
     assert post_events(client, key, [llm_call()]).status_code == 401
-    listed = next(
-        line for line in usage_api(db, "keys", "list").stdout.splitlines() if key_id in line
-    )
-    assert listed.split()[-1] != "-"
+    header, *lines = usage_api(db, "keys", "list").stdout.splitlines()
+    listed = next(line for line in lines if key_id in line)
+    revoked_at = header.index("REVOKED")
+    assert listed[revoked_at : revoked_at + 19].strip() not in ("", "-")
     again = usage_api(db, "keys", "revoke", key_id)
     assert again.returncode != 0
     assert "no live key" in again.stderr
@@ -134,3 +135,19 @@ def test_an_unknown_log_level_stops_serve_saying_which(database_url):
     assert result.returncode != 0
     assert "USAGE_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_keys_create_takes_a_name_and_an_expiry_that_list_shows(client, db):
+    created = usage_api(db, "keys", "create", "--scope", "ingest", "--name", "gateway eu",
+                        "--expires", "90d")  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    key_id = re.search(r"key ([0-9a-f]+)", created.stdout).group(1)
+    assert "expiring at " in created.stdout
+    header, *lines = usage_api(db, "keys", "list").stdout.splitlines()
+    listed = next(line for line in lines if key_id in line)
+    assert listed.endswith("gateway eu")
+    expires = listed[header.index("EXPIRES") :][:10]
+    assert expires == f"{datetime.now(UTC) + timedelta(days=90):%Y-%m-%d}"
+    for bad in ("yesterday", "2020-01-01T00:00:00Z", "0d"):
+        refused = usage_api(db, "keys", "create", "--scope", "ingest", "--expires", bad)
+        assert refused.returncode != 0 and "--expires" in refused.stderr

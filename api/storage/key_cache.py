@@ -8,6 +8,11 @@ While it cannot listen (starting, or the database unreachable) it keeps nothing,
 revocation goes unheard; and a key is looked up again at the latest ``ttl`` seconds after
 it was cached, which bounds a revocation made without the notification (an UPDATE by hand).
 
+An expired key is found all the same, and refused by its caller with the reason
+(api.web.auth): its expiry is compared with the clock on every request, cached or not.
+When a key is used is written in the background, at most once a minute per key and process
+(``last_used_at``, to the minute), so a request costs no write of its own.
+
 The live hashes are read whole when the listener connects, and a key created since is
 added when its creation is heard (``CREATED_CHANNEL``) or it is first found. They decide
 only whether an address's limit on unknown keys applies, never whether a key is live: a
@@ -17,10 +22,12 @@ stale one costs one lookup, which finds the key revoked and forgets its hash.
 import asyncio
 import logging
 import time
+from datetime import datetime
 
 import psycopg
+from prometheus_client import Counter
 
-from api.storage.availability import PROBE_INTERVAL, Database
+from api.storage.availability import PROBE_INTERVAL, Database, DatabaseUnavailable
 from api.storage.db import connect_kwargs
 from api.storage.keys import (
     CREATED_CHANNEL,
@@ -29,10 +36,15 @@ from api.storage.keys import (
     find_key,
     hash_key,
     live_key_hashes,
+    record_uses,
 )
 
 _LISTEN = (f"LISTEN {REVOKED_CHANNEL}", f"LISTEN {CREATED_CHANNEL}")
 _log = logging.getLogger("api.keys")
+USES_INTERVAL = 1.0  # seconds between the writes of the keys' last uses
+LAST_USE_WRITES = Counter(
+    "usage_key_last_use_writes_total", "API keys' last_used_at moved by this process"
+)
 
 
 class KeyCache:
@@ -46,15 +58,19 @@ class KeyCache:
         # listener): a lookup begun before the change caches nothing.
         self._generation = 0
         self._listening = False
-        self._listener: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._used: dict[str, datetime] = {}  # key id → the minute last noted
+        self._unwritten: dict[str, datetime] = {}  # key id → a minute not yet written
 
     def start(self) -> None:
-        self._listener = asyncio.get_running_loop().create_task(self._listen())
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._listen()), loop.create_task(self._write_uses())]
 
     async def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            await asyncio.gather(self._listener, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._write_unwritten()  # the last minute's uses are not lost on shutdown
 
     @property
     def listening(self) -> bool:
@@ -83,6 +99,30 @@ class KeyCache:
         if self._listening and generation == self._generation:
             self._keys[key_hash] = (found, now)
         return found
+
+    def note_use(self, api_key: ApiKey, now: datetime) -> None:
+        """``api_key`` used at ``now``: its minute written soon, once."""
+        minute = now.replace(second=0, microsecond=0)
+        if self._used.get(api_key.key_id) != minute:
+            self._used[api_key.key_id] = minute
+            self._unwritten[api_key.key_id] = minute
+
+    async def _write_uses(self) -> None:
+        while True:
+            await asyncio.sleep(USES_INTERVAL)
+            await self._write_unwritten()
+
+    async def _write_unwritten(self) -> None:
+        if not self._unwritten:
+            return
+        uses, self._unwritten = self._unwritten, {}
+        try:
+            async with self._database.connection() as conn:
+                LAST_USE_WRITES.inc(await record_uses(conn, uses))
+        except (psycopg.Error, DatabaseUnavailable) as error:  # the next write takes them
+            for key_id, minute in uses.items():
+                self._unwritten.setdefault(key_id, minute)
+            _log.warning("could not write the keys' last uses (%s); trying again", error)
 
     def _forget(self, key_id: str | None = None) -> None:
         """The key ``key_id`` (every key when None), and every lookup in flight."""

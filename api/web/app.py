@@ -24,6 +24,7 @@ from api.web.openapi import add_event_schemas, add_transport_refusals, openapi_c
 from api.web.problems import EXCEPTION_HANDLERS
 from api.web.routes.health import healthz, readyz
 from api.web.routes.ingest import MAX_BODY_BYTES, post_events
+from api.web.routes.keys import Keys
 from api.web.routes.otlp import post_traces
 from api.web.routes.page import page_router
 from api.web.routes.thresholds import Thresholds
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             org_usage,
             all_orgs_usage,
             Thresholds,
+            Keys,
             page_router(settings.page_dir),
             Metrics,
         ],

@@ -1,6 +1,7 @@
 """Who is calling: the bearer key of every request, and what its scope lets it do."""
 
 import time
+from datetime import UTC, datetime
 
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
@@ -9,6 +10,7 @@ from litestar.middleware.base import DefineMiddleware
 from prometheus_client import Counter
 
 from api.core.rate_limit import client_address
+from api.core.timestamps import utc_iso
 from api.storage.keys import ApiKey, Scope
 from api.web.metrics import AUTH_FAILURES_LIMITED, RATE_LIMITED
 from api.web.problems import Problem
@@ -45,6 +47,14 @@ class _BearerKey(AbstractAuthenticationMiddleware):
         if api_key is None:
             state.auth_failure_limiter.spend(address, now)
             raise Problem(401, "the API key is unknown or revoked", headers=_CHALLENGE)
+        wall_clock = datetime.now(UTC)
+        if api_key.expired(wall_clock):
+            raise Problem(
+                401,
+                f"the API key expired at {utc_iso(api_key.expires_at.astimezone(UTC))}",
+                headers=_CHALLENGE,
+            )
+        state.key_cache.note_use(api_key, wall_clock)
         _refuse_if_waiting(
             state.rate_limiter.wait(api_key.key_id, now),
             RATE_LIMITED,
