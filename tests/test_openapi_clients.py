@@ -13,7 +13,11 @@ import pytest
 import yaml
 from openapi_spec_validator import validate
 
+from api.storage import migrations
+from api.storage.keys import Scope, create_key
+from testkit.database import new_database, with_connection
 from testkit.factories import BASE_TIME
+from testkit.server import UNLIMITED, live_server
 
 ROOT = Path(__file__).resolve().parent.parent
 OPENAPI_YAML = ROOT / "openapi.yaml"
@@ -112,11 +116,19 @@ def test_the_generated_python_client_sends_and_reads(
         assert missing.status == 404
 
 
+# The admin run leaves out the ingest routes (the ingest run's) and the key routes (run on a
+# database of their own, below).
+_EXCLUDED_FROM_ADMIN = [
+    *("--exclude-path", "/events", "--exclude-path", "/v1/traces"),
+    *("--exclude-path-regex", "^/keys"),
+]
+
+
 @pytest.mark.parametrize(
     ("scope", "paths"),
     [
         ("ingest", ["--include-path", "/events", "--include-path", "/v1/traces"]),
-        ("admin", ["--exclude-path", "/events", "--exclude-path", "/v1/traces"]),
+        ("admin", _EXCLUDED_FROM_ADMIN),
     ],
 )
 def test_the_schemathesis_cli_finds_nothing(
@@ -126,12 +138,26 @@ def test_the_schemathesis_cli_finds_nothing(
     document allows is accepted. It cannot hold: the document cannot say that range excludes
     start, that cached_tokens is at most input_tokens, or that time is not in the future."""
     key = ingest_key if scope == "ingest" else admin_key
+    _schemathesis(server_url, key, paths, tmp_path)
+
+
+def test_the_schemathesis_cli_finds_nothing_in_the_key_routes(postgres, tmp_path):
+    """The key routes, on a database of their own: its stateful phase lists the keys and
+    revokes them, which on the session's database would revoke the suite's own keys."""
+    with new_database(postgres.url, "schemathesis_keys") as url:
+        migrations.upgrade(url)
+        admin = with_connection(url, lambda conn: create_key(conn, Scope.ADMIN, None)).key
+        with live_server(url, **UNLIMITED) as base_url:
+            _schemathesis(base_url, admin, ["--include-path-regex", "^/keys"], tmp_path)
+
+
+def _schemathesis(base_url: str, key: str, paths: list[str], cwd: Path) -> None:
     done = subprocess.run(
-        [str(BIN / "schemathesis"), "run", str(OPENAPI_YAML), "--url", server_url,
+        [str(BIN / "schemathesis"), "run", str(OPENAPI_YAML), "--url", base_url,
          "--header", f"Authorization: Bearer {key}", "--checks", "all",
          "--exclude-checks", "positive_data_acceptance", "--max-examples", "25",
          "--generation-deterministic", "--generation-with-security-parameters", "false",
          *paths],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path,  # its cache goes there
+        capture_output=True, text=True, timeout=600, cwd=cwd,  # its cache goes there
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-5000:]
