@@ -18,14 +18,14 @@ _IDS = st.text(st.characters(codec="ascii", categories=["L", "N"]), min_size=1, 
 @given(body=st.binary(max_size=2000), message_id=_IDS)
 def test_the_standard_library_verifies_every_signature(body, message_id):
     secret = new_secret()
-    headers = signed_headers(secret, message_id, int(time.time()), body)
+    headers = signed_headers([secret], message_id, int(time.time()), body)
     Webhook(secret).verify(body, headers, json_parse=False)
 
 
 @given(body=st.binary(min_size=1, max_size=200), flip=st.integers(0, 199))
 def test_a_changed_byte_another_secret_or_another_id_is_refused(body, flip):
     secret = new_secret()
-    headers = signed_headers(secret, "msg_1", int(time.time()), body)
+    headers = signed_headers([secret], "msg_1", int(time.time()), body)
     changed = bytearray(body)
     changed[flip % len(body)] ^= 1
     for attempt, with_headers, by in (
