@@ -195,7 +195,7 @@ def body_of(row: Any, public_url: str) -> bytes:
     )
 
 
-def test_body(
+def body_of_test(
     threshold: Threshold, standing: Standing, detected_at: datetime, public_url: str
 ) -> bytes:
     """A test webhook's body: a crossing's, of the threshold's current period and its figure

@@ -382,7 +382,7 @@ async def list_deliveries(
     ]
 
 
-class TestWebhook(msgspec.Struct, frozen=True, kw_only=True):
+class WebhookTest(msgspec.Struct, frozen=True, kw_only=True):
     """A test webhook sent on request, and its one attempt's outcome."""
 
     webhook_id: str
@@ -426,7 +426,7 @@ _TESTS = compile_statement(
 
 
 async def record_test(
-    conn: psycopg.AsyncConnection, org: str, threshold_id: str, test: TestWebhook
+    conn: psycopg.AsyncConnection, org: str, threshold_id: str, test: WebhookTest
 ) -> bool:
     """Records a test webhook, keeping the threshold's latest TESTS_KEPT; False, with nothing
     recorded, if the threshold was deleted meanwhile. The threshold's row is locked first, as
@@ -452,11 +452,11 @@ async def record_test(
 
 async def list_tests(
     conn: psycopg.AsyncConnection, org: str, threshold_id: str
-) -> list[TestWebhook]:
+) -> list[WebhookTest]:
     """The threshold's test webhooks kept, the latest first."""
     cursor = await execute(conn, _TESTS, org=org, threshold_id=threshold_id)
     return [
-        TestWebhook(
+        WebhookTest(
             webhook_id=webhook_id,
             sent_at=sent_at,
             status=status,

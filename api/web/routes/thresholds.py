@@ -22,7 +22,7 @@ from litestar.enums import HttpMethod
 from litestar.params import FromPath, JSONBody, QueryParameter
 from msgspec import UNSET, UnsetType
 
-from api.alerts.delivery import test_body
+from api.alerts.delivery import body_of_test
 from api.alerts.sender import send_signed
 from api.alerts.status import Standing, standings
 from api.core.events import is_slug
@@ -42,9 +42,9 @@ from api.storage.keys import ApiKey, Scope
 from api.storage.thresholds import (
     Attempt,
     Delivery,
-    TestWebhook,
     Threshold,
     TooManyThresholds,
+    WebhookTest,
     create_threshold,
     delete_threshold,
     find_secrets,
@@ -165,7 +165,7 @@ class DeliveryList(msgspec.Struct, frozen=True, kw_only=True):
     deliveries: list[DeliveryOut]
     # Apart from the crossings: a test has no period, figure or retries.
     tests: Annotated[
-        list[TestWebhook],
+        list[WebhookTest],
         msgspec.Meta(description="The latest test webhooks sent on request, the latest first."),
     ]
 
@@ -519,7 +519,7 @@ class Thresholds(Controller):
         org: FromPath[str],
         threshold_id: FromPath[str],
         database: NamedDependency[Database],
-    ) -> TestWebhook:
+    ) -> WebhookTest:
         _org_of(request, org)
         sent_at = datetime.now(UTC)
         # The connection goes back to the pool while the receiver has up to 10 s to answer.
@@ -529,14 +529,14 @@ class Thresholds(Controller):
             (standing,) = await standings(conn, org, [threshold], sent_at)
         if found is None:  # deleted in between
             raise _no_such(threshold_id)
-        body = test_body(threshold, standing, sent_at, request.app.state.public_url)
+        body = body_of_test(threshold, standing, sent_at, request.app.state.public_url)
         webhook_id = f"msg_{threshold_id}_test_{secrets.token_hex(8)}"
         signing = signing_secrets(found.secret, found.previous, found.rotated_at, sent_at)
         started = time.monotonic()
         sent = await send_signed(
             threshold.url, signing, webhook_id, body, request.app.state.webhook_allow_hosts
         )
-        tested = TestWebhook(
+        tested = WebhookTest(
             webhook_id=webhook_id,
             sent_at=sent_at,
             status=sent.status,
