@@ -513,7 +513,7 @@ class Thresholds(Controller):
         ),
         responses=problem_responses(400, 401, 403, 404, 429, 503),
     )
-    async def test(
+    async def send_test(
         self,
         request: Request,
         org: FromPath[str],
