@@ -19,6 +19,7 @@ crossings are not read ahead of another's one.
 
 import asyncio
 import math
+import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -48,7 +49,7 @@ from api.core.timestamps import utc_iso
 from api.reads.sections import figure
 from api.storage.db import compile_statement
 from api.storage.schema import threshold_crossings, thresholds
-from api.storage.thresholds import Attempt, Threshold, record_attempt
+from api.storage.thresholds import Attempt, Secrets, Threshold, WebhookTest, record_attempt
 
 RETRY_AFTER = (
     timedelta(seconds=5),
@@ -195,7 +196,7 @@ def body_of(row: Any, public_url: str) -> bytes:
     )
 
 
-def body_of_test(
+def _body_of_test(
     threshold: Threshold, standing: Standing, detected_at: datetime, public_url: str
 ) -> bytes:
     """A test webhook's body: a crossing's, of the threshold's current period and its figure
@@ -222,6 +223,37 @@ def body_of_test(
             ),
             test=True,
         )
+    )
+
+
+async def send_test(
+    threshold: Threshold,
+    signing: Secrets,
+    standing: Standing,
+    sent_at: datetime,
+    *,
+    allowed_hosts: frozenset[str],
+    public_url: str,
+) -> WebhookTest:
+    """A test webhook of the threshold, at its ``standing`` at ``sent_at``: one attempt,
+    signed and checked as a crossing's, never retried."""
+    body = _body_of_test(threshold, standing, sent_at, public_url)
+    # Its own webhook-id: a receiver that dedupes must not take it for a crossing's.
+    webhook_id = f"msg_{threshold.threshold_id}_test_{secrets.token_hex(8)}"
+    started = time.monotonic()
+    sent = await send_signed(
+        threshold.url,
+        signing_secrets(signing.secret, signing.previous, signing.rotated_at, sent_at),
+        webhook_id,
+        body,
+        allowed_hosts,
+    )
+    return WebhookTest(
+        webhook_id=webhook_id,
+        sent_at=sent_at,
+        status=sent.status,
+        error=sent.error,
+        duration_ms=round((time.monotonic() - started) * 1000),
     )
 
 

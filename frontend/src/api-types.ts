@@ -139,7 +139,7 @@ export interface paths {
          * Send a usage threshold a test webhook
          * @description A `usage.threshold.test` webhook sent to the threshold's URL now, signed and checked as crossings' are: the body of a crossing of the current period, its figure so far, with `"test": true`. One attempt, never retried; the answer is its outcome (200 whatever the receiver did), listed under the deliveries' `tests`.
          */
-        post: operations["OrgsThresholdsThresholdIdTestSendTest"];
+        post: operations["OrgsThresholdsThresholdIdTestSendTestWebhook"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1925,7 +1925,7 @@ export interface operations {
             };
         };
     };
-    OrgsThresholdsThresholdIdTestSendTest: {
+    OrgsThresholdsThresholdIdTestSendTestWebhook: {
         parameters: {
             query?: never;
             header?: never;

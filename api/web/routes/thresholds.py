@@ -8,8 +8,6 @@ the rotation's.
 """
 
 import re
-import secrets
-import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -22,13 +20,12 @@ from litestar.enums import HttpMethod
 from litestar.params import FromPath, JSONBody, QueryParameter
 from msgspec import UNSET, UnsetType
 
-from api.alerts.delivery import body_of_test
-from api.alerts.sender import send_signed
+from api.alerts.delivery import send_test
 from api.alerts.status import Standing, standings
 from api.core.events import is_slug
 from api.core.filters import FilterError, parse_filters
 from api.core.parsing import duplicate_key
-from api.core.signatures import ROTATION_GRACE, signing_secrets
+from api.core.signatures import ROTATION_GRACE
 from api.core.webhook_targets import (
     RefusedTarget,
     checked_addresses,
@@ -513,7 +510,7 @@ class Thresholds(Controller):
         ),
         responses=problem_responses(400, 401, 403, 404, 429, 503),
     )
-    async def send_test(
+    async def send_test_webhook(
         self,
         request: Request,
         org: FromPath[str],
@@ -525,23 +522,17 @@ class Thresholds(Controller):
         # The connection goes back to the pool while the receiver has up to 10 s to answer.
         async with database.connection() as conn:
             threshold = await _existing(conn, org, threshold_id)
-            found = await find_secrets(conn, org, threshold_id)
+            signing = await find_secrets(conn, org, threshold_id)
             (standing,) = await standings(conn, org, [threshold], sent_at)
-        if found is None:  # deleted in between
+        if signing is None:  # deleted in between
             raise _no_such(threshold_id)
-        body = body_of_test(threshold, standing, sent_at, request.app.state.public_url)
-        webhook_id = f"msg_{threshold_id}_test_{secrets.token_hex(8)}"
-        signing = signing_secrets(found.secret, found.previous, found.rotated_at, sent_at)
-        started = time.monotonic()
-        sent = await send_signed(
-            threshold.url, signing, webhook_id, body, request.app.state.webhook_allow_hosts
-        )
-        tested = WebhookTest(
-            webhook_id=webhook_id,
-            sent_at=sent_at,
-            status=sent.status,
-            error=sent.error,
-            duration_ms=round((time.monotonic() - started) * 1000),
+        tested = await send_test(
+            threshold,
+            signing,
+            standing,
+            sent_at,
+            allowed_hosts=request.app.state.webhook_allow_hosts,
+            public_url=request.app.state.public_url,
         )
         async with database.connection() as conn:
             # Not recorded if the threshold was deleted meanwhile; the answer still tells
