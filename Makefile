@@ -63,6 +63,7 @@ test: machine-test setup page
 CITUS_SUITE := tests/citus tests/usage/test_against_oracle.py tests/usage/test_groups.py \
 	tests/usage/test_filters.py tests/ingest/test_exactly_once.py tests/ingest/test_long_lived.py \
 	tests/ingest/test_folding.py tests/ingest/test_allocation_plans.py tests/alerts/test_evaluation.py tests/alerts/test_delivery.py \
+	tests/alerts/test_tests_and_rotation.py \
 	tests/alerts/test_two_watchers.py tests/test_dedupe_migration.py tests/export/test_exactly_once.py \
 	tests/export/test_export_smoke.py
 

@@ -25,6 +25,8 @@ class Received:
     verified: bool  # the signature verified with the threshold's secret
     answered: int | None  # the status the receiver answered; None if it never did
     at: float  # when it came (time.time())
+    raw: bytes  # the body as it came, and the headers (names lowercased): to verify again
+    headers: dict[str, str]
 
 
 @dataclass
@@ -70,6 +72,8 @@ class _Handler(BaseHTTPRequestHandler):
                     verified=verified,
                     answered=status,
                     at=time.time(),
+                    raw=body,
+                    headers=headers,
                 )
             )
         if status is None:

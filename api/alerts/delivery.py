@@ -19,6 +19,7 @@ crossings are not read ahead of another's one.
 
 import asyncio
 import math
+import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -41,13 +42,14 @@ from sqlalchemy import (
     select,
 )
 
-from api.alerts.sender import Sent, send_webhook
-from api.core.signatures import signed_headers
+from api.alerts.sender import Sent, send_signed
+from api.alerts.status import Standing
+from api.core.signatures import signing_secrets
 from api.core.timestamps import utc_iso
 from api.reads.sections import figure
 from api.storage.db import compile_statement
 from api.storage.schema import threshold_crossings, thresholds
-from api.storage.thresholds import Attempt, record_attempt
+from api.storage.thresholds import Attempt, Secrets, Threshold, WebhookTest, record_attempt
 
 RETRY_AFTER = (
     timedelta(seconds=5),
@@ -102,6 +104,8 @@ _due = (
         threshold.filters,
         threshold.url,
         threshold.secret,
+        threshold.previous_secret,
+        threshold.rotated_at,
         func.lower(func.substring(threshold.url, literal(_AUTHORITY))).label("host"),
     )
     .join_from(
@@ -144,10 +148,10 @@ class _Period(msgspec.Struct, frozen=True, kw_only=True):
     tz: str
 
 
-class CrossedBody(msgspec.Struct, frozen=True, kw_only=True):
+class CrossedBody(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """What a webhook says (DESIGN §10)."""
 
-    type: str = "usage.threshold.crossed"
+    type: str  # CROSSED_TYPE or TEST_TYPE
     org: str
     threshold_id: str
     section: str
@@ -157,30 +161,99 @@ class CrossedBody(msgspec.Struct, frozen=True, kw_only=True):
     value: int | float
     detected_at: datetime
     page_url: str
+    test: bool = False  # sent on request (TEST_TYPE), not a crossing; only then given
 
 
-def page_url(public_url: str, row: Any) -> str:
-    """The usage page over the crossed period, in the threshold's zone, with its filters."""
-    query = [("start", utc_iso(row.period_start)), ("end", utc_iso(row.period_end)), ("tz", row.tz)]
-    query += [
-        (f"{row.section}.{name}", value) for name, values in row.filters.items() for value in values
-    ]
-    return f"{public_url.rstrip('/')}/organizations/{row.org_id}/activity/usage?{urlencode(query)}"
+CROSSED_TYPE = "usage.threshold.crossed"
+TEST_TYPE = "usage.threshold.test"
+
+
+def page_url(
+    public_url: str, org: str, section: str, tz: str, filters: dict[str, list[str]], period: Any
+) -> str:
+    """The usage page over the period, in the threshold's zone, with its filters."""
+    query = [("start", utc_iso(period.start)), ("end", utc_iso(period.end)), ("tz", tz)]
+    query += [(f"{section}.{name}", value) for name, values in filters.items() for value in values]
+    return f"{public_url.rstrip('/')}/organizations/{org}/activity/usage?{urlencode(query)}"
 
 
 def body_of(row: Any, public_url: str) -> bytes:
+    """A crossing's webhook body, from a due crossing as _DUE reads it."""
+    period = _Period(start=row.period_start, end=row.period_end, tz=row.tz)
     return msgspec.json.encode(
         CrossedBody(
+            type=CROSSED_TYPE,
             org=row.org_id,
             threshold_id=row.threshold_id,
             section=row.section,
             measure=row.measure,
-            period=_Period(start=row.period_start, end=row.period_end, tz=row.tz),
+            period=period,
             limit=figure(row.measure, row.limit),
             value=figure(row.measure, row.value),
             detected_at=row.detected_at,
-            page_url=page_url(public_url, row),
+            page_url=page_url(public_url, row.org_id, row.section, row.tz, row.filters, period),
         )
+    )
+
+
+def _body_of_test(
+    threshold: Threshold, standing: Standing, detected_at: datetime, public_url: str
+) -> bytes:
+    """A test webhook's body: a crossing's, of the threshold's current period and its figure
+    so far, typed and marked as a test."""
+    period = _Period(start=standing.start, end=standing.end, tz=threshold.tz)
+    return msgspec.json.encode(
+        CrossedBody(
+            type=TEST_TYPE,
+            org=threshold.org,
+            threshold_id=threshold.threshold_id,
+            section=threshold.section,
+            measure=threshold.measure,
+            period=period,
+            limit=figure(threshold.measure, threshold.limit),
+            value=figure(threshold.measure, standing.value),
+            detected_at=detected_at,
+            page_url=page_url(
+                public_url,
+                threshold.org,
+                threshold.section,
+                threshold.tz,
+                threshold.filters,
+                period,
+            ),
+            test=True,
+        )
+    )
+
+
+async def send_test(
+    threshold: Threshold,
+    signing: Secrets,
+    standing: Standing,
+    sent_at: datetime,
+    *,
+    allowed_hosts: frozenset[str],
+    public_url: str,
+) -> WebhookTest:
+    """A test webhook of the threshold, at its ``standing`` at ``sent_at``: one attempt,
+    signed and checked as a crossing's, never retried."""
+    body = _body_of_test(threshold, standing, sent_at, public_url)
+    # Its own webhook-id: a receiver that dedupes must not take it for a crossing's.
+    webhook_id = f"msg_{threshold.threshold_id}_test_{secrets.token_hex(8)}"
+    started = time.monotonic()
+    sent = await send_signed(
+        threshold.url,
+        signing_secrets(signing.secret, signing.previous, signing.rotated_at, sent_at),
+        webhook_id,
+        body,
+        allowed_hosts,
+    )
+    return WebhookTest(
+        webhook_id=webhook_id,
+        sent_at=sent_at,
+        status=sent.status,
+        error=sent.error,
+        duration_ms=round((time.monotonic() - started) * 1000),
     )
 
 
@@ -324,11 +397,9 @@ async def _attempt(
 ) -> tuple[datetime, Sent]:
     attempted_at = now()
     try:
+        signing = signing_secrets(row.secret, row.previous_secret, row.rotated_at, attempted_at)
         body = body_of(row, public_url)
-        # Signed at the wall clock's time, which receivers hold it against (a replay is
-        # one whose timestamp is minutes off theirs).
-        headers = signed_headers(row.secret, row.webhook_id, int(time.time()), body)
-        sent = await send_webhook(row.url, headers, body, allowed_hosts=allowed_hosts)
+        sent = await send_signed(row.url, signing, row.webhook_id, body, allowed_hosts)
     except Exception as error:
         # A crossing that cannot be sent is a failed attempt, never the others' end.
         sent = Sent(None, f"the attempt failed: {type(error).__name__}")

@@ -9,7 +9,7 @@ Tables (tests/test_schema.py keeps this list equal to the metadata):
 - api_keys, event_receipts, identities, llm_calls, llm_calls_pending, message_events,
   message_events_pending, orgs, thread_events, thread_events_pending, volume_events,
   volume_segments, volumes_held, workload_events, workload_segments, workloads_held
-- threshold_crossings, threshold_deliveries, threshold_marks, thresholds
+- threshold_crossings, threshold_deliveries, threshold_marks, threshold_tests, thresholds
 - export_dirty, export_files, export_partitions, export_pending, export_state
 - llm_by_identity: llm_by_identity_1d, llm_by_identity_1h, llm_by_identity_5m,
   llm_by_identity_6h, llm_by_identity_7d
@@ -384,6 +384,10 @@ thresholds = Table(
     Column("filters", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("url", Text, nullable=False),
     Column("secret", Text, nullable=False),
+    # The secret a rotation replaced, which webhooks are signed with too for a while after
+    # (api.core.signatures.signing_secrets), so receivers switch without missing one.
+    Column("previous_secret", Text, nullable=True),
+    _timestamp("rotated_at", nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # When the evaluator must look again without a new event (api.storage.evaluation): at
     # creation, and when an allocation held now will carry the period over the limit.
@@ -432,6 +436,20 @@ threshold_deliveries = Table(
     _timestamp("attempted_at"),
     Column("status", Integer, nullable=True),  # the receiver's HTTP status, if it answered
     Column("error", Text, nullable=True),  # why not, if it did not
+)
+
+# Test webhooks sent on request: listed with the deliveries, never crossings. The latest few
+# of a threshold are kept (api.storage.thresholds.TESTS_KEPT).
+threshold_tests = Table(
+    "threshold_tests",
+    metadata,
+    _org_id(),
+    Column("threshold_id", Text, primary_key=True),
+    Column("webhook_id", Text, primary_key=True),
+    _timestamp("sent_at"),
+    Column("status", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("duration_ms", Integer, nullable=False),
 )
 
 

@@ -13,11 +13,19 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from api.core.signatures import new_secret
 from api.storage.anchors import known_org, register_orgs
 from api.storage.db import compile_statement, execute
-from api.storage.schema import threshold_crossings, threshold_deliveries, thresholds
+from api.storage.schema import (
+    threshold_crossings,
+    threshold_deliveries,
+    threshold_tests,
+    thresholds,
+)
 
 ID_PREFIX = "thr_"
 # Each is evaluated whenever its organization's events arrive: a bound on that work.
 MAX_PER_ORG = 1_000
+# Test webhooks kept per threshold, the latest: enough to see a receiver's recent answers,
+# and a bound on what sending tests over and over stores.
+TESTS_KEPT = 20
 
 
 class TooManyThresholds(Exception):
@@ -88,8 +96,24 @@ _REMOVE = compile_statement(
 # Crossings before their attempts: see record_attempt.
 _REMOVE_HISTORY = [
     compile_statement(delete(table).where(table.c.org_id == _ORG, table.c.threshold_id == _ID))
-    for table in (threshold_crossings, threshold_deliveries)
+    for table in (threshold_crossings, threshold_deliveries, threshold_tests)
 ]
+_ROTATE = compile_statement(
+    update(thresholds)
+    # SET's right-hand sides read the row as it was: the replaced secret.
+    .values(
+        previous_secret=thresholds.c.secret,
+        secret=bindparam("secret", type_=Text),
+        rotated_at=func.now(),
+    )
+    .where(thresholds.c.org_id == _ORG, thresholds.c.threshold_id == _ID)
+    .returning(thresholds.c.rotated_at)
+)
+_SECRETS = compile_statement(
+    select(thresholds.c.secret, thresholds.c.previous_secret, thresholds.c.rotated_at).where(
+        thresholds.c.org_id == _ORG, thresholds.c.threshold_id == _ID
+    )
+)
 
 
 def _threshold(row: Any) -> Threshold:
@@ -173,6 +197,36 @@ async def delete_threshold(conn: psycopg.AsyncConnection, org: str, threshold_id
         for statement in _REMOVE_HISTORY:
             await execute(conn, statement, org=org, threshold_id=threshold_id)
     return found
+
+
+class Rotated(msgspec.Struct, frozen=True, kw_only=True):
+    secret: str
+    rotated_at: datetime
+
+
+async def rotate_secret(
+    conn: psycopg.AsyncConnection, org: str, threshold_id: str
+) -> Rotated | None:
+    """A new signing secret for the threshold, the one it replaces kept as its previous (a
+    previous one before it is forgotten); None if there is no such threshold."""
+    secret = new_secret()
+    cursor = await execute(conn, _ROTATE, org=org, threshold_id=threshold_id, secret=secret)
+    row = await cursor.fetchone()
+    return None if row is None else Rotated(secret=secret, rotated_at=row[0])
+
+
+class Secrets(msgspec.Struct, frozen=True, kw_only=True):
+    secret: str
+    previous: str | None  # the one the latest rotation replaced
+    rotated_at: datetime | None
+
+
+async def find_secrets(
+    conn: psycopg.AsyncConnection, org: str, threshold_id: str
+) -> Secrets | None:
+    cursor = await execute(conn, _SECRETS, org=org, threshold_id=threshold_id)
+    row = await cursor.fetchone()
+    return None if row is None else Secrets(secret=row[0], previous=row[1], rotated_at=row[2])
 
 
 class Attempt(msgspec.Struct, frozen=True, kw_only=True):
@@ -325,4 +379,89 @@ async def list_deliveries(
             attempts=attempts.get(start, []),
         )
         for start, end, value, detected_at, webhook_id, delivered_at, next_attempt_at in crossings
+    ]
+
+
+class WebhookTest(msgspec.Struct, frozen=True, kw_only=True):
+    """A test webhook sent on request, and its one attempt's outcome."""
+
+    webhook_id: str
+    sent_at: datetime
+    status: int | None  # the receiver's HTTP status, if it answered
+    error: str | None  # why it was not delivered
+    duration_ms: int  # from the attempt's start to its outcome
+
+
+_test = threshold_tests.c
+_OF_THRESHOLD = (_test.org_id == _ORG, _test.threshold_id == _ID)
+# A row lock that a deletion of the threshold waits on, and that waits on one under way.
+_LOCK_THRESHOLD = compile_statement(
+    select(thresholds.c.threshold_id)
+    .where(thresholds.c.org_id == _ORG, thresholds.c.threshold_id == _ID)
+    .with_for_update(read=True, key_share=True)
+)
+_ADD_TEST = compile_statement(
+    insert(threshold_tests).values(
+        org_id=_ORG,
+        threshold_id=_ID,
+        webhook_id=bindparam("webhook_id", type_=Text),
+        sent_at=bindparam("sent_at", type_=_TIMESTAMP),
+        status=bindparam("status", type_=Integer),
+        error=bindparam("error", type_=Text),
+        duration_ms=bindparam("duration_ms", type_=Integer),
+    )
+)
+_LATEST_TESTS = (
+    select(*_test).where(*_OF_THRESHOLD).order_by(_test.sent_at.desc(), _test.webhook_id.desc())
+)
+_KEPT = _LATEST_TESTS.limit(TESTS_KEPT).with_only_columns(_test.webhook_id).scalar_subquery()
+_PRUNE_TESTS = compile_statement(
+    delete(threshold_tests).where(*_OF_THRESHOLD, _test.webhook_id.not_in(_KEPT))
+)
+_TESTS = compile_statement(
+    _LATEST_TESTS.with_only_columns(
+        _test.webhook_id, _test.sent_at, _test.status, _test.error, _test.duration_ms
+    )
+)
+
+
+async def record_test(
+    conn: psycopg.AsyncConnection, org: str, threshold_id: str, test: WebhookTest
+) -> bool:
+    """Records a test webhook, keeping the threshold's latest TESTS_KEPT; False, with nothing
+    recorded, if the threshold was deleted meanwhile. The threshold's row is locked first, as
+    record_attempt locks the crossing's: a deletion that came first leaves nothing to lock,
+    one that comes later waits and deletes this test with the rest."""
+    key = {"org": org, "threshold_id": threshold_id}
+    async with conn.transaction():
+        if await (await execute(conn, _LOCK_THRESHOLD, **key)).fetchone() is None:
+            return False
+        await execute(
+            conn,
+            _ADD_TEST,
+            **key,
+            webhook_id=test.webhook_id,
+            sent_at=test.sent_at,
+            status=test.status,
+            error=test.error,
+            duration_ms=test.duration_ms,
+        )
+        await execute(conn, _PRUNE_TESTS, **key)
+    return True
+
+
+async def list_tests(
+    conn: psycopg.AsyncConnection, org: str, threshold_id: str
+) -> list[WebhookTest]:
+    """The threshold's test webhooks kept, the latest first."""
+    cursor = await execute(conn, _TESTS, org=org, threshold_id=threshold_id)
+    return [
+        WebhookTest(
+            webhook_id=webhook_id,
+            sent_at=sent_at,
+            status=status,
+            error=error,
+            duration_ms=duration_ms,
+        )
+        for webhook_id, sent_at, status, error, duration_ms in await cursor.fetchall()
     ]

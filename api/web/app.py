@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.accept_days = settings.accept_days
         app.state.raw_retention_days = settings.raw_retention_days
         app.state.webhook_allow_hosts = settings.webhook_allow_hosts
+        app.state.public_url = settings.public_url
         watcher = watcher_of(database, settings)
         if settings.watch_in_server:
             watcher.start()

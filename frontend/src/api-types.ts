@@ -154,6 +154,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/orgs/{org}/thresholds/{threshold_id}/secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate a usage threshold's signing secret
+         * @description A new signing secret, shown only in this answer. For 24 h every webhook carries two signatures in `webhook-signature`, `v1,<new> v1,<old>`, so that receivers switch without missing a delivery; then only the new one. Rotating again within the 24 h signs with the newest two secrets only.
+         */
+        post: operations["OrgsThresholdsThresholdIdSecretRotate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/orgs/{org}/thresholds/{threshold_id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a usage threshold a test webhook
+         * @description A `usage.threshold.test` webhook sent to the threshold's URL now, signed and checked as crossings' are: the body of a crossing of the current period, its figure so far, with `"test": true`. One attempt, never retried; the answer is its outcome (200 whatever the receiver did), listed under the deliveries' `tests`.
+         */
+        post: operations["OrgsThresholdsThresholdIdTestSendTestWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/orgs/{org}/usage/compute": {
         parameters: {
             query?: never;
@@ -716,6 +756,8 @@ export interface components {
         /** DeliveryList */
         DeliveryList: {
             deliveries: components["schemas"]["DeliveryOut"][];
+            /** @description The latest test webhooks sent on request, the latest first. */
+            tests: components["schemas"]["WebhookTest"][];
         };
         /** DeliveryOut */
         DeliveryOut: {
@@ -1054,6 +1096,18 @@ export interface components {
             folder: components["schemas"]["FolderReport"];
             status: string;
         };
+        /** RotatedSecret */
+        RotatedSecret: {
+            id: string;
+            /**
+             * Format: date-time
+             * @description Until when every webhook is signed with the replaced secret too.
+             */
+            previous_signs_until: string;
+            /** Format: date-time */
+            rotated_at: string;
+            secret: string;
+        };
         /** StorageBucket */
         StorageBucket: {
             /** Format: date-time */
@@ -1211,6 +1265,15 @@ export interface components {
             time: string;
             /** @enum {unknown} */
             type: "volume.provisioned";
+        };
+        /** WebhookTest */
+        WebhookTest: {
+            duration_ms: number;
+            error: string | null;
+            /** Format: date-time */
+            sent_at: string;
+            status: number | null;
+            webhook_id: string;
         };
         /** WindowOut */
         WindowOut: {
@@ -2126,6 +2189,178 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["DeliveryList"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request header fields too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    OrgsThresholdsThresholdIdSecretRotate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+                threshold_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RotatedSecret"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request header fields too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    OrgsThresholdsThresholdIdTestSendTestWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+                threshold_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookTest"];
                 };
             };
             /** @description Bad request */

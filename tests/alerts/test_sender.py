@@ -191,7 +191,7 @@ def logged(caplog) -> Callable[[], list[str]]:
 
 def _signed(body: bytes = _BODY) -> tuple[str, dict[str, str]]:
     secret = new_secret()
-    return secret, signed_headers(secret, "msg_1", int(time.time()), body)
+    return secret, signed_headers([secret], "msg_1", int(time.time()), body)
 
 
 def _deliver(receiver: Receiver, url: str, **options) -> tuple[Sent, float]:

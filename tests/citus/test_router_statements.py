@@ -28,7 +28,13 @@ from testkit.plans import assert_on_one_shard
 from testkit.receiver import RECEIVER_HOSTS, receiver
 
 # Written by the thresholds' routes, the watcher, and batches of organizations with thresholds.
-THRESHOLD_TABLES = {"thresholds", "threshold_marks", "threshold_crossings", "threshold_deliveries"}
+THRESHOLD_TABLES = {
+    "thresholds",
+    "threshold_marks",
+    "threshold_crossings",
+    "threshold_deliveries",
+    "threshold_tests",
+}
 # Written by the exporter (tests/citus/test_export_statements.py); a batch writes its queue.
 EXPORTER_TABLES = {"export_state", "export_dirty", "export_files", "export_partitions"}
 
@@ -72,8 +78,9 @@ def test_every_statement_of_one_orgs_batch_runs_on_one_shard(client, db, ingest_
 def test_every_statement_of_watching_one_orgs_thresholds_runs_on_one_shard(
     client, db, admin_key, ingest_key, read_key, sent
 ):
-    """Thresholds created, read and deleted; the marks ingest leaves; the watcher's
-    evaluation (an allocation's recheck among it), crossings and deliveries."""
+    """Thresholds created, tested, their secrets rotated, read and deleted; the marks ingest
+    leaves; the watcher's evaluation (an allocation's recheck among it), crossings and
+    deliveries."""
     headers = {"Authorization": f"Bearer {admin_key}"}
     with receiver() as hook:
         ids = []
@@ -100,6 +107,12 @@ def test_every_statement_of_watching_one_orgs_thresholds_runs_on_one_shard(
             ),
         )
         assert len(watched.evaluation.crossings) == 2 and watched.deliveries.delivered == 2
+        for threshold_id in ids:
+            rotated = client.post(f"/orgs/acme/thresholds/{threshold_id}/secret", headers=headers)
+            assert rotated.status_code == 200, rotated.text
+            hook.secrets[threshold_id] = rotated.json()["secret"]
+            tested = client.post(f"/orgs/acme/thresholds/{threshold_id}/test", headers=headers)
+            assert tested.json()["status"] == 200, tested.text
     for threshold_id in ids:
         for path in (f"/{threshold_id}", f"/{threshold_id}/deliveries", ""):
             answer = client.get(f"/orgs/acme/thresholds{path}", headers=headers)

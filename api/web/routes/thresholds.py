@@ -1,8 +1,10 @@
-"""An organization's usage thresholds (DESIGN §10): created, listed, read and deleted.
+"""An organization's usage thresholds (DESIGN §10): created, listed, read and deleted; a
+test webhook sent on request; the signing secret rotated.
 
 Managed with an admin key or a manage key of the organization; a read key of the
 organization may list and read them, their webhook URLs cut to scheme and host (such URLs are
-often credentials). The signing secret is in the creation's answer only.
+often credentials). A signing secret is in the answer that made it only: the creation's or
+the rotation's.
 """
 
 import re
@@ -18,10 +20,12 @@ from litestar.enums import HttpMethod
 from litestar.params import FromPath, JSONBody, QueryParameter
 from msgspec import UNSET, UnsetType
 
+from api.alerts.delivery import send_test
 from api.alerts.status import Standing, standings
 from api.core.events import is_slug
 from api.core.filters import FilterError, parse_filters
 from api.core.parsing import duplicate_key
+from api.core.signatures import ROTATION_GRACE
 from api.core.webhook_targets import (
     RefusedTarget,
     checked_addresses,
@@ -37,11 +41,16 @@ from api.storage.thresholds import (
     Delivery,
     Threshold,
     TooManyThresholds,
+    WebhookTest,
     create_threshold,
     delete_threshold,
+    find_secrets,
     find_threshold,
     list_deliveries,
+    list_tests,
     list_thresholds,
+    record_test,
+    rotate_secret,
 )
 from api.web.auth import requires
 from api.web.problems import ErrorItem, Problem, problem_responses
@@ -151,6 +160,24 @@ class DeliveryOut(msgspec.Struct, frozen=True, kw_only=True):
 
 class DeliveryList(msgspec.Struct, frozen=True, kw_only=True):
     deliveries: list[DeliveryOut]
+    # Apart from the crossings: a test has no period, figure or retries.
+    tests: Annotated[
+        list[WebhookTest],
+        msgspec.Meta(description="The latest test webhooks sent on request, the latest first."),
+    ]
+
+
+class RotatedSecret(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    # Shown once: the key of the webhooks' signatures from now on (whsec_...).
+    secret: str
+    rotated_at: datetime
+    previous_signs_until: Annotated[
+        datetime,
+        msgspec.Meta(
+            description="Until when every webhook is signed with the replaced secret too."
+        ),
+    ]
 
 
 def _delivery(measure: str, found: Delivery) -> DeliveryOut:
@@ -464,6 +491,83 @@ class Thresholds(Controller):
         async with database.connection() as conn:
             threshold = await _existing(conn, org, threshold_id)
             found = await list_deliveries(conn, org, threshold_id, limit)
+            tests = await list_tests(conn, org, threshold_id)
         return DeliveryList(
-            deliveries=[_delivery(threshold.measure, delivery) for delivery in found]
+            deliveries=[_delivery(threshold.measure, delivery) for delivery in found],
+            tests=tests,
+        )
+
+    @post(
+        "/{threshold_id:str}/test",
+        guards=[requires(Scope.MANAGE, Scope.ADMIN)],
+        status_code=200,
+        summary="Send a usage threshold a test webhook",
+        description=(
+            "A `usage.threshold.test` webhook sent to the threshold's URL now, signed and "
+            "checked as crossings' are: the body of a crossing of the current period, its "
+            'figure so far, with `"test": true`. One attempt, never retried; the answer is '
+            "its outcome (200 whatever the receiver did), listed under the deliveries' `tests`."
+        ),
+        responses=problem_responses(400, 401, 403, 404, 429, 503),
+    )
+    async def send_test_webhook(
+        self,
+        request: Request,
+        org: FromPath[str],
+        threshold_id: FromPath[str],
+        database: NamedDependency[Database],
+    ) -> WebhookTest:
+        _org_of(request, org)
+        sent_at = datetime.now(UTC)
+        # The connection goes back to the pool while the receiver has up to 10 s to answer.
+        async with database.connection() as conn:
+            threshold = await _existing(conn, org, threshold_id)
+            signing = await find_secrets(conn, org, threshold_id)
+            (standing,) = await standings(conn, org, [threshold], sent_at)
+        if signing is None:  # deleted in between
+            raise _no_such(threshold_id)
+        tested = await send_test(
+            threshold,
+            signing,
+            standing,
+            sent_at,
+            allowed_hosts=request.app.state.webhook_allow_hosts,
+            public_url=request.app.state.public_url,
+        )
+        async with database.connection() as conn:
+            # Not recorded if the threshold was deleted meanwhile; the answer still tells
+            # what was sent.
+            await record_test(conn, org, threshold_id, tested)
+        return tested
+
+    @post(
+        "/{threshold_id:str}/secret",
+        guards=[requires(Scope.MANAGE, Scope.ADMIN)],
+        status_code=200,
+        summary="Rotate a usage threshold's signing secret",
+        description=(
+            "A new signing secret, shown only in this answer. For 24 h every webhook carries "
+            "two signatures in `webhook-signature`, `v1,<new> v1,<old>`, so that receivers "
+            "switch without missing a delivery; then only the new one. Rotating again within "
+            "the 24 h signs with the newest two secrets only."
+        ),
+        responses=problem_responses(400, 401, 403, 404, 429, 503),
+    )
+    async def rotate(
+        self,
+        request: Request,
+        org: FromPath[str],
+        threshold_id: FromPath[str],
+        database: NamedDependency[Database],
+    ) -> RotatedSecret:
+        _org_of(request, org)
+        async with database.connection() as conn:
+            rotated = await rotate_secret(conn, org, _known(threshold_id))
+        if rotated is None:
+            raise _no_such(threshold_id)
+        return RotatedSecret(
+            id=threshold_id,
+            secret=rotated.secret,
+            rotated_at=rotated.rotated_at,
+            previous_signs_until=rotated.rotated_at + ROTATION_GRACE,
         )
