@@ -65,7 +65,7 @@ CITUS_SUITE := tests/citus tests/usage/test_against_oracle.py tests/usage/test_g
 	tests/ingest/test_folding.py tests/ingest/test_allocation_plans.py tests/alerts/test_evaluation.py tests/alerts/test_delivery.py \
 	tests/alerts/test_tests_and_rotation.py \
 	tests/alerts/test_two_watchers.py tests/test_dedupe_migration.py tests/export/test_exactly_once.py \
-	tests/export/test_export_smoke.py
+	tests/export/test_export_smoke.py tests/test_keys.py
 
 test-citus: setup
 	@if $(BIN)/python -c 'import sys, api.dev.citus_cluster as c; sys.exit(not c.installed())'; \

@@ -24,7 +24,6 @@ from api.alerts.delivery import send_test
 from api.alerts.status import Standing, standings
 from api.core.events import is_slug
 from api.core.filters import FilterError, parse_filters
-from api.core.parsing import duplicate_key
 from api.core.signatures import ROTATION_GRACE
 from api.core.webhook_targets import (
     RefusedTarget,
@@ -53,6 +52,7 @@ from api.storage.thresholds import (
     rotate_secret,
 )
 from api.web.auth import requires
+from api.web.bodies import named, strict_body
 from api.web.problems import ErrorItem, Problem, problem_responses
 from api.web.routes.usage_params import not_found
 
@@ -245,11 +245,6 @@ def _bad(field: str, message: str) -> Problem:
     return Problem(400, message, errors=[ErrorItem(field=field, message=message)])
 
 
-def _named(field: str, message: str) -> Problem:
-    """A 400 whose detail names the field, for a message that does not."""
-    return Problem(400, f"{field}: {message}", errors=[ErrorItem(field=field, message=message)])
-
-
 def _checked(asked: ThresholdIn, allowed_hosts: frozenset[str]) -> dict[str, list[str]]:
     """The threshold's filters, once every field is one the section takes; else a 400."""
     if asked.measure not in MEASURES[asked.section]:
@@ -279,35 +274,6 @@ def _checked(asked: ThresholdIn, allowed_hosts: frozenset[str]) -> dict[str, lis
     except RefusedTarget as error:
         raise _bad("url", str(error)) from None
     return filters
-
-
-_STRICT = msgspec.json.Decoder(ThresholdIn)
-# msgspec's "Expected `float`, got `str` - at `$.limit`": the message, then where.
-_AT = re.compile(r"(?P<message>.*?)(?: - at `\$\.?(?P<path>[^`]*)`)?", re.DOTALL)
-_NAMED_FIELD = re.compile(r"field `(?P<name>[^`]*)`")
-
-
-async def _strict_body(request: Request) -> None:
-    """A creation's body, checked before Litestar reads it as ``data``: Litestar converts
-    JSON leniently ("10" taken for 10), takes the last of a key given twice (a URL could be
-    smuggled past a proxy that checks the first) and answers a body nested 1,000 deep with a
-    500. Here each of those, and anything else that is not a ThresholdIn, is a 400 naming
-    the field; what passes reads the same leniently."""
-    body = await request.body()
-    try:
-        _STRICT.decode(body)
-    except msgspec.ValidationError as error:
-        located = _AT.fullmatch(str(error))
-        assert located is not None  # the pattern matches any string
-        path, named = located["path"], _NAMED_FIELD.search(located["message"])
-        if named is not None:  # a field missing or unknown: name it
-            path = f"{path}.{named['name']}" if path else named["name"]
-        raise _named(path or "body", located["message"]) from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as error:
-        raise Problem(400, f"the body is not JSON in UTF-8: {error}") from None
-    twice = duplicate_key(body)
-    if twice is not None:
-        raise _named(twice, "is given twice: each field once")
 
 
 def _no_such(threshold_id: str) -> Problem:
@@ -367,7 +333,7 @@ class Thresholds(Controller):
     @post(
         "/",
         guards=[requires(Scope.MANAGE, Scope.ADMIN)],
-        before_request=_strict_body,
+        before_request=strict_body(ThresholdIn),
         status_code=201,
         summary="Create a usage threshold",
         description=(
@@ -487,7 +453,7 @@ class Thresholds(Controller):
     ) -> DeliveryList:
         _org_of(request, org)
         if not all(_WHOLE.fullmatch(text) for text in request.query_params.getall("limit", [])):
-            raise _named("limit", "must be a whole number from 1 to 1000, in digits")
+            raise named("limit", "must be a whole number from 1 to 1000, in digits")
         async with database.connection() as conn:
             threshold = await _existing(conn, org, threshold_id)
             found = await list_deliveries(conn, org, threshold_id, limit)
