@@ -180,20 +180,7 @@ def page_url(
 def body_of(row: Any, public_url: str) -> bytes:
     """A crossing's webhook body, from a due crossing as _DUE reads it."""
     period = _Period(start=row.period_start, end=row.period_end, tz=row.tz)
-    return msgspec.json.encode(
-        CrossedBody(
-            type=CROSSED_TYPE,
-            org=row.org_id,
-            threshold_id=row.threshold_id,
-            section=row.section,
-            measure=row.measure,
-            period=period,
-            limit=figure(row.measure, row.limit),
-            value=figure(row.measure, row.value),
-            detected_at=row.detected_at,
-            page_url=page_url(public_url, row.org_id, row.section, row.tz, row.filters, period),
-        )
-    )
+    return _body(CROSSED_TYPE, row, row.org_id, period, row.value, row.detected_at, public_url)
 
 
 def _body_of_test(
@@ -202,26 +189,37 @@ def _body_of_test(
     """A test webhook's body: a crossing's, of the threshold's current period and its figure
     so far, typed and marked as a test."""
     period = _Period(start=standing.start, end=standing.end, tz=threshold.tz)
+    return _body(
+        TEST_TYPE, threshold, threshold.org, period, standing.value, detected_at, public_url
+    )
+
+
+def _body(
+    type_: str,
+    threshold: Any,
+    org: str,
+    period: _Period,
+    value: float,
+    detected_at: datetime,
+    public_url: str,
+) -> bytes:
+    """A webhook's body; ``threshold``: what it says of the threshold (a Threshold, or a
+    due crossing's row), its organization ``org``."""
     return msgspec.json.encode(
         CrossedBody(
-            type=TEST_TYPE,
-            org=threshold.org,
+            type=type_,
+            org=org,
             threshold_id=threshold.threshold_id,
             section=threshold.section,
             measure=threshold.measure,
             period=period,
             limit=figure(threshold.measure, threshold.limit),
-            value=figure(threshold.measure, standing.value),
+            value=figure(threshold.measure, value),
             detected_at=detected_at,
             page_url=page_url(
-                public_url,
-                threshold.org,
-                threshold.section,
-                threshold.tz,
-                threshold.filters,
-                period,
+                public_url, org, threshold.section, threshold.tz, threshold.filters, period
             ),
-            test=True,
+            test=type_ == TEST_TYPE,
         )
     )
 
