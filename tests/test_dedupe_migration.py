@@ -53,13 +53,18 @@ def _batches() -> list[list[dict]]:
 def _at_0012(database_url: str) -> Iterator[None]:
     """The database at 0012 for the block, then upgraded to the head. Today's ingest writes
     a column (the raw events' ``stored_at``) and reads a table (``export_state``, empty: no
-    export) that came after 0013: they are there while the block stores events, and gone
-    before the upgrade, which finds the database as the code of 0012 left it."""
+    export) that came after 0013, and the snapshots read the thresholds' columns of 0016:
+    they are there while the block stores events, and gone before the upgrade, which finds
+    the database as the code of 0012 left it."""
     migrations.downgrade(database_url, "0012")
-    shim = [f"ALTER TABLE {table} ADD COLUMN stored_at timestamptz" for table in _RAW]
+    shim = [
+        *(f"ALTER TABLE {table} ADD COLUMN stored_at timestamptz" for table in _RAW),
+        "CREATE TABLE export_state (org_id text PRIMARY KEY)",
+        *(f"ALTER TABLE thresholds ADD COLUMN {column}" for column in _THRESHOLDS_LATER),
+    ]
     try:
         with connect(database_url) as conn:
-            for statement in [*shim, "CREATE TABLE export_state (org_id text PRIMARY KEY)"]:
+            for statement in shim:
                 conn.execute(statement)
         yield
     finally:
@@ -67,7 +72,12 @@ def _at_0012(database_url: str) -> Iterator[None]:
             conn.execute("DROP TABLE IF EXISTS export_state")
             for table in _RAW:
                 conn.execute(f"ALTER TABLE {table} DROP COLUMN IF EXISTS stored_at")
+            for column in _THRESHOLDS_LATER:
+                conn.execute(f"ALTER TABLE thresholds DROP COLUMN IF EXISTS {column.split()[0]}")
         migrations.upgrade(database_url)
+
+
+_THRESHOLDS_LATER = ["previous_secret text", "rotated_at timestamptz"]
 
 
 _RAW = ["llm_calls", "workload_events", "volume_events", "thread_events", "message_events"]
