@@ -9,6 +9,7 @@ import pytest
 from psycopg_pool import PoolTimeout
 
 from api.settings import DEFAULT_DB_CHECKOUT_TIMEOUT
+from api.storage import availability
 from api.storage.availability import Database, DatabaseUnavailable
 from testkit.database import new_database
 
@@ -79,3 +80,76 @@ def test_a_request_waiting_for_a_busy_pool_is_refused_once_an_outage_passes_the_
                 await database.close()
 
         asyncio.run(waiting_through_an_outage())
+
+
+
+async def _backend_pids(database: Database, requests: int) -> list[int]:
+    """The backend that serves each of ``requests`` requests, one after another."""
+    pids = []
+    for _ in range(requests):
+        async with database.connection() as conn:
+            pids.append((await (await conn.execute("SELECT pg_backend_pid()")).fetchone())[0])
+    return pids
+
+
+async def _pids_of_requests(database_url: str, requests: int) -> list[int]:
+    database = Database(database_url, pool_size=1, checkout_timeout=PATIENT)
+    await database.open()
+    try:
+        return await _backend_pids(database, requests)
+    finally:
+        await database.close()
+
+
+@pytest.fixture
+def checks(monkeypatch) -> list[int]:
+    """The backends the pool's check planned for the engine, in order."""
+    checked: list[int] = []
+    plan = availability.plan_for_engine
+
+    async def counted(conn: psycopg.AsyncConnection) -> None:
+        checked.append(conn.pgconn.backend_pid)
+        await plan(conn)
+
+    monkeypatch.setattr(availability, "plan_for_engine", counted)
+    return checked
+
+
+@pytest.mark.parametrize("recheck_after", [3600, 0])
+def test_a_connection_checked_within_recheck_after_is_handed_out_unchecked(
+    database_url, checks, monkeypatch, recheck_after
+):
+    """The pool's check is a statement: a connection checked less than RECHECK_AFTER ago
+    skips it, and one checked longer ago runs it again."""
+    monkeypatch.setattr(availability, "RECHECK_AFTER", recheck_after)
+    pids = asyncio.run(_pids_of_requests(database_url, 5))
+    assert len(set(pids)) == 1  # the pool's one connection served all five
+    assert checks == (pids[:1] if recheck_after else pids)
+
+
+def test_a_connection_whose_backend_was_ended_is_checked_however_recently(
+    postgres, checks, monkeypatch
+):
+    """A backend terminated between two requests (as by a restart of PostgreSQL) sends its
+    last error, and its socket turns readable: the next request's checkout checks it, finds
+    it dead and serves the request on a new connection, however recent the last check."""
+    monkeypatch.setattr(availability, "RECHECK_AFTER", 3600)
+    with new_database(postgres.url, "checkout_recheck") as url:
+
+        async def across_a_terminated_backend() -> tuple[list[int], list[int]]:
+            database = Database(url, pool_size=1, checkout_timeout=PATIENT)
+            await database.open()
+            try:
+                before = await _backend_pids(database, 2)
+                async with await psycopg.AsyncConnection.connect(url, autocommit=True) as admin:
+                    await admin.execute("SELECT pg_terminate_backend(%s, 60000)", [before[0]])
+                return before, await _backend_pids(database, 2)
+            finally:
+                await database.close()
+
+        before, after = asyncio.run(across_a_terminated_backend())
+    assert len(set(before)) == 1 and len(set(after)) == 1
+    assert after[0] != before[0]
+    # Checked when first handed out, then again when its socket spoke; the new connection
+    # once, when first handed out.
+    assert checks == [before[0], before[0], after[0]]

@@ -11,6 +11,7 @@ host answers the same.
 """
 
 import zoneinfo
+from bisect import bisect_right
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache, lru_cache
@@ -116,6 +117,12 @@ def ending_at(
 ) -> list[datetime]:
     """``count`` buckets: the first boundary at or after ``end`` and the ``count`` before it."""
     last = next(at_or_after(end, width, zone))
-    earlier = at_or_before(last - timedelta(microseconds=1), width, zone)
-    found = [last, *(next(earlier) for _ in range(count))]
-    return found[::-1]
+    # Whole days' boundaries, newest day first, each cut at ``last``: a preset asks for up
+    # to 2,000, which one generator step each (at_or_before) took 0.6 µs apiece for.
+    found: list[datetime] = []
+    day = _local_day(last, zone) + DAY
+    while len(found) <= count:
+        bounds = _day_boundaries(day, width, zone)
+        found += reversed(bounds[: bisect_right(bounds, last)])
+        day -= DAY
+    return found[count::-1]

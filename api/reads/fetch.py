@@ -4,6 +4,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.rows import namedtuple_row
 from sqlalchemy import exists, select
 
@@ -24,6 +25,8 @@ class UnknownOrg(LookupError):
 
 
 _ORG_EXISTS = compile_statement(select(exists().where(orgs.c.org_id == ORG)))
+_BEGIN_READ_ONLY = b"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+_COMMIT, _ROLLBACK = b"COMMIT", b"ROLLBACK"
 
 
 async def fetch_all(
@@ -39,16 +42,25 @@ async def fetch_all(
     org = runs[0][1]["org"]
     if org is not None:
         runs = [(_ORG_EXISTS, {"org": org}), *runs]
-    # The transaction's BEGIN, its isolation and COMMIT go in the pipeline too.
-    async with conn.pipeline(), conn.transaction():
-        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        if planned_with_values:
-            await conn.execute(PLANNED_WITH_VALUES)
-        cursors = []
-        for statement, params in runs:
-            cursor = conn.cursor(row_factory=namedtuple_row)
-            await cursor.execute(statement.sql, statement.params(params))
-            cursors.append(cursor)
+    cursors = []
+    try:
+        # The transaction is begun and committed by statements in the pipeline, not by
+        # psycopg's transaction(), which syncs the pipeline as it enters and leaves it: three
+        # waits for PostgreSQL per read instead of this one, at the pipeline's end.
+        async with conn.pipeline():
+            await conn.execute(_BEGIN_READ_ONLY)
+            if planned_with_values:
+                await conn.execute(PLANNED_WITH_VALUES)
+            for statement, params in runs:
+                cursor = conn.cursor(row_factory=namedtuple_row)
+                await cursor.execute(statement.sql, statement.params(params))
+                cursors.append(cursor)
+            await conn.execute(_COMMIT)
+    except psycopg.Error:
+        # A statement failed: the transaction it left aborted ends here, not in the pool.
+        if conn.info.transaction_status == TransactionStatus.INERROR:
+            await conn.execute(_ROLLBACK)
+        raise
     results = [await cursor.fetchall() for cursor in cursors]
     if org is None:
         return results

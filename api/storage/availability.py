@@ -16,7 +16,9 @@ servers, on a loaded machine, wait as long as the tests do).
 
 import asyncio
 import logging
+import select
 import time
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -29,6 +31,9 @@ from api.storage.db import connect_kwargs, create_pool, plan_for_engine
 GRACE = 2.0  # seconds: how long an outage may last before requests are refused at once
 PROBE_INTERVAL = 0.1
 _SLICE = 0.25  # seconds: how soon a waiting request sees that the pool was replaced
+# seconds: how long a connection's last check holds while its socket stays silent; also how
+# soon each connection plans for an engine that became Citus (`usage-api distribute`)
+RECHECK_AFTER = 1.0
 
 _log = logging.getLogger("api.database")
 
@@ -54,6 +59,9 @@ class Database:
         self._up.set()
         self._probe: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
+        self._checked_at: weakref.WeakKeyDictionary[psycopg.AsyncConnection, float] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def _new_pool(self) -> AsyncConnectionPool:
         return create_pool(self._url, self._pool_size, check=self._check)
@@ -114,12 +122,22 @@ class Database:
 
     async def _check(self, conn: psycopg.AsyncConnection) -> None:
         """The pool's check of a connection it hands out (one statement, which also keeps
-        its planning right for the engine): a dead one is a sign of trouble."""
+        its planning right for the engine): a dead one is a sign of trouble.
+
+        A connection checked less than ``RECHECK_AFTER`` ago is handed out unchecked while
+        its socket is silent: a backend that is stopped sends its last error or closes the
+        socket, either of which makes it readable. That spares a busy server's requests a
+        round trip each (a small read's statements take one)."""
+        checked_at = self._checked_at.get(conn)
+        now = time.monotonic()
+        if checked_at is not None and now - checked_at < RECHECK_AFTER and not _readable(conn):
+            return
         try:
             await plan_for_engine(conn)
         except Exception:
             self.suspect()
             raise
+        self._checked_at[conn] = now
 
     def suspect(self) -> None:
         """Something looked like an outage: probe, unless a probe already runs."""
@@ -160,3 +178,14 @@ class Database:
         closing = asyncio.get_running_loop().create_task(old.close())
         self._closing.add(closing)
         closing.add_done_callback(self._closing.discard)
+
+
+def _readable(conn: psycopg.AsyncConnection) -> bool:
+    """Whether the server sent something to an idle connection: its last error or the end of
+    the connection, most likely."""
+    poller = select.poll()  # not select.select: a busy server's sockets pass FD_SETSIZE
+    try:
+        poller.register(conn.fileno(), select.POLLIN)
+    except (OSError, psycopg.OperationalError):  # closed
+        return True
+    return bool(poller.poll(0))

@@ -27,6 +27,7 @@ believed only from ``USAGE_TRUSTED_PROXIES``: uvicorn's proxy headers are off (t
 
 import asyncio
 import contextlib
+import gc
 import logging
 import resource
 import socket
@@ -338,6 +339,12 @@ def serve(app: Litestar, host: str, port: int, settings: Settings) -> None:
             resource.getrlimit(resource.RLIMIT_NOFILE)[0],
         )
     server = _Server(config)
+    # The objects made so far (the app, its routes and compiled statements, the modules) live
+    # as long as the process: frozen, the collector no longer walks them in each of its full
+    # passes, which every request's few thousand short-lived objects set off. 13% of a small
+    # read's CPU here.
+    gc.collect()
+    gc.freeze()
     # As uvicorn.run: Ctrl-C is a normal stop, and a failed start fails the command.
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
