@@ -160,6 +160,13 @@ def test_a_key_given_twice_in_the_body_is_400(client, callers):
     assert response.json()["errors"][0]["field"] == "scope"
 
 
+def test_options_lists_every_method_of_each_path(client):
+    """Litestar 2 listed one handler's methods only (litestar#4169)."""
+    listed = client.options("/keys")
+    assert listed.status_code == 204 and listed.headers["allow"] == "GET, OPTIONS, POST"
+    assert client.options("/keys/0123456789abcdef").headers["allow"] == "DELETE, GET, OPTIONS"
+
+
 def test_an_expired_key_is_401_saying_it_expired(client, callers):
     expires_at = datetime.now(UTC) + timedelta(seconds=2)
     created = client.post(

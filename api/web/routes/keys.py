@@ -23,6 +23,7 @@ from api.storage.keys import ApiKey, Scope, create_key, live_key, live_keys, rev
 from api.web.auth import requires
 from api.web.bodies import named, strict_body
 from api.web.problems import Problem, problem_responses
+from api.web.routes.allowed_methods import allowing
 
 _KEY_ID = re.compile(r"[0-9a-f]{16}")
 KeyScope = Literal["read", "ingest", "admin", "manage"]
@@ -112,10 +113,6 @@ def _checked(asked: KeyIn, caller: ApiKey, now: datetime) -> None:
         raise Problem(403, f"a manage key creates keys of its own organization ({caller.org})")
 
 
-def _allowing(methods: str) -> Response:
-    return Response(content=None, status_code=204, headers={"Allow": methods})
-
-
 _MANAGERS = [requires(Scope.ADMIN, Scope.MANAGE)]
 _WHO = "An admin key manages every key; a manage key its own organization's read and manage keys."
 
@@ -125,16 +122,14 @@ class Keys(Controller):
     tags = ["keys"]
     guards = _MANAGERS
 
-    # Litestar 2 answers OPTIONS on a path of several handlers with the methods of the
-    # first it registers only (litestar#4169): each path says its own, in handlers named to
-    # come first (a controller's are registered in name order).
+    # The OPTIONS answers, named to come first: api.web.routes.allowed_methods says why.
     @route("/", http_method=HttpMethod.OPTIONS, include_in_schema=False)
     async def allowed_on_list(self) -> Response:
-        return _allowing("GET, OPTIONS, POST")
+        return allowing("GET, OPTIONS, POST")
 
     @route("/{key_id:str}", http_method=HttpMethod.OPTIONS, include_in_schema=False)
     async def allowed_on_one(self) -> Response:
-        return _allowing("DELETE, GET, OPTIONS")
+        return allowing("DELETE, GET, OPTIONS")
 
     @post(
         "/",
