@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import msgspec
+import psycopg
 from litestar import Controller, Request, Response, delete, get, post, route
 from litestar.di import NamedDependency
 from litestar.enums import HttpMethod
@@ -84,13 +85,16 @@ def _no_such(key_id: str) -> Problem:
     return Problem(404, f"key {key_id!r} not found")
 
 
-async def _visible(database: Database, caller: ApiKey, key_id: str) -> ApiKey:
-    """The live key ``key_id`` if ``caller`` manages it; else 404 (another organization's
-    keys are not told apart from keys that do not exist)."""
+def _known(key_id: str) -> None:
+    """404 unless ``key_id`` could name a key, before a connection is taken for it."""
     if not _KEY_ID.fullmatch(key_id):
         raise _no_such(key_id)
-    async with database.connection() as conn:
-        found = await live_key(conn, key_id)
+
+
+async def _visible(conn: psycopg.AsyncConnection, caller: ApiKey, key_id: str) -> ApiKey:
+    """The live key ``key_id`` if ``caller`` manages it; else 404 (another organization's
+    keys are not told apart from keys that do not exist)."""
+    found = await live_key(conn, key_id)
     if found is None or not _manages(caller, found.scope, found.org):
         raise _no_such(key_id)
     return found
@@ -181,7 +185,10 @@ class Keys(Controller):
     async def read(
         self, request: Request, key_id: FromPath[str], database: NamedDependency[Database]
     ) -> KeyOut:
-        return KeyOut(**_out(await _visible(database, request.user, key_id)))
+        _known(key_id)
+        async with database.connection() as conn:
+            found = await _visible(conn, request.user, key_id)
+        return KeyOut(**_out(found))
 
     @delete(
         "/{key_id:str}",
@@ -194,7 +201,8 @@ class Keys(Controller):
     async def revoke(
         self, request: Request, key_id: FromPath[str], database: NamedDependency[Database]
     ) -> None:
-        found = await _visible(database, request.user, key_id)
+        _known(key_id)
         async with database.connection() as conn:
+            found = await _visible(conn, request.user, key_id)
             if not await revoke_key(conn, found.key_id):
                 raise _no_such(key_id)  # revoked meanwhile
