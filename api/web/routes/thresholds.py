@@ -43,7 +43,7 @@ from api.storage.thresholds import (
     WebhookTest,
     create_threshold,
     delete_threshold,
-    find_secrets,
+    find_signed_threshold,
     find_threshold,
     list_deliveries,
     list_tests,
@@ -482,11 +482,11 @@ class Thresholds(Controller):
         sent_at = datetime.now(UTC)
         # The connection goes back to the pool while the receiver has up to 10 s to answer.
         async with database.connection() as conn:
-            threshold = await _existing(conn, org, threshold_id)
-            signing = await find_secrets(conn, org, threshold_id)
+            found = await find_signed_threshold(conn, org, _known(threshold_id))
+            if found is None:
+                raise _no_such(threshold_id)
+            threshold, signing = found
             (standing,) = await standings(conn, org, [threshold], sent_at)
-        if signing is None:  # deleted in between
-            raise _no_such(threshold_id)
         tested = await send_test(
             threshold,
             signing,
