@@ -1,6 +1,7 @@
 """API keys over HTTP (DESIGN §13): who may create, list, read and revoke which key, the
 bodies refused, expiry and revocation on every server, and the last use kept to the minute."""
 
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -8,7 +9,9 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
+from api.storage.availability import Database
 from api.storage.keys import Scope, create_key, live_key
+from api.web.routes import keys as keys_routes
 from testkit.database import with_connection
 from testkit.server import live_server
 
@@ -158,6 +161,34 @@ def test_a_key_given_twice_in_the_body_is_400(client, callers):
     response = client.post("/keys", content=body, headers=headers)
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "scope"
+
+
+def test_a_revocation_takes_one_connection_to_find_and_revoke_the_key(
+    client, database_url, callers, monkeypatch
+):
+    """A request holds one of the pool's connections at most: two in turn would wait for
+    the pool twice, and a second wait can time out (503) after the key was found."""
+    taken = []
+    connection = Database.connection
+
+    def counted(database):
+        # The route's own checkouts: the key cache's and the writers' run in the same process.
+        if sys._getframe(1).f_globals["__name__"] == keys_routes.__name__:
+            taken.append(database)
+        return connection(database)
+
+    monkeypatch.setattr(Database, "connection", counted)
+    key_id, _ = _new(database_url, "read acme")
+    assert client.delete(f"/keys/{key_id}", headers=callers["admin"]).status_code == 204
+    assert len(taken) == 1
+    assert with_connection(database_url, lambda conn: live_key(conn, key_id)) is None
+
+
+def test_options_lists_every_method_of_each_path(client):
+    """Litestar 2 listed one handler's methods only (litestar#4169)."""
+    listed = client.options("/keys")
+    assert listed.status_code == 204 and listed.headers["allow"] == "GET, OPTIONS, POST"
+    assert client.options("/keys/0123456789abcdef").headers["allow"] == "DELETE, GET, OPTIONS"
 
 
 def test_an_expired_key_is_401_saying_it_expired(client, callers):

@@ -18,6 +18,7 @@ from api.storage.thresholds import (
     Attempt,
     create_threshold,
     delete_threshold,
+    find_signed_threshold,
     find_threshold,
     list_thresholds,
     record_attempt,
@@ -48,6 +49,10 @@ def test_a_threshold_is_kept_per_organization(db):
         assert [t.threshold_id for t in listed] == [first.threshold_id, second.threshold_id]
         assert await find_threshold(conn, "acme", other.threshold_id) is None
         assert await find_threshold(conn, "globex", other.threshold_id) == other
+        assert await find_signed_threshold(conn, "acme", other.threshold_id) is None
+        found, signing = await find_signed_threshold(conn, "acme", second.threshold_id)
+        assert found == second and signing.secret == second_secret
+        assert (signing.previous, signing.rotated_at) == (None, None)
         assert not await delete_threshold(conn, "acme", other.threshold_id)
         assert await delete_threshold(conn, "acme", first.threshold_id)
         assert not await delete_threshold(conn, "acme", first.threshold_id)

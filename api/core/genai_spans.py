@@ -73,10 +73,20 @@ def attributes(pairs: Sequence[KeyValue]) -> dict[str, AnyValue]:
     return {pair.key: pair.value for pair in reversed(pairs)}
 
 
-def counts(span_attributes: Attributes) -> bool:
-    """Whether the span is an LLM call to count (the module's docstring)."""
-    return OPERATION in span_attributes or any(
-        key.startswith(USAGE_PREFIX) for key in span_attributes
+def counts(keys: Iterable[str]) -> bool:
+    """Whether a span of these attribute keys is an LLM call to count (the module's
+    docstring)."""
+    return any(key == OPERATION or key.startswith(USAGE_PREFIX) for key in keys)
+
+
+def genai_span_count(resource_spans: Iterable[ResourceSpans]) -> int:
+    """How many spans count, from their attributes' keys alone: far cheaper than mapping
+    them, so that a request of too many is refused before that work."""
+    return sum(
+        counts(pair.key for pair in span.attributes)
+        for resource_span in resource_spans
+        for scope_span in resource_span.scope_spans
+        for span in scope_span.spans
     )
 
 

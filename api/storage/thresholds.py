@@ -85,9 +85,8 @@ _LIST = compile_statement(
 _COUNT = compile_statement(
     select(func.count()).select_from(thresholds).where(thresholds.c.org_id == _ORG)
 )
-_ONE = compile_statement(
-    select(*_COLUMNS).where(thresholds.c.org_id == _ORG, thresholds.c.threshold_id == _ID)
-)
+_BY_ID = select(*_COLUMNS).where(thresholds.c.org_id == _ORG, thresholds.c.threshold_id == _ID)
+_ONE = compile_statement(_BY_ID)
 _REMOVE = compile_statement(
     delete(thresholds)
     .where(thresholds.c.org_id == _ORG, thresholds.c.threshold_id == _ID)
@@ -109,10 +108,9 @@ _ROTATE = compile_statement(
     .where(thresholds.c.org_id == _ORG, thresholds.c.threshold_id == _ID)
     .returning(thresholds.c.rotated_at)
 )
-_SECRETS = compile_statement(
-    select(thresholds.c.secret, thresholds.c.previous_secret, thresholds.c.rotated_at).where(
-        thresholds.c.org_id == _ORG, thresholds.c.threshold_id == _ID
-    )
+# The threshold and its secrets in one read: a test webhook is built and signed from both.
+_ONE_SIGNED = compile_statement(
+    _BY_ID.add_columns(thresholds.c.secret, thresholds.c.previous_secret, thresholds.c.rotated_at)
 )
 
 
@@ -221,12 +219,17 @@ class Secrets(msgspec.Struct, frozen=True, kw_only=True):
     rotated_at: datetime | None
 
 
-async def find_secrets(
+async def find_signed_threshold(
     conn: psycopg.AsyncConnection, org: str, threshold_id: str
-) -> Secrets | None:
-    cursor = await execute(conn, _SECRETS, org=org, threshold_id=threshold_id)
+) -> tuple[Threshold, Secrets] | None:
+    """The organization's threshold of that id and its signing secrets, read together."""
+    cursor = await execute(conn, _ONE_SIGNED, org=org, threshold_id=threshold_id)
     row = await cursor.fetchone()
-    return None if row is None else Secrets(secret=row[0], previous=row[1], rotated_at=row[2])
+    if row is None:
+        return None
+    secret, previous, rotated_at = row[len(_COLUMNS) :]
+    signing = Secrets(secret=secret, previous=previous, rotated_at=rotated_at)
+    return _threshold(row[: len(_COLUMNS)]), signing
 
 
 class Attempt(msgspec.Struct, frozen=True, kw_only=True):

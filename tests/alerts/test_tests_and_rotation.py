@@ -13,6 +13,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from api.alerts.delivery import CrossedBody
 from api.alerts.watcher import watch_once
+from api.storage import thresholds as thresholds_storage
 from api.storage.db import connect_kwargs
 from api.storage.keys import Scope
 from api.storage.thresholds import TESTS_KEPT, WebhookTest, record_test
@@ -92,6 +93,29 @@ def test_a_test_webhook_is_sent_signed_now_and_listed_apart_from_crossings(
         lambda conn: watch_once(conn, allowed_hosts=RECEIVER_HOSTS, public_url="http://x"),
     )
     assert watched.deliveries.attempted == 0 and len(hook.received) == 1
+
+
+def test_a_test_reads_its_threshold_and_secrets_in_one_statement(
+    client, db, admin_key, monkeypatch
+):
+    """One read of the threshold's row: one round trip, and its fields and secrets as of
+    one moment (a rotation cannot fall in between)."""
+    threshold = _create(client, admin_key, _CLOSED)
+    executed = []
+    execute = thresholds_storage.execute
+
+    async def watched(conn, statement, **values):
+        executed.append(statement.sql)
+        return await execute(conn, statement, **values)
+
+    monkeypatch.setattr(thresholds_storage, "execute", watched)
+    assert _test(client, admin_key, threshold).status_code == 200
+    reads = [
+        sql
+        for sql in executed
+        if sql.startswith(b"SELECT") and b"FROM thresholds " in sql and b" FOR " not in sql
+    ]
+    assert len(reads) == 1 and b"thresholds.url" in reads[0] and b"thresholds.secret" in reads[0]
 
 
 def test_a_test_answers_the_receivers_status_or_why_none_came(client, db, admin_key, read_key):

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from api.core.genai_spans import llm_calls
+from api.core.genai_spans import genai_span_count, llm_calls
 from api.core.parsing import Accepting
 from testkit.factories import BASE_TIME, iso
 from testkit.spans import EXAMPLE, genai_spans, in_request_order, llm_event, protobuf_request
@@ -59,6 +59,26 @@ def test_spans_of_no_genai_call_are_passed_over():
     assert mapped([], others=[http, near]).calls == []
 
 
+def _no_call(n: int) -> Span:
+    """A span of no GenAI call, though an attribute of it is near the conventions' names."""
+    span = Span(trace_id=b"\x01" * 16, span_id=n.to_bytes(8, "big"), name="agent step")
+    span.attributes.add(key="gen_ai.usage", value={"int_value": 5})
+    return span
+
+
+@given(spans=st.lists(genai_spans, max_size=8), refused=st.integers(0, 3), others=st.integers(0, 3))
+def test_the_genai_spans_counted_are_those_mapped_or_refused(spans, refused, others):
+    """POST /v1/traces refuses too many GenAI spans on this count, before mapping them."""
+    refusing = [
+        replace(SPAN, span_id=(100 + n).to_bytes(8, "big"), org="Acme") for n in range(refused)
+    ]
+    body = protobuf_request(spans + refusing, [_no_call(n) for n in range(1, others + 1)])
+    request = ExportTraceServiceRequest.FromString(body)
+    result = llm_calls(request.resource_spans, ANY_AGE)
+    counted = genai_span_count(request.resource_spans)
+    assert counted == len(result.calls) + len(result.refused) == len(spans) + refused
+
+
 def test_usage_attributes_alone_make_a_call():
     result = mapped([SPAN])
     request = ExportTraceServiceRequest.FromString(protobuf_request([SPAN]))
@@ -67,6 +87,7 @@ def test_usage_attributes_alone_make_a_call():
     del span.attributes[:]
     span.attributes.extend(kept)
     assert llm_calls(request.resource_spans, ANY_AGE).calls == result.calls
+    assert genai_span_count(request.resource_spans) == 1
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from api.web.routes import otlp as otlp_routes
 from testkit.database import reset, rows
 from testkit.factories import BASE_TIME, post_events
 from testkit.spans import EXAMPLE, json_request, llm_event, protobuf_request
@@ -181,11 +182,18 @@ def test_a_key_of_another_scope_or_none_is_refused(client, db, read_key):
     assert rows(db, "llm_calls") == []
 
 
-def test_more_than_10000_genai_spans_is_413(client, db, ingest_key):
+def test_more_than_10000_genai_spans_is_413_before_any_is_mapped(
+    client, db, ingest_key, monkeypatch
+):
     spans = [
         replace(SPAN, span_id=n.to_bytes(8, "big"), end=BASE_TIME + timedelta(seconds=n))
         for n in range(1, 10_002)
     ]
+
+    def mapped(*_args):
+        raise AssertionError("mapped before being counted")  # a 500
+
+    monkeypatch.setattr(otlp_routes, "llm_calls", mapped)
     response = post_traces(client, ingest_key, protobuf_request(spans))
     assert response.status_code == 413
     assert "10,001 GenAI spans" in response.json()["detail"]

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import msgspec
+import psycopg
 from litestar import Controller, Request, Response, delete, get, post, route
 from litestar.di import NamedDependency
 from litestar.enums import HttpMethod
@@ -23,6 +24,7 @@ from api.storage.keys import ApiKey, Scope, create_key, live_key, live_keys, rev
 from api.web.auth import requires
 from api.web.bodies import named, strict_body
 from api.web.problems import Problem, problem_responses
+from api.web.routes.allowed_methods import allowing
 
 _KEY_ID = re.compile(r"[0-9a-f]{16}")
 KeyScope = Literal["read", "ingest", "admin", "manage"]
@@ -83,13 +85,16 @@ def _no_such(key_id: str) -> Problem:
     return Problem(404, f"key {key_id!r} not found")
 
 
-async def _visible(database: Database, caller: ApiKey, key_id: str) -> ApiKey:
-    """The live key ``key_id`` if ``caller`` manages it; else 404 (another organization's
-    keys are not told apart from keys that do not exist)."""
+def _known(key_id: str) -> None:
+    """404 unless ``key_id`` could name a key, before a connection is taken for it."""
     if not _KEY_ID.fullmatch(key_id):
         raise _no_such(key_id)
-    async with database.connection() as conn:
-        found = await live_key(conn, key_id)
+
+
+async def _visible(conn: psycopg.AsyncConnection, caller: ApiKey, key_id: str) -> ApiKey:
+    """The live key ``key_id`` if ``caller`` manages it; else 404 (another organization's
+    keys are not told apart from keys that do not exist)."""
+    found = await live_key(conn, key_id)
     if found is None or not _manages(caller, found.scope, found.org):
         raise _no_such(key_id)
     return found
@@ -112,10 +117,6 @@ def _checked(asked: KeyIn, caller: ApiKey, now: datetime) -> None:
         raise Problem(403, f"a manage key creates keys of its own organization ({caller.org})")
 
 
-def _allowing(methods: str) -> Response:
-    return Response(content=None, status_code=204, headers={"Allow": methods})
-
-
 _MANAGERS = [requires(Scope.ADMIN, Scope.MANAGE)]
 _WHO = "An admin key manages every key; a manage key its own organization's read and manage keys."
 
@@ -125,16 +126,14 @@ class Keys(Controller):
     tags = ["keys"]
     guards = _MANAGERS
 
-    # Litestar 2 answers OPTIONS on a path of several handlers with the methods of the
-    # first it registers only (litestar#4169): each path says its own, in handlers named to
-    # come first (a controller's are registered in name order).
+    # The OPTIONS answers, named to come first: api.web.routes.allowed_methods says why.
     @route("/", http_method=HttpMethod.OPTIONS, include_in_schema=False)
     async def allowed_on_list(self) -> Response:
-        return _allowing("GET, OPTIONS, POST")
+        return allowing("GET, OPTIONS, POST")
 
     @route("/{key_id:str}", http_method=HttpMethod.OPTIONS, include_in_schema=False)
     async def allowed_on_one(self) -> Response:
-        return _allowing("DELETE, GET, OPTIONS")
+        return allowing("DELETE, GET, OPTIONS")
 
     @post(
         "/",
@@ -186,7 +185,10 @@ class Keys(Controller):
     async def read(
         self, request: Request, key_id: FromPath[str], database: NamedDependency[Database]
     ) -> KeyOut:
-        return KeyOut(**_out(await _visible(database, request.user, key_id)))
+        _known(key_id)
+        async with database.connection() as conn:
+            found = await _visible(conn, request.user, key_id)
+        return KeyOut(**_out(found))
 
     @delete(
         "/{key_id:str}",
@@ -199,7 +201,8 @@ class Keys(Controller):
     async def revoke(
         self, request: Request, key_id: FromPath[str], database: NamedDependency[Database]
     ) -> None:
-        found = await _visible(database, request.user, key_id)
+        _known(key_id)
         async with database.connection() as conn:
+            found = await _visible(conn, request.user, key_id)
             if not await revoke_key(conn, found.key_id):
                 raise _no_such(key_id)  # revoked meanwhile

@@ -11,7 +11,7 @@ from litestar import Request, Response, post
 from litestar.di import NamedDependency
 
 from api.core import otlp
-from api.core.genai_spans import llm_calls
+from api.core.genai_spans import genai_span_count, llm_calls
 from api.core.parsing import MAX_EVENTS, Accepting
 from api.storage.keys import Scope
 from api.storage.writer import Writer
@@ -56,13 +56,14 @@ async def post_traces(
         export = otlp.decode_request(body, media_type)
     except otlp.NotOtlp as error:
         raise Problem(400, str(error)) from None
-    mapped = llm_calls(export.resource_spans, Accepting.posted(datetime.now(UTC), accept_days))
-    if len(mapped.calls) + len(mapped.refused) > MAX_EVENTS:
+    genai_spans = genai_span_count(export.resource_spans)
+    if genai_spans > MAX_EVENTS:
         raise Problem(
             413,
-            f"the request holds {len(mapped.calls) + len(mapped.refused):,} GenAI spans; "
+            f"the request holds {genai_spans:,} GenAI spans; "
             f"at most {MAX_EVENTS:,} are taken at once",
         )
+    mapped = llm_calls(export.resource_spans, Accepting.posted(datetime.now(UTC), accept_days))
     if mapped.calls:
         await writer.ingest(mapped.calls)
     return Response(otlp.encode_response(mapped.refused, media_type), media_type=media_type)

@@ -43,7 +43,7 @@ from api.storage.thresholds import (
     WebhookTest,
     create_threshold,
     delete_threshold,
-    find_secrets,
+    find_signed_threshold,
     find_threshold,
     list_deliveries,
     list_tests,
@@ -54,6 +54,7 @@ from api.storage.thresholds import (
 from api.web.auth import requires
 from api.web.bodies import named, strict_body
 from api.web.problems import ErrorItem, Problem, problem_responses
+from api.web.routes.allowed_methods import allowing
 from api.web.routes.usage_params import not_found
 
 # Each section and the summary fields a threshold may watch.
@@ -303,10 +304,6 @@ def _org_of(request: Request, org: str) -> str:
     return org
 
 
-def _allowing(methods: str) -> Response:
-    return Response(content=None, status_code=204, headers={"Allow": methods})
-
-
 _READ_KEYS_SEE = (
     "A read key sees each webhook URL's scheme and host only: such a URL is often a "
     "credential (Slack's and Teams' incoming webhooks)."
@@ -319,16 +316,14 @@ class Thresholds(Controller):
     path = "/orgs/{org:str}/thresholds"
     tags = ["thresholds"]
 
-    # Litestar 2 answers OPTIONS on a path of several handlers with the methods of the
-    # first it registers only (litestar#4169, fixed in Litestar 3): each path says its own,
-    # in handlers named to come first (a controller's are registered in name order).
+    # The OPTIONS answers, named to come first: api.web.routes.allowed_methods says why.
     @route("/", http_method=HttpMethod.OPTIONS, include_in_schema=False)
     async def allowed_on_list(self) -> Response:
-        return _allowing("GET, OPTIONS, POST")
+        return allowing("GET, OPTIONS, POST")
 
     @route("/{threshold_id:str}", http_method=HttpMethod.OPTIONS, include_in_schema=False)
     async def allowed_on_one(self) -> Response:
-        return _allowing("DELETE, GET, OPTIONS")
+        return allowing("DELETE, GET, OPTIONS")
 
     @post(
         "/",
@@ -487,11 +482,11 @@ class Thresholds(Controller):
         sent_at = datetime.now(UTC)
         # The connection goes back to the pool while the receiver has up to 10 s to answer.
         async with database.connection() as conn:
-            threshold = await _existing(conn, org, threshold_id)
-            signing = await find_secrets(conn, org, threshold_id)
+            found = await find_signed_threshold(conn, org, _known(threshold_id))
+            if found is None:
+                raise _no_such(threshold_id)
+            threshold, signing = found
             (standing,) = await standings(conn, org, [threshold], sent_at)
-        if signing is None:  # deleted in between
-            raise _no_such(threshold_id)
         tested = await send_test(
             threshold,
             signing,
