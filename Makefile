@@ -60,7 +60,7 @@ test: machine-test setup page
 # worker crash, rebalancing) on a Citus coordinator and two workers. USAGE_REQUIRE_CITUS=1
 # (CI) makes a missing Citus a failure. Two pytest workers, each with a cluster of its own:
 # 16 minutes one at a time, 10 so. --durations: the slowest tests, where to trim the suite.
-CITUS_SUITE := tests/citus tests/usage/test_against_oracle.py tests/usage/test_groups.py \
+CITUS_SUITE := tests/citus tests/usage/test_fetch.py tests/usage/test_against_oracle.py tests/usage/test_groups.py \
 	tests/usage/test_filters.py tests/ingest/test_exactly_once.py tests/ingest/test_long_lived.py \
 	tests/ingest/test_folding.py tests/ingest/test_allocation_plans.py tests/alerts/test_evaluation.py tests/alerts/test_delivery.py \
 	tests/alerts/test_tests_and_rotation.py \
