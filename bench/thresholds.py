@@ -30,7 +30,8 @@ from api.storage import migrations
 from api.storage.db import compile_statement, connect_kwargs, execute
 from api.storage.keys import Scope, create_key
 from api.storage.schema import metadata, threshold_marks, thresholds
-from api.storage.thresholds import create_threshold
+from api.storage.schema import orgs as organizations
+from api.storage.thresholds import MAX_PER_ORG, create_threshold
 from bench import load
 from testkit.factories import BATCH, llm_call
 from testkit.receiver import RECEIVER_HOSTS, Received, receiver
@@ -239,7 +240,10 @@ async def fairness(database_url: str, ingest_key: str) -> dict:
             "USAGE_WEBHOOK_ALLOW_HOSTS": ",".join(RECEIVER_HOSTS),
         }
         with live_server(database_url, **environment) as base_url:
-            async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+            # A connection each call: calls are seconds apart, past the server's keep-alive,
+            # and a kept one the server closes as a call reuses it is an httpx.ReadError.
+            fresh = httpx.Limits(max_keepalive_connections=0)
+            async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=fresh) as client:
 
                 async def call(org: str) -> None:
                     event = llm_call(
@@ -272,17 +276,34 @@ async def fairness(database_url: str, ingest_key: str) -> dict:
     }
 
 
+# Organizations with no usage that hold the thresholds the bench's own cannot: an
+# organization has at most MAX_PER_ORG.
+_SPARE = "bench-watch-"
+
+
+def _holders(bench_orgs: list[str]) -> list[str]:
+    """The organizations the COUNT thresholds are spread over: the bench's, then spares."""
+    needed = -(-COUNT // MAX_PER_ORG)
+    return bench_orgs + [f"{_SPARE}{n}" for n in range(needed - len(bench_orgs))]
+
+
 async def _clear_thresholds(database_url: str) -> None:
     async with await psycopg.AsyncConnection.connect(database_url, **connect_kwargs()) as conn:
         for table in _THRESHOLD_TABLES:
             await execute(conn, compile_statement(delete(table)))
+        await execute(
+            conn,
+            compile_statement(
+                delete(organizations).where(organizations.c.org_id.like(_SPARE + "%"))
+            ),
+        )
 
 
 async def run(database_url: str, orgs: list[str], keys: dict, now: datetime, requests: int) -> dict:
     """Everything above; the thresholds are deleted at the end (the bench's data stays as
     generated)."""
     with receiver() as hook:
-        hook.secrets = await create(database_url, [*orgs, load.INGEST_ORG], hook.url)
+        hook.secrets = await create(database_url, _holders([*orgs, load.INGEST_ORG]), hook.url)
         found = {"pass": await full_pass(database_url)}
         found["receiver_verified"] = all(r.verified for r in hook.received)
         found["cost"] = await cost(database_url, keys, orgs[0], now, requests)

@@ -82,7 +82,6 @@ def test_a_request_waiting_for_a_busy_pool_is_refused_once_an_outage_passes_the_
         asyncio.run(waiting_through_an_outage())
 
 
-
 async def _backend_pids(database: Database, requests: int) -> list[int]:
     """The backend that serves each of ``requests`` requests, one after another."""
     pids = []
